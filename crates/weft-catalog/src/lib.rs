@@ -1,0 +1,1 @@
+//! weft-catalog (placeholder, being built).

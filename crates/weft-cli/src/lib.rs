@@ -1,0 +1,1 @@
+//! weft-cli (placeholder, being built).

@@ -1,0 +1,1 @@
+//! weft-config (placeholder, being built).

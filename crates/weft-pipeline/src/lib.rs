@@ -1,0 +1,25 @@
+//! The pipeline model of weft: data values, typed nodes, the function
+//! registry and immutable pipelines (operators, filters, transcoding,
+//! namespaces, topological order).
+//!
+//! This crate knows nothing of files, catalogs or runners: it is the bottom
+//! layer every other crate builds on.
+
+pub mod builtins;
+pub mod data;
+pub mod error;
+pub mod node;
+pub mod registry;
+
+pub use data::{Data, DataType, DataValue, DecodeError, Empty};
+pub use error::PipelineError;
+pub use node::{
+    CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
+    Signature, dyn_fn, node,
+};
+pub use registry::{FunctionRegistry, RegisteredFn};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use erased_serde;
+}

@@ -1,0 +1,1 @@
+//! weft-runner (placeholder, being built).

@@ -1,0 +1,1 @@
+//! weft-session (placeholder, being built).
