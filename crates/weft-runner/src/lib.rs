@@ -1,1 +1,48 @@
-//! weft-runner (placeholder, being built).
+//! Runners and hooks: executing a [`Pipeline`](weft_pipeline::Pipeline)
+//! against a [`Catalog`](weft_catalog::Catalog) for one run.
+//!
+//! Everything a run mutates (remaining consumers per dataset, outputs,
+//! timings) lives in a per-run execution value; runners themselves are
+//! stateless and can run any number of pipelines at once.
+
+mod context;
+mod error;
+mod execution;
+mod hooks;
+mod resume;
+mod result;
+mod sequential;
+mod thread;
+mod validate;
+
+pub use context::RunContext;
+pub use error::RunError;
+pub use execution::{NodeTiming, RunJob, RunOutput, run_pipeline};
+pub use hooks::{Hook, Hooks};
+pub use resume::resume_nodes;
+pub use result::{RunFailure, RunResult, RunStatus};
+pub use sequential::SequentialRunner;
+pub use thread::ThreadRunner;
+pub use validate::{TypeCheck, validate_run};
+
+/// Executes the nodes of a planned run. Implementations decide only the
+/// order and concurrency; loading, saving, hooks and release are shared.
+pub trait Runner: Send + Sync {
+    /// Short name (`sequential`, `thread`).
+    fn name(&self) -> &'static str;
+    /// Runs every node of the job's plan.
+    fn execute(&self, exec: &execution::Execution<'_>) -> Result<(), RunError>;
+}
+
+/// Builds a runner by name (`sequential` or `thread`), for CLIs and run specs.
+pub fn runner_by_name(name: &str, max_workers: Option<usize>) -> Result<Box<dyn Runner>, RunError> {
+    match name {
+        "sequential" | "SequentialRunner" => Ok(Box::new(SequentialRunner)),
+        "thread" | "ThreadRunner" => Ok(Box::new(ThreadRunner::new(max_workers))),
+        other => Err(RunError::Validation {
+            problems: vec![format!("unknown runner `{other}`; expected `sequential` or `thread`")],
+        }),
+    }
+}
+
+pub use execution::Execution;

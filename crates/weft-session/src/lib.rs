@@ -1,1 +1,25 @@
-//! weft-session (placeholder, being built).
+//! Projects and sessions: the layer that turns a project on disk into runs.
+//!
+//! * [`Project`]: `weft.toml`, `conf/`, `pipelines.yml`.
+//! * [`Session`]: exactly one run, recorded in the store (Kedro's session).
+//! * [`ServiceSession`]: many isolated runs, sequential or concurrent, with
+//!   fail-fast / continue / retry policies and progress.
+//!
+//! Every run gets a fresh [`Context`] (parameters and catalog); nothing is
+//! shared between runs but immutable configuration.
+
+mod core;
+mod error;
+pub mod project;
+mod run_config;
+mod service;
+mod session;
+pub mod yaml_pipelines;
+
+pub use crate::core::{Context, ProjectCode, SessionOptions, StoreChoice};
+pub use error::SessionError;
+pub use project::{Project, ProjectSettings};
+pub use run_config::{RunConfig, new_run_id};
+pub use service::{CloseMode, Policy, Progress, ServiceOptions, ServiceSession};
+pub use session::Session;
+pub use yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, parse_pipelines};

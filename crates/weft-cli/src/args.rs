@@ -1,0 +1,313 @@
+//! Command-line arguments (clap derive). The flags are a public interface:
+//! keep them stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// weft: reproducible data pipelines with sessions.
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, about, long_about = None)]
+pub struct Cli {
+    /// The project directory (default: the current directory).
+    #[arg(long, global = true, default_value = ".", env = "WEFT_PROJECT")]
+    pub project: PathBuf,
+    /// Log level or filter (`info`, `debug`, `weft_runner=debug`); RUST_LOG works too.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every command.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scaffold a new, working project in ./NAME.
+    New {
+        /// The project's name (also its directory).
+        name: String,
+    },
+    /// Run a pipeline once (one session, one run).
+    Run(RunArgs),
+    /// Run a parameter sweep: the cartesian product of every --params value list.
+    Multirun(MultirunArgs),
+    /// Inspect pipelines.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+    /// Inspect the merged configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Inspect the data catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Print a pipeline as a Mermaid or DOT graph.
+    Viz(VizArgs),
+    /// Recorded sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Recorded runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+/// Flags that select what to run (Kedro's `run` flags).
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Pipelines to run (comma-separated; default: the project's default pipeline).
+    #[arg(long = "pipelines", visible_alias = "pipeline", value_delimiter = ',')]
+    pub pipelines: Vec<String>,
+    /// Only nodes with any of these tags.
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Only these nodes.
+    #[arg(long, value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// These nodes and everything downstream.
+    #[arg(long, value_delimiter = ',')]
+    pub from_nodes: Vec<String>,
+    /// These nodes and everything upstream.
+    #[arg(long, value_delimiter = ',')]
+    pub to_nodes: Vec<String>,
+    /// Nodes that depend on these datasets.
+    #[arg(long, value_delimiter = ',')]
+    pub from_inputs: Vec<String>,
+    /// Nodes needed to produce these datasets.
+    #[arg(long, value_delimiter = ',')]
+    pub to_outputs: Vec<String>,
+    /// Only nodes in these namespaces.
+    #[arg(long, value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+}
+
+/// Flags that configure the session.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SessionArgs {
+    /// Configuration environment (default: WEFT_ENV, else `local`).
+    #[arg(long, env = "WEFT_ENV")]
+    pub env: Option<String>,
+    /// Configuration folder (default: weft.toml's conf_source, `conf`).
+    #[arg(long)]
+    pub conf_source: Option<PathBuf>,
+    /// Run store: a `postgres://` URL or a SQLite path (default: <project>/.weft/weft.db).
+    #[arg(long, env = "WEFT_STORE_URL")]
+    pub store: Option<String>,
+    /// Do not record anything in the run store.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Connection validation: strict, warn or off.
+    #[arg(long)]
+    pub type_check: Option<String>,
+}
+
+/// `weft run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// What to run.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Session configuration.
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Runtime parameters: "a=1,b.c=x" (dotted keys nest; values typed like YAML).
+    #[arg(long)]
+    pub params: Vec<String>,
+    /// Dataset versions to load: "ds:version,ds2:version".
+    #[arg(long, value_delimiter = ',')]
+    pub load_versions: Vec<String>,
+    /// `sequential` or `thread`.
+    #[arg(long)]
+    pub runner: Option<String>,
+    /// Threads for the thread runner.
+    #[arg(long)]
+    pub max_workers: Option<usize>,
+    /// Skip nodes whose outputs are all persisted and exist.
+    #[arg(long)]
+    pub only_missing_outputs: bool,
+    /// Print the run result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `weft multirun`. Here `--max-workers` is the number of runs at once
+/// (each run uses `--runner`, sequential by default).
+#[derive(Args, Debug, Clone)]
+pub struct MultirunArgs {
+    /// Every `weft run` flag.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A YAML file of sweeps: `key: [v1, v2]`, `key: "range(1,10,2)"`, `key: "choice(a,b)"`.
+    #[arg(long)]
+    pub sweep_file: Option<PathBuf>,
+    /// `fail-fast`, `continue` or `retry:N`.
+    #[arg(long, default_value = "fail-fast")]
+    pub policy: String,
+    /// Delete the versioned outputs of failed runs.
+    #[arg(long)]
+    pub cleanup_on_error: bool,
+    /// Metrics (free outputs) to show in the table, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
+}
+
+/// `weft pipeline ...`.
+#[derive(Subcommand, Debug)]
+pub enum PipelineCommand {
+    /// List the project's pipelines.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Session configuration.
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Show a pipeline's nodes in topological order, after filters.
+    Show {
+        /// JSON output: {"nodes":[{"name","func","inputs","outputs","tags","namespace"}]}.
+        #[arg(long)]
+        json: bool,
+        /// Filters (`--pipeline NAME` picks the pipeline).
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Session configuration.
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+}
+
+/// `weft config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the merged configuration as JSON.
+    Show {
+        /// Only this section: parameters, catalog, globals or credentials.
+        #[arg(long)]
+        section: Option<String>,
+        /// Runtime parameters, as for `weft run`.
+        #[arg(long)]
+        params: Vec<String>,
+        /// Show credentials unmasked.
+        #[arg(long)]
+        show_credentials: bool,
+        /// Session configuration.
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+}
+
+/// `weft catalog ...`.
+#[derive(Subcommand, Debug)]
+pub enum CatalogCommand {
+    /// List datasets (declared, and used by pipelines) with type, path and versioning.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Pipelines whose datasets to include (default: all).
+        #[arg(long = "pipelines", visible_alias = "pipeline", value_delimiter = ',')]
+        pipelines: Vec<String>,
+        /// Session configuration.
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+}
+
+/// `weft viz`.
+#[derive(Args, Debug)]
+pub struct VizArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VizFormat::Mermaid)]
+    pub format: VizFormat,
+    /// Filters (`--pipeline NAME` picks the pipeline).
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Session configuration.
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+/// Graph text formats.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum VizFormat {
+    /// Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+/// `weft sessions ...`.
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// List recorded sessions, newest first.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Run store (default: the project's).
+        #[arg(long, env = "WEFT_STORE_URL")]
+        store: Option<String>,
+    },
+}
+
+/// `weft runs ...`.
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List recorded runs, newest first.
+    List {
+        /// Only this session's runs.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only runs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Run store (default: the project's).
+        #[arg(long, env = "WEFT_STORE_URL")]
+        store: Option<String>,
+    },
+    /// Show one run.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Run store (default: the project's).
+        #[arg(long, env = "WEFT_STORE_URL")]
+        store: Option<String>,
+    },
+    /// Compare two runs: parameters, versions and metrics side by side.
+    Compare {
+        /// First run id.
+        run_a: String,
+        /// Second run id.
+        run_b: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Run store (default: the project's).
+        #[arg(long, env = "WEFT_STORE_URL")]
+        store: Option<String>,
+    },
+}

@@ -1,0 +1,107 @@
+use weft_catalog::CatalogError;
+use weft_pipeline::NodeFnError;
+
+/// Why a run did not succeed.
+///
+/// Grouped by who is at fault: `Validation` is the user's wiring or input,
+/// `Node` and `Dataset` are failures while running (user code or data),
+/// `Cancelled` is a request from outside.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The run was not started: the pipeline does not fit the catalog.
+    #[error("run validation failed:\n  - {}", problems.join("\n  - "))]
+    Validation {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// A node function returned an error.
+    #[error("node `{node}` failed: {source}{}", hint(resume_from))]
+    Node {
+        /// The failing node.
+        node: String,
+        /// What the function reported.
+        #[source]
+        source: NodeFnError,
+        /// Nodes to resume from with `--from-nodes`.
+        resume_from: Vec<String>,
+    },
+    /// Loading or saving a dataset failed while running a node.
+    #[error("node `{node}` could not {action} dataset `{dataset}`: {source}{}", hint(resume_from))]
+    Dataset {
+        /// The node being run.
+        node: String,
+        /// The dataset.
+        dataset: String,
+        /// `load` or `save`.
+        action: &'static str,
+        /// The catalog's error.
+        #[source]
+        source: CatalogError,
+        /// Nodes to resume from with `--from-nodes`.
+        resume_from: Vec<String>,
+    },
+    /// The run was cancelled before it finished.
+    #[error("run cancelled after {completed} of {total} nodes")]
+    Cancelled {
+        /// Nodes that finished.
+        completed: usize,
+        /// Nodes in the run.
+        total: usize,
+    },
+}
+
+fn hint(resume_from: &[String]) -> String {
+    if resume_from.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\nhint: to resume, run again with --from-nodes \"{}\"",
+            resume_from.join(",")
+        )
+    }
+}
+
+impl RunError {
+    /// The node the error happened in, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            RunError::Node { node, .. } | RunError::Dataset { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// A short machine-readable kind: `validation`, `node`, `dataset`, `cancelled`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Validation { .. } => "validation",
+            RunError::Node { .. } => "node",
+            RunError::Dataset { .. } => "dataset",
+            RunError::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// The error and every cause below it, outermost first.
+    pub fn chain(&self) -> Vec<String> {
+        let mut out = vec![self.to_string()];
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = cur {
+            out.push(e.to_string());
+            cur = e.source();
+        }
+        out
+    }
+
+    /// Nodes to resume from, for failures during the run.
+    pub fn resume_from(&self) -> &[String] {
+        match self {
+            RunError::Node { resume_from, .. } | RunError::Dataset { resume_from, .. } => resume_from,
+            _ => &[],
+        }
+    }
+
+    pub(crate) fn set_resume_from(&mut self, nodes: Vec<String>) {
+        if let RunError::Node { resume_from, .. } | RunError::Dataset { resume_from, .. } = self {
+            *resume_from = nodes;
+        }
+    }
+}

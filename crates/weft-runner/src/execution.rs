@@ -1,0 +1,334 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use weft_catalog::Catalog;
+use weft_pipeline::{CancelToken, Data, Pipeline};
+
+use crate::validate::{TypeCheck, validate_run};
+use crate::{Hooks, RunContext, RunError, Runner, resume_nodes};
+
+/// Everything one run needs. Borrowed, so the caller owns the lifetimes
+/// (a session builds a fresh catalog per run and drops it afterwards).
+pub struct RunJob<'a> {
+    /// What to run (already filtered).
+    pub pipeline: &'a Pipeline,
+    /// The run's own catalog.
+    pub catalog: &'a Catalog,
+    /// Lifecycle observers.
+    pub hooks: &'a Hooks,
+    /// Which run this is.
+    pub context: &'a RunContext,
+    /// Cooperative cancellation, checked before every node.
+    pub cancel: &'a CancelToken,
+    /// Skip nodes whose outputs are all persisted and exist.
+    pub only_missing_outputs: bool,
+    /// What to do when declared types do not match.
+    pub type_check: TypeCheck,
+}
+
+/// How long one node took.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeTiming {
+    /// The node's full name.
+    pub node: String,
+    /// When it started.
+    pub start: jiff::Timestamp,
+    /// How long it ran, loads and saves included, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// What a successful run produced.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    /// Data of the pipeline's free outputs.
+    pub outputs: BTreeMap<String, Data>,
+    /// One entry per node that ran, in completion order.
+    pub node_timings: Vec<NodeTiming>,
+    /// Nodes skipped because their outputs already existed.
+    pub skipped_nodes: Vec<String>,
+    /// Warnings from validation (type check in `warn` mode).
+    pub warnings: Vec<String>,
+}
+
+/// The per-run state shared by a runner's workers.
+pub struct Execution<'a> {
+    job: &'a RunJob<'a>,
+    /// Per node: run it (false = skipped by `only_missing_outputs`).
+    pub(crate) to_run: Vec<bool>,
+    input_slots: Vec<Vec<usize>>,
+    output_slots: Vec<Vec<usize>>,
+    slot_names: Vec<&'a str>,
+    releasable: Vec<bool>,
+    remaining_loads: Vec<AtomicUsize>,
+    is_free_output: Vec<bool>,
+    outputs: Mutex<BTreeMap<String, Data>>,
+    timings: Mutex<Vec<NodeTiming>>,
+    completed: Vec<std::sync::atomic::AtomicBool>,
+    completed_count: AtomicUsize,
+}
+
+impl<'a> Execution<'a> {
+    fn plan(job: &'a RunJob<'a>) -> Result<Self, RunError> {
+        let pipeline = job.pipeline;
+        let nodes = pipeline.nodes();
+        let mut slot_of: HashMap<&'a str, usize> = HashMap::new();
+        let mut slot_names: Vec<&'a str> = Vec::new();
+        let mut slot = |name: &'a str| -> usize {
+            *slot_of.entry(name).or_insert_with(|| {
+                slot_names.push(name);
+                slot_names.len() - 1
+            })
+        };
+        let input_slots: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|n| n.inputs().iter().map(|d| slot(d.as_str())).collect())
+            .collect();
+        let output_slots: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|n| n.outputs().iter().map(|d| slot(d.as_str())).collect())
+            .collect();
+
+        let to_run = if job.only_missing_outputs {
+            let mut to_run = Vec::with_capacity(nodes.len());
+            for node in nodes {
+                let mut all_persisted = !node.outputs().is_empty();
+                for out in node.outputs() {
+                    if job.catalog.is_memory(out) {
+                        all_persisted = false;
+                        break;
+                    }
+                    let exists = job.catalog.exists(out).map_err(|source| RunError::Dataset {
+                        node: node.name().to_string(),
+                        dataset: out.clone(),
+                        action: "check",
+                        source,
+                        resume_from: Vec::new(),
+                    })?;
+                    if !exists {
+                        all_persisted = false;
+                        break;
+                    }
+                }
+                to_run.push(!all_persisted);
+            }
+            to_run
+        } else {
+            vec![true; nodes.len()]
+        };
+
+        let free_inputs = pipeline.inputs();
+        let free_outputs = pipeline.outputs();
+        let mut loads = vec![0usize; slot_names.len()];
+        for (i, slots) in input_slots.iter().enumerate() {
+            if to_run[i] {
+                for &s in slots {
+                    loads[s] += 1;
+                }
+            }
+        }
+        let releasable = slot_names
+            .iter()
+            .map(|name| {
+                !free_inputs.contains(*name)
+                    && !free_outputs.contains(*name)
+                    && !name.starts_with("params:")
+                    && *name != "parameters"
+                    && job.catalog.is_memory(name)
+            })
+            .collect();
+        let is_free_output = slot_names.iter().map(|n| free_outputs.contains(*n)).collect();
+        Ok(Execution {
+            job,
+            to_run,
+            input_slots,
+            output_slots,
+            slot_names,
+            releasable,
+            remaining_loads: loads.into_iter().map(AtomicUsize::new).collect(),
+            is_free_output,
+            outputs: Mutex::new(BTreeMap::new()),
+            timings: Mutex::new(Vec::with_capacity(nodes.len())),
+            completed: (0..nodes.len()).map(|_| Default::default()).collect(),
+            completed_count: AtomicUsize::new(0),
+        })
+    }
+
+    /// The run's job.
+    pub fn job(&self) -> &RunJob<'a> {
+        self.job
+    }
+
+    /// Whether node `i` (index into `pipeline.nodes()`) must run.
+    pub fn should_run(&self, i: usize) -> bool {
+        self.to_run[i]
+    }
+
+    /// The cancellation error if the run was cancelled.
+    pub fn check_cancelled(&self) -> Result<(), RunError> {
+        if self.job.cancel.is_cancelled() {
+            return Err(RunError::Cancelled {
+                completed: self.completed_count.load(Ordering::SeqCst),
+                total: self.to_run.iter().filter(|r| **r).count(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs node `i`: loads its inputs, calls it, saves its outputs, releases
+    /// memory data no remaining node needs. Calls the hooks around each step.
+    pub fn run_node(&self, i: usize) -> Result<(), RunError> {
+        let job = self.job;
+        let node = &job.pipeline.nodes()[i];
+        let hooks = job.hooks;
+        let ctx = job.context;
+        let start_wall = jiff::Timestamp::now();
+        let start = Instant::now();
+        let mut inputs = Vec::with_capacity(node.inputs().len());
+        for (k, name) in node.inputs().iter().enumerate() {
+            if !hooks.is_empty() {
+                hooks.before_dataset_loaded(ctx, name, node);
+            }
+            let request = node.input_type(k);
+            let data = job.catalog.load(name, request.as_ref()).map_err(|source| RunError::Dataset {
+                node: node.name().to_string(),
+                dataset: name.clone(),
+                action: "load",
+                source,
+                resume_from: Vec::new(),
+            });
+            let data = match data {
+                Ok(d) => d,
+                Err(e) => return Err(self.node_failed(i, e)),
+            };
+            if !hooks.is_empty() {
+                hooks.after_dataset_loaded(ctx, name, &data, node);
+            }
+            inputs.push(data);
+        }
+        if !hooks.is_empty() {
+            hooks.before_node_run(ctx, node, &inputs);
+        }
+        let call_inputs = if hooks.is_empty() { std::mem::take(&mut inputs) } else { inputs.clone() };
+        let outputs = match node.run(call_inputs, job.cancel) {
+            Ok(outputs) => outputs,
+            Err(source) => {
+                let err = RunError::Node {
+                    node: node.name().to_string(),
+                    source,
+                    resume_from: Vec::new(),
+                };
+                return Err(self.node_failed(i, err));
+            }
+        };
+        if !hooks.is_empty() {
+            hooks.after_node_run(ctx, node, &inputs, &outputs);
+        }
+        drop(inputs);
+        for (k, (name, data)) in node.outputs().iter().zip(outputs).enumerate() {
+            if !hooks.is_empty() {
+                hooks.before_dataset_saved(ctx, name, &data, node);
+            }
+            if let Err(source) = job.catalog.save(name, data.clone()) {
+                let err = RunError::Dataset {
+                    node: node.name().to_string(),
+                    dataset: name.clone(),
+                    action: "save",
+                    source,
+                    resume_from: Vec::new(),
+                };
+                return Err(self.node_failed(i, err));
+            }
+            if !hooks.is_empty() {
+                hooks.after_dataset_saved(ctx, name, &data, node);
+            }
+            let slot = self.output_slots[i][k];
+            if self.is_free_output[slot] {
+                self.outputs.lock().expect("outputs lock").insert(name.clone(), data);
+            } else if self.releasable[slot] && self.remaining_loads[slot].load(Ordering::SeqCst) == 0 {
+                job.catalog.release(name);
+            }
+        }
+        for &slot in &self.input_slots[i] {
+            let before = self.remaining_loads[slot].fetch_sub(1, Ordering::SeqCst);
+            if before == 1 && self.releasable[slot] {
+                job.catalog.release(self.slot_names[slot]);
+            }
+        }
+        let duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        self.timings.lock().expect("timings lock").push(NodeTiming {
+            node: node.name().to_string(),
+            start: start_wall,
+            duration_ms,
+        });
+        self.completed[i].store(true, Ordering::SeqCst);
+        self.completed_count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn node_failed(&self, i: usize, err: RunError) -> RunError {
+        let node = &self.job.pipeline.nodes()[i];
+        if !self.job.hooks.is_empty() {
+            self.job.hooks.on_node_error(self.job.context, node, &err);
+        }
+        err
+    }
+
+    fn completed_set(&self) -> Vec<bool> {
+        self.completed
+            .iter()
+            .zip(&self.to_run)
+            .map(|(c, run)| c.load(Ordering::SeqCst) || !run)
+            .collect()
+    }
+}
+
+/// Runs one pipeline end to end: validates the job, calls the pipeline
+/// hooks, lets `runner` execute the nodes and collects the free outputs.
+///
+/// On failure the error carries the nodes to resume from.
+pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, RunError> {
+    let warnings = match validate_run(job.pipeline, job.catalog, job.type_check) {
+        Ok(warnings) => warnings,
+        Err(err) => {
+            job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
+            return Err(err);
+        }
+    };
+    for w in &warnings {
+        tracing::warn!(run_id = %job.context.run_id, "{w}");
+    }
+    let exec = Execution::plan(job)?;
+    job.hooks.before_pipeline_run(job.context, job.pipeline);
+    let result = runner.execute(&exec);
+    match result {
+        Ok(()) => {
+            let outputs = std::mem::take(&mut *exec.outputs.lock().expect("outputs lock"));
+            job.hooks.after_pipeline_run(job.context, job.pipeline, &outputs);
+            let skipped_nodes = job
+                .pipeline
+                .nodes()
+                .iter()
+                .zip(&exec.to_run)
+                .filter(|(_, run)| !**run)
+                .map(|(n, _)| n.name().to_string())
+                .collect();
+            Ok(RunOutput {
+                outputs,
+                node_timings: std::mem::take(&mut *exec.timings.lock().expect("timings lock")),
+                skipped_nodes,
+                warnings,
+            })
+        }
+        Err(mut err) => {
+            if !matches!(err, RunError::Cancelled { .. }) {
+                let done = exec.completed_set();
+                err.set_resume_from(resume_nodes(job.pipeline, job.catalog, &done));
+            }
+            job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! What to run: the run configuration shared by `Session`, `ServiceSession`,
+//! the CLI and (later) HTTP run specs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use weft_pipeline::PipelineFilter;
+
+/// One run's specification. Small, serializable and self-contained: it is
+/// what leaves the machine when runs are placed elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// The run's id; assigned by `create_run_config` (or at run time) when empty.
+    pub run_id: Option<String>,
+    /// Pipelines to run (union); empty = the project's default pipeline.
+    pub pipeline_names: Vec<String>,
+    /// Only nodes with any of these tags.
+    pub tags: Vec<String>,
+    /// `sequential` (default) or `thread`.
+    pub runner: Option<String>,
+    /// Threads for the thread runner.
+    pub max_workers: Option<usize>,
+    /// Only these nodes.
+    pub node_names: Vec<String>,
+    /// These nodes and everything downstream.
+    pub from_nodes: Vec<String>,
+    /// These nodes and everything upstream.
+    pub to_nodes: Vec<String>,
+    /// Nodes depending on these datasets.
+    pub from_inputs: Vec<String>,
+    /// Nodes needed to produce these datasets.
+    pub to_outputs: Vec<String>,
+    /// Dataset → version to load.
+    pub load_versions: BTreeMap<String, String>,
+    /// Only nodes in these namespaces.
+    pub namespaces: Vec<String>,
+    /// Skip nodes whose outputs are all persisted and exist.
+    pub only_missing_outputs: bool,
+    /// Parameters deep-merged over the project's for this run only.
+    pub runtime_params: serde_json::Value,
+    /// The configuration environment (default: the session's).
+    pub env: Option<String>,
+}
+
+impl RunConfig {
+    /// The node filter this configuration asks for.
+    pub fn filter(&self) -> PipelineFilter {
+        PipelineFilter {
+            tags: self.tags.clone(),
+            node_names: self.node_names.clone(),
+            from_nodes: self.from_nodes.clone(),
+            to_nodes: self.to_nodes.clone(),
+            from_inputs: self.from_inputs.clone(),
+            to_outputs: self.to_outputs.clone(),
+            node_namespaces: self.namespaces.clone(),
+        }
+    }
+
+    /// The filters as a JSON object (for the run store), empty ones left out.
+    pub fn filters_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        let mut put = |k: &str, v: &Vec<String>| {
+            if !v.is_empty() {
+                map.insert(k.into(), serde_json::json!(v));
+            }
+        };
+        put("tags", &self.tags);
+        put("node_names", &self.node_names);
+        put("from_nodes", &self.from_nodes);
+        put("to_nodes", &self.to_nodes);
+        put("from_inputs", &self.from_inputs);
+        put("to_outputs", &self.to_outputs);
+        put("namespaces", &self.namespaces);
+        if self.only_missing_outputs {
+            map.insert("only_missing_outputs".into(), serde_json::json!(true));
+        }
+        if let Some(r) = &self.runner {
+            map.insert("runner".into(), serde_json::json!(r));
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// A new run id: Kedro's UTC timestamp `%Y-%m-%dT%H.%M.%S.%fZ` (microseconds),
+/// `-`, and 8 hex characters of a random UUID. Sortable by time, unique even
+/// within one microsecond, and safe in file paths.
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let stamp = now.strftime("%Y-%m-%dT%H.%M.%S.%6fZ");
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{stamp}-{}", &random[..8])
+}
+
+/// A new session id (same shape as a run id).
+pub fn new_session_id() -> String {
+    new_run_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_have_kedro_shape_and_are_unique() {
+        let ids: Vec<String> = (0..1000).map(|_| new_run_id()).collect();
+        let set: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
+        let id = &ids[0];
+        // 2026-11-23T05.24.08.123456Z-0a1b2c3d
+        assert_eq!(id.len(), 27 + 1 + 8, "{id}");
+        assert_eq!(&id[4..5], "-");
+        assert_eq!(&id[10..11], "T");
+        assert_eq!(&id[13..14], ".");
+        assert_eq!(&id[26..28], "Z-");
+        assert!(id[28..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(!id.contains(':') && !id.contains('/'));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = serde_json::from_str::<RunConfig>(r#"{"pipeline": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `pipeline`"), "{err}");
+        let cfg: RunConfig = serde_json::from_str(r#"{"tags": ["a"], "runner": "thread"}"#).unwrap();
+        assert_eq!(cfg.tags, vec!["a"]);
+    }
+}

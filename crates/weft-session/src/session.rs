@@ -1,0 +1,106 @@
+//! `Session`: open a project, run once, record the run, close.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use weft_pipeline::{CancelToken, Pipeline};
+use weft_runner::{RunResult, RunStatus};
+
+use crate::core::{Context, SessionCore, SessionOptions, fresh_run_id};
+use crate::{RunConfig, SessionError};
+
+/// Exactly one run of a project, like a Kedro session.
+///
+/// A second `run` after a completed one is an error; a failed run may be
+/// retried in the same session (as in Kedro).
+pub struct Session {
+    core: SessionCore,
+    completed: bool,
+    closed: bool,
+}
+
+impl Session {
+    /// Opens the project at `project_dir` (reads `weft.toml`, `pipelines.yml`,
+    /// and records the session in the store).
+    pub fn create(project_dir: impl AsRef<Path>, options: SessionOptions) -> Result<Session, SessionError> {
+        Ok(Session {
+            core: SessionCore::open(project_dir.as_ref(), options, "session")?,
+            completed: false,
+            closed: false,
+        })
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.core.id
+    }
+
+    /// The session's configuration environment.
+    pub fn env(&self) -> &str {
+        &self.core.env
+    }
+
+    /// The project's pipelines (YAML and Rust).
+    pub fn pipelines(&self) -> &BTreeMap<String, Pipeline> {
+        self.core.pipelines()
+    }
+
+    /// The pipeline a configuration selects (after filters), without running it.
+    pub fn select_pipeline(&self, config: &RunConfig) -> Result<Pipeline, SessionError> {
+        self.core.select_pipeline(config)
+    }
+
+    /// Loads a fresh context (parameters and catalog) as a run would see it.
+    pub fn load_context(&self, config: &RunConfig) -> Result<Context, SessionError> {
+        let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
+        self.core.build_context(config, &run_id)
+    }
+
+    /// Runs once. A failed run is returned as [`SessionError::RunFailed`]
+    /// carrying the whole result.
+    pub fn run(&mut self, config: RunConfig) -> Result<RunResult, SessionError> {
+        self.run_with_cancel(config, &CancelToken::new())
+    }
+
+    /// Runs once, cancellable from another thread through `cancel`.
+    pub fn run_with_cancel(&mut self, config: RunConfig, cancel: &CancelToken) -> Result<RunResult, SessionError> {
+        if self.closed {
+            return Err(SessionError::Session(format!("session {} is closed", self.core.id)));
+        }
+        if self.completed {
+            return Err(SessionError::Session(format!(
+                "session {} has already completed a run; a Session runs exactly once \
+                 (create a new Session, or use a ServiceSession for several runs)",
+                self.core.id
+            )));
+        }
+        self.core.check_run_config(&config)?;
+        let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
+        let result = self.core.execute(&config, &run_id, 0, 1, 1, cancel);
+        self.core.hooks.after_all_runs(&self.core.id, std::slice::from_ref(&result));
+        if result.status == RunStatus::Succeeded {
+            self.completed = true;
+            Ok(result)
+        } else {
+            Err(SessionError::RunFailed(Box::new(result)))
+        }
+    }
+
+    /// Closes the session (records the close time). Also done on drop.
+    pub fn close(mut self) {
+        self.close_inner();
+    }
+
+    fn close_inner(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.core.close();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close_inner();
+    }
+}

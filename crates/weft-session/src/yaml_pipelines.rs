@@ -1,0 +1,384 @@
+//! Pipelines declared in YAML (`pipelines.yml`), referencing registered
+//! functions by name, so a pipeline changes without recompiling.
+//!
+//! ```yaml
+//! __default__:
+//!   nodes:
+//!     - name: n1
+//!       func: sum            # a registered function
+//!       inputs: [H, I, M]    # a string, a list, or a map of argument name -> dataset
+//!       outputs: N           # a string, a list, or null
+//!       tags: [foo]
+//!       namespace: ns        # optional
+//! other:
+//!   pipelines: [__default__] # union of other pipelines
+//!   namespace: active        # optional, with Kedro's mapping rules
+//!   inputs: {model_input: active_input}
+//!   outputs: {}
+//!   parameters: {}
+//! ```
+//!
+//! Map-form `inputs` are positional in the order written: the keys document
+//! which argument each dataset feeds (Rust functions have no run-time
+//! argument names).
+//!
+//! When no `__default__` is declared, it is the union of every pipeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+use weft_pipeline::{FunctionRegistry, NamespaceOptions, Node, Pipeline};
+
+use crate::SessionError;
+
+/// The default pipeline's name.
+pub const DEFAULT_PIPELINE: &str = "__default__";
+
+const PIPELINE_KEYS: &[&str] = &["nodes", "pipelines", "namespace", "inputs", "outputs", "parameters", "tags"];
+const NODE_KEYS: &[&str] = &["name", "func", "inputs", "outputs", "tags", "namespace"];
+
+struct Located<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Located<'_> {
+    fn at_pipeline(&self, pipeline: &str, message: String) -> String {
+        match weft_config::yaml::line_of(self.text, &[pipeline]) {
+            Some(line) => format!("{}:{line}: pipeline `{pipeline}`: {message}", self.file.display()),
+            None => format!("{}: pipeline `{pipeline}`: {message}", self.file.display()),
+        }
+    }
+
+    fn at_node(&self, pipeline: &str, index: usize, name: Option<&str>, message: String) -> String {
+        let line = name.and_then(|n| node_line(self.text, pipeline, n));
+        let label = match name {
+            Some(n) => format!("node `{n}`"),
+            None => format!("node #{}", index + 1),
+        };
+        match line {
+            Some(line) => format!("{}:{line}: pipeline `{pipeline}`, {label}: {message}", self.file.display()),
+            None => format!("{}: pipeline `{pipeline}`, {label}: {message}", self.file.display()),
+        }
+    }
+}
+
+/// Best effort: the line of `name: <node>` inside the pipeline's block.
+fn node_line(text: &str, pipeline: &str, node: &str) -> Option<usize> {
+    let start = weft_config::yaml::line_of(text, &[pipeline])?;
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(i, l)| *i == start || l.starts_with(' ') || l.starts_with('-') || l.trim().is_empty() || l.trim_start().starts_with('#'))
+        .find(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim();
+            t.strip_prefix("name:")
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == node)
+                .unwrap_or(false)
+        })
+        .map(|(i, _)| i + 1)
+}
+
+fn names(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("`{what}` entries must be strings, got {other}")),
+            })
+            .collect(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("`{what}.{k}` must be a dataset name, got {other}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("`{what}` must be a string, a list or a map, got {other}")),
+    }
+}
+
+fn string_map(value: Option<&Value>, what: &str) -> Result<BTreeMap<String, String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(format!("`{what}.{k}` must be a string, got {other}")),
+            })
+            .collect(),
+        // Kedro also accepts a list (or a single name) meaning "keep these names".
+        Some(Value::String(s)) => Ok([(s.clone(), s.clone())].into()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok((s.clone(), s.clone())),
+                other => Err(format!("`{what}` entries must be strings, got {other}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("`{what}` must be a map, got {other}")),
+    }
+}
+
+/// Parses `pipelines.yml` text into named pipelines. Every problem is
+/// reported at once, each with the file, pipeline, node and line.
+pub fn parse_pipelines(
+    file: &Path,
+    text: &str,
+    registry: &FunctionRegistry,
+) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+    let at = Located { file, text };
+    let doc = weft_config::yaml::from_str(text, file)?;
+    let top = match doc {
+        Value::Object(map) => map,
+        Value::Null => serde_json::Map::new(),
+        other => {
+            return Err(SessionError::PipelineYaml {
+                file: file.to_path_buf(),
+                problems: vec![format!("the file must be a map of pipeline name -> pipeline, got {other}")],
+            });
+        }
+    };
+    let mut problems = Vec::new();
+    let mut own_nodes: BTreeMap<String, Vec<Node>> = BTreeMap::new();
+    for (pname, spec) in &top {
+        if pname.starts_with('_') && pname != DEFAULT_PIPELINE {
+            continue;
+        }
+        let Value::Object(spec) = spec else {
+            problems.push(at.at_pipeline(pname, format!("must be a map with `nodes` and/or `pipelines`, got {spec}")));
+            continue;
+        };
+        for key in spec.keys() {
+            if !PIPELINE_KEYS.contains(&key.as_str()) {
+                problems.push(at.at_pipeline(
+                    pname,
+                    format!("unknown key `{key}` (allowed: {})", PIPELINE_KEYS.join(", ")),
+                ));
+            }
+        }
+        let mut nodes = Vec::new();
+        match spec.get("nodes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match parse_node(item, registry) {
+                        Ok(node) => nodes.push(node),
+                        Err((name, errs)) => {
+                            for e in errs {
+                                problems.push(at.at_node(pname, i, name.as_deref(), e));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(other) => problems.push(at.at_pipeline(pname, format!("`nodes` must be a list, got {other}"))),
+        }
+        own_nodes.insert(pname.clone(), nodes);
+    }
+    // Resolve `pipelines:` references, namespaces and mappings.
+    let mut resolved: BTreeMap<String, Pipeline> = BTreeMap::new();
+    let declared: BTreeSet<String> = own_nodes.keys().cloned().collect();
+    for pname in own_nodes.keys() {
+        let mut visiting = Vec::new();
+        resolve(pname, &top, &own_nodes, &mut resolved, &mut visiting, &at, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.dedup();
+        return Err(SessionError::PipelineYaml {
+            file: file.to_path_buf(),
+            problems,
+        });
+    }
+    if !declared.contains(DEFAULT_PIPELINE) {
+        let mut all = Pipeline::empty();
+        for p in resolved.values() {
+            all = all.union(p).map_err(|e| SessionError::PipelineYaml {
+                file: file.to_path_buf(),
+                problems: vec![format!("the implicit `__default__` (union of every pipeline) is invalid: {e}")],
+            })?;
+        }
+        resolved.insert(DEFAULT_PIPELINE.into(), all);
+    }
+    Ok(resolved)
+}
+
+fn resolve(
+    pname: &str,
+    top: &serde_json::Map<String, Value>,
+    own_nodes: &BTreeMap<String, Vec<Node>>,
+    resolved: &mut BTreeMap<String, Pipeline>,
+    visiting: &mut Vec<String>,
+    at: &Located<'_>,
+    problems: &mut Vec<String>,
+) -> Option<Pipeline> {
+    if let Some(p) = resolved.get(pname) {
+        return Some(p.clone());
+    }
+    if visiting.iter().any(|v| v == pname) {
+        visiting.push(pname.to_string());
+        problems.push(at.at_pipeline(pname, format!("pipelines include each other: {}", visiting.join(" -> "))));
+        visiting.pop();
+        return None;
+    }
+    let spec = top.get(pname)?.as_object()?;
+    visiting.push(pname.to_string());
+    let mut ok = true;
+    let mut pipeline = match Pipeline::new(own_nodes.get(pname).cloned().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(at.at_pipeline(pname, e.to_string()));
+            ok = false;
+            Pipeline::empty()
+        }
+    };
+    match names(spec.get("pipelines"), "pipelines") {
+        Ok(children) => {
+            for child in children {
+                if !own_nodes.contains_key(&child) {
+                    let available: Vec<&str> = own_nodes.keys().map(String::as_str).collect();
+                    problems.push(at.at_pipeline(
+                        pname,
+                        format!("includes unknown pipeline `{child}` (available: {})", available.join(", ")),
+                    ));
+                    ok = false;
+                    continue;
+                }
+                match resolve(&child, top, own_nodes, resolved, visiting, at, problems) {
+                    Some(p) => match pipeline.union(&p) {
+                        Ok(u) => pipeline = u,
+                        Err(e) => {
+                            problems.push(at.at_pipeline(pname, format!("including `{child}`: {e}")));
+                            ok = false;
+                        }
+                    },
+                    None => ok = false,
+                }
+            }
+        }
+        Err(e) => {
+            problems.push(at.at_pipeline(pname, e));
+            ok = false;
+        }
+    }
+    visiting.pop();
+    let namespace = match spec.get("namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            problems.push(at.at_pipeline(pname, format!("`namespace` must be a string, got {other}")));
+            return None;
+        }
+    };
+    let maps = (
+        string_map(spec.get("inputs"), "inputs"),
+        string_map(spec.get("outputs"), "outputs"),
+        string_map(spec.get("parameters"), "parameters"),
+        names(spec.get("tags"), "tags"),
+    );
+    let (inputs, outputs, parameters, tags) = match maps {
+        (Ok(i), Ok(o), Ok(p), Ok(t)) => (i, o, p, t),
+        (i, o, p, t) => {
+            for e in [i.err(), o.err(), p.err(), t.err()].into_iter().flatten() {
+                problems.push(at.at_pipeline(pname, e));
+            }
+            return None;
+        }
+    };
+    if !ok {
+        return None;
+    }
+    let has_wrapping = namespace.is_some() || !inputs.is_empty() || !outputs.is_empty() || !parameters.is_empty();
+    if has_wrapping || !tags.is_empty() {
+        let opts = NamespaceOptions {
+            namespace,
+            inputs,
+            outputs,
+            parameters,
+            tags,
+        };
+        match pipeline.namespaced(&opts) {
+            Ok(p) => pipeline = p,
+            Err(e) => {
+                problems.push(at.at_pipeline(pname, e.to_string()));
+                return None;
+            }
+        }
+    }
+    resolved.insert(pname.to_string(), pipeline.clone());
+    Some(pipeline)
+}
+
+fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
+    let Value::Object(map) = item else {
+        return Err((None, vec![format!("a node must be a map with `func`, `inputs`, `outputs`; got {item}")]));
+    };
+    let name = map.get("name").and_then(Value::as_str).map(str::to_string);
+    let mut errs = Vec::new();
+    for key in map.keys() {
+        if !NODE_KEYS.contains(&key.as_str()) {
+            errs.push(format!("unknown key `{key}` (allowed: {})", NODE_KEYS.join(", ")));
+        }
+    }
+    if let Some(v) = map.get("name")
+        && !v.is_string()
+    {
+        errs.push(format!("`name` must be a string, got {v}"));
+    }
+    let func = match map.get("func") {
+        Some(Value::String(f)) => Some(f.clone()),
+        Some(other) => {
+            errs.push(format!("`func` must be a function name, got {other}"));
+            None
+        }
+        None => {
+            errs.push("missing `func` (the registered function to call)".into());
+            None
+        }
+    };
+    let inputs = names(map.get("inputs"), "inputs").map_err(|e| errs.push(e)).ok();
+    let outputs = names(map.get("outputs"), "outputs").map_err(|e| errs.push(e)).ok();
+    let tags = names(map.get("tags"), "tags").map_err(|e| errs.push(e)).ok();
+    let namespace = match map.get("namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            errs.push(format!("`namespace` must be a string, got {other}"));
+            None
+        }
+    };
+    let (Some(func), Some(inputs), Some(outputs), Some(tags)) = (func, inputs, outputs, tags) else {
+        return Err((name, errs));
+    };
+    if !errs.is_empty() {
+        return Err((name, errs));
+    }
+    let builder = registry.node(&func, inputs, outputs).map_err(|e| (name.clone(), vec![e.to_string()]))?;
+    let mut builder = builder.tags(tags);
+    if let Some(n) = &name {
+        builder = builder.name(n.clone());
+    }
+    if let Some(ns) = namespace {
+        builder = builder.namespace(ns);
+    }
+    builder.build().map_err(|e| (name, vec![e.to_string()]))
+}
+
+/// Reads and parses a pipelines file; a missing file means no YAML pipelines.
+pub fn load_pipelines(file: &Path, registry: &FunctionRegistry) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => parse_pipelines(file, &text, registry),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok([(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
+        }
+        Err(source) => Err(SessionError::Io {
+            path: file.to_path_buf(),
+            source,
+        }),
+    }
+}
