@@ -297,6 +297,7 @@ fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
         "duration_s": r.duration().as_secs_f64(),
         "attempts": r.metadata.get("attempts"),
         "saved_versions": r.saved_versions,
+        "skipped_nodes": r.metadata.get("skipped_nodes"),
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
     })

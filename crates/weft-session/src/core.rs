@@ -371,9 +371,19 @@ impl SessionCore {
         tracing::info!(attempt, "run started");
         let outcome = self.execute_inner(cfg, &ctx, cancel);
         let end_time = jiff::Timestamp::now();
-        let (status, outputs, error, timings, saved_versions, warnings) = match outcome {
-            Ok((out, saved)) => (RunStatus::Succeeded, out.outputs, None, out.node_timings, saved, out.warnings),
-            Err((failure, status, saved)) => (status, BTreeMap::new(), Some(failure), Vec::new(), saved, Vec::new()),
+        let (status, outputs, error, timings, saved_versions, warnings, skipped) = match outcome {
+            Ok((out, saved)) => (
+                RunStatus::Succeeded,
+                out.outputs,
+                None,
+                out.node_timings,
+                saved,
+                out.warnings,
+                out.skipped_nodes,
+            ),
+            Err((failure, status, saved)) => {
+                (status, BTreeMap::new(), Some(failure), Vec::new(), saved, Vec::new(), Vec::new())
+            }
         };
         let duration_ms = end_time.duration_since(start_time).as_secs_f64() * 1e3;
         let peak = peak_rss_bytes();
@@ -401,6 +411,7 @@ impl SessionCore {
                 "node_timings": node_timings,
                 "peak_memory_bytes": peak,
                 "warnings": warnings,
+                "skipped_nodes": skipped,
             }),
         };
         match status {

@@ -1,0 +1,142 @@
+//! The demo project end to end, through the real `spaceflights` binary
+//! (weft's CLI with the project's functions) on a copy of the project.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn project_copy() -> (tempfile::TempDir, PathBuf) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("spaceflights");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    for f in ["weft.toml", "pipelines.yml"] {
+        std::fs::copy(src.join(f), root.join(f)).unwrap();
+    }
+    copy_dir(&src.join("conf"), &root.join("conf"));
+    (tmp, root)
+}
+
+fn weft(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_spaceflights"))
+        .arg("--project")
+        .arg(root)
+        .args(args)
+        .env_remove("WEFT_ENV")
+        .env_remove("WEFT_STORE_URL")
+        .output()
+        .unwrap()
+}
+
+fn newest_version(dir: &Path) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    versions.sort();
+    versions.pop().unwrap()
+}
+
+#[test]
+fn full_pipeline_trains_a_useful_model_and_records_the_run() {
+    let (_tmp, root) = project_copy();
+    let out = weft(&root, &["run", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "succeeded");
+    let run_id = result["run_id"].as_str().unwrap().to_string();
+
+    for file in [
+        "data/01_raw/companies.csv",
+        "data/01_raw/shuttles.csv",
+        "data/01_raw/reviews.csv",
+        "data/02_intermediate/preprocessed_companies.parquet",
+        "data/02_intermediate/preprocessed_shuttles.parquet",
+        "data/03_primary/model_input_table.parquet",
+    ] {
+        assert!(root.join(file).is_file(), "{file} missing");
+    }
+    let metrics_file = root.join("data/08_reporting/metrics.json").join(&run_id).join("metrics.json");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(metrics_file).unwrap()).unwrap();
+    assert!(metrics["r2_score"].as_f64().unwrap() > 0.8, "{metrics}");
+    assert_eq!(metrics["n_test"], 400);
+    assert!(root.join("data/06_models/regressor.json").join(&run_id).is_dir());
+
+    // The run is in the store, and its log file exists.
+    let out = weft(&root, &["runs", "show", &run_id, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rec["status"], "succeeded");
+    assert_eq!(rec["node_timings"].as_array().unwrap().len(), 7);
+    let session_id = rec["session_id"].as_str().unwrap();
+    let log = root.join("logs").join(session_id).join(format!("{run_id}.log"));
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("run succeeded"), "{log_text}");
+}
+
+#[test]
+fn rerun_with_other_params_keeps_both_versions_and_only_missing_outputs_skips() {
+    let (_tmp, root) = project_copy();
+    let first = weft(&root, &["run", "--json"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let out = weft(&root, &["run", "--json", "--pipelines", "data_science", "--params", "model_options.test_size=0.5"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = r["run_id"].as_str().unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(newest_version(&root.join("data/08_reporting/metrics.json")).join("metrics.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(metrics["n_test"], 1000, "run {run_id} used the runtime param");
+    assert_eq!(std::fs::read_dir(root.join("data/08_reporting/metrics.json")).unwrap().count(), 2);
+
+    // Everything persisted exists: only the nodes with memory outputs run again.
+    let out = weft(&root, &["run", "--only-missing-outputs", "--pipelines", "data_processing", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["skipped_nodes"],
+        serde_json::json!(["preprocess_companies", "preprocess_shuttles", "create_model_input_table"])
+    );
+}
+
+#[test]
+fn inspection_commands_describe_the_project() {
+    let (_tmp, root) = project_copy();
+    let out = weft(&root, &["pipeline", "show", "--json", "--to-nodes", "create_model_input_table"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["generate_raw_data", "preprocess_companies", "preprocess_shuttles", "create_model_input_table"]
+    );
+    assert_eq!(v["nodes"][0]["func"], "generate_raw_data");
+    assert_eq!(v["nodes"][0]["outputs"], serde_json::json!(["companies", "shuttles", "reviews"]));
+
+    let out = weft(&root, &["catalog", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = v.to_string();
+    assert!(text.contains("preprocessed_companies") && text.contains("data/02_intermediate"), "{text}");
+
+    let out = weft(&root, &["viz", "--format", "dot"]);
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(dot.starts_with("digraph pipeline {") && dot.contains("\"train_model\" -> \"ds:regressor\""), "{dot}");
+
+    let out = weft(&root, &["pipeline", "show", "--nodes", "train"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train"), "{err}");
+}
