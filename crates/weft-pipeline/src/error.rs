@@ -17,6 +17,44 @@ pub enum PipelineError {
     /// A function name is registered twice.
     #[error("function `{0}` is already registered; function names must be unique")]
     DuplicateFunction(String),
+    /// The nodes do not form a valid pipeline; every problem is listed.
+    #[error("invalid pipeline:\n  - {}", problems.join("\n  - "))]
+    InvalidPipeline {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// A filter names nodes the pipeline does not have.
+    #[error("pipeline does not contain nodes {}{}", quoted(names), did_you_mean(suggestions))]
+    UnknownNodes {
+        /// The unknown names.
+        names: Vec<String>,
+        /// Nodes whose name ends with a given name, or is close to it.
+        suggestions: Vec<String>,
+    },
+    /// A filter names datasets no node of the pipeline uses.
+    #[error("pipeline does not use datasets {}", quoted(names))]
+    UnknownDatasets {
+        /// The unknown datasets.
+        names: Vec<String>,
+    },
+    /// A filter names namespaces no node of the pipeline is in.
+    #[error("pipeline does not contain namespaces {}", quoted(names))]
+    UnknownNamespaces {
+        /// The unknown namespaces.
+        names: Vec<String>,
+    },
+    /// Filtering left no node.
+    #[error("pipeline contains no nodes after applying all provided filters ({filters}); please ensure that the filters are correct")]
+    EmptyAfterFilter {
+        /// The filters that were applied.
+        filters: String,
+    },
+    /// A namespace mapping refers to datasets or parameters the pipeline does not have.
+    #[error("failed to map datasets and/or parameters onto the pipeline:\n  - {}", problems.join("\n  - "))]
+    NamespaceMapping {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
     /// A function name is not registered.
     #[error("unknown function `{name}`{}", did_you_mean(suggestions))]
     UnknownFunction {
@@ -25,6 +63,10 @@ pub enum PipelineError {
         /// Close registered names.
         suggestions: Vec<String>,
     },
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Formats a "did you mean" suffix (empty when there is nothing to suggest).

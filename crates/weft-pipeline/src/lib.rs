@@ -9,7 +9,9 @@ pub mod builtins;
 pub mod data;
 pub mod error;
 pub mod node;
+pub mod pipeline;
 pub mod registry;
+pub mod transcode;
 
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use error::PipelineError;
@@ -17,6 +19,7 @@ pub use node::{
     CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
     Signature, dyn_fn, node,
 };
+pub use pipeline::{NamespaceOptions, Pipeline, PipelineFilter};
 pub use registry::{FunctionRegistry, RegisteredFn};
 
 #[doc(hidden)]
