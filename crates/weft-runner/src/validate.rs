@@ -98,6 +98,14 @@ pub fn validate_run(pipeline: &Pipeline, catalog: &Catalog, mode: TypeCheck) -> 
                             ));
                         }
                     }
+                    LoadType::Table => {
+                        if want != DataType::of::<arrow_array::RecordBatch>() && !want.is_decodable() {
+                            type_problems.push(format!(
+                                "node `{}` takes `{want}` as `{input}`, but that dataset loads an Arrow table (RecordBatch or serde-backed rows)",
+                                node.name()
+                            ));
+                        }
+                    }
                     LoadType::Exact(have) => {
                         if have != want && !(want.is_decodable() && have == json) {
                             type_problems.push(format!(

@@ -1,0 +1,60 @@
+use serde::Serialize;
+use weft_pipeline::{Data, DataType};
+
+use crate::CatalogError;
+
+/// What a dataset yields on load, for type checks before a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadType {
+    /// Whatever was saved (memory).
+    Any,
+    /// A serialized format: decodes into any serde-backed requested type.
+    Decodes,
+    /// Exactly this type (or, through serde, a serde-backed one).
+    Exact(DataType),
+    /// An Arrow table: a `RecordBatch`, or rows decoded into any serde-backed type.
+    Table,
+}
+
+/// A dataset as `weft catalog list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatasetInfo {
+    /// Catalog name.
+    pub name: String,
+    /// Dataset type (`json.JSONDataset`, ...).
+    pub type_name: String,
+    /// File or folder, if any.
+    pub filepath: Option<String>,
+    /// Whether saves are versioned.
+    pub versioned: bool,
+    /// The factory pattern it came from, if any.
+    pub pattern: Option<String>,
+}
+
+/// Loads and saves one named piece of data.
+///
+/// Implementations are shared by the threads of one run, so they use
+/// interior mutability; each run builds its own datasets, so nothing is
+/// shared between runs.
+pub trait Dataset: Send + Sync {
+    /// Loads the data; when `request` is given, decodes straight into that type.
+    fn load(&self, request: Option<&DataType>) -> Result<Data, CatalogError>;
+    /// Saves the data.
+    fn save(&self, data: &Data) -> Result<(), CatalogError>;
+    /// Whether there is data to load.
+    fn exists(&self) -> Result<bool, CatalogError>;
+    /// Drops data held in memory, if any.
+    fn release(&self) {}
+    /// What `weft catalog list` shows.
+    fn describe(&self) -> DatasetInfo;
+    /// What a load yields.
+    fn load_type(&self) -> LoadType;
+    /// Whether the data lives only in memory (released when no node needs it).
+    fn is_memory(&self) -> bool {
+        false
+    }
+    /// The version this dataset saved in this run, if versioned.
+    fn saved_version(&self) -> Option<String> {
+        None
+    }
+}

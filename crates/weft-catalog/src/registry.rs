@@ -1,0 +1,231 @@
+//! Dataset types by name: an explicit registry (no global state), so a
+//! project can add its own types.
+//!
+//! Name policy: built-in types have a canonical `module.ClassName` name
+//! (`json.JSONDataset`); a type name also resolves after stripping a
+//! leading `kedro_datasets.`, and by its class name alone when exactly one
+//! registered type has that class name, so Kedro catalogs such as
+//! `pandas.CSVDataset` or `JSONDataset` work unchanged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::file::FileTarget;
+use crate::formats::{FileDataset, Format};
+use crate::memory::MemoryDataset;
+use crate::partitioned::PartitionedDataset;
+use crate::{CatalogError, Dataset};
+
+/// Everything a factory needs to build one dataset for one run.
+pub struct DatasetSpec<'a> {
+    /// Catalog name.
+    pub name: &'a str,
+    /// The entry's `type`.
+    pub type_name: &'a str,
+    /// The whole catalog entry (placeholders already substituted).
+    pub config: &'a serde_json::Map<String, Value>,
+    /// Relative paths resolve against this folder.
+    pub project_dir: &'a Path,
+    /// The run's save version (its run id).
+    pub save_version: &'a str,
+    /// The pinned load version for this dataset, if any.
+    pub load_version: Option<&'a str>,
+    /// Resolved credentials, if the entry names some.
+    pub credentials: Option<&'a Value>,
+}
+
+impl DatasetSpec<'_> {
+    /// A string key of the entry.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(Value::as_str)
+    }
+
+    /// A required string key, or an error naming it.
+    pub fn required(&self, key: &str) -> Result<&str, String> {
+        self.str(key)
+            .ok_or_else(|| format!("`{key}` is required for type `{}`", self.type_name))
+    }
+
+    /// A path key resolved against the project.
+    pub fn path(&self, key: &str) -> Result<(String, PathBuf), String> {
+        let raw = self.required(key)?;
+        let raw = raw.strip_prefix("file://").unwrap_or(raw);
+        if raw.contains("://") {
+            return Err(format!("`{key}`: only local paths are supported, got `{raw}`"));
+        }
+        let p = Path::new(raw);
+        Ok((
+            raw.to_string(),
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                self.project_dir.join(p)
+            },
+        ))
+    }
+
+    /// `versioned: true`.
+    pub fn versioned(&self) -> Result<bool, String> {
+        match self.config.get("versioned") {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(format!("`versioned` must be true or false, got {other}")),
+        }
+    }
+
+    /// `load_args` / `save_args` (a map or absent).
+    pub fn args(&self, key: &str) -> Result<Value, String> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+            Some(v @ Value::Object(_)) => Ok(v.clone()),
+            Some(other) => Err(format!("`{key}` must be a map, got {other}")),
+        }
+    }
+}
+
+/// Builds a dataset from its catalog entry.
+pub type DatasetFactory = Arc<dyn Fn(&DatasetSpec<'_>) -> Result<Arc<dyn Dataset>, String> + Send + Sync>;
+
+/// Dataset type name → factory.
+#[derive(Clone, Default)]
+pub struct DatasetTypeRegistry {
+    types: BTreeMap<String, DatasetFactory>,
+}
+
+/// The built-in file formats and their canonical type names.
+pub const FILE_TYPES: &[(&str, Format)] = &[
+    ("json.JSONDataset", Format::Json),
+    ("yaml.YAMLDataset", Format::Yaml),
+    ("csv.CSVDataset", Format::Csv),
+    ("parquet.ParquetDataset", Format::Parquet),
+    ("arrow.ArrowIPCDataset", Format::ArrowIpc),
+    ("text.TextDataset", Format::Text),
+    ("bytes.BytesDataset", Format::Bytes),
+];
+
+fn file_factory(format: Format) -> DatasetFactory {
+    Arc::new(move |spec: &DatasetSpec<'_>| {
+        let (filepath, path) = spec.path("filepath")?;
+        let versioned = spec.versioned()?;
+        Ok(Arc::new(FileDataset {
+            target: FileTarget::new(
+                spec.name,
+                path,
+                versioned,
+                spec.save_version,
+                spec.load_version.map(str::to_string),
+            ),
+            format,
+            type_name: spec.type_name.to_string(),
+            filepath,
+            load_args: spec.args("load_args")?,
+            save_args: spec.args("save_args")?,
+        }) as Arc<dyn Dataset>)
+    })
+}
+
+impl DatasetTypeRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The built-in types.
+    pub fn with_builtins() -> Self {
+        let mut r = Self::new();
+        r.register(
+            "MemoryDataset",
+            Arc::new(
+                |spec: &DatasetSpec<'_>| Ok(Arc::new(MemoryDataset::new(spec.name)) as Arc<dyn Dataset>),
+            ),
+        )
+        .expect("unique");
+        for (name, format) in FILE_TYPES {
+            r.register(name, file_factory(*format)).expect("unique");
+        }
+        r.register(
+            "partitions.PartitionedDataset",
+            Arc::new(|spec: &DatasetSpec<'_>| {
+                let (filepath, path) = spec.path("path")?;
+                let (sub_type, load_args, save_args) = match spec.config.get("dataset") {
+                    Some(Value::String(t)) => (t.clone(), Value::Null, Value::Null),
+                    Some(Value::Object(m)) => (
+                        m.get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        m.get("load_args").cloned().unwrap_or(Value::Null),
+                        m.get("save_args").cloned().unwrap_or(Value::Null),
+                    ),
+                    _ => return Err("`dataset` (the type of each partition) is required".into()),
+                };
+                let (canonical, format) = resolve_file_type(&sub_type)
+                    .ok_or_else(|| format!("`dataset`: `{sub_type}` is not a file dataset type"))?;
+                let suffix = spec.str("filename_suffix").unwrap_or("").to_string();
+                Ok(Arc::new(PartitionedDataset {
+                    name: spec.name.to_string(),
+                    path,
+                    filepath,
+                    format,
+                    type_name: canonical.to_string(),
+                    suffix,
+                    load_args,
+                    save_args,
+                }) as Arc<dyn Dataset>)
+            }),
+        )
+        .expect("unique");
+        r
+    }
+
+    /// Registers a type; a name registered twice is an error.
+    pub fn register(&mut self, name: &str, factory: DatasetFactory) -> Result<(), CatalogError> {
+        if self.types.contains_key(name) {
+            return Err(CatalogError::Config {
+                problems: vec![format!("dataset type `{name}` is already registered")],
+            });
+        }
+        self.types.insert(name.to_string(), factory);
+        Ok(())
+    }
+
+    /// The canonical name a type name resolves to (see the module docs).
+    pub fn canonical(&self, type_name: &str) -> Option<&str> {
+        if let Some((k, _)) = self.types.get_key_value(type_name) {
+            return Some(k);
+        }
+        let stripped = type_name.strip_prefix("kedro_datasets.").unwrap_or(type_name);
+        if let Some((k, _)) = self.types.get_key_value(stripped) {
+            return Some(k);
+        }
+        let class = stripped.rsplit('.').next().unwrap_or(stripped);
+        let mut matches = self.types.keys().filter(|k| k.rsplit('.').next() == Some(class));
+        match (matches.next(), matches.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    }
+
+    /// The factory for a type name.
+    pub fn get(&self, type_name: &str) -> Option<&DatasetFactory> {
+        self.canonical(type_name).and_then(|k| self.types.get(k))
+    }
+
+    /// Registered canonical names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+}
+
+/// Resolves a file type name (for partitions) with the same alias policy.
+fn resolve_file_type(name: &str) -> Option<(&'static str, Format)> {
+    let stripped = name.strip_prefix("kedro_datasets.").unwrap_or(name);
+    let class = stripped.rsplit('.').next().unwrap_or(stripped);
+    FILE_TYPES
+        .iter()
+        .find(|(n, _)| *n == stripped || n.rsplit('.').next() == Some(class))
+        .map(|(n, f)| (*n, *f))
+}
