@@ -40,7 +40,11 @@ pub fn dispatch(cli: Cli, code: ProjectCode) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Pipeline(PipelineCommand::Show { json, filter, session }) => {
+        Command::Pipeline(PipelineCommand::Show {
+            json,
+            filter,
+            session,
+        }) => {
             let s = open_session(&project, &session, Value::Null, code, true)?;
             let pipeline = s.select_pipeline(&filter_config(&filter))?;
             if json {
@@ -57,7 +61,10 @@ pub fn dispatch(cli: Cli, code: ProjectCode) -> anyhow::Result<u8> {
                         if n.tags().is_empty() {
                             String::new()
                         } else {
-                            format!("  tags: {}", n.tags().iter().cloned().collect::<Vec<_>>().join(","))
+                            format!(
+                                "  tags: {}",
+                                n.tags().iter().cloned().collect::<Vec<_>>().join(",")
+                            )
                         }
                     );
                 }
@@ -78,10 +85,13 @@ pub fn dispatch(cli: Cli, code: ProjectCode) -> anyhow::Result<u8> {
         Command::Viz(args) => {
             let s = open_session(&project, &args.session, Value::Null, code, true)?;
             let pipeline = s.select_pipeline(&filter_config(&args.filter))?;
-            print!("{}", match args.format {
-                VizFormat::Mermaid => mermaid(&pipeline),
-                VizFormat::Dot => dot(&pipeline),
-            });
+            print!(
+                "{}",
+                match args.format {
+                    VizFormat::Mermaid => mermaid(&pipeline),
+                    VizFormat::Dot => dot(&pipeline),
+                }
+            );
             Ok(0)
         }
         Command::Sessions(SessionsCommand::List { json, limit, store }) => {
@@ -142,7 +152,12 @@ fn load_versions(specs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn session_options(args: &SessionArgs, params: Value, code: ProjectCode, inspect_only: bool) -> anyhow::Result<SessionOptions> {
+fn session_options(
+    args: &SessionArgs,
+    params: Value,
+    code: ProjectCode,
+    inspect_only: bool,
+) -> anyhow::Result<SessionOptions> {
     let type_check = match &args.type_check {
         Some(t) => Some(t.parse::<TypeCheck>().map_err(anyhow::Error::msg)?),
         None => None,
@@ -174,7 +189,10 @@ fn open_session(
     code: ProjectCode,
     inspect_only: bool,
 ) -> anyhow::Result<Session> {
-    Ok(Session::create(project, session_options(args, params, code, inspect_only)?)?)
+    Ok(Session::create(
+        project,
+        session_options(args, params, code, inspect_only)?,
+    )?)
 }
 
 /// Shows progress: a bar on a terminal, plain lines otherwise.
@@ -185,7 +203,13 @@ struct ProgressHook {
 }
 
 impl Hook for ProgressHook {
-    fn after_node_run(&self, _ctx: &RunContext, node: &Node, _i: &[weft_pipeline::Data], _o: &[weft_pipeline::Data]) {
+    fn after_node_run(
+        &self,
+        _ctx: &RunContext,
+        node: &Node,
+        _i: &[weft_pipeline::Data],
+        _o: &[weft_pipeline::Data],
+    ) {
         let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         match &self.bar {
             Some(bar) => {
@@ -206,11 +230,14 @@ fn run(project: &std::path::Path, args: &RunArgs, code: ProjectCode) -> anyhow::
     config.max_workers = args.max_workers;
     config.only_missing_outputs = args.only_missing_outputs;
     // Count the nodes first so the progress display knows the total.
-    let probe = Session::create(project, SessionOptions {
-        store: StoreChoice::Disabled,
-        hooks: Hooks::new(),
-        ..options.clone()
-    })?;
+    let probe = Session::create(
+        project,
+        SessionOptions {
+            store: StoreChoice::Disabled,
+            hooks: Hooks::new(),
+            ..options.clone()
+        },
+    )?;
     let total = probe.select_pipeline(&config)?.len();
     drop(probe);
     let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
@@ -273,7 +300,8 @@ fn run(project: &std::path::Path, args: &RunArgs, code: ProjectCode) -> anyhow::
 }
 
 fn data_json(d: &weft_pipeline::Data) -> Value {
-    d.to_json().unwrap_or_else(|_| json!(format!("<{}>", d.type_name())))
+    d.to_json()
+        .unwrap_or_else(|_| json!(format!("<{}>", d.type_name())))
 }
 
 fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
@@ -283,7 +311,10 @@ fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
     } else {
         let mut m = serde_json::Map::new();
         for k in params_keys {
-            m.insert(k.clone(), lookup_dotted(&params, k).cloned().unwrap_or(Value::Null));
+            m.insert(
+                k.clone(),
+                lookup_dotted(&params, k).cloned().unwrap_or(Value::Null),
+            );
         }
         Value::Object(m)
     };
@@ -329,11 +360,14 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
         ..policy
     };
     let session_opts = session_options(&args.run.session, Value::Null, code, false)?;
-    let service = ServiceSession::create(project, ServiceOptions {
-        session: session_opts,
-        max_workers: args.run.max_workers,
-        history_limit: None,
-    })?;
+    let service = ServiceSession::create(
+        project,
+        ServiceOptions {
+            session: session_opts,
+            max_workers: args.run.max_workers,
+            history_limit: None,
+        },
+    )?;
     let mut template = filter_config(&args.run.filter);
     template.load_versions = load_versions(&args.run.load_versions)?;
     template.runner = args.run.runner.clone();
@@ -351,8 +385,10 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
     let bar = (std::io::stderr().is_terminal() && !args.run.json).then(|| {
         let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}",
+            )
+            .expect("valid template"),
         );
         bar
     });
@@ -367,13 +403,21 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
         bar.finish_and_clear();
     }
     service.close(weft_session::CloseMode::Wait);
-    let failed = results.iter().filter(|r| r.status != RunStatus::Succeeded).count();
+    let failed = results
+        .iter()
+        .filter(|r| r.status != RunStatus::Succeeded)
+        .count();
     if args.run.json {
         let list: Vec<Value> = results.iter().map(|r| result_json(r, &varying)).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         print!("{}", multirun_table(&results, &varying, &args.metrics));
-        eprintln!("{} runs: {} succeeded, {} not", results.len(), results.len() - failed, failed);
+        eprintln!(
+            "{} runs: {} succeeded, {} not",
+            results.len(),
+            results.len() - failed,
+            failed
+        );
     }
     Ok(if failed > 0 { 1 } else { 0 })
 }
@@ -394,7 +438,12 @@ fn multirun_table(results: &[RunResult], varying: &[String], metrics: &[String])
         row.push(r.status.to_string());
         row.push(format!("{:.3}s", r.duration().as_secs_f64()));
         for m in metrics {
-            row.push(r.outputs.get(m).map(|d| compact(&data_json(d))).unwrap_or_default());
+            row.push(
+                r.outputs
+                    .get(m)
+                    .map(|d| compact(&data_json(d)))
+                    .unwrap_or_default(),
+            );
         }
         row.push(
             r.error
@@ -417,7 +466,12 @@ fn compact(v: &Value) -> String {
 fn render_table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -441,11 +495,9 @@ fn config_show(
 ) -> anyhow::Result<u8> {
     let runtime = runtime_params(params)?;
     let proj = weft_session::Project::open(project)?;
-    let env = args
-        .env
-        .clone()
-        .unwrap_or_else(|| "local".to_string());
-    let loader = weft_config::ConfigLoader::new(proj.conf_dir(args.conf_source.as_deref()), Some(&env), runtime);
+    let env = args.env.clone().unwrap_or_else(|| "local".to_string());
+    let loader =
+        weft_config::ConfigLoader::new(proj.conf_dir(args.conf_source.as_deref()), Some(&env), runtime);
     let sections = ["parameters", "catalog", "globals", "credentials"];
     let wanted: Vec<&str> = match &section {
         Some(s) if sections.contains(&s.as_str()) => vec![s.as_str()],
@@ -454,7 +506,11 @@ fn config_show(
     };
     let mut out = serde_json::Map::new();
     for s in wanted {
-        let mut value = if s == "parameters" { loader.parameters()? } else { loader.get(s)? };
+        let mut value = if s == "parameters" {
+            loader.parameters()?
+        } else {
+            loader.get(s)?
+        };
         if s == "credentials" && !show_credentials {
             value = weft_config::mask_credentials(&value);
         }
@@ -524,7 +580,12 @@ fn catalog_list(
         let list: Vec<&Value> = rows.values().collect();
         println!("{}", serde_json::to_string_pretty(&json!({ "datasets": list }))?);
     } else {
-        let mut table = vec![vec!["name".to_string(), "type".into(), "path".into(), "versioned".into()]];
+        let mut table = vec![vec![
+            "name".to_string(),
+            "type".into(),
+            "path".into(),
+            "versioned".into(),
+        ]];
         for v in rows.values() {
             table.push(vec![
                 v["name"].as_str().unwrap_or("").to_string(),
@@ -559,10 +620,18 @@ fn mermaid(p: &Pipeline) -> String {
     }
     for n in p.nodes() {
         for i in n.inputs() {
-            out.push_str(&format!("    {} --> {}\n", ident(&format!("ds {i}")), ident(n.name())));
+            out.push_str(&format!(
+                "    {} --> {}\n",
+                ident(&format!("ds {i}")),
+                ident(n.name())
+            ));
         }
         for o in n.outputs() {
-            out.push_str(&format!("    {} --> {}\n", ident(n.name()), ident(&format!("ds {o}"))));
+            out.push_str(&format!(
+                "    {} --> {}\n",
+                ident(n.name()),
+                ident(&format!("ds {o}"))
+            ));
         }
     }
     out
@@ -613,7 +682,10 @@ fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Result<u8> {
         } => {
             let store = open_store(project, store.as_deref())?;
             let status = match status {
-                Some(s) => Some(s.parse::<weft_store::RunStatus>().map_err(|e| anyhow::anyhow!("--status: {e}"))?),
+                Some(s) => Some(
+                    s.parse::<weft_store::RunStatus>()
+                        .map_err(|e| anyhow::anyhow!("--status: {e}"))?,
+                ),
                 None => None,
             };
             let runs = store.list_runs(&weft_store::RunFilter {
@@ -647,10 +719,17 @@ fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Result<u8> {
             store,
         } => {
             let store = open_store(project, store.as_deref())?;
-            let a = store.get_run(&run_a)?.ok_or_else(|| anyhow::anyhow!("no run `{run_a}` in the store"))?;
-            let b = store.get_run(&run_b)?.ok_or_else(|| anyhow::anyhow!("no run `{run_b}` in the store"))?;
+            let a = store
+                .get_run(&run_a)?
+                .ok_or_else(|| anyhow::anyhow!("no run `{run_a}` in the store"))?;
+            let b = store
+                .get_run(&run_b)?
+                .ok_or_else(|| anyhow::anyhow!("no run `{run_b}` in the store"))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&weft_store::report::compare_json(&a, &b))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&weft_store::report::compare_json(&a, &b))?
+                );
             } else {
                 print!("{}", weft_store::report::compare(&a, &b));
             }
@@ -700,7 +779,10 @@ fn new_project(name: &str) -> anyhow::Result<u8> {
         ("conf/base/parameters.yml", SCAFFOLD_PARAMETERS.into()),
         ("conf/local/.gitkeep", String::new()),
         ("data/.gitkeep", String::new()),
-        (".gitignore", "/data/*\n!/data/.gitkeep\n/.weft/\n/logs/\n/conf/local/credentials*\n".into()),
+        (
+            ".gitignore",
+            "/data/*\n!/data/.gitkeep\n/.weft/\n/logs/\n/conf/local/credentials*\n".into(),
+        ),
     ];
     for (path, content) in files {
         let path = root.join(path);
@@ -710,4 +792,3 @@ fn new_project(name: &str) -> anyhow::Result<u8> {
     eprintln!("created project `{name}`; try: weft --project {name} run");
     Ok(0)
 }
-

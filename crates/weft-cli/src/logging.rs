@@ -40,7 +40,12 @@ pub fn init(cli: &Cli) -> anyhow::Result<LogGuard> {
         .with(run_logs.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
     match cli.log_format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_filter(filter),
+            )
             .try_init()?,
         LogFormat::Json => registry
             .with(
@@ -99,7 +104,8 @@ where
         }
         let mut fields = Fields::default();
         attrs.record(&mut fields);
-        let (Some(run_id), Some(session_id)) = (fields.map.get("run_id"), fields.map.get("session_id")) else {
+        let (Some(run_id), Some(session_id)) = (fields.map.get("run_id"), fields.map.get("session_id"))
+        else {
             return;
         };
         if !safe(run_id) || !safe(session_id) {
@@ -118,10 +124,14 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let Some(scope) = ctx.event_scope(event) else { return };
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
         for span in scope {
             let ext = span.extensions();
-            let Some(RunLog(file)) = ext.get::<RunLog>() else { continue };
+            let Some(RunLog(file)) = ext.get::<RunLog>() else {
+                continue;
+            };
             let mut fields = Fields::default();
             event.record(&mut fields);
             let mut line = format!(

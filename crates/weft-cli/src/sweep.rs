@@ -12,7 +12,6 @@ use serde_json::Value;
 #[derive(Debug)]
 pub struct SweepError(pub String);
 
-
 impl std::fmt::Display for SweepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -39,12 +38,16 @@ fn split_top_level(s: &str) -> Vec<String> {
         }
     }
     out.push(cur);
-    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    out.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// A YAML-like typed scalar (`1` int, `1.5` float, `true` bool, `null`, else string).
 fn scalar(raw: &str) -> Result<Value, SweepError> {
-    let parsed = weft_config::parse_runtime_params(&format!("v={raw}")).map_err(|e| SweepError(e.to_string()))?;
+    let parsed =
+        weft_config::parse_runtime_params(&format!("v={raw}")).map_err(|e| SweepError(e.to_string()))?;
     Ok(parsed.get("v").cloned().unwrap_or(Value::Null))
 }
 
@@ -63,7 +66,11 @@ fn expand_value(key: &str, raw: &str) -> Result<Vec<Value>, SweepError> {
             [stop] => (0.0, number(stop, key)?, 1.0),
             [start, stop] => (number(start, key)?, number(stop, key)?, 1.0),
             [start, stop, step] => (number(start, key)?, number(stop, key)?, number(step, key)?),
-            _ => return Err(SweepError(format!("`{key}`: range takes 1 to 3 arguments, got `{raw}`"))),
+            _ => {
+                return Err(SweepError(format!(
+                    "`{key}`: range takes 1 to 3 arguments, got `{raw}`"
+                )));
+            }
         };
         if step == 0.0 {
             return Err(SweepError(format!("`{key}`: range step must not be 0")));
@@ -72,7 +79,11 @@ fn expand_value(key: &str, raw: &str) -> Result<Vec<Value>, SweepError> {
         let mut values = Vec::new();
         let mut v = start;
         while (step > 0.0 && v < stop) || (step < 0.0 && v > stop) {
-            values.push(if integral { Value::from(v as i64) } else { Value::from(v) });
+            values.push(if integral {
+                Value::from(v as i64)
+            } else {
+                Value::from(v)
+            });
             v += step;
             if values.len() > 100_000 {
                 return Err(SweepError(format!("`{key}`: range has more than 100000 values")));
@@ -97,7 +108,10 @@ fn expand_value(key: &str, raw: &str) -> Result<Vec<Value>, SweepError> {
 /// Parses `--params` strings into `(dotted key, values)` in order. With
 /// `allow_sweeps = false` (plain `weft run`), a key with several values is
 /// an error.
-pub fn parse_assignments(specs: &[String], allow_sweeps: bool) -> Result<Vec<(String, Vec<Value>)>, SweepError> {
+pub fn parse_assignments(
+    specs: &[String],
+    allow_sweeps: bool,
+) -> Result<Vec<(String, Vec<Value>)>, SweepError> {
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
     for spec in specs {
         let mut last: Option<usize> = None;
@@ -135,7 +149,9 @@ pub fn parse_assignments(specs: &[String], allow_sweeps: bool) -> Result<Vec<(St
         }
     }
     if !allow_sweeps && let Some((k, _)) = out.iter().find(|(_, v)| v.len() != 1) {
-        return Err(SweepError(format!("`{k}` has several values; sweeps are for `weft multirun`")));
+        return Err(SweepError(format!(
+            "`{k}` has several values; sweeps are for `weft multirun`"
+        )));
     }
     Ok(out)
 }
@@ -145,7 +161,10 @@ pub fn parse_assignments(specs: &[String], allow_sweeps: bool) -> Result<Vec<(St
 pub fn parse_sweep_file(path: &std::path::Path) -> Result<Vec<(String, Vec<Value>)>, SweepError> {
     let doc = weft_config::yaml::load_file(path).map_err(|e| SweepError(e.to_string()))?;
     let Value::Object(map) = doc else {
-        return Err(SweepError(format!("{}: a sweep file must be a map of parameter -> values", path.display())));
+        return Err(SweepError(format!(
+            "{}: a sweep file must be a map of parameter -> values",
+            path.display()
+        )));
     };
     let mut out = Vec::new();
     for (key, v) in map {
@@ -154,7 +173,9 @@ pub fn parse_sweep_file(path: &std::path::Path) -> Result<Vec<(String, Vec<Value
                 return Err(SweepError(format!("{}: `{key}` has no values", path.display())));
             }
             Value::Array(items) => items,
-            Value::String(s) if s.starts_with("range(") || s.starts_with("choice(") => expand_value(&key, &s)?,
+            Value::String(s) if s.starts_with("range(") || s.starts_with("choice(") => {
+                expand_value(&key, &s)?
+            }
             other => vec![other],
         };
         out.push((key, values));
@@ -175,7 +196,9 @@ pub fn set_dotted(target: &mut Value, key: &str, value: Value) {
             map.insert(part.to_string(), value);
             return;
         }
-        cur = map.entry(part.to_string()).or_insert_with(|| Value::Object(Default::default()));
+        cur = map
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Default::default()));
     }
 }
 
@@ -205,14 +228,21 @@ mod tests {
     #[test]
     fn plain_assignments() {
         let a = parse_assignments(&["a=1,b.c=x,d=1.5,e=true".into()], false).unwrap();
-        assert_eq!(expand_sweeps(&a), vec![json!({"a": 1, "b": {"c": "x"}, "d": 1.5, "e": true})]);
+        assert_eq!(
+            expand_sweeps(&a),
+            vec![json!({"a": 1, "b": {"c": "x"}, "d": 1.5, "e": true})]
+        );
         let err = parse_assignments(&["lr=0.1,0.2".into()], false).unwrap_err();
         assert!(err.to_string().contains("multirun"), "{err}");
     }
 
     #[test]
     fn sweeps_are_cartesian() {
-        let a = parse_assignments(&["lr=0.001,0.01,0.1".into(), "batch=range(16,65,16)".into()], true).unwrap();
+        let a = parse_assignments(
+            &["lr=0.001,0.01,0.1".into(), "batch=range(16,65,16)".into()],
+            true,
+        )
+        .unwrap();
         assert_eq!(a[0].1, vec![json!(0.001), json!(0.01), json!(0.1)]);
         assert_eq!(a[1].1, vec![json!(16), json!(32), json!(48), json!(64)]);
         let combos = expand_sweeps(&a);

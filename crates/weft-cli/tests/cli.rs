@@ -41,10 +41,22 @@ fn new_project_runs_and_is_recorded() {
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["outputs"]["total"], 42.5);
     let run_id = r["run_id"].as_str().unwrap();
-    assert!(root.join("data/total.json").join(run_id).join("total.json").is_file());
+    assert!(
+        root.join("data/total.json")
+            .join(run_id)
+            .join("total.json")
+            .is_file()
+    );
     let runs = ok(&weft(&root, &["runs", "list", "--json"]));
     assert_eq!(runs[0]["run_id"], run_id);
-    for key in ["run_id", "session_id", "status", "start_time", "end_time", "error"] {
+    for key in [
+        "run_id",
+        "session_id",
+        "status",
+        "start_time",
+        "end_time",
+        "error",
+    ] {
         assert!(runs[0].get(key).is_some(), "runs list lacks `{key}`: {}", runs[0]);
     }
     let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
@@ -73,7 +85,10 @@ fn run_flags_params_and_errors() {
     let out = weft(&root, &["run"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("node `b` failed") && err.contains("--from-nodes \"a\""), "{err}");
+    assert!(
+        err.contains("node `b` failed") && err.contains("--from-nodes \"a\""),
+        "{err}"
+    );
     let failed = ok(&weft(&root, &["runs", "list", "--status", "failed", "--json"]));
     assert_eq!(failed.as_array().unwrap().len(), 1);
     assert_eq!(failed[0]["error"]["node"], "b");
@@ -92,14 +107,31 @@ fn pipeline_config_catalog_and_viz() {
     );
     let v = ok(&weft(&root, &["pipeline", "list", "--json"]));
     assert_eq!(v["pipelines"][0]["name"], "__default__");
-    let v = ok(&weft(&root, &["config", "show", "--section", "parameters", "--params", "offset=1"]));
+    let v = ok(&weft(
+        &root,
+        &[
+            "config",
+            "show",
+            "--section",
+            "parameters",
+            "--params",
+            "offset=1",
+        ],
+    ));
     assert_eq!(v, serde_json::json!({"start": 41, "offset": 1}));
-    std::fs::write(root.join("conf/local/credentials.yml"), "db:\n  password: hunter2\n").unwrap();
+    std::fs::write(
+        root.join("conf/local/credentials.yml"),
+        "db:\n  password: hunter2\n",
+    )
+    .unwrap();
     let v = ok(&weft(&root, &["config", "show", "--section", "credentials"]));
     assert_eq!(v["db"]["password"], "***");
     let v = ok(&weft(&root, &["catalog", "list", "--json"]));
     let text = v.to_string();
-    assert!(text.contains("\"total\"") && text.contains("data/total.json"), "{text}");
+    assert!(
+        text.contains("\"total\"") && text.contains("data/total.json"),
+        "{text}"
+    );
     let out = weft(&root, &["viz"]);
     let m = String::from_utf8_lossy(&out.stdout);
     assert!(m.starts_with("flowchart TD") && m.contains("n_increment"), "{m}");
@@ -110,36 +142,88 @@ fn multirun_sweeps_the_cartesian_product() {
     let (_tmp, root) = scaffold();
     let v = ok(&weft(
         &root,
-        &["multirun", "--json", "--params", "start=1,2,3", "--params", "offset=range(0,20,10)", "--max-workers", "2"],
+        &[
+            "multirun",
+            "--json",
+            "--params",
+            "start=1,2,3",
+            "--params",
+            "offset=range(0,20,10)",
+            "--max-workers",
+            "2",
+        ],
     ));
     let runs = v.as_array().unwrap();
     assert_eq!(runs.len(), 6);
-    let mut totals: Vec<f64> = runs.iter().map(|r| r["outputs"]["total"].as_f64().unwrap()).collect();
+    let mut totals: Vec<f64> = runs
+        .iter()
+        .map(|r| r["outputs"]["total"].as_f64().unwrap())
+        .collect();
     totals.sort_by(f64::total_cmp);
     assert_eq!(totals, [2.0, 3.0, 4.0, 12.0, 13.0, 14.0]);
-    assert!(runs.iter().all(|r| r["status"] == "succeeded" && r["params"].get("start").is_some()));
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "succeeded" && r["params"].get("start").is_some())
+    );
     // A failing sweep point makes the command fail; continue runs the rest.
     std::fs::write(root.join("sweep.yml"), "start: [1, \"oops\"]\n").unwrap();
-    let out = weft(&root, &["multirun", "--json", "--sweep-file", "sweep.yml", "--policy", "continue"]);
+    let out = weft(
+        &root,
+        &[
+            "multirun",
+            "--json",
+            "--sweep-file",
+            "sweep.yml",
+            "--policy",
+            "continue",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let statuses: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["succeeded", "failed"]);
 }
 
 #[test]
 fn help_explains_every_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["new", "run", "multirun", "pipeline", "config", "catalog", "viz", "sessions", "runs"] {
+    for cmd in [
+        "new", "run", "multirun", "pipeline", "config", "catalog", "viz", "sessions", "runs",
+    ] {
         assert!(help.contains(cmd), "--help lacks {cmd}: {help}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(["run", "--help"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--pipelines", "--tags", "--nodes", "--from-nodes", "--to-nodes", "--from-inputs", "--to-outputs",
-        "--namespaces", "--load-versions", "--params", "--env", "--runner", "--max-workers",
-        "--only-missing-outputs", "--conf-source", "--project", "--log-level",
+        "--pipelines",
+        "--tags",
+        "--nodes",
+        "--from-nodes",
+        "--to-nodes",
+        "--from-inputs",
+        "--to-outputs",
+        "--namespaces",
+        "--load-versions",
+        "--params",
+        "--env",
+        "--runner",
+        "--max-workers",
+        "--only-missing-outputs",
+        "--conf-source",
+        "--project",
+        "--log-level",
     ] {
         assert!(help.contains(flag), "run --help lacks {flag}");
     }

@@ -24,7 +24,11 @@ pub enum PipelineError {
         problems: Vec<String>,
     },
     /// A filter names nodes the pipeline does not have.
-    #[error("pipeline does not contain nodes {}{}", quoted(names), did_you_mean(suggestions))]
+    #[error(
+        "pipeline does not contain nodes {}{}",
+        quoted(names),
+        did_you_mean(suggestions)
+    )]
     UnknownNodes {
         /// The unknown names.
         names: Vec<String>,
@@ -44,7 +48,9 @@ pub enum PipelineError {
         names: Vec<String>,
     },
     /// Filtering left no node.
-    #[error("pipeline contains no nodes after applying all provided filters ({filters}); please ensure that the filters are correct")]
+    #[error(
+        "pipeline contains no nodes after applying all provided filters ({filters}); please ensure that the filters are correct"
+    )]
     EmptyAfterFilter {
         /// The filters that were applied.
         filters: String,
@@ -66,7 +72,11 @@ pub enum PipelineError {
 }
 
 fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Formats a "did you mean" suffix (empty when there is nothing to suggest).

@@ -163,7 +163,10 @@ impl Pipeline {
         for (base, who) in &conflicts {
             problems.push(format!(
                 "dataset `{base}` is an output of more than one node: {}",
-                who.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+                who.iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if !problems.is_empty() {
@@ -208,12 +211,19 @@ impl Pipeline {
             order_layers.push(std::mem::replace(&mut layer, next));
         }
         if placed < n {
-            let mut stuck: Vec<&str> = (0..n).filter(|&i| waiting[i] > 0).map(|i| nodes[i].name()).collect();
+            let mut stuck: Vec<&str> = (0..n)
+                .filter(|&i| waiting[i] > 0)
+                .map(|i| nodes[i].name())
+                .collect();
             stuck.sort();
             return Err(PipelineError::InvalidPipeline {
                 problems: vec![format!(
                     "circular dependencies between nodes: {}",
-                    stuck.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    stuck
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )],
             });
         }
@@ -225,7 +235,10 @@ impl Pipeline {
             position[old] = new;
         }
         let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-        let sorted: Vec<Node> = order.iter().map(|&old| slots[old].take().expect("each node once")).collect();
+        let sorted: Vec<Node> = order
+            .iter()
+            .map(|&old| slots[old].take().expect("each node once"))
+            .collect();
         let remap = |v: &Vec<usize>| -> Vec<usize> {
             let mut out: Vec<usize> = v.iter().map(|&x| position[x]).collect();
             out.sort_unstable();
@@ -322,12 +335,18 @@ impl Pipeline {
 
     /// Every dataset any node consumes.
     pub fn all_inputs(&self) -> BTreeSet<String> {
-        self.nodes().iter().flat_map(|n| n.inputs().iter().cloned()).collect()
+        self.nodes()
+            .iter()
+            .flat_map(|n| n.inputs().iter().cloned())
+            .collect()
     }
 
     /// Every dataset any node produces.
     pub fn all_outputs(&self) -> BTreeSet<String> {
-        self.nodes().iter().flat_map(|n| n.outputs().iter().cloned()).collect()
+        self.nodes()
+            .iter()
+            .flat_map(|n| n.outputs().iter().cloned())
+            .collect()
     }
 
     /// Every dataset named by any node.
@@ -421,7 +440,11 @@ impl Pipeline {
 
     /// Nodes consuming (`consumers = true`) or producing the given datasets.
     /// A bare name matches every `name@format`; a transcoded name matches exactly.
-    fn nodes_touching<S: AsRef<str>>(&self, datasets: &[S], consumers: bool) -> Result<Vec<usize>, PipelineError> {
+    fn nodes_touching<S: AsRef<str>>(
+        &self,
+        datasets: &[S],
+        consumers: bool,
+    ) -> Result<Vec<usize>, PipelineError> {
         let mut found = BTreeSet::new();
         let mut unknown = Vec::new();
         for ds in datasets {
@@ -457,7 +480,11 @@ impl Pipeline {
                 continue;
             }
             keep[i] = true;
-            let next = if downstream { &self.inner.children[i] } else { &self.inner.parents[i] };
+            let next = if downstream {
+                &self.inner.children[i]
+            } else {
+                &self.inner.parents[i]
+            };
             stack.extend(next.iter().copied());
         }
         keep
@@ -475,7 +502,10 @@ impl Pipeline {
     }
 
     /// Nodes in the namespaces (or nested below them).
-    pub fn only_nodes_with_namespaces<S: AsRef<str>>(&self, namespaces: &[S]) -> Result<Pipeline, PipelineError> {
+    pub fn only_nodes_with_namespaces<S: AsRef<str>>(
+        &self,
+        namespaces: &[S],
+    ) -> Result<Pipeline, PipelineError> {
         let in_ns = |n: &Node, ns: &str| {
             n.namespace()
                 .is_some_and(|own| own == ns || own.starts_with(&format!("{ns}.")))
@@ -555,7 +585,9 @@ impl Pipeline {
             apply(self.only_nodes_with_namespaces(&f.node_namespaces)?);
         }
         if result.is_empty() && !self.is_empty() {
-            return Err(PipelineError::EmptyAfterFilter { filters: f.describe() });
+            return Err(PipelineError::EmptyAfterFilter {
+                filters: f.describe(),
+            });
         }
         Ok(result)
     }
@@ -595,7 +627,9 @@ impl Pipeline {
         let mut problems = Vec::new();
         for key in opts.inputs.keys() {
             if is_param(key) {
-                problems.push(format!("inputs: `{key}` is a parameter; map it under `parameters`"));
+                problems.push(format!(
+                    "inputs: `{key}` is a parameter; map it under `parameters`"
+                ));
             } else if !free_inputs.contains(transcode::strip(key)) {
                 problems.push(format!("inputs: `{key}` is not a free input of the pipeline"));
             }
@@ -608,9 +642,13 @@ impl Pipeline {
         let mut params: BTreeMap<String, String> = BTreeMap::new();
         for (key, value) in &opts.parameters {
             let k = key.strip_prefix("params:").unwrap_or(key);
-            let used = params_used.iter().any(|p| p == k || p.starts_with(&format!("{k}.")));
+            let used = params_used
+                .iter()
+                .any(|p| p == k || p.starts_with(&format!("{k}.")));
             if !used {
-                problems.push(format!("parameters: `params:{k}` is not a parameter of the pipeline"));
+                problems.push(format!(
+                    "parameters: `params:{k}` is not a parameter of the pipeline"
+                ));
                 continue;
             }
             let v = value.strip_prefix("params:").unwrap_or(value);
@@ -681,7 +719,9 @@ impl Pipeline {
 
 impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.nodes().iter().map(Node::name)).finish()
+        f.debug_list()
+            .entries(self.nodes().iter().map(Node::name))
+            .finish()
     }
 }
 

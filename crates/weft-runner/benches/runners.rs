@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use weft_catalog::Catalog;
 use weft_pipeline::{CancelToken, Data, FunctionRegistry, Node, Pipeline, node};
-use weft_runner::{Hooks, RunContext, RunJob, Runner, SequentialRunner, ThreadRunner, TypeCheck, run_pipeline};
+use weft_runner::{
+    Hooks, RunContext, RunJob, Runner, SequentialRunner, ThreadRunner, TypeCheck, run_pipeline,
+};
 
 fn chain(n: usize) -> Pipeline {
     let nodes: Vec<Node> = (0..n)
@@ -36,7 +38,14 @@ fn fan_out(width: usize, func: &str, registry: &FunctionRegistry) -> Pipeline {
         nodes.push(b.name(format!("mid{i:04}")).build().unwrap());
         mids.push(out);
     }
-    nodes.push(registry.node("sum", mids, ["total"]).unwrap().name("sink").build().unwrap());
+    nodes.push(
+        registry
+            .node("sum", mids, ["total"])
+            .unwrap()
+            .name("sink")
+            .build()
+            .unwrap(),
+    );
     Pipeline::new(nodes).unwrap()
 }
 
@@ -47,7 +56,12 @@ fn run_once(pipeline: &Pipeline, runner: &dyn Runner, inputs: &[(&str, Data)]) -
         catalog.add_data(*name, data.clone());
     }
     let hooks = Hooks::new();
-    let ctx = RunContext { session_id: "bench".into(), run_id: "bench".into(), run_index: 0, total_runs: 1 };
+    let ctx = RunContext {
+        session_id: "bench".into(),
+        run_id: "bench".into(),
+        run_index: 0,
+        total_runs: 1,
+    };
     let cancel = CancelToken::new();
     let job = RunJob {
         pipeline,
@@ -80,7 +94,10 @@ fn main() {
 
     let p = chain(1000);
     let inputs = [("d0", Data::new(0i64))];
-    for (name, runner) in [("sequential", &seq as &dyn Runner), ("thread(2)", &thr as &dyn Runner)] {
+    for (name, runner) in [
+        ("sequential", &seq as &dyn Runner),
+        ("thread(2)", &thr as &dyn Runner),
+    ] {
         let t = median(&p, runner, &inputs, 51);
         println!(
             "chain    1000 trivial nodes  {name:<11} total {:>9.3} ms  per node {:>7.3} µs",
@@ -91,7 +108,10 @@ fn main() {
 
     let p = fan_out(1000, "add_one", &registry);
     let inputs = [("src", Data::new(1i64))];
-    for (name, runner) in [("sequential", &seq as &dyn Runner), ("thread(2)", &thr as &dyn Runner)] {
+    for (name, runner) in [
+        ("sequential", &seq as &dyn Runner),
+        ("thread(2)", &thr as &dyn Runner),
+    ] {
         let t = median(&p, runner, &inputs, 51);
         println!(
             "fan-out  1→1000→1 trivial    {name:<11} total {:>9.3} ms  per node {:>7.3} µs",

@@ -26,7 +26,10 @@ pub enum RunError {
         resume_from: Vec<String>,
     },
     /// Loading or saving a dataset failed while running a node.
-    #[error("node `{node}` could not {action} dataset `{dataset}`: {source}{}", hint(resume_from))]
+    #[error(
+        "node `{node}` could not {action} dataset `{dataset}`: {source}{}",
+        hint(resume_from)
+    )]
     Dataset {
         /// The node being run.
         node: String,

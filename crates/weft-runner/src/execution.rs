@@ -192,13 +192,16 @@ impl<'a> Execution<'a> {
                 hooks.before_dataset_loaded(ctx, name, node);
             }
             let request = node.input_type(k);
-            let data = job.catalog.load(name, request.as_ref()).map_err(|source| RunError::Dataset {
-                node: node.name().to_string(),
-                dataset: name.clone(),
-                action: "load",
-                source,
-                resume_from: Vec::new(),
-            });
+            let data = job
+                .catalog
+                .load(name, request.as_ref())
+                .map_err(|source| RunError::Dataset {
+                    node: node.name().to_string(),
+                    dataset: name.clone(),
+                    action: "load",
+                    source,
+                    resume_from: Vec::new(),
+                });
             let data = match data {
                 Ok(d) => d,
                 Err(e) => return Err(self.node_failed(i, e)),
@@ -211,7 +214,11 @@ impl<'a> Execution<'a> {
         if !hooks.is_empty() {
             hooks.before_node_run(ctx, node, &inputs);
         }
-        let call_inputs = if hooks.is_empty() { std::mem::take(&mut inputs) } else { inputs.clone() };
+        let call_inputs = if hooks.is_empty() {
+            std::mem::take(&mut inputs)
+        } else {
+            inputs.clone()
+        };
         let outputs = match node.run(call_inputs, job.cancel) {
             Ok(outputs) => outputs,
             Err(source) => {
@@ -246,7 +253,10 @@ impl<'a> Execution<'a> {
             }
             let slot = self.output_slots[i][k];
             if self.is_free_output[slot] {
-                self.outputs.lock().expect("outputs lock").insert(name.clone(), data);
+                self.outputs
+                    .lock()
+                    .expect("outputs lock")
+                    .insert(name.clone(), data);
             } else if self.releasable[slot] && self.remaining_loads[slot].load(Ordering::SeqCst) == 0 {
                 job.catalog.release(name);
             }

@@ -9,8 +9,8 @@ mod context;
 mod error;
 mod execution;
 mod hooks;
-mod resume;
 mod result;
+mod resume;
 mod sequential;
 mod thread;
 mod validate;
@@ -19,8 +19,8 @@ pub use context::RunContext;
 pub use error::RunError;
 pub use execution::{NodeTiming, RunJob, RunOutput, run_pipeline};
 pub use hooks::{Hook, Hooks};
-pub use resume::resume_nodes;
 pub use result::{RunFailure, RunResult, RunStatus};
+pub use resume::resume_nodes;
 pub use sequential::SequentialRunner;
 pub use thread::ThreadRunner;
 pub use validate::{TypeCheck, validate_run};
@@ -40,7 +40,9 @@ pub fn runner_by_name(name: &str, max_workers: Option<usize>) -> Result<Box<dyn 
         "sequential" | "SequentialRunner" => Ok(Box::new(SequentialRunner)),
         "thread" | "ThreadRunner" => Ok(Box::new(ThreadRunner::new(max_workers))),
         other => Err(RunError::Validation {
-            problems: vec![format!("unknown runner `{other}`; expected `sequential` or `thread`")],
+            problems: vec![format!(
+                "unknown runner `{other}`; expected `sequential` or `thread`"
+            )],
         }),
     }
 }

@@ -88,5 +88,3 @@ impl RunResult {
         std::time::Duration::try_from(span).unwrap_or_default()
     }
 }
-
-

@@ -27,7 +27,9 @@ impl FromStr for TypeCheck {
             "strict" => Ok(TypeCheck::Strict),
             "warn" => Ok(TypeCheck::Warn),
             "off" => Ok(TypeCheck::Off),
-            other => Err(format!("unknown type check mode `{other}`; expected strict, warn or off")),
+            other => Err(format!(
+                "unknown type check mode `{other}`; expected strict, warn or off"
+            )),
         }
     }
 }
@@ -41,12 +43,18 @@ fn is_param(name: &str) -> bool {
 ///
 /// Returns the type warnings in `warn` mode; every problem is reported at
 /// once in the error.
-pub fn validate_run(pipeline: &Pipeline, catalog: &Catalog, mode: TypeCheck) -> Result<Vec<String>, RunError> {
+pub fn validate_run(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    mode: TypeCheck,
+) -> Result<Vec<String>, RunError> {
     let mut missing = Vec::new();
     for input in pipeline.inputs() {
         if !catalog.contains(&input) {
             if is_param(&input) {
-                missing.push(format!("parameter `{input}` is not defined in the run's parameters"));
+                missing.push(format!(
+                    "parameter `{input}` is not defined in the run's parameters"
+                ));
             } else {
                 missing.push(format!("pipeline input `{input}` is not in the catalog"));
             }

@@ -82,7 +82,11 @@ fn diamond_with_builtins() {
         reg.node("add_one", "x", "a").unwrap().name("a").build().unwrap(),
         reg.node("add_one", "a", "b").unwrap().name("b").build().unwrap(),
         reg.node("add_one", "a", "c").unwrap().name("c").build().unwrap(),
-        reg.node("sum", ["b", "c", "params:k"], "total").unwrap().name("total").build().unwrap(),
+        reg.node("sum", ["b", "c", "params:k"], "total")
+            .unwrap()
+            .name("total")
+            .build()
+            .unwrap(),
     ];
     let p = Pipeline::new(nodes).unwrap();
     for runner in runners() {
@@ -102,7 +106,11 @@ fn intermediate_memory_data_is_released_but_outputs_and_inputs_kept() {
         run(&chain(5), &catalog, runner.as_ref()).unwrap();
         assert!(catalog.exists("d0").unwrap(), "free input kept");
         for i in 1..5 {
-            assert!(!catalog.exists(&format!("d{i}")).unwrap(), "d{i} released ({})", runner.name());
+            assert!(
+                !catalog.exists(&format!("d{i}")).unwrap(),
+                "d{i} released ({})",
+                runner.name()
+            );
         }
         assert!(catalog.exists("d5").unwrap(), "free output kept");
     }
@@ -116,7 +124,10 @@ struct Recorder {
 
 impl Hook for Recorder {
     fn before_pipeline_run(&self, ctx: &RunContext, _p: &Pipeline) {
-        self.push(format!("{}:before_pipeline:{}:{}", self.tag, ctx.session_id, ctx.run_id));
+        self.push(format!(
+            "{}:before_pipeline:{}:{}",
+            self.tag, ctx.session_id, ctx.run_id
+        ));
     }
     fn after_pipeline_run(&self, _ctx: &RunContext, _p: &Pipeline, outputs: &BTreeMap<String, Data>) {
         self.push(format!("{}:after_pipeline:{}", self.tag, outputs.len()));
@@ -155,14 +166,26 @@ impl Recorder {
 
 #[test]
 fn hooks_see_every_lifecycle_point_in_registration_order() {
-    let first = Arc::new(Recorder { tag: "A", ..Default::default() });
+    let first = Arc::new(Recorder {
+        tag: "A",
+        ..Default::default()
+    });
     let log = Arc::new(Mutex::new(Vec::new()));
     struct Second(Arc<Mutex<Vec<String>>>, Arc<Recorder>);
     impl Hook for Second {
         fn before_node_run(&self, _c: &RunContext, n: &Node, _i: &[Data]) {
             // The first hook has already seen this node when the second runs.
-            let seen = self.1.events.lock().unwrap().iter().any(|e| e == &format!("A:before_node:{}:1", n.name()));
-            self.0.lock().unwrap().push(format!("B:before_node:{}:{seen}", n.name()));
+            let seen = self
+                .1
+                .events
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e == &format!("A:before_node:{}:1", n.name()));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("B:before_node:{}:{seen}", n.name()));
         }
     }
     let hooks = Hooks::new()
@@ -170,7 +193,15 @@ fn hooks_see_every_lifecycle_point_in_registration_order() {
         .with(Arc::new(Second(log.clone(), first.clone())));
     let mut catalog = Catalog::new();
     catalog.add_data("d0", Data::new(1i64));
-    run_with(&chain(2), &catalog, &hooks, &SequentialRunner, false, TypeCheck::Strict).unwrap();
+    run_with(
+        &chain(2),
+        &catalog,
+        &hooks,
+        &SequentialRunner,
+        false,
+        TypeCheck::Strict,
+    )
+    .unwrap();
     let events = first.events.lock().unwrap().clone();
     assert_eq!(
         events,
@@ -191,15 +222,30 @@ fn hooks_see_every_lifecycle_point_in_registration_order() {
             "A:after_pipeline:1",
         ]
     );
-    assert_eq!(*log.lock().unwrap(), vec!["B:before_node:n0:true", "B:before_node:n1:true"]);
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec!["B:before_node:n0:true", "B:before_node:n1:true"]
+    );
 }
 
 fn failing_pipeline() -> Pipeline {
     let reg = FunctionRegistry::with_builtins();
     Pipeline::new(vec![
-        reg.node("add_one", "x", "a").unwrap().name("first").build().unwrap(),
-        reg.node("fail", "a", "b").unwrap().name("breaks").build().unwrap(),
-        reg.node("add_one", "b", "c").unwrap().name("last").build().unwrap(),
+        reg.node("add_one", "x", "a")
+            .unwrap()
+            .name("first")
+            .build()
+            .unwrap(),
+        reg.node("fail", "a", "b")
+            .unwrap()
+            .name("breaks")
+            .build()
+            .unwrap(),
+        reg.node("add_one", "b", "c")
+            .unwrap()
+            .name("last")
+            .build()
+            .unwrap(),
     ])
     .unwrap()
 }
@@ -209,49 +255,107 @@ fn fail_fast_names_node_cause_and_resume_point() {
     for runner in runners() {
         let mut catalog = Catalog::new();
         catalog.add_data("x", Data::new(1i64));
-        let hooks_rec = Arc::new(Recorder { tag: "H", ..Default::default() });
+        let hooks_rec = Arc::new(Recorder {
+            tag: "H",
+            ..Default::default()
+        });
         let hooks = Hooks::new().with(hooks_rec.clone());
-        let err = run_with(&failing_pipeline(), &catalog, &hooks, runner.as_ref(), false, TypeCheck::Strict)
-            .unwrap_err();
+        let err = run_with(
+            &failing_pipeline(),
+            &catalog,
+            &hooks,
+            runner.as_ref(),
+            false,
+            TypeCheck::Strict,
+        )
+        .unwrap_err();
         assert_eq!(err.node(), Some("breaks"));
         assert_eq!(err.kind(), "node");
         let msg = err.to_string();
-        assert!(msg.contains("node `breaks` failed: node `breaks` failed on purpose"), "{msg}");
+        assert!(
+            msg.contains("node `breaks` failed: node `breaks` failed on purpose"),
+            "{msg}"
+        );
         // `a` lived in memory only, so the run must resume from `first`.
         assert_eq!(err.resume_from(), ["first"]);
         assert!(msg.contains("--from-nodes \"first\""), "{msg}");
         let events = hooks_rec.events.lock().unwrap().clone();
         assert!(events.contains(&"H:node_error:breaks".to_string()));
         assert!(events.contains(&"H:pipeline_error:breaks".to_string()));
-        assert!(!events.iter().any(|e| e.contains("before_node:last")), "no node after the failure");
+        assert!(
+            !events.iter().any(|e| e.contains("before_node:last")),
+            "no node after the failure"
+        );
     }
 }
 
 #[test]
 fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
     let p = Pipeline::new(vec![
-        node(|x: &i64| x.to_string(), "x", "s").name("to_string").build().unwrap(),
+        node(|x: &i64| x.to_string(), "x", "s")
+            .name("to_string")
+            .build()
+            .unwrap(),
         node(|s: &f64| *s, "s", "y").name("wants_float").build().unwrap(),
-        node(|v: &i64| *v, "params:missing", "z").name("param_user").build().unwrap(),
+        node(|v: &i64| *v, "params:missing", "z")
+            .name("param_user")
+            .build()
+            .unwrap(),
     ])
     .unwrap();
     let catalog = Catalog::new();
-    let err = run_with(&p, &catalog, &Hooks::new(), &SequentialRunner, false, TypeCheck::Strict).unwrap_err();
-    let RunError::Validation { problems } = &err else { panic!("{err}") };
+    let err = run_with(
+        &p,
+        &catalog,
+        &Hooks::new(),
+        &SequentialRunner,
+        false,
+        TypeCheck::Strict,
+    )
+    .unwrap_err();
+    let RunError::Validation { problems } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(problems.len(), 3, "{problems:?}");
-    assert!(problems[0..2].iter().any(|p| p.contains("pipeline input `x` is not in the catalog")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("parameter `params:missing`")), "{problems:?}");
     assert!(
-        problems.iter().any(|p| p.contains("node `wants_float` takes `f64` as `s`, but node `to_string` outputs `alloc::string::String`")),
+        problems[0..2]
+            .iter()
+            .any(|p| p.contains("pipeline input `x` is not in the catalog")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("parameter `params:missing`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains(
+            "node `wants_float` takes `f64` as `s`, but node `to_string` outputs `alloc::string::String`"
+        )),
         "{problems:?}"
     );
     // warn: mismatches are warnings, the run starts (and fails at the node instead)
     let mut catalog = Catalog::new();
     catalog.add_data("x", Data::new(1i64));
     catalog.add_parameters(&serde_json::json!({"missing": 3}));
-    let err = run_with(&p, &catalog, &Hooks::new(), &SequentialRunner, false, TypeCheck::Warn).unwrap_err();
+    let err = run_with(
+        &p,
+        &catalog,
+        &Hooks::new(),
+        &SequentialRunner,
+        false,
+        TypeCheck::Warn,
+    )
+    .unwrap_err();
     assert_eq!(err.node(), Some("wants_float"), "{err}");
-    let err = run_with(&p, &catalog, &Hooks::new(), &SequentialRunner, false, TypeCheck::Off).unwrap_err();
+    let err = run_with(
+        &p,
+        &catalog,
+        &Hooks::new(),
+        &SequentialRunner,
+        false,
+        TypeCheck::Off,
+    )
+    .unwrap_err();
     assert_eq!(err.node(), Some("wants_float"), "{err}");
 }
 
@@ -277,7 +381,16 @@ fn cancelled_run_stops_between_nodes() {
             runner.as_ref(),
         )
         .unwrap_err();
-        assert!(matches!(err, RunError::Cancelled { completed: 0, total: 3 }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RunError::Cancelled {
+                    completed: 0,
+                    total: 3
+                }
+            ),
+            "{err}"
+        );
     }
 }
 
@@ -298,16 +411,40 @@ fn thread_runner_runs_independent_nodes_concurrently() {
     }
     let reg = FunctionRegistry::with_builtins();
     let nodes: Vec<Node> = (0..4)
-        .map(|i| reg.node("sleep_ms", ["ms"], [format!("o{i}")]).unwrap().name(format!("s{i}")).build().unwrap())
+        .map(|i| {
+            reg.node("sleep_ms", ["ms"], [format!("o{i}")])
+                .unwrap()
+                .name(format!("s{i}"))
+                .build()
+                .unwrap()
+        })
         .collect();
     let p = Pipeline::new(nodes).unwrap();
-    let probe = Arc::new(Concurrency { now: AtomicUsize::new(0), max: AtomicUsize::new(0) });
+    let probe = Arc::new(Concurrency {
+        now: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+    });
     let hooks = Hooks::new().with(probe.clone());
     let mut catalog = Catalog::new();
     catalog.add_data("ms", Data::new(100i64));
-    run_with(&p, &catalog, &hooks, &ThreadRunner::new(Some(2)), false, TypeCheck::Strict).unwrap();
-    assert_eq!(probe.max.load(Ordering::SeqCst), 2, "two workers overlap, never more");
-    let probe2 = Arc::new(Concurrency { now: AtomicUsize::new(0), max: AtomicUsize::new(0) });
+    run_with(
+        &p,
+        &catalog,
+        &hooks,
+        &ThreadRunner::new(Some(2)),
+        false,
+        TypeCheck::Strict,
+    )
+    .unwrap();
+    assert_eq!(
+        probe.max.load(Ordering::SeqCst),
+        2,
+        "two workers overlap, never more"
+    );
+    let probe2 = Arc::new(Concurrency {
+        now: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+    });
     let hooks = Hooks::new().with(probe2.clone());
     run_with(&p, &catalog, &hooks, &SequentialRunner, false, TypeCheck::Strict).unwrap();
     assert_eq!(probe2.max.load(Ordering::SeqCst), 1);

@@ -25,7 +25,11 @@ fn project() -> tempfile::TempDir {
     write(root, "weft.toml", "[project]\nname = \"bench\"\n");
     let mut yaml = String::from("__default__:\n  nodes:\n");
     for i in 0..10 {
-        let input = if i == 0 { "params:start".to_string() } else { format!("d{i}") };
+        let input = if i == 0 {
+            "params:start".to_string()
+        } else {
+            format!("d{i}")
+        };
         yaml.push_str(&format!(
             "    - {{name: n{i}, func: add_one, inputs: {input}, outputs: d{}}}\n",
             i + 1
@@ -44,19 +48,24 @@ fn project() -> tempfile::TempDir {
 }
 
 fn session(root: &Path, store: StoreChoice, workers: usize) -> ServiceSession {
-    ServiceSession::create(root, ServiceOptions {
-        session: SessionOptions {
-            store,
-            ..Default::default()
+    ServiceSession::create(
+        root,
+        ServiceOptions {
+            session: SessionOptions {
+                store,
+                ..Default::default()
+            },
+            max_workers: Some(workers),
+            history_limit: None,
         },
-        max_workers: Some(workers),
-        history_limit: None,
-    })
+    )
     .unwrap()
 }
 
 fn rss() -> u64 {
-    memory_stats::memory_stats().map(|m| m.physical_mem as u64).unwrap_or(0)
+    memory_stats::memory_stats()
+        .map(|m| m.physical_mem as u64)
+        .unwrap_or(0)
 }
 
 fn per_run(s: &ServiceSession, n: usize) -> Duration {
@@ -81,11 +90,17 @@ fn main() {
 
     let s = session(root, StoreChoice::Disabled, 2);
     let t = per_run(&s, 2000);
-    println!("ServiceSession::run, 10-node memory pipeline, no store     median {:>8.1} µs/run", t.as_secs_f64() * 1e6);
+    println!(
+        "ServiceSession::run, 10-node memory pipeline, no store     median {:>8.1} µs/run",
+        t.as_secs_f64() * 1e6
+    );
     drop(s);
     let s = session(root, StoreChoice::ProjectDefault, 2);
     let t = per_run(&s, 500);
-    println!("ServiceSession::run, 10-node memory pipeline, SQLite store median {:>8.1} µs/run", t.as_secs_f64() * 1e6);
+    println!(
+        "ServiceSession::run, 10-node memory pipeline, SQLite store median {:>8.1} µs/run",
+        t.as_secs_f64() * 1e6
+    );
     drop(s);
 
     let s = session(root, StoreChoice::Disabled, 2);

@@ -10,11 +10,12 @@ use weft_catalog::{BuildOptions, Catalog, CatalogConfig, DatasetTypeRegistry};
 use weft_config::ConfigLoader;
 use weft_pipeline::{CancelToken, FunctionRegistry, Pipeline};
 use weft_runner::{
-    Hooks, RunContext, RunError, RunFailure, RunJob, RunResult, RunStatus, TypeCheck, run_pipeline, runner_by_name,
+    Hooks, RunContext, RunError, RunFailure, RunJob, RunResult, RunStatus, TypeCheck, run_pipeline,
+    runner_by_name,
 };
 use weft_store::{BlockingStore, RunRecord, SessionRecord};
 
-use crate::run_config::{RunConfig, new_run_id, new_session_id};
+use crate::run_config::{RunConfig, new_session_id};
 use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines};
 use crate::{Project, SessionError};
 
@@ -123,7 +124,11 @@ fn git_info(dir: &std::path::Path) -> (Option<String>, Option<bool>) {
 }
 
 impl SessionCore {
-    pub(crate) fn open(project_dir: &std::path::Path, options: SessionOptions, kind: &str) -> Result<Self, SessionError> {
+    pub(crate) fn open(
+        project_dir: &std::path::Path,
+        options: SessionOptions,
+        kind: &str,
+    ) -> Result<Self, SessionError> {
         let project = Project::open(project_dir)?;
         let env = options
             .env
@@ -133,7 +138,9 @@ impl SessionCore {
         let conf_dir = project.conf_dir(options.conf_source.as_deref());
         let mut pipelines = load_pipelines(&project.pipelines_file(), &options.code.functions)?;
         for (name, p) in &options.code.pipelines {
-            let yaml_has = pipelines.get(name).is_some_and(|y| !(name == DEFAULT_PIPELINE && y.is_empty()));
+            let yaml_has = pipelines
+                .get(name)
+                .is_some_and(|y| !(name == DEFAULT_PIPELINE && y.is_empty()));
             if yaml_has {
                 return Err(SessionError::Project {
                     path: project.pipelines_file(),
@@ -195,7 +202,9 @@ impl SessionCore {
                 runtime_params: core.runtime_params.clone(),
                 created_at: jiff::Timestamp::now(),
                 closed_at: None,
-                username: std::env::var("USER").ok().or_else(|| std::env::var("USERNAME").ok()),
+                username: std::env::var("USER")
+                    .ok()
+                    .or_else(|| std::env::var("USERNAME").ok()),
                 git_commit,
                 git_dirty,
                 command: options.command,
@@ -267,10 +276,13 @@ impl SessionCore {
         };
         let mut pipeline = Pipeline::empty();
         for name in &names {
-            let p = self.pipelines.get(name).ok_or_else(|| SessionError::UnknownPipeline {
-                name: name.clone(),
-                available: self.pipelines.keys().cloned().collect(),
-            })?;
+            let p = self
+                .pipelines
+                .get(name)
+                .ok_or_else(|| SessionError::UnknownPipeline {
+                    name: name.clone(),
+                    available: self.pipelines.keys().cloned().collect(),
+                })?;
             pipeline = pipeline.union(p)?;
         }
         let filter = cfg.filter();
@@ -293,7 +305,10 @@ impl SessionCore {
             problems.push("max_workers must be at least 1".into());
         }
         if !cfg.runtime_params.is_null() && !cfg.runtime_params.is_object() {
-            problems.push(format!("runtime_params must be a map, got {}", cfg.runtime_params));
+            problems.push(format!(
+                "runtime_params must be a map, got {}",
+                cfg.runtime_params
+            ));
         }
         if let Some(env) = &cfg.env
             && (env.is_empty() || env.contains('/') || env.contains(".."))
@@ -381,9 +396,15 @@ impl SessionCore {
                 out.warnings,
                 out.skipped_nodes,
             ),
-            Err((failure, status, saved)) => {
-                (status, BTreeMap::new(), Some(failure), Vec::new(), saved, Vec::new(), Vec::new())
-            }
+            Err((failure, status, saved)) => (
+                status,
+                BTreeMap::new(),
+                Some(failure),
+                Vec::new(),
+                saved,
+                Vec::new(),
+                Vec::new(),
+            ),
         };
         let duration_ms = end_time.duration_since(start_time).as_secs_f64() * 1e3;
         let peak = peak_rss_bytes();
@@ -462,7 +483,10 @@ impl SessionCore {
         cfg: &RunConfig,
         ctx: &RunContext,
         cancel: &CancelToken,
-    ) -> Result<(weft_runner::RunOutput, BTreeMap<String, String>), (RunFailure, RunStatus, BTreeMap<String, String>)> {
+    ) -> Result<
+        (weft_runner::RunOutput, BTreeMap<String, String>),
+        (RunFailure, RunStatus, BTreeMap<String, String>),
+    > {
         let fail = |kind: &str, e: &dyn std::error::Error| {
             let mut causes = vec![e.to_string()];
             let mut cur = e.source();
@@ -482,7 +506,9 @@ impl SessionCore {
             )
         };
         let pipeline = self.select_pipeline(cfg).map_err(|e| fail("pipeline", &e))?;
-        let context = self.build_context(cfg, &ctx.run_id).map_err(|e| fail("config", &e))?;
+        let context = self
+            .build_context(cfg, &ctx.run_id)
+            .map_err(|e| fail("config", &e))?;
         self.hooks.after_context_created(ctx);
         self.hooks.after_catalog_created(ctx, &context.catalog);
         let runner = runner_by_name(cfg.runner.as_deref().unwrap_or("sequential"), cfg.max_workers)
@@ -518,7 +544,9 @@ impl SessionCore {
             return removed;
         };
         for info in context.catalog.list() {
-            let Some(version) = result.saved_versions.get(&info.name) else { continue };
+            let Some(version) = result.saved_versions.get(&info.name) else {
+                continue;
+            };
             let Some(path) = &info.filepath else { continue };
             let mut dir = PathBuf::from(path);
             if dir.is_relative() {
@@ -541,7 +569,13 @@ impl SessionCore {
     }
 
     /// A result for a run that never started.
-    pub(crate) fn skipped_result(&self, cfg: &RunConfig, run_id: &str, run_index: usize, reason: &str) -> RunResult {
+    pub(crate) fn skipped_result(
+        &self,
+        cfg: &RunConfig,
+        run_id: &str,
+        run_index: usize,
+        reason: &str,
+    ) -> RunResult {
         let now = jiff::Timestamp::now();
         if let Some(store) = &self.store {
             let ctx = RunContext {
@@ -590,4 +624,4 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-pub(crate) use new_run_id as fresh_run_id;
+

@@ -10,7 +10,8 @@ use std::time::Duration;
 use weft_pipeline::{CancelToken, Pipeline};
 use weft_runner::{RunResult, RunStatus};
 
-use crate::core::{SessionCore, SessionOptions, fresh_run_id};
+use crate::core::{SessionCore, SessionOptions};
+use crate::run_config::new_run_id as fresh_run_id;
 use crate::{RunConfig, SessionError};
 
 /// What a batch does when a run fails.
@@ -70,7 +71,9 @@ impl FromStr for Policy {
             "continue" | "continue-on-error" => Ok(Policy::continue_on_error()),
             other => match other.strip_prefix("retry:").map(str::parse::<u32>) {
                 Some(Ok(n)) => Ok(Policy::retry(n)),
-                _ => Err(format!("unknown policy `{other}`; expected fail-fast, continue or retry:N")),
+                _ => Err(format!(
+                    "unknown policy `{other}`; expected fail-fast, continue or retry:N"
+                )),
             },
         }
     }
@@ -158,7 +161,10 @@ impl ServiceSession {
 
     fn ensure_open(&self) -> Result<(), SessionError> {
         if self.closed.load(Ordering::SeqCst) {
-            return Err(SessionError::Session(format!("service session {} is closed", self.core.id)));
+            return Err(SessionError::Session(format!(
+                "service session {} is closed",
+                self.core.id
+            )));
         }
         Ok(())
     }
@@ -171,8 +177,17 @@ impl ServiceSession {
         self.core.check_run_config(&config)?;
         let index = self.next_index.fetch_add(1, Ordering::SeqCst);
         let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
-        let result = self.run_one(&config, &run_id, index, 1, &Policy::default(), &AtomicBool::new(false));
-        self.core.hooks.after_all_runs(&self.core.id, std::slice::from_ref(&result));
+        let result = self.run_one(
+            &config,
+            &run_id,
+            index,
+            1,
+            &Policy::default(),
+            &AtomicBool::new(false),
+        );
+        self.core
+            .hooks
+            .after_all_runs(&self.core.id, std::slice::from_ref(&result));
         Ok(result)
     }
 
@@ -239,7 +254,8 @@ impl ServiceSession {
                     )
                 } else {
                     let r = self.run_one(&configs[i], &ids[i], first_index + i, total, policy, &stop);
-                    if r.status == RunStatus::Failed && policy.fail_fast && !stop.swap(true, Ordering::SeqCst) {
+                    if r.status == RunStatus::Failed && policy.fail_fast && !stop.swap(true, Ordering::SeqCst)
+                    {
                         self.cancel_in_flight();
                     }
                     r
@@ -261,7 +277,11 @@ impl ServiceSession {
         });
         let results: Vec<RunResult> = slots
             .into_iter()
-            .map(|s| s.into_inner().expect("result slot").expect("every run has a result"))
+            .map(|s| {
+                s.into_inner()
+                    .expect("result slot")
+                    .expect("every run has a result")
+            })
             .collect();
         self.core.hooks.after_all_runs(&self.core.id, &results);
         Ok(results)
@@ -334,7 +354,12 @@ impl ServiceSession {
     /// caller), and older runs live only in the store, so a long-lived
     /// session's memory stays flat.
     pub fn results(&self) -> Vec<RunResult> {
-        self.results.lock().expect("results lock").iter().cloned().collect()
+        self.results
+            .lock()
+            .expect("results lock")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Cancels one in-flight run; false if it is not running.

@@ -6,7 +6,8 @@ use std::path::Path;
 use weft_pipeline::{CancelToken, Pipeline};
 use weft_runner::{RunResult, RunStatus};
 
-use crate::core::{Context, SessionCore, SessionOptions, fresh_run_id};
+use crate::core::{Context, SessionCore, SessionOptions};
+use crate::run_config::new_run_id as fresh_run_id;
 use crate::{RunConfig, SessionError};
 
 /// Exactly one run of a project, like a Kedro session.
@@ -63,9 +64,16 @@ impl Session {
     }
 
     /// Runs once, cancellable from another thread through `cancel`.
-    pub fn run_with_cancel(&mut self, config: RunConfig, cancel: &CancelToken) -> Result<RunResult, SessionError> {
+    pub fn run_with_cancel(
+        &mut self,
+        config: RunConfig,
+        cancel: &CancelToken,
+    ) -> Result<RunResult, SessionError> {
         if self.closed {
-            return Err(SessionError::Session(format!("session {} is closed", self.core.id)));
+            return Err(SessionError::Session(format!(
+                "session {} is closed",
+                self.core.id
+            )));
         }
         if self.completed {
             return Err(SessionError::Session(format!(
@@ -77,7 +85,9 @@ impl Session {
         self.core.check_run_config(&config)?;
         let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
         let result = self.core.execute(&config, &run_id, 0, 1, 1, cancel);
-        self.core.hooks.after_all_runs(&self.core.id, std::slice::from_ref(&result));
+        self.core
+            .hooks
+            .after_all_runs(&self.core.id, std::slice::from_ref(&result));
         if result.status == RunStatus::Succeeded {
             self.completed = true;
             Ok(result)

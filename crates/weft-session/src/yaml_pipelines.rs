@@ -35,7 +35,15 @@ use crate::SessionError;
 /// The default pipeline's name.
 pub const DEFAULT_PIPELINE: &str = "__default__";
 
-const PIPELINE_KEYS: &[&str] = &["nodes", "pipelines", "namespace", "inputs", "outputs", "parameters", "tags"];
+const PIPELINE_KEYS: &[&str] = &[
+    "nodes",
+    "pipelines",
+    "namespace",
+    "inputs",
+    "outputs",
+    "parameters",
+    "tags",
+];
 const NODE_KEYS: &[&str] = &["name", "func", "inputs", "outputs", "tags", "namespace"];
 
 struct Located<'a> {
@@ -58,8 +66,14 @@ impl Located<'_> {
             None => format!("node #{}", index + 1),
         };
         match line {
-            Some(line) => format!("{}:{line}: pipeline `{pipeline}`, {label}: {message}", self.file.display()),
-            None => format!("{}: pipeline `{pipeline}`, {label}: {message}", self.file.display()),
+            Some(line) => format!(
+                "{}:{line}: pipeline `{pipeline}`, {label}: {message}",
+                self.file.display()
+            ),
+            None => format!(
+                "{}: pipeline `{pipeline}`, {label}: {message}",
+                self.file.display()
+            ),
         }
     }
 }
@@ -70,7 +84,13 @@ fn node_line(text: &str, pipeline: &str, node: &str) -> Option<usize> {
     text.lines()
         .enumerate()
         .skip(start)
-        .take_while(|(i, l)| *i == start || l.starts_with(' ') || l.starts_with('-') || l.trim().is_empty() || l.trim_start().starts_with('#'))
+        .take_while(|(i, l)| {
+            *i == start
+                || l.starts_with(' ')
+                || l.starts_with('-')
+                || l.trim().is_empty()
+                || l.trim_start().starts_with('#')
+        })
         .find(|(_, l)| {
             let t = l.trim_start().trim_start_matches("- ").trim();
             t.strip_prefix("name:")
@@ -140,7 +160,9 @@ pub fn parse_pipelines(
         other => {
             return Err(SessionError::PipelineYaml {
                 file: file.to_path_buf(),
-                problems: vec![format!("the file must be a map of pipeline name -> pipeline, got {other}")],
+                problems: vec![format!(
+                    "the file must be a map of pipeline name -> pipeline, got {other}"
+                )],
             });
         }
     };
@@ -151,7 +173,10 @@ pub fn parse_pipelines(
             continue;
         }
         let Value::Object(spec) = spec else {
-            problems.push(at.at_pipeline(pname, format!("must be a map with `nodes` and/or `pipelines`, got {spec}")));
+            problems.push(at.at_pipeline(
+                pname,
+                format!("must be a map with `nodes` and/or `pipelines`, got {spec}"),
+            ));
             continue;
         };
         for key in spec.keys() {
@@ -177,7 +202,9 @@ pub fn parse_pipelines(
                     }
                 }
             }
-            Some(other) => problems.push(at.at_pipeline(pname, format!("`nodes` must be a list, got {other}"))),
+            Some(other) => {
+                problems.push(at.at_pipeline(pname, format!("`nodes` must be a list, got {other}")))
+            }
         }
         own_nodes.insert(pname.clone(), nodes);
     }
@@ -186,7 +213,15 @@ pub fn parse_pipelines(
     let declared: BTreeSet<String> = own_nodes.keys().cloned().collect();
     for pname in own_nodes.keys() {
         let mut visiting = Vec::new();
-        resolve(pname, &top, &own_nodes, &mut resolved, &mut visiting, &at, &mut problems);
+        resolve(
+            pname,
+            &top,
+            &own_nodes,
+            &mut resolved,
+            &mut visiting,
+            &at,
+            &mut problems,
+        );
     }
     if !problems.is_empty() {
         problems.dedup();
@@ -200,7 +235,9 @@ pub fn parse_pipelines(
         for p in resolved.values() {
             all = all.union(p).map_err(|e| SessionError::PipelineYaml {
                 file: file.to_path_buf(),
-                problems: vec![format!("the implicit `__default__` (union of every pipeline) is invalid: {e}")],
+                problems: vec![format!(
+                    "the implicit `__default__` (union of every pipeline) is invalid: {e}"
+                )],
             })?;
         }
         resolved.insert(DEFAULT_PIPELINE.into(), all);
@@ -222,7 +259,10 @@ fn resolve(
     }
     if visiting.iter().any(|v| v == pname) {
         visiting.push(pname.to_string());
-        problems.push(at.at_pipeline(pname, format!("pipelines include each other: {}", visiting.join(" -> "))));
+        problems.push(at.at_pipeline(
+            pname,
+            format!("pipelines include each other: {}", visiting.join(" -> ")),
+        ));
         visiting.pop();
         return None;
     }
@@ -244,7 +284,10 @@ fn resolve(
                     let available: Vec<&str> = own_nodes.keys().map(String::as_str).collect();
                     problems.push(at.at_pipeline(
                         pname,
-                        format!("includes unknown pipeline `{child}` (available: {})", available.join(", ")),
+                        format!(
+                            "includes unknown pipeline `{child}` (available: {})",
+                            available.join(", ")
+                        ),
                     ));
                     ok = false;
                     continue;
@@ -293,7 +336,8 @@ fn resolve(
     if !ok {
         return None;
     }
-    let has_wrapping = namespace.is_some() || !inputs.is_empty() || !outputs.is_empty() || !parameters.is_empty();
+    let has_wrapping =
+        namespace.is_some() || !inputs.is_empty() || !outputs.is_empty() || !parameters.is_empty();
     if has_wrapping || !tags.is_empty() {
         let opts = NamespaceOptions {
             namespace,
@@ -316,7 +360,12 @@ fn resolve(
 
 fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
     let Value::Object(map) = item else {
-        return Err((None, vec![format!("a node must be a map with `func`, `inputs`, `outputs`; got {item}")]));
+        return Err((
+            None,
+            vec![format!(
+                "a node must be a map with `func`, `inputs`, `outputs`; got {item}"
+            )],
+        ));
     };
     let name = map.get("name").and_then(Value::as_str).map(str::to_string);
     let mut errs = Vec::new();
@@ -342,7 +391,9 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
         }
     };
     let inputs = names(map.get("inputs"), "inputs").map_err(|e| errs.push(e)).ok();
-    let outputs = names(map.get("outputs"), "outputs").map_err(|e| errs.push(e)).ok();
+    let outputs = names(map.get("outputs"), "outputs")
+        .map_err(|e| errs.push(e))
+        .ok();
     let tags = names(map.get("tags"), "tags").map_err(|e| errs.push(e)).ok();
     let namespace = match map.get("namespace") {
         None | Some(Value::Null) => None,
@@ -358,7 +409,9 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
     if !errs.is_empty() {
         return Err((name, errs));
     }
-    let builder = registry.node(&func, inputs, outputs).map_err(|e| (name.clone(), vec![e.to_string()]))?;
+    let builder = registry
+        .node(&func, inputs, outputs)
+        .map_err(|e| (name.clone(), vec![e.to_string()]))?;
     let mut builder = builder.tags(tags);
     if let Some(n) = &name {
         builder = builder.name(n.clone());
@@ -370,7 +423,10 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
 }
 
 /// Reads and parses a pipelines file; a missing file means no YAML pipelines.
-pub fn load_pipelines(file: &Path, registry: &FunctionRegistry) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+pub fn load_pipelines(
+    file: &Path,
+    registry: &FunctionRegistry,
+) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     match std::fs::read_to_string(file) {
         Ok(text) => parse_pipelines(file, &text, registry),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -15,11 +15,14 @@ use weft_session::{
 };
 
 fn service(root: &std::path::Path, workers: usize) -> ServiceSession {
-    ServiceSession::create(root, ServiceOptions {
-        session: SessionOptions::default(),
-        max_workers: Some(workers),
-        history_limit: None,
-    })
+    ServiceSession::create(
+        root,
+        ServiceOptions {
+            session: SessionOptions::default(),
+            max_workers: Some(workers),
+            history_limit: None,
+        },
+    )
     .unwrap()
 }
 
@@ -34,16 +37,27 @@ fn with_params(p: serde_json::Value) -> RunConfig {
 fn run_all_gives_every_run_its_own_params_and_outputs() {
     let (_tmp, root) = project();
     let s = service(&root, 2);
-    let configs: Vec<RunConfig> = (0..8).map(|i| with_params(serde_json::json!({"start": i * 10}))).collect();
+    let configs: Vec<RunConfig> = (0..8)
+        .map(|i| with_params(serde_json::json!({"start": i * 10})))
+        .collect();
     let results = s.run_all(configs, &Policy::default(), None).unwrap();
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.status, RunStatus::Succeeded);
-        assert_eq!(r.outputs["result"].to_json().unwrap(), serde_json::json!(i as i64 * 10 + 11));
+        assert_eq!(
+            r.outputs["result"].to_json().unwrap(),
+            serde_json::json!(i as i64 * 10 + 11)
+        );
         let file = root.join("data/result.json").join(&r.run_id).join("result.json");
-        assert_eq!(std::fs::read_to_string(file).unwrap().trim(), (i as i64 * 10 + 11).to_string());
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap().trim(),
+            (i as i64 * 10 + 11).to_string()
+        );
     }
     assert_eq!(s.results().len(), 8);
-    assert!(s.results().iter().all(|r| r.outputs.is_empty()), "history keeps no data");
+    assert!(
+        s.results().iter().all(|r| r.outputs.is_empty()),
+        "history keeps no data"
+    );
 }
 
 #[test]
@@ -98,7 +112,10 @@ fn fail_fast_skips_the_rest_and_cancels_running_runs() {
         ]
     );
     assert_eq!(results[1].error.as_ref().unwrap().node.as_deref(), Some("boom"));
-    assert!(start.elapsed() < std::time::Duration::from_millis(2900), "the slow run was cancelled");
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(2900),
+        "the slow run was cancelled"
+    );
 }
 
 #[test]
@@ -112,9 +129,19 @@ fn continue_on_error_runs_everything_and_reports_every_failure() {
     let configs = vec![broken.clone(), RunConfig::default(), broken, RunConfig::default()];
     let progress_calls = Mutex::new(Vec::new());
     let progress = |done: usize, total: usize| progress_calls.lock().unwrap().push((done, total));
-    let results = s.run_all(configs, &Policy::continue_on_error(), Some(&progress)).unwrap();
+    let results = s
+        .run_all(configs, &Policy::continue_on_error(), Some(&progress))
+        .unwrap();
     let statuses: Vec<RunStatus> = results.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [RunStatus::Failed, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Succeeded]);
+    assert_eq!(
+        statuses,
+        [
+            RunStatus::Failed,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Succeeded
+        ]
+    );
     let mut calls = progress_calls.into_inner().unwrap();
     calls.sort();
     assert_eq!(calls, [(1, 4), (2, 4), (3, 4), (4, 4)]);
@@ -133,27 +160,36 @@ fn retry_reruns_a_flaky_run_and_records_attempts() {
     let c = calls.clone();
     functions
         .register("flaky", move |x: &i64| -> Result<i64, String> {
-            if c.fetch_add(1, Ordering::SeqCst) < 2 { Err("transient".into()) } else { Ok(*x) }
+            if c.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err("transient".into())
+            } else {
+                Ok(*x)
+            }
         })
         .unwrap();
     let code = ProjectCode {
         functions: Arc::new(functions),
         ..Default::default()
     };
-    let s = ServiceSession::create(&root, ServiceOptions {
-        session: SessionOptions {
-            code,
-            ..Default::default()
+    let s = ServiceSession::create(
+        &root,
+        ServiceOptions {
+            session: SessionOptions {
+                code,
+                ..Default::default()
+            },
+            max_workers: Some(1),
+            history_limit: None,
         },
-        max_workers: Some(1),
-        history_limit: None,
-    })
+    )
     .unwrap();
     let policy = Policy {
         retry_backoff: std::time::Duration::from_millis(1),
         ..Policy::retry(3)
     };
-    let results = s.run_sequential(vec![RunConfig::default()], &policy, None).unwrap();
+    let results = s
+        .run_sequential(vec![RunConfig::default()], &policy, None)
+        .unwrap();
     assert_eq!(results[0].status, RunStatus::Succeeded);
     assert_eq!(results[0].metadata["attempts"], 3);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -178,7 +214,9 @@ fn cleanup_on_error_removes_versioned_outputs_of_failed_runs() {
         pipeline_names: vec!["broken".into()],
         ..Default::default()
     };
-    let keep = s.run_sequential(vec![broken.clone()], &Policy::continue_on_error(), None).unwrap();
+    let keep = s
+        .run_sequential(vec![broken.clone()], &Policy::continue_on_error(), None)
+        .unwrap();
     let kept = root.join("data/first.json").join(&keep[0].run_id);
     assert!(kept.is_dir(), "without cleanup the partial output stays");
     let policy = Policy {
@@ -200,8 +238,16 @@ fn a_run_chains_on_the_versions_another_run_saved() {
         "produce:\n  nodes:\n    - {name: p, func: identity, inputs: params:start, outputs: result}\nconsume:\n  nodes:\n    - {name: c, func: add_one, inputs: result, outputs: next}\n",
     );
     let s = service(&root, 2);
-    let first = s.run(with_params(serde_json::json!({"start": 5})).clone().tap_pipeline("produce")).unwrap();
-    let second = s.run(with_params(serde_json::json!({"start": 7})).tap_pipeline("produce")).unwrap();
+    let first = s
+        .run(
+            with_params(serde_json::json!({"start": 5}))
+                .clone()
+                .tap_pipeline("produce"),
+        )
+        .unwrap();
+    let second = s
+        .run(with_params(serde_json::json!({"start": 7})).tap_pipeline("produce"))
+        .unwrap();
     let pinned = s
         .run(RunConfig {
             pipeline_names: vec!["consume".into()],
@@ -211,7 +257,11 @@ fn a_run_chains_on_the_versions_another_run_saved() {
         .unwrap();
     assert_eq!(pinned.outputs["next"].to_json().unwrap(), serde_json::json!(6));
     let latest = s.run(RunConfig::default().tap_pipeline("consume")).unwrap();
-    assert_eq!(latest.outputs["next"].to_json().unwrap(), serde_json::json!(8), "{second:?}");
+    assert_eq!(
+        latest.outputs["next"].to_json().unwrap(),
+        serde_json::json!(8),
+        "{second:?}"
+    );
 }
 
 trait TapPipeline {
@@ -233,7 +283,10 @@ struct RunHooks {
 
 impl Hook for RunHooks {
     fn after_run(&self, ctx: &RunContext, result: &RunResult) {
-        self.runs.lock().unwrap().push((ctx.run_index, ctx.total_runs, result.run_id.clone()));
+        self.runs
+            .lock()
+            .unwrap()
+            .push((ctx.run_index, ctx.total_runs, result.run_id.clone()));
         assert_eq!(ctx.run_id, result.run_id);
     }
     fn after_all_runs(&self, _session: &str, results: &[RunResult]) {
@@ -245,20 +298,31 @@ impl Hook for RunHooks {
 fn hooks_see_run_index_total_and_batches() {
     let (_tmp, root) = project();
     let hooks = Arc::new(RunHooks::default());
-    let s = ServiceSession::create(&root, ServiceOptions {
-        session: SessionOptions {
-            hooks: Hooks::new().with(hooks.clone()),
-            store: StoreChoice::Disabled,
-            ..Default::default()
+    let s = ServiceSession::create(
+        &root,
+        ServiceOptions {
+            session: SessionOptions {
+                hooks: Hooks::new().with(hooks.clone()),
+                store: StoreChoice::Disabled,
+                ..Default::default()
+            },
+            max_workers: Some(2),
+            history_limit: None,
         },
-        max_workers: Some(2),
-        history_limit: None,
-    })
+    )
     .unwrap();
-    s.run_all((0..3).map(|_| RunConfig::default()).collect(), &Policy::default(), None).unwrap();
+    s.run_all(
+        (0..3).map(|_| RunConfig::default()).collect(),
+        &Policy::default(),
+        None,
+    )
+    .unwrap();
     let mut runs = hooks.runs.lock().unwrap().clone();
     runs.sort();
-    assert_eq!(runs.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [(0, 3), (1, 3), (2, 3)]);
+    assert_eq!(
+        runs.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        [(0, 3), (1, 3), (2, 3)]
+    );
     assert_eq!(*hooks.batches.lock().unwrap(), [3]);
     s.close(CloseMode::Wait);
     let err = s.run(RunConfig::default()).unwrap_err();
@@ -283,8 +347,14 @@ fn per_run_env_is_isolated() {
             None,
         )
         .unwrap();
-    assert_eq!(results[0].outputs["result"].to_json().unwrap(), serde_json::json!(1002));
-    assert_eq!(results[1].outputs["result"].to_json().unwrap(), serde_json::json!(12));
+    assert_eq!(
+        results[0].outputs["result"].to_json().unwrap(),
+        serde_json::json!(1002)
+    );
+    assert_eq!(
+        results[1].outputs["result"].to_json().unwrap(),
+        serde_json::json!(12)
+    );
 }
 
 proptest! {

@@ -21,7 +21,10 @@ fn runs_once_and_refuses_a_second_run() {
     let err = s.run(RunConfig::default()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, SessionError::Session(_)));
-    assert!(msg.contains("already completed a run") && msg.contains("exactly once"), "{msg}");
+    assert!(
+        msg.contains("already completed a run") && msg.contains("exactly once"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -34,11 +37,17 @@ fn failed_run_reports_node_and_may_be_retried() {
             ..Default::default()
         })
         .unwrap_err();
-    let SessionError::RunFailed(result) = &err else { panic!("{err}") };
+    let SessionError::RunFailed(result) = &err else {
+        panic!("{err}")
+    };
     assert_eq!(result.status, RunStatus::Failed);
     let failure = result.error.as_ref().unwrap();
     assert_eq!(failure.node.as_deref(), Some("boom"));
-    assert!(failure.message.contains("--from-nodes \"boom\""), "{}", failure.message);
+    assert!(
+        failure.message.contains("--from-nodes \"boom\""),
+        "{}",
+        failure.message
+    );
     // as in Kedro, a failed run may be retried in the same session
     let ok = s.run(RunConfig::default()).unwrap();
     assert_eq!(ok.status, RunStatus::Succeeded);
@@ -54,10 +63,13 @@ fn versioned_outputs_save_under_the_run_id_and_chain_through_load_versions() {
     let file = root.join("data/result.json").join(version).join("result.json");
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "12");
     // A second session with other params saves another version; both stay.
-    let mut s2 = Session::create(&root, SessionOptions {
-        runtime_params: serde_json::json!({"start": 100}),
-        ..opts()
-    })
+    let mut s2 = Session::create(
+        &root,
+        SessionOptions {
+            runtime_params: serde_json::json!({"start": 100}),
+            ..opts()
+        },
+    )
     .unwrap();
     let r2 = s2.run(RunConfig::default()).unwrap();
     assert_ne!(r2.saved_versions["result"], r1.saved_versions["result"]);
@@ -69,19 +81,25 @@ fn versioned_outputs_save_under_the_run_id_and_chain_through_load_versions() {
 fn env_overrides_base_and_runtime_params_override_both() {
     let (_tmp, root) = project();
     write(&root, "conf/prod/parameters.yml", "offset: 1000\n");
-    let mut s = Session::create(&root, SessionOptions {
-        env: Some("prod".into()),
-        ..opts()
-    })
+    let mut s = Session::create(
+        &root,
+        SessionOptions {
+            env: Some("prod".into()),
+            ..opts()
+        },
+    )
     .unwrap();
     assert_eq!(s.env(), "prod");
     let r = s.run(RunConfig::default()).unwrap();
     assert_eq!(r.outputs["result"].to_json().unwrap(), serde_json::json!(1002));
-    let mut s = Session::create(&root, SessionOptions {
-        env: Some("prod".into()),
-        runtime_params: serde_json::json!({"offset": 5}),
-        ..opts()
-    })
+    let mut s = Session::create(
+        &root,
+        SessionOptions {
+            env: Some("prod".into()),
+            runtime_params: serde_json::json!({"offset": 5}),
+            ..opts()
+        },
+    )
     .unwrap();
     let r = s.run(RunConfig::default()).unwrap();
     assert_eq!(r.outputs["result"].to_json().unwrap(), serde_json::json!(7));
@@ -106,7 +124,10 @@ fn filters_select_nodes_and_unknown_pipelines_are_named() {
         })
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("unknown pipeline `nope`") && msg.contains("broken"), "{msg}");
+    assert!(
+        msg.contains("unknown pipeline `nope`") && msg.contains("broken"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -121,8 +142,14 @@ fn yaml_errors_name_file_pipeline_node_and_line_all_at_once() {
     let msg = err.to_string();
     assert!(msg.contains("pipelines.yml"), "{msg}");
     assert!(msg.contains("pipeline `bad`: unknown key `nodez`"), "{msg}");
-    assert!(msg.contains(":10: pipeline `bad`, node `n1`: unknown function `add_on` (did you mean `add_one`?)"), "{msg}");
-    assert!(msg.contains("node `n2`: `inputs.a` must be a dataset name"), "{msg}");
+    assert!(
+        msg.contains(":10: pipeline `bad`, node `n1`: unknown function `add_on` (did you mean `add_one`?)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("node `n2`: `inputs.a` must be a dataset name"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -146,11 +173,14 @@ fn yaml_namespaces_and_included_pipelines() {
 #[test]
 fn runs_are_recorded_in_the_project_store() {
     let (_tmp, root) = project();
-    let mut s = Session::create(&root, SessionOptions {
-        store: StoreChoice::ProjectDefault,
-        command: vec!["weft".into(), "run".into()],
-        ..opts()
-    })
+    let mut s = Session::create(
+        &root,
+        SessionOptions {
+            store: StoreChoice::ProjectDefault,
+            command: vec!["weft".into(), "run".into()],
+            ..opts()
+        },
+    )
     .unwrap();
     let session_id = s.id().to_string();
     let r = s.run(RunConfig::default()).unwrap();

@@ -216,12 +216,21 @@ fn money(v: f64) -> String {
 }
 
 /// Generates raw companies, shuttles and reviews (deterministic per seed).
-pub fn generate_raw_data(p: &GenerationParams) -> Result<(Vec<RawCompany>, Vec<RawShuttle>, Vec<Review>), String> {
+pub fn generate_raw_data(
+    p: &GenerationParams,
+) -> Result<(Vec<RawCompany>, Vec<RawShuttle>, Vec<Review>), String> {
     if p.companies == 0 || p.shuttles == 0 {
         return Err("generation needs at least one company and one shuttle".into());
     }
     let mut rng = Rng(p.seed);
-    let locations = ["Niue", "Anguilla", "Russian Federation", "Barbados", "Sri Lanka", "Mars Base"];
+    let locations = [
+        "Niue",
+        "Anguilla",
+        "Russian Federation",
+        "Barbados",
+        "Sri Lanka",
+        "Mars Base",
+    ];
     let companies: Vec<RawCompany> = (0..p.companies)
         .map(|id| RawCompany {
             id,
@@ -345,7 +354,8 @@ pub fn create_model_input_table(
     reviews: &Vec<Review>,
 ) -> Vec<ModelRow> {
     let by_company: std::collections::HashMap<u32, &Company> = companies.iter().map(|c| (c.id, c)).collect();
-    let by_shuttle: std::collections::HashMap<u32, &Review> = reviews.iter().map(|r| (r.shuttle_id, r)).collect();
+    let by_shuttle: std::collections::HashMap<u32, &Review> =
+        reviews.iter().map(|r| (r.shuttle_id, r)).collect();
     shuttles
         .iter()
         .filter_map(|s| {
@@ -377,12 +387,19 @@ fn feature(row: &ModelRow, name: &str) -> Result<f64, String> {
         "iata_approved" => row.iata_approved,
         "company_rating" => row.company_rating,
         "review_scores_rating" => row.review_scores_rating,
-        other => return Err(format!("unknown feature `{other}` in params:model_options.features")),
+        other => {
+            return Err(format!(
+                "unknown feature `{other}` in params:model_options.features"
+            ));
+        }
     })
 }
 
 /// Splits rows into train and test sets (seeded shuffle).
-pub fn split_data(rows: &Vec<ModelRow>, options: &ModelOptions) -> Result<(Vec<ModelRow>, Vec<ModelRow>), String> {
+pub fn split_data(
+    rows: &Vec<ModelRow>,
+    options: &ModelOptions,
+) -> Result<(Vec<ModelRow>, Vec<ModelRow>), String> {
     if !(0.0..1.0).contains(&options.test_size) {
         return Err(format!("test_size must be in [0, 1), got {}", options.test_size));
     }

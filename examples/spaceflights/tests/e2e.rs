@@ -41,7 +41,10 @@ fn weft(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn newest_version(dir: &Path) -> PathBuf {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     versions.sort();
     versions.pop().unwrap()
 }
@@ -66,8 +69,12 @@ fn full_pipeline_trains_a_useful_model_and_records_the_run() {
     ] {
         assert!(root.join(file).is_file(), "{file} missing");
     }
-    let metrics_file = root.join("data/08_reporting/metrics.json").join(&run_id).join("metrics.json");
-    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(metrics_file).unwrap()).unwrap();
+    let metrics_file = root
+        .join("data/08_reporting/metrics.json")
+        .join(&run_id)
+        .join("metrics.json");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(metrics_file).unwrap()).unwrap();
     assert!(metrics["r2_score"].as_f64().unwrap() > 0.8, "{metrics}");
     assert_eq!(metrics["n_test"], 400);
     assert!(root.join("data/06_models/regressor.json").join(&run_id).is_dir());
@@ -88,52 +95,114 @@ fn full_pipeline_trains_a_useful_model_and_records_the_run() {
 fn rerun_with_other_params_keeps_both_versions_and_only_missing_outputs_skips() {
     let (_tmp, root) = project_copy();
     let first = weft(&root, &["run", "--json"]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let out = weft(&root, &["run", "--json", "--pipelines", "data_science", "--params", "model_options.test_size=0.5"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let out = weft(
+        &root,
+        &[
+            "run",
+            "--json",
+            "--pipelines",
+            "data_science",
+            "--params",
+            "model_options.test_size=0.5",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let run_id = r["run_id"].as_str().unwrap();
     let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(newest_version(&root.join("data/08_reporting/metrics.json")).join("metrics.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            newest_version(&root.join("data/08_reporting/metrics.json")).join("metrics.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(metrics["n_test"], 1000, "run {run_id} used the runtime param");
-    assert_eq!(std::fs::read_dir(root.join("data/08_reporting/metrics.json")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(root.join("data/08_reporting/metrics.json"))
+            .unwrap()
+            .count(),
+        2
+    );
 
     // Everything persisted exists: only the nodes with memory outputs run again.
-    let out = weft(&root, &["run", "--only-missing-outputs", "--pipelines", "data_processing", "--json"]);
+    let out = weft(
+        &root,
+        &[
+            "run",
+            "--only-missing-outputs",
+            "--pipelines",
+            "data_processing",
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         r["skipped_nodes"],
-        serde_json::json!(["preprocess_companies", "preprocess_shuttles", "create_model_input_table"])
+        serde_json::json!([
+            "preprocess_companies",
+            "preprocess_shuttles",
+            "create_model_input_table"
+        ])
     );
 }
 
 #[test]
 fn inspection_commands_describe_the_project() {
     let (_tmp, root) = project_copy();
-    let out = weft(&root, &["pipeline", "show", "--json", "--to-nodes", "create_model_input_table"]);
+    let out = weft(
+        &root,
+        &[
+            "pipeline",
+            "show",
+            "--json",
+            "--to-nodes",
+            "create_model_input_table",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["generate_raw_data", "preprocess_companies", "preprocess_shuttles", "create_model_input_table"]
+        [
+            "generate_raw_data",
+            "preprocess_companies",
+            "preprocess_shuttles",
+            "create_model_input_table"
+        ]
     );
     assert_eq!(v["nodes"][0]["func"], "generate_raw_data");
-    assert_eq!(v["nodes"][0]["outputs"], serde_json::json!(["companies", "shuttles", "reviews"]));
+    assert_eq!(
+        v["nodes"][0]["outputs"],
+        serde_json::json!(["companies", "shuttles", "reviews"])
+    );
 
     let out = weft(&root, &["catalog", "list", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let text = v.to_string();
-    assert!(text.contains("preprocessed_companies") && text.contains("data/02_intermediate"), "{text}");
+    assert!(
+        text.contains("preprocessed_companies") && text.contains("data/02_intermediate"),
+        "{text}"
+    );
 
     let out = weft(&root, &["viz", "--format", "dot"]);
     let dot = String::from_utf8_lossy(&out.stdout);
-    assert!(dot.starts_with("digraph pipeline {") && dot.contains("\"train_model\" -> \"ds:regressor\""), "{dot}");
+    assert!(
+        dot.starts_with("digraph pipeline {") && dot.contains("\"train_model\" -> \"ds:regressor\""),
+        "{dot}"
+    );
 
     let out = weft(&root, &["pipeline", "show", "--nodes", "train"]);
     assert!(!out.status.success());

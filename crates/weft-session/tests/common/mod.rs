@@ -50,7 +50,11 @@ pub fn project() -> (tempfile::TempDir, PathBuf) {
     let root = dir.path().to_path_buf();
     write(&root, "weft.toml", "[project]\nname = \"fixture\"\n");
     write(&root, "pipelines.yml", PIPELINES);
-    write(&root, "conf/base/parameters.yml", "start: 1\noffset: 10\ndelay: 0\n");
+    write(
+        &root,
+        "conf/base/parameters.yml",
+        "start: 1\noffset: 10\ndelay: 0\n",
+    );
     write(
         &root,
         "conf/base/catalog.yml",

@@ -1,0 +1,96 @@
+//! Recording runs on SQLite (not a timed test: prints numbers).
+//!
+//! `cargo bench -p weft-store --bench record_runs`
+//! Target (issue #4): at most 1 ms per run record.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use weft_store::{BlockingStore, NodeTiming, RunRecord, RunStatus, SessionRecord};
+
+fn record(session: &str, i: u32) -> RunRecord {
+    RunRecord {
+        run_id: format!("2026-01-01T00.00.00.{i:06}Z-{:08x}", i),
+        session_id: session.into(),
+        run_index: i,
+        status: RunStatus::Running,
+        env: "local".into(),
+        runtime_params: serde_json::json!({"lr": 0.01 * f64::from(i % 10), "batch": 32}),
+        pipeline_names: vec!["__default__".into()],
+        filters: serde_json::json!({}),
+        load_versions: BTreeMap::new(),
+        saved_versions: BTreeMap::new(),
+        start_time: Some(jiff::Timestamp::now()),
+        end_time: None,
+        duration_ms: None,
+        error: None,
+        attempts: 1,
+        node_timings: vec![],
+        peak_memory_bytes: None,
+        metrics: serde_json::json!({}),
+        owner: Some(weft_store::current_owner()),
+    }
+}
+
+fn main() {
+    let n = 10_000u32;
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockingStore::open(&dir.path().join("bench.db").display().to_string()).unwrap();
+    let session = SessionRecord {
+        session_id: "bench".into(),
+        kind: "service".into(),
+        project_path: "/tmp".into(),
+        env: "local".into(),
+        runtime_params: serde_json::json!({}),
+        created_at: jiff::Timestamp::now(),
+        closed_at: None,
+        username: None,
+        git_commit: None,
+        git_dirty: None,
+        command: vec![],
+    };
+    store.create_session(&session).unwrap();
+    println!("weft run store benchmark (SQLite, WAL, synchronous=NORMAL)");
+
+    // As a session records a run: insert when it starts, update when it ends.
+    let start = Instant::now();
+    for i in 0..n {
+        let mut r = record("bench", i);
+        store.insert_run(&r).unwrap();
+        r.status = RunStatus::Succeeded;
+        r.end_time = Some(jiff::Timestamp::now());
+        r.duration_ms = Some(1.0);
+        r.node_timings = (0..10)
+            .map(|k| NodeTiming {
+                node: format!("n{k}"),
+                start: jiff::Timestamp::now(),
+                duration_ms: 0.01,
+                peak_memory_bytes: None,
+            })
+            .collect();
+        store.update_run(&r).unwrap();
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!("{n} runs, insert + update each (2 statements):  {per:>8.1} µs per run record");
+
+    // Batched: one transaction for many queued runs.
+    let batch: Vec<RunRecord> = (n..2 * n)
+        .map(|i| RunRecord {
+            status: RunStatus::Queued,
+            ..record("bench", i)
+        })
+        .collect();
+    let start = Instant::now();
+    for chunk in batch.chunks(1000) {
+        store.insert_runs(chunk).unwrap();
+    }
+    let per = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    println!("{n} runs inserted in batches of 1,000:          {per:>8.1} µs per run record");
+    let listed = store
+        .list_runs(&weft_store::RunFilter {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 100);
+}

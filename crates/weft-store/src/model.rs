@@ -1,0 +1,231 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A recorded session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Session id.
+    pub session_id: String,
+    /// `session` (one run) or `service` (many).
+    pub kind: String,
+    /// The project folder.
+    pub project_path: String,
+    /// The configuration environment.
+    pub env: String,
+    /// Session-wide runtime parameters.
+    pub runtime_params: serde_json::Value,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was closed.
+    pub closed_at: Option<Timestamp>,
+    /// Who ran it.
+    pub username: Option<String>,
+    /// The project's git commit, when it is a git repository.
+    pub git_commit: Option<String>,
+    /// Whether the work tree had uncommitted changes.
+    pub git_dirty: Option<bool>,
+    /// The command line that started it.
+    pub command: Vec<String>,
+}
+
+/// Where a run is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Accepted, not started.
+    Queued,
+    /// Running.
+    Running,
+    /// Finished without error.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Never started (its batch stopped).
+    Skipped,
+    /// Stopped on request.
+    Cancelled,
+    /// Its process died while it ran.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+        RunStatus::Cancelled,
+        RunStatus::Interrupted,
+    ];
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether the run is over.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+
+    /// The one place run transitions are decided. A status may be rewritten
+    /// with itself (progress updates); `failed` and `interrupted` runs may
+    /// run again (retries, recovery).
+    pub fn can_transition(from: RunStatus, to: RunStatus) -> bool {
+        use RunStatus::*;
+        from == to
+            || matches!(
+                (from, to),
+                (Queued, Running | Skipped | Cancelled)
+                    | (Running, Succeeded | Failed | Cancelled | Interrupted)
+                    | (Failed | Interrupted, Queued | Running)
+            )
+    }
+
+    /// Statuses from which `to` may be reached.
+    pub fn sources(to: RunStatus) -> Vec<RunStatus> {
+        RunStatus::ALL
+            .into_iter()
+            .filter(|from| RunStatus::can_transition(*from, to))
+            .collect()
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown run status `{s}`; expected one of {}",
+                    RunStatus::ALL.map(|s| s.as_str()).join(", ")
+                )
+            })
+    }
+}
+
+/// A failed run's error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunErrorRecord {
+    /// Error kind (`node`, `dataset`, `validation`, ...).
+    pub kind: String,
+    /// The outermost message.
+    pub message: String,
+    /// The node it happened in.
+    pub node: Option<String>,
+    /// The full cause chain, outermost first.
+    pub causes: Vec<String>,
+}
+
+/// How long one node ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeTiming {
+    /// Node name.
+    pub node: String,
+    /// When it started.
+    pub start: Timestamp,
+    /// Duration in milliseconds.
+    pub duration_ms: f64,
+    /// Peak memory while it ran, when measured.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+/// A recorded run: one row per run id, updated as the run progresses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub run_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// Position in its batch.
+    pub run_index: u32,
+    /// Lifecycle status.
+    pub status: RunStatus,
+    /// Configuration environment.
+    pub env: String,
+    /// Runtime parameters of the run.
+    pub runtime_params: serde_json::Value,
+    /// Pipelines run.
+    pub pipeline_names: Vec<String>,
+    /// Filters (tags, node names, ...) as a JSON object.
+    pub filters: serde_json::Value,
+    /// Versions loaded.
+    pub load_versions: BTreeMap<String, String>,
+    /// Versions saved.
+    pub saved_versions: BTreeMap<String, String>,
+    /// Start time.
+    pub start_time: Option<Timestamp>,
+    /// End time.
+    pub end_time: Option<Timestamp>,
+    /// Duration in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// The error, when it failed.
+    pub error: Option<RunErrorRecord>,
+    /// Attempts made (retries count).
+    pub attempts: u32,
+    /// Per-node timings.
+    pub node_timings: Vec<NodeTiming>,
+    /// Peak resident memory of the process running it.
+    pub peak_memory_bytes: Option<u64>,
+    /// User metrics.
+    pub metrics: serde_json::Value,
+    /// `host:pid` of the process running it.
+    pub owner: Option<String>,
+}
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFilter {
+    /// Only this session's.
+    pub session_id: Option<String>,
+    /// Only with this status.
+    pub status: Option<RunStatus>,
+    /// At most this many (newest first).
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transitions() {
+        use RunStatus::*;
+        assert!(RunStatus::can_transition(Queued, Running));
+        assert!(RunStatus::can_transition(Running, Interrupted));
+        assert!(RunStatus::can_transition(Failed, Running));
+        assert!(!RunStatus::can_transition(Succeeded, Running));
+        assert!(!RunStatus::can_transition(Queued, Succeeded));
+        assert!(!RunStatus::can_transition(Skipped, Running));
+        assert_eq!("failed".parse::<RunStatus>().unwrap(), Failed);
+        assert!(
+            "done"
+                .parse::<RunStatus>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
+        assert!(Succeeded.is_terminal() && !Running.is_terminal());
+    }
+}

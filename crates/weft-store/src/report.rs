@@ -1,0 +1,324 @@
+//! Human-readable tables and comparisons for `weft sessions` / `weft runs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::{RunRecord, SessionRecord};
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        _ if !prefix.is_empty() => {
+            out.insert(prefix.to_string(), v.clone());
+        }
+        _ => {}
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn duration(r: &RunRecord) -> String {
+    r.duration_ms
+        .map(|d| format!("{:.3}s", d / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Runs as a table: id, status, duration, and the runtime params that
+/// differ between the listed runs.
+pub fn runs_table(runs: &[RunRecord]) -> String {
+    if runs.is_empty() {
+        return "no runs recorded\n".into();
+    }
+    let flat: Vec<BTreeMap<String, Value>> = runs
+        .iter()
+        .map(|r| {
+            let mut m = BTreeMap::new();
+            flatten("", &r.runtime_params, &mut m);
+            m
+        })
+        .collect();
+    let keys: BTreeSet<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    let varying: Vec<&String> = keys
+        .into_iter()
+        .filter(|k| {
+            flat.iter()
+                .map(|m| m.get(*k))
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w[0] != w[1])
+        })
+        .collect();
+    let mut rows = vec![{
+        let mut h = vec!["run_id".to_string(), "status".into(), "duration".into()];
+        h.extend(varying.iter().map(|k| k.to_string()));
+        h.push("error".into());
+        h
+    }];
+    for (r, params) in runs.iter().zip(&flat) {
+        let mut row = vec![r.run_id.clone(), r.status.to_string(), duration(r)];
+        row.extend(varying.iter().map(|k| show(params.get(*k))));
+        row.push(
+            r.error
+                .as_ref()
+                .map(|e| e.message.lines().next().unwrap_or("").to_string())
+                .unwrap_or_default(),
+        );
+        rows.push(row);
+    }
+    table(&rows)
+}
+
+/// Sessions as a table.
+pub fn sessions_table(sessions: &[SessionRecord]) -> String {
+    if sessions.is_empty() {
+        return "no sessions recorded\n".into();
+    }
+    let mut rows = vec![vec![
+        "session_id".to_string(),
+        "kind".into(),
+        "env".into(),
+        "created".into(),
+        "closed".into(),
+        "user".into(),
+        "git".into(),
+    ]];
+    for s in sessions {
+        rows.push(vec![
+            s.session_id.clone(),
+            s.kind.clone(),
+            s.env.clone(),
+            s.created_at.to_string(),
+            s.closed_at.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            s.username.clone().unwrap_or_else(|| "-".into()),
+            match (&s.git_commit, s.git_dirty) {
+                (Some(c), Some(true)) => format!("{}+dirty", &c[..c.len().min(10)]),
+                (Some(c), _) => c[..c.len().min(10)].to_string(),
+                _ => "-".into(),
+            },
+        ]);
+    }
+    table(&rows)
+}
+
+/// One run in detail.
+pub fn run_detail(r: &RunRecord) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<16}{v}\n"));
+    line(&mut out, "run_id", r.run_id.clone());
+    line(&mut out, "session_id", r.session_id.clone());
+    line(&mut out, "status", r.status.to_string());
+    line(&mut out, "env", r.env.clone());
+    line(&mut out, "pipelines", r.pipeline_names.join(", "));
+    line(&mut out, "filters", r.filters.to_string());
+    line(&mut out, "runtime_params", r.runtime_params.to_string());
+    line(
+        &mut out,
+        "start",
+        r.start_time.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+    );
+    line(
+        &mut out,
+        "end",
+        r.end_time.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+    );
+    line(&mut out, "duration", duration(r));
+    line(&mut out, "attempts", r.attempts.to_string());
+    if let Some(m) = r.peak_memory_bytes {
+        line(&mut out, "peak_memory", format!("{:.1} MB", m as f64 / 1e6));
+    }
+    for (k, v) in &r.load_versions {
+        line(&mut out, "loaded", format!("{k} @ {v}"));
+    }
+    for (k, v) in &r.saved_versions {
+        line(&mut out, "saved", format!("{k} @ {v}"));
+    }
+    if let Some(e) = &r.error {
+        line(
+            &mut out,
+            "error",
+            format!("[{}] {}", e.kind, e.message.lines().next().unwrap_or("")),
+        );
+        if let Some(n) = &e.node {
+            line(&mut out, "failed node", n.clone());
+        }
+        for c in e.causes.iter().skip(1) {
+            line(&mut out, "caused by", c.clone());
+        }
+    }
+    if !r.node_timings.is_empty() {
+        out.push_str("nodes:\n");
+        for t in &r.node_timings {
+            out.push_str(&format!("  {:<40} {:>10.3} ms\n", t.node, t.duration_ms));
+        }
+    }
+    out
+}
+
+fn sections(r: &RunRecord) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    let mut params = BTreeMap::new();
+    flatten("", &r.runtime_params, &mut params);
+    let mut metrics = BTreeMap::new();
+    flatten("", &r.metrics, &mut metrics);
+    let versions = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    BTreeMap::from([
+        ("params", params),
+        ("load_versions", versions(&r.load_versions)),
+        ("saved_versions", versions(&r.saved_versions)),
+        ("metrics", metrics),
+    ])
+}
+
+/// Two runs side by side as JSON: per section, each key with both values
+/// and whether they differ.
+pub fn compare_json(a: &RunRecord, b: &RunRecord) -> Value {
+    let (sa, sb) = (sections(a), sections(b));
+    let mut out = serde_json::Map::new();
+    out.insert("run_a".into(), json!(a.run_id));
+    out.insert("run_b".into(), json!(b.run_id));
+    out.insert("status".into(), json!({"a": a.status, "b": b.status}));
+    for (name, ma) in &sa {
+        let mb = &sb[name];
+        let keys: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+        let rows: Vec<Value> = keys
+            .into_iter()
+            .map(|k| {
+                let (va, vb) = (ma.get(k), mb.get(k));
+                json!({"key": k, "a": va, "b": vb, "differs": va != vb})
+            })
+            .collect();
+        out.insert((*name).into(), Value::Array(rows));
+    }
+    Value::Object(out)
+}
+
+/// Two runs side by side as a table; differing rows are marked `*`.
+pub fn compare(a: &RunRecord, b: &RunRecord) -> String {
+    let j = compare_json(a, b);
+    let mut rows = vec![vec![
+        String::new(),
+        "key".into(),
+        a.run_id.clone(),
+        b.run_id.clone(),
+    ]];
+    rows.push(vec![
+        if a.status != b.status { "*" } else { "" }.into(),
+        "status".into(),
+        a.status.to_string(),
+        b.status.to_string(),
+    ]);
+    for section in ["params", "load_versions", "saved_versions", "metrics"] {
+        for row in j[section].as_array().into_iter().flatten() {
+            rows.push(vec![
+                if row["differs"] == true { "*" } else { "" }.into(),
+                format!("{section}.{}", row["key"].as_str().unwrap_or("")),
+                show(row.get("a").filter(|v| !v.is_null())),
+                show(row.get("b").filter(|v| !v.is_null())),
+            ]);
+        }
+    }
+    table(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RunStatus;
+
+    fn run(id: &str, params: Value, metrics: Value) -> RunRecord {
+        RunRecord {
+            run_id: id.into(),
+            session_id: "s".into(),
+            run_index: 0,
+            status: RunStatus::Succeeded,
+            env: "local".into(),
+            runtime_params: params,
+            pipeline_names: vec!["__default__".into()],
+            filters: json!({}),
+            load_versions: BTreeMap::new(),
+            saved_versions: BTreeMap::from([("model".to_string(), id.to_string())]),
+            start_time: None,
+            end_time: None,
+            duration_ms: Some(1500.0),
+            error: None,
+            attempts: 1,
+            node_timings: vec![],
+            peak_memory_bytes: None,
+            metrics,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn runs_table_shows_only_varying_params() {
+        let t = runs_table(&[
+            run("r1", json!({"lr": 0.1, "seed": 1}), json!({})),
+            run("r2", json!({"lr": 0.2, "seed": 1}), json!({})),
+        ]);
+        let header = t.lines().next().unwrap();
+        assert!(header.contains("lr") && !header.contains("seed"), "{t}");
+        assert!(t.contains("1.500s") && t.contains("0.2"), "{t}");
+    }
+
+    #[test]
+    fn compare_marks_differences() {
+        let a = run("r1", json!({"lr": 0.1, "seed": 1}), json!({"r2": 0.9}));
+        let b = run("r2", json!({"lr": 0.2, "seed": 1}), json!({"r2": 0.8}));
+        let j = compare_json(&a, &b);
+        let params = j["params"].as_array().unwrap();
+        assert_eq!(
+            params[0],
+            json!({"key": "lr", "a": 0.1, "b": 0.2, "differs": true})
+        );
+        assert_eq!(params[1]["differs"], false);
+        assert_eq!(j["metrics"][0]["differs"], true);
+        let t = compare(&a, &b);
+        assert!(
+            t.lines().any(|l| l.starts_with('*') && l.contains("params.lr")),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| !l.starts_with('*') && l.contains("params.seed")),
+            "{t}"
+        );
+    }
+}
