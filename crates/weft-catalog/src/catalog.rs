@@ -149,6 +149,9 @@ fn substitute(v: &Value, values: &BTreeMap<String, String>) -> Value {
     }
 }
 
+/// A dataset built from a pattern, with the pattern's text.
+type Materialized = (Arc<dyn Dataset>, String);
+
 #[derive(Clone)]
 struct Entry {
     name: String,
@@ -387,7 +390,7 @@ impl CatalogConfig {
         &self,
         name: &str,
         opts: &BuildOptions,
-    ) -> Option<Result<(Arc<dyn Dataset>, String), CatalogError>> {
+    ) -> Option<Result<Materialized, CatalogError>> {
         let (pattern, entry) = self
             .inner
             .patterns
@@ -576,6 +579,16 @@ impl Catalog {
             Ok(Some(ds)) => ds.load_type(),
             _ => LoadType::Any,
         }
+    }
+
+    /// How one dataset would be described (materializing it from a pattern
+    /// if needed); `None` for undeclared names (memory by default).
+    pub fn describe(&self, name: &str) -> Option<DatasetInfo> {
+        let ds = self.resolve(name).ok()??;
+        let mut info = ds.describe();
+        info.name = name.to_string();
+        info.pattern = self.origins.read().expect("catalog lock").get(name).cloned();
+        Some(info)
     }
 
     /// Every dataset built so far (declared, added, materialized), by name.

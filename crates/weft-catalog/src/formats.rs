@@ -284,7 +284,9 @@ impl Dataset for FileDataset {
             Format::Yaml => {
                 let text = String::from_utf8(bytes).map_err(|e| self.load_err(&path, e))?;
                 let mut out = None;
-                serde_saphyr::with_deserializer_from_str(&text, |de| {
+                let mut options = serde_saphyr::Options::default();
+                options.strict_booleans = true;
+                serde_saphyr::with_deserializer_from_str_with_options(&text, options, |de| {
                     out = Some(self.decode_serde(&path, request, erase(de)));
                     Ok(())
                 })

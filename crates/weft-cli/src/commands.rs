@@ -565,12 +565,8 @@ fn catalog_list(
         }
         let info = if name == "parameters" || name.starts_with("params:") {
             json!({"name": name, "type_name": "parameters", "filepath": null, "versioned": false})
-        } else if context.catalog.contains(&name) {
-            let info = context.catalog.list().into_iter().find(|i| i.name == name);
-            match info {
-                Some(i) => serde_json::to_value(i)?,
-                None => json!({"name": name, "type_name": "pattern", "filepath": null, "versioned": false}),
-            }
+        } else if let Some(info) = context.catalog.describe(&name) {
+            serde_json::to_value(info)?
         } else {
             json!({"name": name, "type_name": "MemoryDataset", "filepath": null, "versioned": false, "default": true})
         };

@@ -12,11 +12,19 @@ pub fn from_str(text: &str, origin: &Path) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str::<Value>(text).map_err(|e| ConfigError::Parse {
+    serde_saphyr::from_str_with_options::<Value>(text, yaml_options()).map_err(|e| ConfigError::Parse {
         file: origin.to_path_buf(),
         line: e.location().map(|l| l.line() as usize).filter(|l| *l > 0),
         message: first_line(&e.to_string()),
     })
+}
+
+/// YAML 1.2 core booleans only: `y`, `n`, `on`, `off`, `yes`, `no` stay
+/// strings (they are common dataset and parameter names).
+pub fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    options
 }
 
 fn first_line(s: &str) -> String {
@@ -86,6 +94,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["x"], serde_json::json!({"a": 1, "b": 3}));
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_stay_strings() {
+        let v = from_str("a: y\nb: on\nc: true\nd: no\n", Path::new("t.yml")).unwrap();
+        assert_eq!(v, serde_json::json!({"a": "y", "b": "on", "c": true, "d": "no"}));
     }
 
     #[test]

@@ -259,7 +259,7 @@ fn spin_ms(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
             x ^= x << 17;
         }
         rounds = rounds.wrapping_add(1);
-        if rounds % 64 == 0 && call.cancel.is_cancelled() {
+        if rounds.is_multiple_of(64) && call.cancel.is_cancelled() {
             return Err(cancelled(&call));
         }
     }

@@ -39,7 +39,7 @@ pub enum RunError {
         action: &'static str,
         /// The catalog's error.
         #[source]
-        source: CatalogError,
+        source: Box<CatalogError>,
         /// Nodes to resume from with `--from-nodes`.
         resume_from: Vec<String>,
     },

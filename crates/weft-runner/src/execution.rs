@@ -104,7 +104,7 @@ impl<'a> Execution<'a> {
                         node: node.name().to_string(),
                         dataset: out.clone(),
                         action: "check",
-                        source,
+                        source: Box::new(source),
                         resume_from: Vec::new(),
                     })?;
                     if !exists {
@@ -199,7 +199,7 @@ impl<'a> Execution<'a> {
                     node: node.name().to_string(),
                     dataset: name.clone(),
                     action: "load",
-                    source,
+                    source: Box::new(source),
                     resume_from: Vec::new(),
                 });
             let data = match data {
@@ -221,6 +221,13 @@ impl<'a> Execution<'a> {
         };
         let outputs = match node.run(call_inputs, job.cancel) {
             Ok(outputs) => outputs,
+            Err(_) if job.cancel.is_cancelled() => {
+                // The node stopped because the run was cancelled: not a node failure.
+                return Err(RunError::Cancelled {
+                    completed: self.completed_count.load(Ordering::SeqCst),
+                    total: self.to_run.iter().filter(|r| **r).count(),
+                });
+            }
             Err(source) => {
                 let err = RunError::Node {
                     node: node.name().to_string(),
@@ -243,7 +250,7 @@ impl<'a> Execution<'a> {
                     node: node.name().to_string(),
                     dataset: name.clone(),
                     action: "save",
-                    source,
+                    source: Box::new(source),
                     resume_from: Vec::new(),
                 };
                 return Err(self.node_failed(i, err));
