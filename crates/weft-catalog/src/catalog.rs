@@ -386,11 +386,7 @@ impl CatalogConfig {
         })
     }
 
-    fn materialize(
-        &self,
-        name: &str,
-        opts: &BuildOptions,
-    ) -> Option<Result<Materialized, CatalogError>> {
+    fn materialize(&self, name: &str, opts: &BuildOptions) -> Option<Result<Materialized, CatalogError>> {
         let (pattern, entry) = self
             .inner
             .patterns

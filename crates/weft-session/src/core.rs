@@ -90,6 +90,11 @@ pub struct Context {
     pub catalog: Catalog,
 }
 
+/// A successful attempt: the runner's output and the versions it saved.
+type Attempt = (weft_runner::RunOutput, BTreeMap<String, String>);
+/// A failed attempt: the error, the status it ends in, and the versions saved before it failed.
+type Failed = (RunFailure, RunStatus, BTreeMap<String, String>);
+
 pub(crate) struct SessionCore {
     pub(crate) id: String,
     pub(crate) project: Project,
@@ -396,15 +401,18 @@ impl SessionCore {
                 out.warnings,
                 out.skipped_nodes,
             ),
-            Err((failure, status, saved)) => (
-                status,
-                BTreeMap::new(),
-                Some(failure),
-                Vec::new(),
-                saved,
-                Vec::new(),
-                Vec::new(),
-            ),
+            Err(failed) => {
+                let (failure, status, saved) = *failed;
+                (
+                    status,
+                    BTreeMap::new(),
+                    Some(failure),
+                    Vec::new(),
+                    saved,
+                    Vec::new(),
+                    Vec::new(),
+                )
+            }
         };
         let duration_ms = end_time.duration_since(start_time).as_secs_f64() * 1e3;
         let peak = peak_rss_bytes();
@@ -477,16 +485,12 @@ impl SessionCore {
         result
     }
 
-    #[allow(clippy::type_complexity)]
     fn execute_inner(
         &self,
         cfg: &RunConfig,
         ctx: &RunContext,
         cancel: &CancelToken,
-    ) -> Result<
-        (weft_runner::RunOutput, BTreeMap<String, String>),
-        (RunFailure, RunStatus, BTreeMap<String, String>),
-    > {
+    ) -> Result<Attempt, Box<Failed>> {
         let fail = |kind: &str, e: &dyn std::error::Error| {
             let mut causes = vec![e.to_string()];
             let mut cur = e.source();
@@ -494,7 +498,7 @@ impl SessionCore {
                 causes.push(c.to_string());
                 cur = c.source();
             }
-            (
+            Box::new((
                 RunFailure {
                     kind: kind.into(),
                     message: e.to_string(),
@@ -503,7 +507,7 @@ impl SessionCore {
                 },
                 RunStatus::Failed,
                 BTreeMap::new(),
-            )
+            ))
         };
         let pipeline = self.select_pipeline(cfg).map_err(|e| fail("pipeline", &e))?;
         let context = self
@@ -532,7 +536,7 @@ impl SessionCore {
                 } else {
                     RunStatus::Failed
                 };
-                Err((RunFailure::from_run_error(&e), status, saved))
+                Err(Box::new((RunFailure::from_run_error(&e), status, saved)))
             }
         }
     }
@@ -623,5 +627,3 @@ pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
-
-

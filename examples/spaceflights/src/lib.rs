@@ -207,7 +207,7 @@ fn money(v: f64) -> String {
     let digits = whole.to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(c);
@@ -215,10 +215,11 @@ fn money(v: f64) -> String {
     format!("${grouped}.{}", ((v.fract() * 10.0).round() as u64).min(9))
 }
 
+/// The three raw tables: companies, shuttles, reviews.
+pub type RawData = (Vec<RawCompany>, Vec<RawShuttle>, Vec<Review>);
+
 /// Generates raw companies, shuttles and reviews (deterministic per seed).
-pub fn generate_raw_data(
-    p: &GenerationParams,
-) -> Result<(Vec<RawCompany>, Vec<RawShuttle>, Vec<Review>), String> {
+pub fn generate_raw_data(p: &GenerationParams) -> Result<RawData, String> {
     if p.companies == 0 || p.shuttles == 0 {
         return Err("generation needs at least one company and one shuttle".into());
     }
@@ -455,12 +456,14 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(col, pivot);
         b.swap(col, pivot);
-        for row in col + 1..n {
-            let factor = a[row][col] / a[col][col];
-            for c in col..n {
-                a[row][c] -= factor * a[col][c];
+        let (upper, lower) = a.split_at_mut(col + 1);
+        let pivot_row = &upper[col];
+        for (offset, row) in lower.iter_mut().enumerate() {
+            let factor = row[col] / pivot_row[col];
+            for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= factor * p;
             }
-            b[row] -= factor * b[col];
+            b[col + 1 + offset] -= factor * b[col];
         }
     }
     let mut x = vec![0.0; n];
