@@ -101,11 +101,7 @@ impl RunStatus {
 
     /// [`RunStatus::can_transition`] as a `Result`: the error every update
     /// of run `run_id` reports for a forbidden change.
-    pub fn check_transition(
-        run_id: &str,
-        from: RunStatus,
-        to: RunStatus,
-    ) -> Result<(), crate::StoreError> {
+    pub fn check_transition(run_id: &str, from: RunStatus, to: RunStatus) -> Result<(), crate::StoreError> {
         if RunStatus::can_transition(from, to) {
             Ok(())
         } else {

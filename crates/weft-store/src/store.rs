@@ -7,11 +7,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::{Connection, Row};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
+use std::str::FromStr;
 
 use crate::{RunFilter, RunRecord, RunStatus, SessionRecord, StoreError};
 
@@ -151,19 +152,34 @@ impl Store {
     /// file that is not a database; marks runs of dead local processes
     /// `interrupted`.
     pub async fn open(url_or_path: &str) -> Result<Store, StoreError> {
-        let store = if url_or_path.starts_with("postgres://")
-            || url_or_path.starts_with("postgresql://")
-        {
+        let store = if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
             let target = mask(url_or_path);
+            let unreachable = |e: sqlx::Error| StoreError::Unreachable {
+                target: target.clone(),
+                message: e.to_string(),
+            };
+            let options = PgConnectOptions::from_str(url_or_path).map_err(|e| StoreError::Open {
+                target: target.clone(),
+                message: e.to_string(),
+            })?;
+            // One direct attempt first: a refused connection or wrong
+            // password is reported at once, not after the pool's retries.
+            tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| StoreError::Unreachable {
+                    target: target.clone(),
+                    message: "no answer within 10 s".into(),
+                })?
+                .map_err(unreachable)?
+                .close()
+                .await
+                .map_err(unreachable)?;
             let pool = PgPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url_or_path)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
                 .await
-                .map_err(|e| StoreError::Unreachable {
-                    target: target.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(unreachable)?;
             Store {
                 backend: Backend::Postgres(pool),
                 target,
@@ -284,10 +300,7 @@ impl Store {
                             "cannot switch it to WAL mode (journal mode stays `{m}`)"
                         )));
                     }
-                    Err(e)
-                        if e.to_string().contains("locked")
-                            && std::time::Instant::now() < deadline =>
-                    {
+                    Err(e) if e.to_string().contains("locked") && std::time::Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Err(e) => return Err(open_err(format!("cannot switch it to WAL mode: {e}"))),
@@ -429,10 +442,7 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 // Serialize concurrent migrations across processes.
-                let mut conn = pool
-                    .acquire()
-                    .await
-                    .map_err(db_err!(self, "migrating"))?;
+                let mut conn = pool.acquire().await.map_err(db_err!(self, "migrating"))?;
                 sqlx::query("SELECT pg_advisory_lock(7271830)")
                     .execute(&mut *conn)
                     .await
@@ -546,9 +556,7 @@ impl Store {
         let sql = "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES ($1, $2, $3, $4, $5, $6)";
         let encoded = runs
             .iter()
-            .map(|r| {
-                serde_json::to_string(r).map_err(json_err!(self, format!("encoding run {}", r.run_id)))
-            })
+            .map(|r| serde_json::to_string(r).map_err(json_err!(self, format!("encoding run {}", r.run_id))))
             .collect::<Result<Vec<_>, _>>()?;
         macro_rules! insert_all {
             ($tx:expr, $sql:expr) => {{
@@ -618,10 +626,7 @@ impl Store {
             for s in &sources {
                 q = q.bind(*s);
             }
-            q.execute(pool)
-                .await
-                .map_err(db_err!(self, ctx))?
-                .rows_affected()
+            q.execute(pool).await.map_err(db_err!(self, ctx))?.rows_affected()
         });
         if affected == 1 {
             return Ok(());
@@ -748,8 +753,7 @@ impl Store {
             if record.duration_ms.is_none()
                 && let Some(start) = record.start_time
             {
-                record.duration_ms =
-                    Some((now.as_microsecond() - start.as_microsecond()) as f64 / 1000.0);
+                record.duration_ms = Some((now.as_microsecond() - start.as_microsecond()) as f64 / 1000.0);
             }
             record.error.get_or_insert_with(|| crate::RunErrorRecord {
                 kind: "interrupted".into(),

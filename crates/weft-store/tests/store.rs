@@ -12,8 +12,8 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 use weft_store::{
-    BlockingStore, Fault, NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus,
-    SessionRecord, Store, StoreError,
+    BlockingStore, Fault, NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus, SessionRecord, Store,
+    StoreError,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -243,10 +243,7 @@ async fn sessions_roundtrip_and_order(t: Target) {
         .create_session(&session("a", "2026-01-03T00:00:00Z"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::DuplicateSession { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::DuplicateSession { .. }), "{err:?}");
     assert_eq!(err.fault(), Fault::User);
 
     let at = ts("2026-01-02T01:00:00Z");
@@ -303,16 +300,10 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
     ];
     assert!(store.insert_runs(&batch).await.is_err());
     assert_eq!(store.get_run(&run_id(2)).await.unwrap(), None);
-    assert_eq!(
-        store.list_runs(&RunFilter::default()).await.unwrap().len(),
-        1
-    );
+    assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap().len(), 1);
     store.insert_runs(&batch[..1]).await.unwrap();
     store.insert_runs(&[]).await.unwrap();
-    assert_eq!(
-        store.list_runs(&RunFilter::default()).await.unwrap().len(),
-        2
-    );
+    assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap().len(), 2);
 }
 
 both!(transitions_are_validated);
@@ -493,11 +484,7 @@ async fn newer_schema_is_refused_and_left_untouched(t: Target) {
     let store = Store::open(&t.url).await.unwrap();
     assert_eq!(
         store.backend_name(),
-        if t.file.is_some() {
-            "sqlite"
-        } else {
-            "postgres"
-        }
+        if t.file.is_some() { "sqlite" } else { "postgres" }
     );
     store
         .insert_run(&run("s", &run_id(1), RunStatus::Running))
@@ -518,9 +505,7 @@ async fn newer_schema_is_refused_and_left_untouched(t: Target) {
         Err(e) => e,
     };
     match &err {
-        StoreError::SchemaTooNew {
-            found, supported, ..
-        } => {
+        StoreError::SchemaTooNew { found, supported, .. } => {
             assert_eq!(*found, 999);
             assert_eq!(*supported, weft_store::SCHEMA_VERSION);
         }
@@ -528,21 +513,15 @@ async fn newer_schema_is_refused_and_left_untouched(t: Target) {
     }
     assert_eq!(err.fault(), Fault::Environment);
     assert!(err.to_string().contains("999"), "{err}");
+    eprintln!("{err}");
     if let (Some(f), Some(before)) = (&t.file, before) {
         assert_eq!(&std::fs::read(f).unwrap(), &before, "the file was modified");
         assert!(err.to_string().contains(&f.display().to_string()), "{err}");
     }
     // Data and version still there, the running run not touched.
+    assert_eq!(raw_i64(&t, "SELECT MAX(version) FROM weft_schema").await, 999);
     assert_eq!(
-        raw_i64(&t, "SELECT MAX(version) FROM weft_schema").await,
-        999
-    );
-    assert_eq!(
-        raw_i64(
-            &t,
-            "SELECT COUNT(*) FROM weft_runs WHERE status = 'running'"
-        )
-        .await,
+        raw_i64(&t, "SELECT COUNT(*) FROM weft_runs WHERE status = 'running'").await,
         1
     );
 }
@@ -625,10 +604,7 @@ fn concurrent_writers_lose_no_update(kind: Kind) {
             .all(|r| r.status == RunStatus::Succeeded && r.metrics["i"].is_number())
     );
     for (i, th) in winners {
-        let c = shared
-            .get_run(&contested[i as usize].run_id)
-            .unwrap()
-            .unwrap();
+        let c = shared.get_run(&contested[i as usize].run_id).unwrap().unwrap();
         assert!(c.status.is_terminal());
         assert_eq!(c.metrics, json!({"winner": th}), "the winner's record is stored");
     }
@@ -673,7 +649,10 @@ async fn corrupt_sqlite_file_is_refused_and_left_untouched() {
     let mut header_ok = b"SQLite format 3\0".to_vec();
     header_ok.extend((0..8192u32).map(|i| (i * 7 % 251) as u8));
     for (name, bytes) in [
-        ("garbage.db", b"this is not a database at all, just some text\n".repeat(100)),
+        (
+            "garbage.db",
+            b"this is not a database at all, just some text\n".repeat(100),
+        ),
         ("short.db", b"xyz".to_vec()),
         ("header.db", header_ok),
     ] {
@@ -688,6 +667,7 @@ async fn corrupt_sqlite_file_is_refused_and_left_untouched() {
         let msg = err.to_string();
         assert!(msg.contains(&file.display().to_string()), "{msg}");
         assert_eq!(std::fs::read(&file).unwrap(), bytes, "{name} was modified");
+        eprintln!("{msg}");
     }
 }
 
@@ -710,11 +690,7 @@ async fn unusable_paths_are_clear_errors() {
 #[tokio::test]
 async fn postgres_wrong_password_names_the_host() {
     let base = pg_base_url();
-    let (creds, rest) = base
-        .strip_prefix("postgres://")
-        .unwrap()
-        .split_once('@')
-        .unwrap();
+    let (creds, rest) = base.strip_prefix("postgres://").unwrap().split_once('@').unwrap();
     let user = creds.split(':').next().unwrap();
     let url = format!("postgres://{user}:definitely-wrong@{rest}");
     let err = match Store::open(&url).await {
@@ -727,6 +703,7 @@ async fn postgres_wrong_password_names_the_host() {
     assert!(msg.contains("127.0.0.1"), "{msg}");
     assert!(msg.contains("password"), "{msg}");
     assert!(!msg.contains("definitely-wrong"), "password leaked: {msg}");
+    eprintln!("{msg}");
 
     // Nobody listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -741,6 +718,7 @@ async fn postgres_wrong_password_names_the_host() {
     };
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    eprintln!("{err}");
 }
 
 // ------------------------------------------------------------------ kill -9
