@@ -77,7 +77,7 @@ pub(crate) fn default_node_name(func: &str, inputs: &[String], outputs: &[String
 }
 
 /// Problems with names and producers (everything but cycles).
-fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<usize>>) -> Vec<String> {
+fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<(usize, &str)>>) -> Vec<String> {
     let mut problems = Vec::new();
 
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -97,7 +97,7 @@ fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<usize>>) -> Ve
         for d in n.inputs().iter().chain(n.outputs()) {
             if !transcode::is_valid(d) {
                 problems.push(format!(
-                    "dataset `{d}` of node `{}` is malformed: expected at most one `@`, as in `name@format`",
+                    "dataset `{d}` of node `{}` is malformed: it has more than one `@` or an empty part; expected `name@format`",
                     n.name()
                 ));
                 continue;
@@ -125,15 +125,7 @@ fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<usize>>) -> Ve
     for (base, who) in producers.iter().filter(|(_, who)| who.len() > 1) {
         let described = who
             .iter()
-            .map(|&i| {
-                let written: Vec<&str> = nodes[i]
-                    .outputs()
-                    .iter()
-                    .filter(|o| transcode::strip(o) == *base)
-                    .map(String::as_str)
-                    .collect();
-                format!("`{}` (as {})", nodes[i].name(), quote_all(written))
-            })
+            .map(|&(i, out)| format!("`{}` (as `{out}`)", nodes[i].name()))
             .collect::<Vec<_>>()
             .join(", ");
         problems.push(format!(
@@ -310,14 +302,14 @@ impl Pipeline {
         let nodes: Vec<Node> = nodes.into_iter().collect();
         let n = nodes.len();
 
-        // Producers by logical name (several only when invalid).
-        let mut producers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        // Writers by logical name (several only when invalid).
+        let mut producers: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
         for (i, node) in nodes.iter().enumerate() {
             for out in node.outputs() {
-                let who = producers.entry(transcode::strip(out)).or_default();
-                if who.last() != Some(&i) {
-                    who.push(i);
-                }
+                producers
+                    .entry(transcode::strip(out))
+                    .or_default()
+                    .push((i, out.as_str()));
             }
         }
         let mut problems = wiring_problems(&nodes, &producers);
@@ -328,7 +320,7 @@ impl Pipeline {
             let mine = &mut parents[i];
             for input in node.inputs() {
                 if let Some(who) = producers.get(transcode::strip(input)) {
-                    mine.extend(who.iter().copied());
+                    mine.extend(who.iter().map(|&(p, _)| p));
                 }
             }
             mine.sort_unstable();
