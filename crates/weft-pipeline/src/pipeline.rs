@@ -546,7 +546,7 @@ impl Pipeline {
     /// denote equal nodes; the result is validated like [`Pipeline::new`]
     /// (two nodes writing one dataset, cycles, ...).
     pub fn union(&self, other: &Pipeline) -> Result<Pipeline, PipelineError> {
-        if other.is_empty() {
+        if other.is_empty() || Arc::ptr_eq(&self.inner, &other.inner) {
             return Ok(self.clone());
         }
         if self.is_empty() {
