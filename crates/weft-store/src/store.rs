@@ -561,6 +561,15 @@ impl Store {
         macro_rules! insert_all {
             ($tx:expr, $sql:expr) => {{
                 let mut tx = $tx.map_err(db_err!(self, "recording runs"))?;
+                insert_all!(@rows tx, $sql);
+                tx.commit().await.map_err(db_err!(self, "recording runs"))?;
+            }};
+            (single $conn:expr, $sql:expr) => {{
+                let mut tx = $conn.map_err(db_err!(self, "recording runs"))?;
+                insert_all!(@rows tx, $sql);
+            }};
+            (@rows $tx:ident, $sql:expr) => {{
+                let tx = &mut $tx;
                 for (r, record) in runs.iter().zip(&encoded) {
                     sqlx::query(sqlx::AssertSqlSafe($sql.to_string()))
                         .bind(&r.run_id)
@@ -569,7 +578,7 @@ impl Store {
                         .bind(r.owner.as_deref())
                         .bind(r.start_time.map(micros))
                         .bind(record)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await
                         .map_err(|e| {
                             if is_unique_violation(&e) {
@@ -582,10 +591,15 @@ impl Store {
                             }
                         })?;
                 }
-                tx.commit().await.map_err(db_err!(self, "recording runs"))?;
             }};
         }
+        // One row is one atomic statement: no explicit transaction needed.
+        let single = runs.len() == 1;
         match &self.backend {
+            Backend::Sqlite(pool) if single => {
+                insert_all!(single pool.acquire().await, &sqlite_sql(sql))
+            }
+            Backend::Postgres(pool) if single => insert_all!(single pool.acquire().await, sql),
             Backend::Sqlite(pool) => {
                 insert_all!(pool.begin_with("BEGIN IMMEDIATE").await, &sqlite_sql(sql))
             }
