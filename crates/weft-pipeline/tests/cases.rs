@@ -2,6 +2,10 @@
 //! of cases. A case builds a pipeline from `nodes`, applies `ops` in order,
 //! and checks `expect` (node names in order, layers, free inputs/outputs,
 //! wiring of renamed nodes, or an error with substrings).
+//!
+//! The JSON files are generated from `tests/gen_cases.py` (shared fixtures
+//! keep them short): edit it and run `python3 ../gen_cases.py` inside
+//! `tests/cases`, or edit the JSON directly for a one-off case.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
