@@ -8,6 +8,8 @@
 pub mod builtins;
 pub mod data;
 pub mod error;
+pub mod filter;
+pub mod namespace;
 pub mod node;
 pub mod pipeline;
 pub mod registry;

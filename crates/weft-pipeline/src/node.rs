@@ -631,7 +631,7 @@ mod tests {
     }
     crate::serde_data!(SplitParams);
 
-    #[allow(clippy::ptr_arg)] // node inputs borrow the exact stored type
+    #[allow(clippy::ptr_arg)] // node functions borrow the stored value, here a `Vec<i64>`
     fn split(rows: &Vec<i64>, p: &SplitParams) -> (Vec<i64>, Vec<i64>) {
         (rows[..p.at].to_vec(), rows[p.at..].to_vec())
     }

@@ -1,190 +1,330 @@
 //! The immutable pipeline: a DAG of nodes wired by dataset names.
+//!
+//! A [`Pipeline`] is validated once, at construction, and never changes:
+//! every operation ([`union`](Pipeline::union), the filters in
+//! [`crate::filter`], [`namespaced`](Pipeline::namespaced), ...) returns a
+//! new pipeline. The topological order, the layers and the parent/child
+//! index lists a runner needs are computed once, in `O(n log n)` for `n`
+//! nodes, and shared by every clone.
+//!
+//! Dependencies follow Kedro's rules: node B depends on node A when B reads
+//! a dataset A writes, and `name@format` is the same dataset as every other
+//! `name@*` (see [`crate::transcode`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::PipelineError;
 use crate::node::Node;
-use crate::registry::edit_distance;
 use crate::transcode;
+
+pub use crate::filter::PipelineFilter;
+pub use crate::namespace::NamespaceOptions;
 
 /// An immutable set of nodes, in deterministic topological order (layer by
 /// layer, sorted by name within a layer). Cloning is cheap (shared).
+///
+/// ```
+/// use weft_pipeline::{FunctionRegistry, Pipeline};
+/// let reg = FunctionRegistry::with_builtins();
+/// let node = |name: &str, i: &str, o: &str| reg.node("noop", i, o).unwrap().name(name).build().unwrap();
+/// let p = Pipeline::new([node("second", "a", "b"), node("first", "x", "a")]).unwrap();
+/// let names: Vec<&str> = p.nodes().iter().map(|n| n.name()).collect();
+/// assert_eq!(names, ["first", "second"]);
+/// assert_eq!(p.inputs().into_iter().collect::<Vec<_>>(), ["x"]);
+/// assert_eq!(p.parents()[1], [0]);
+/// ```
 #[derive(Clone)]
 pub struct Pipeline {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    nodes: Vec<Node>,
-    index: HashMap<String, usize>,
-    parents: Vec<Vec<usize>>,
-    children: Vec<Vec<usize>>,
-    layers: Vec<Vec<usize>>,
-    inputs: BTreeSet<String>,
-    outputs: BTreeSet<String>,
+/// The shared, precomputed state of a pipeline.
+pub(crate) struct Inner {
+    /// Nodes in topological order.
+    pub(crate) nodes: Vec<Node>,
+    /// Node name → index into `nodes`.
+    pub(crate) index: HashMap<String, usize>,
+    /// Sorted indices of the nodes each node depends on.
+    pub(crate) parents: Vec<Vec<usize>>,
+    /// Sorted indices of the nodes depending on each node.
+    pub(crate) children: Vec<Vec<usize>>,
+    /// Index of the first node of each layer (nodes are stored layer by layer).
+    pub(crate) layer_starts: Vec<usize>,
+    /// Free inputs.
+    pub(crate) inputs: BTreeSet<String>,
+    /// Free outputs.
+    pub(crate) outputs: BTreeSet<String>,
+    /// Logical dataset name → sorted indices of the nodes reading it.
+    pub(crate) consumers: HashMap<String, Vec<usize>>,
+    /// Logical dataset name → index of the node writing it.
+    pub(crate) producers: HashMap<String, usize>,
 }
 
-/// Node filters, as `weft run` flags name them. Each given filter is applied
-/// to the original pipeline and the results are intersected.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PipelineFilter {
-    /// Nodes with any of these tags.
-    pub tags: Vec<String>,
-    /// Exactly these nodes.
-    pub node_names: Vec<String>,
-    /// These nodes and everything downstream.
-    pub from_nodes: Vec<String>,
-    /// These nodes and everything upstream.
-    pub to_nodes: Vec<String>,
-    /// Nodes depending (transitively) on these datasets.
-    pub from_inputs: Vec<String>,
-    /// Nodes needed to produce these datasets.
-    pub to_outputs: Vec<String>,
-    /// Nodes in these namespaces (or nested below them).
-    pub node_namespaces: Vec<String>,
+/// Formats names as `` `a`, `b` ``.
+pub(crate) fn quote_all<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-impl PipelineFilter {
-    /// Whether no filter is set.
-    pub fn is_empty(&self) -> bool {
-        self.tags.is_empty()
-            && self.node_names.is_empty()
-            && self.from_nodes.is_empty()
-            && self.to_nodes.is_empty()
-            && self.from_inputs.is_empty()
-            && self.to_outputs.is_empty()
-            && self.node_namespaces.is_empty()
+/// The name [`crate::NodeBuilder::build`] gives a node without an explicit name.
+pub(crate) fn default_node_name(func: &str, inputs: &[String], outputs: &[String]) -> String {
+    format!("{func}([{}]) -> [{}]", inputs.join(","), outputs.join(","))
+}
+
+/// Problems with names and producers (everything but cycles).
+fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<(usize, &str)>>) -> Vec<String> {
+    let mut problems = Vec::new();
+
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in nodes {
+        *counts.entry(n.name()).or_default() += 1;
+    }
+    for (name, count) in counts.iter().filter(|(_, c)| **c > 1) {
+        problems.push(format!(
+            "node names must be unique: `{name}` is used by {count} nodes"
+        ));
     }
 
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        let mut add = |name: &str, v: &Vec<String>| {
-            if !v.is_empty() {
-                parts.push(format!("{name}={}", v.join(",")));
+    // Malformed names, and names used both with and without `@`.
+    let mut bare_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut transcoded: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for n in nodes {
+        for d in n.inputs().iter().chain(n.outputs()) {
+            if !transcode::is_valid(d) {
+                problems.push(format!(
+                    "dataset `{d}` of node `{}` is malformed: it has more than one `@` or an empty part; expected `name@format`",
+                    n.name()
+                ));
+                continue;
             }
-        };
-        add("tags", &self.tags);
-        add("node_names", &self.node_names);
-        add("from_nodes", &self.from_nodes);
-        add("to_nodes", &self.to_nodes);
-        add("from_inputs", &self.from_inputs);
-        add("to_outputs", &self.to_outputs);
-        add("node_namespaces", &self.node_namespaces);
-        parts.join("; ")
+            match transcode::split(d) {
+                (base, Some(_)) => {
+                    transcoded.entry(base).or_default().insert(d);
+                }
+                (base, None) => {
+                    bare_users.entry(base).or_default().insert(n.name());
+                }
+            }
+        }
+    }
+    for (base, users) in &bare_users {
+        if let Some(forms) = transcoded.get(base) {
+            problems.push(format!(
+                "dataset `{base}` is used with transcoding ({}) but referenced without `@` by {}; use `{base}@<format>` everywhere or rename one of them",
+                quote_all(forms),
+                quote_all(users)
+            ));
+        }
+    }
+
+    for (base, who) in producers.iter().filter(|(_, who)| who.len() > 1) {
+        let described = who
+            .iter()
+            .map(|&(i, out)| format!("`{}` (as `{out}`)", nodes[i].name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        problems.push(format!(
+            "dataset `{base}` is an output of more than one node: {described}; node outputs must be unique"
+        ));
+    }
+    problems
+}
+
+/// Kahn's algorithm, layer by layer, each layer sorted by node name.
+/// Returns the layers, or the flags of the nodes that could not be placed.
+fn layered_order(
+    nodes: &[Node],
+    parents: &[Vec<usize>],
+    children: &[Vec<usize>],
+) -> Result<Vec<Vec<usize>>, Vec<bool>> {
+    let n = nodes.len();
+    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let mut layer: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    let mut layers = Vec::new();
+    let mut placed = 0;
+    while !layer.is_empty() {
+        layer.sort_unstable_by(|&a, &b| nodes[a].name().cmp(nodes[b].name()).then(a.cmp(&b)));
+        let mut next = Vec::new();
+        for &i in &layer {
+            for &c in &children[i] {
+                waiting[c] -= 1;
+                if waiting[c] == 0 {
+                    next.push(c);
+                }
+            }
+        }
+        placed += layer.len();
+        layers.push(std::mem::replace(&mut layer, next));
+    }
+    if placed == n {
+        Ok(layers)
+    } else {
+        Err(waiting.iter().map(|&w| w > 0).collect())
     }
 }
 
-/// How [`Pipeline::namespaced`] renames a pipeline (Kedro's `pipeline()`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NamespaceOptions {
-    /// Prefix for node names, datasets and parameters.
-    pub namespace: Option<String>,
-    /// Free inputs → names used verbatim instead of prefixing.
-    pub inputs: BTreeMap<String, String>,
-    /// Outputs → names used verbatim instead of prefixing.
-    pub outputs: BTreeMap<String, String>,
-    /// Parameters (`x` or `params:x`) → names used verbatim.
-    pub parameters: BTreeMap<String, String>,
-    /// Tags added to every node.
-    pub tags: Vec<String>,
+/// Strongly connected components (iterative Tarjan) of the subgraph of
+/// `active` nodes; only components that contain a cycle are returned.
+fn cyclic_components(children: &[Vec<usize>], active: &[bool]) -> Vec<Vec<usize>> {
+    const UNSEEN: usize = usize::MAX;
+    let n = children.len();
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0;
+    let mut components = Vec::new();
+    for root in (0..n).filter(|&r| active[r]) {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        let mut calls: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&(v, pos)) = calls.last() {
+            if let Some(&w) = children[v].get(pos) {
+                if let Some(top) = calls.last_mut() {
+                    top.1 += 1;
+                }
+                if !active[w] {
+                    continue;
+                }
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(u, _)) = calls.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                let cyclic = component.len() > 1 || children[v].contains(&v);
+                if cyclic {
+                    components.push(component);
+                }
+            }
+        }
+    }
+    components
 }
 
-fn is_param(name: &str) -> bool {
-    name == "parameters" || name.starts_with("params:")
+/// One shortest cycle through `start` inside `members` (breadth-first).
+fn cycle_through(start: usize, children: &[Vec<usize>], members: &HashSet<usize>) -> Vec<usize> {
+    let mut previous: HashMap<usize, usize> = HashMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(v) = queue.pop_front() {
+        for &w in &children[v] {
+            if !members.contains(&w) {
+                continue;
+            }
+            if w == start {
+                let mut path = vec![v];
+                let mut at = v;
+                while at != start {
+                    at = previous[&at];
+                    path.push(at);
+                }
+                path.reverse();
+                return path;
+            }
+            if w != start && !previous.contains_key(&w) {
+                previous.insert(w, v);
+                queue.push_back(w);
+            }
+        }
+    }
+    vec![start]
+}
+
+/// Describes every cycle among the unplaced nodes.
+fn cycle_problems(nodes: &[Node], children: &[Vec<usize>], unplaced: &[bool]) -> Vec<String> {
+    let mut found: Vec<(Vec<&str>, String)> = cyclic_components(children, unplaced)
+        .into_iter()
+        .map(|component| {
+            let mut names: Vec<&str> = component.iter().map(|&i| nodes[i].name()).collect();
+            names.sort_unstable();
+            let start = component
+                .iter()
+                .copied()
+                .min_by(|&a, &b| nodes[a].name().cmp(nodes[b].name()))
+                .expect("a component has members");
+            let members: HashSet<usize> = component.iter().copied().collect();
+            let path = cycle_through(start, children, &members);
+            let mut shown: Vec<String> = path.iter().map(|&i| format!("`{}`", nodes[i].name())).collect();
+            shown.push(format!("`{}`", nodes[start].name()));
+            (names, shown.join(" -> "))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(names, path)| {
+            format!(
+                "circular dependencies exist among the following nodes: {} ({path})",
+                quote_all(names)
+            )
+        })
+        .collect()
 }
 
 impl Pipeline {
-    /// Validates the nodes and builds the pipeline. Reports every problem at
-    /// once: duplicate node names, a dataset produced by two nodes
-    /// (transcoding-aware), a dataset used both with and without `@`, a name
-    /// with two `@`, cycles.
+    /// Validates the nodes and builds the pipeline.
+    ///
+    /// Every problem is reported at once: duplicate node names, a dataset
+    /// written by two nodes (transcoding-aware: `a@pandas` and `a@spark` are
+    /// one dataset), a dataset used both with and without `@`, a name with
+    /// more than one `@`, and cycles (naming the nodes in each cycle).
     pub fn new(nodes: impl IntoIterator<Item = Node>) -> Result<Pipeline, PipelineError> {
         let nodes: Vec<Node> = nodes.into_iter().collect();
-        let mut problems = Vec::new();
-
-        let mut seen = HashSet::new();
-        let mut reported = HashSet::new();
-        for n in &nodes {
-            if !seen.insert(n.name()) && reported.insert(n.name()) {
-                problems.push(format!("node name `{}` is used by more than one node", n.name()));
-            }
-        }
-
-        // Transcoding usage per logical name.
-        let mut plain: BTreeSet<&str> = BTreeSet::new();
-        let mut transcoded: BTreeSet<&str> = BTreeSet::new();
-        for n in &nodes {
-            for d in n.inputs().iter().chain(n.outputs()) {
-                if d.matches(transcode::SEPARATOR).count() > 1 {
-                    problems.push(format!(
-                        "dataset `{d}` of node `{}` has more than one `@`; expected `name@format`",
-                        n.name()
-                    ));
-                }
-                match transcode::split(d) {
-                    (base, Some(_)) => {
-                        transcoded.insert(base);
-                    }
-                    (base, None) => {
-                        plain.insert(base);
-                    }
-                }
-            }
-        }
-        for base in plain.intersection(&transcoded) {
-            problems.push(format!(
-                "dataset `{base}` is used both with and without transcoding (`{base}` and `{base}@...`); use `{base}@<format>` everywhere"
-            ));
-        }
-
-        // Producers by logical name.
-        let mut producer: HashMap<&str, usize> = HashMap::new();
-        let mut conflicts: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for (i, n) in nodes.iter().enumerate() {
-            for out in n.outputs() {
-                let base = transcode::strip(out);
-                if let Some(&other) = producer.get(base) {
-                    if other != i {
-                        let set = conflicts.entry(base).or_default();
-                        set.insert(nodes[other].name());
-                        set.insert(n.name());
-                    }
-                } else {
-                    producer.insert(base, i);
-                }
-            }
-        }
-        for (base, who) in &conflicts {
-            problems.push(format!(
-                "dataset `{base}` is an output of more than one node: {}",
-                who.iter()
-                    .map(|w| format!("`{w}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !problems.is_empty() {
-            return Err(PipelineError::InvalidPipeline { problems });
-        }
-
-        // Edges (deduplicated) and Kahn's algorithm, layer by layer.
         let n = nodes.len();
+
+        // Writers by logical name (several only when invalid).
+        let mut producers: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            for out in node.outputs() {
+                producers
+                    .entry(transcode::strip(out))
+                    .or_default()
+                    .push((i, out.as_str()));
+            }
+        }
+        let mut problems = wiring_problems(&nodes, &producers);
+
+        // Edges, deduplicated.
         let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, node) in nodes.iter().enumerate() {
+            let mine = &mut parents[i];
             for input in node.inputs() {
-                if let Some(&p) = producer.get(transcode::strip(input))
-                    && p != i
-                    && !parents[i].contains(&p)
-                {
-                    parents[i].push(p);
+                if let Some(who) = producers.get(transcode::strip(input)) {
+                    mine.extend(who.iter().map(|&(p, _)| p));
                 }
             }
+            mine.sort_unstable();
+            mine.dedup();
         }
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
         for (i, ps) in parents.iter().enumerate() {
@@ -192,83 +332,66 @@ impl Pipeline {
                 children[p].push(i);
             }
         }
-        let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
-        let mut layer: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-        let mut order_layers: Vec<Vec<usize>> = Vec::new();
-        let mut placed = 0;
-        while !layer.is_empty() {
-            layer.sort_by(|&a, &b| nodes[a].name().cmp(nodes[b].name()));
-            let mut next = Vec::new();
-            for &i in &layer {
-                for &c in &children[i] {
-                    waiting[c] -= 1;
-                    if waiting[c] == 0 {
-                        next.push(c);
-                    }
-                }
+
+        let layers = match layered_order(&nodes, &parents, &children) {
+            Ok(layers) => layers,
+            Err(unplaced) => {
+                problems.extend(cycle_problems(&nodes, &children, &unplaced));
+                Vec::new()
             }
-            placed += layer.len();
-            order_layers.push(std::mem::replace(&mut layer, next));
-        }
-        if placed < n {
-            let mut stuck: Vec<&str> = (0..n)
-                .filter(|&i| waiting[i] > 0)
-                .map(|i| nodes[i].name())
-                .collect();
-            stuck.sort();
-            return Err(PipelineError::InvalidPipeline {
-                problems: vec![format!(
-                    "circular dependencies between nodes: {}",
-                    stuck
-                        .iter()
-                        .map(|s| format!("`{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )],
-            });
+        };
+        if !problems.is_empty() {
+            return Err(PipelineError::InvalidPipeline { problems });
         }
 
         // Renumber in topological order.
-        let order: Vec<usize> = order_layers.iter().flatten().copied().collect();
+        let order: Vec<usize> = layers.iter().flatten().copied().collect();
         let mut position = vec![0usize; n];
         for (new, &old) in order.iter().enumerate() {
             position[old] = new;
         }
-        let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-        let sorted: Vec<Node> = order
-            .iter()
-            .map(|&old| slots[old].take().expect("each node once"))
-            .collect();
-        let remap = |v: &Vec<usize>| -> Vec<usize> {
+        let mut layer_starts = Vec::with_capacity(layers.len());
+        let mut start = 0;
+        for layer in &layers {
+            layer_starts.push(start);
+            start += layer.len();
+        }
+        let remap = |v: &[usize]| -> Vec<usize> {
             let mut out: Vec<usize> = v.iter().map(|&x| position[x]).collect();
             out.sort_unstable();
             out
         };
         let new_parents: Vec<Vec<usize>> = order.iter().map(|&old| remap(&parents[old])).collect();
         let new_children: Vec<Vec<usize>> = order.iter().map(|&old| remap(&children[old])).collect();
-        let layers: Vec<Vec<usize>> = order_layers
+        let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+        let sorted: Vec<Node> = order
             .iter()
-            .map(|l| l.iter().map(|&old| position[old]).collect())
+            .map(|&old| slots[old].take().expect("each node is placed once"))
             .collect();
 
-        let produced: HashSet<&str> = sorted
-            .iter()
-            .flat_map(|n| n.outputs().iter().map(|o| transcode::strip(o)))
-            .collect();
-        let consumed: HashSet<&str> = sorted
-            .iter()
-            .flat_map(|n| n.inputs().iter().map(|i| transcode::strip(i)))
-            .collect();
+        let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut producer_of: HashMap<String, usize> = HashMap::new();
+        for (i, node) in sorted.iter().enumerate() {
+            for input in node.inputs() {
+                let list = consumers.entry(transcode::strip(input).to_string()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+            for out in node.outputs() {
+                producer_of.insert(transcode::strip(out).to_string(), i);
+            }
+        }
         let inputs: BTreeSet<String> = sorted
             .iter()
-            .flat_map(|n| n.inputs().iter())
-            .filter(|i| !produced.contains(transcode::strip(i)))
+            .flat_map(|n| n.inputs())
+            .filter(|i| !producer_of.contains_key(transcode::strip(i)))
             .cloned()
             .collect();
         let outputs: BTreeSet<String> = sorted
             .iter()
-            .flat_map(|n| n.outputs().iter())
-            .filter(|o| !consumed.contains(transcode::strip(o)))
+            .flat_map(|n| n.outputs())
+            .filter(|o| !consumers.contains_key(transcode::strip(o)))
             .cloned()
             .collect();
         let index = sorted
@@ -282,9 +405,11 @@ impl Pipeline {
                 index,
                 parents: new_parents,
                 children: new_children,
-                layers,
+                layer_starts,
                 inputs,
                 outputs,
+                consumers,
+                producers: producer_of,
             }),
         })
     }
@@ -294,23 +419,36 @@ impl Pipeline {
         Pipeline::new(Vec::new()).expect("an empty pipeline is valid")
     }
 
-    /// The nodes in topological order.
+    /// The nodes in topological order: layer by layer (see
+    /// [`Pipeline::layers`]), sorted by name within a layer.
     pub fn nodes(&self) -> &[Node] {
         &self.inner.nodes
     }
 
-    /// The nodes grouped in layers: a node's dependencies are all in earlier layers.
+    /// The nodes grouped in layers (Kedro's `grouped_nodes`): the first layer
+    /// depends on no node, and each node is in the layer after its latest
+    /// dependency. Within a layer nodes are sorted by name.
     pub fn layers(&self) -> Vec<Vec<&Node>> {
-        self.inner
-            .layers
+        let starts = &self.inner.layer_starts;
+        let nodes = &self.inner.nodes;
+        starts
             .iter()
-            .map(|l| l.iter().map(|&i| &self.inner.nodes[i]).collect())
+            .enumerate()
+            .map(|(l, &s)| {
+                let end = starts.get(l + 1).copied().unwrap_or(nodes.len());
+                nodes[s..end].iter().collect()
+            })
             .collect()
     }
 
     /// A node by full name.
     pub fn node(&self, name: &str) -> Option<&Node> {
-        self.inner.index.get(name).map(|&i| &self.inner.nodes[i])
+        self.index_of(name).map(|i| &self.inner.nodes[i])
+    }
+
+    /// The position of a node in [`Pipeline::nodes`], by full name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.inner.index.get(name).copied()
     }
 
     /// Number of nodes.
@@ -323,17 +461,20 @@ impl Pipeline {
         self.inner.nodes.is_empty()
     }
 
-    /// Free inputs: consumed but produced by no node (transcoding-aware), parameters included.
+    /// Free inputs: datasets consumed but produced by no node of the
+    /// pipeline (transcoding-aware), parameters included. Names are given as
+    /// the nodes spell them (`a@pandas`).
     pub fn inputs(&self) -> BTreeSet<String> {
         self.inner.inputs.clone()
     }
 
-    /// Free outputs: produced and consumed by no node (transcoding-aware).
+    /// Free outputs: datasets produced and consumed by no node of the
+    /// pipeline (transcoding-aware).
     pub fn outputs(&self) -> BTreeSet<String> {
         self.inner.outputs.clone()
     }
 
-    /// Every dataset any node consumes.
+    /// Every dataset (and parameter) any node consumes.
     pub fn all_inputs(&self) -> BTreeSet<String> {
         self.nodes()
             .iter()
@@ -349,43 +490,75 @@ impl Pipeline {
             .collect()
     }
 
-    /// Every dataset named by any node.
+    /// Every dataset (and parameter) named by any node.
     pub fn datasets(&self) -> BTreeSet<String> {
         let mut all = self.all_inputs();
         all.extend(self.all_outputs());
         all
     }
 
-    /// For each node (by index into [`Pipeline::nodes`]), the nodes it depends on.
+    /// For each node (by index into [`Pipeline::nodes`]), the sorted indices
+    /// of the nodes it depends on. Every parent index is smaller than the
+    /// node's own index.
     pub fn parents(&self) -> &[Vec<usize>] {
         &self.inner.parents
     }
 
-    /// For each node, the nodes that depend on it.
+    /// For each node, the sorted indices of the nodes that depend on it.
     pub fn children(&self) -> &[Vec<usize>] {
         &self.inner.children
     }
 
-    fn subset(&self, keep: impl Fn(usize, &Node) -> bool) -> Pipeline {
+    /// The node writing a dataset (transcoding-aware: `a@pandas` finds the
+    /// writer of `a@spark`).
+    pub fn producer_of(&self, dataset: &str) -> Option<&Node> {
+        self.inner
+            .producers
+            .get(transcode::strip(dataset))
+            .map(|&i| &self.inner.nodes[i])
+    }
+
+    /// The nodes reading a dataset, in topological order (transcoding-aware).
+    pub fn consumers_of(&self, dataset: &str) -> Vec<&Node> {
+        self.inner
+            .consumers
+            .get(transcode::strip(dataset))
+            .map(|v| v.iter().map(|&i| &self.inner.nodes[i]).collect())
+            .unwrap_or_default()
+    }
+
+    /// The nodes whose flag is set, as a new pipeline.
+    pub(crate) fn subset(&self, keep: &[bool]) -> Pipeline {
+        if keep.iter().all(|&k| k) {
+            return self.clone();
+        }
         let nodes: Vec<Node> = self
             .nodes()
             .iter()
-            .enumerate()
-            .filter(|(i, n)| keep(*i, n))
-            .map(|(_, n)| n.clone())
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(n, _)| n.clone())
             .collect();
         Pipeline::new(nodes).expect("a subset of a valid pipeline is valid")
     }
 
-    /// Both pipelines' nodes. A node name in both must denote the same node.
+    /// Both pipelines' nodes (Kedro's `+`). A node name present in both must
+    /// denote equal nodes; the result is validated like [`Pipeline::new`]
+    /// (two nodes writing one dataset, cycles, ...).
     pub fn union(&self, other: &Pipeline) -> Result<Pipeline, PipelineError> {
+        if other.is_empty() || Arc::ptr_eq(&self.inner, &other.inner) {
+            return Ok(self.clone());
+        }
+        if self.is_empty() {
+            return Ok(other.clone());
+        }
         let mut nodes: Vec<Node> = self.nodes().to_vec();
         let mut problems = Vec::new();
         for n in other.nodes() {
             match self.node(n.name()) {
                 Some(mine) if mine == n => {}
-                Some(_) => problems.push(format!(
-                    "node `{}` is defined differently in the two pipelines",
+                Some(mine) => problems.push(format!(
+                    "node `{}` is defined differently in the two pipelines: {mine:?} vs {n:?}",
                     n.name()
                 )),
                 None => nodes.push(n.clone()),
@@ -397,204 +570,32 @@ impl Pipeline {
         Pipeline::new(nodes)
     }
 
-    /// Nodes of `self` that `other` does not have (by name).
+    /// The nodes of `self` that `other` does not contain (Kedro's `-`).
     pub fn difference(&self, other: &Pipeline) -> Pipeline {
-        self.subset(|_, n| other.node(n.name()).is_none())
-    }
-
-    /// Nodes present in both (by name).
-    pub fn intersection(&self, other: &Pipeline) -> Pipeline {
-        self.subset(|_, n| other.node(n.name()).is_some())
-    }
-
-    fn resolve_names<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<usize>, PipelineError> {
-        let mut found = Vec::new();
-        let mut unknown = Vec::new();
-        let mut suggestions = Vec::new();
-        for name in names {
-            let name = name.as_ref();
-            match self.inner.index.get(name) {
-                Some(&i) => found.push(i),
-                None => {
-                    unknown.push(name.to_string());
-                    let suffix = format!(".{name}");
-                    for n in self.nodes() {
-                        if n.name().ends_with(&suffix) || edit_distance(n.name(), name) <= 2 {
-                            suggestions.push(n.name().to_string());
-                        }
-                    }
-                }
-            }
-        }
-        if unknown.is_empty() {
-            Ok(found)
-        } else {
-            suggestions.sort();
-            suggestions.dedup();
-            Err(PipelineError::UnknownNodes {
-                names: unknown,
-                suggestions,
-            })
-        }
-    }
-
-    /// Nodes consuming (`consumers = true`) or producing the given datasets.
-    /// A bare name matches every `name@format`; a transcoded name matches exactly.
-    fn nodes_touching<S: AsRef<str>>(
-        &self,
-        datasets: &[S],
-        consumers: bool,
-    ) -> Result<Vec<usize>, PipelineError> {
-        let mut found = BTreeSet::new();
-        let mut unknown = Vec::new();
-        for ds in datasets {
-            let ds = ds.as_ref();
-            let matches = |name: &String| match transcode::split(ds) {
-                (_, Some(_)) => name == ds,
-                (base, None) => transcode::strip(name) == base,
-            };
-            let mut any = false;
-            for (i, n) in self.nodes().iter().enumerate() {
-                let list = if consumers { n.inputs() } else { n.outputs() };
-                if list.iter().any(matches) {
-                    found.insert(i);
-                    any = true;
-                }
-            }
-            if !any {
-                unknown.push(ds.to_string());
-            }
-        }
-        if unknown.is_empty() {
-            Ok(found.into_iter().collect())
-        } else {
-            Err(PipelineError::UnknownDatasets { names: unknown })
-        }
-    }
-
-    fn closure(&self, seeds: Vec<usize>, downstream: bool) -> Vec<bool> {
-        let mut keep = vec![false; self.len()];
-        let mut stack = seeds;
-        while let Some(i) = stack.pop() {
-            if keep[i] {
-                continue;
-            }
-            keep[i] = true;
-            let next = if downstream {
-                &self.inner.children[i]
-            } else {
-                &self.inner.parents[i]
-            };
-            stack.extend(next.iter().copied());
-        }
-        keep
-    }
-
-    /// Exactly the named nodes.
-    pub fn only_nodes<S: AsRef<str>>(&self, names: &[S]) -> Result<Pipeline, PipelineError> {
-        let idx: HashSet<usize> = self.resolve_names(names)?.into_iter().collect();
-        Ok(self.subset(|i, _| idx.contains(&i)))
-    }
-
-    /// Nodes with any of the tags.
-    pub fn only_nodes_with_tags<S: AsRef<str>>(&self, tags: &[S]) -> Pipeline {
-        self.subset(|_, n| tags.iter().any(|t| n.tags().contains(t.as_ref())))
-    }
-
-    /// Nodes in the namespaces (or nested below them).
-    pub fn only_nodes_with_namespaces<S: AsRef<str>>(
-        &self,
-        namespaces: &[S],
-    ) -> Result<Pipeline, PipelineError> {
-        let in_ns = |n: &Node, ns: &str| {
-            n.namespace()
-                .is_some_and(|own| own == ns || own.starts_with(&format!("{ns}.")))
-        };
-        let unknown: Vec<String> = namespaces
+        let keep: Vec<bool> = self
+            .nodes()
             .iter()
-            .map(AsRef::as_ref)
-            .filter(|ns| !self.nodes().iter().any(|n| in_ns(n, ns)))
-            .map(str::to_string)
+            .map(|n| other.node(n.name()) != Some(n))
             .collect();
-        if !unknown.is_empty() {
-            return Err(PipelineError::UnknownNamespaces { names: unknown });
-        }
-        Ok(self.subset(|_, n| namespaces.iter().any(|ns| in_ns(n, ns.as_ref()))))
+        self.subset(&keep)
     }
 
-    /// The named nodes and everything downstream of them.
-    pub fn from_nodes<S: AsRef<str>>(&self, names: &[S]) -> Result<Pipeline, PipelineError> {
-        let keep = self.closure(self.resolve_names(names)?, true);
-        Ok(self.subset(|i, _| keep[i]))
-    }
-
-    /// The named nodes and everything upstream of them.
-    pub fn to_nodes<S: AsRef<str>>(&self, names: &[S]) -> Result<Pipeline, PipelineError> {
-        let keep = self.closure(self.resolve_names(names)?, false);
-        Ok(self.subset(|i, _| keep[i]))
-    }
-
-    /// Nodes depending directly or transitively on the datasets.
-    pub fn from_inputs<S: AsRef<str>>(&self, datasets: &[S]) -> Result<Pipeline, PipelineError> {
-        let keep = self.closure(self.nodes_touching(datasets, true)?, true);
-        Ok(self.subset(|i, _| keep[i]))
-    }
-
-    /// Nodes needed to produce the datasets.
-    pub fn to_outputs<S: AsRef<str>>(&self, datasets: &[S]) -> Result<Pipeline, PipelineError> {
-        let keep = self.closure(self.nodes_touching(datasets, false)?, false);
-        Ok(self.subset(|i, _| keep[i]))
-    }
-
-    /// Nodes consuming any of the datasets directly.
-    pub fn only_nodes_with_inputs<S: AsRef<str>>(&self, datasets: &[S]) -> Result<Pipeline, PipelineError> {
-        let idx: HashSet<usize> = self.nodes_touching(datasets, true)?.into_iter().collect();
-        Ok(self.subset(|i, _| idx.contains(&i)))
-    }
-
-    /// Nodes producing any of the datasets directly.
-    pub fn only_nodes_with_outputs<S: AsRef<str>>(&self, datasets: &[S]) -> Result<Pipeline, PipelineError> {
-        let idx: HashSet<usize> = self.nodes_touching(datasets, false)?.into_iter().collect();
-        Ok(self.subset(|i, _| idx.contains(&i)))
-    }
-
-    /// Applies each given filter to this pipeline and intersects the results.
-    /// An empty result is an error naming the filters.
-    pub fn filter(&self, f: &PipelineFilter) -> Result<Pipeline, PipelineError> {
-        let mut result = self.clone();
-        let mut apply = |p: Pipeline| result = result.intersection(&p);
-        if !f.tags.is_empty() {
-            apply(self.only_nodes_with_tags(&f.tags));
-        }
-        if !f.node_names.is_empty() {
-            apply(self.only_nodes(&f.node_names)?);
-        }
-        if !f.from_nodes.is_empty() {
-            apply(self.from_nodes(&f.from_nodes)?);
-        }
-        if !f.to_nodes.is_empty() {
-            apply(self.to_nodes(&f.to_nodes)?);
-        }
-        if !f.from_inputs.is_empty() {
-            apply(self.from_inputs(&f.from_inputs)?);
-        }
-        if !f.to_outputs.is_empty() {
-            apply(self.to_outputs(&f.to_outputs)?);
-        }
-        if !f.node_namespaces.is_empty() {
-            apply(self.only_nodes_with_namespaces(&f.node_namespaces)?);
-        }
-        if result.is_empty() && !self.is_empty() {
-            return Err(PipelineError::EmptyAfterFilter {
-                filters: f.describe(),
-            });
-        }
-        Ok(result)
+    /// The nodes both pipelines contain (Kedro's `&`).
+    pub fn intersection(&self, other: &Pipeline) -> Pipeline {
+        let keep: Vec<bool> = self
+            .nodes()
+            .iter()
+            .map(|n| other.node(n.name()) == Some(n))
+            .collect();
+        self.subset(&keep)
     }
 
     /// A copy with `tags` added to every node.
     pub fn tag<S: AsRef<str>>(&self, tags: &[S]) -> Pipeline {
         let extra: BTreeSet<String> = tags.iter().map(|t| t.as_ref().to_string()).collect();
+        if extra.is_empty() {
+            return self.clone();
+        }
         let nodes = self.nodes().iter().map(|n| {
             n.with_wiring(
                 n.name().to_string(),
@@ -607,113 +608,31 @@ impl Pipeline {
         Pipeline::new(nodes.collect::<Vec<_>>()).expect("tagging keeps a pipeline valid")
     }
 
-    /// Wraps the pipeline in a namespace with Kedro's rules: node names
-    /// become `ns.name`; datasets `ns.ds` and parameters `params:ns.x`
-    /// unless mapped; `parameters` is unchanged; transcoding suffixes are
-    /// kept; nested namespaces compose. Mapping keys that the pipeline does
-    /// not have are errors, all reported at once.
-    pub fn namespaced(&self, opts: &NamespaceOptions) -> Result<Pipeline, PipelineError> {
-        let free_inputs: BTreeSet<&str> = self.inner.inputs.iter().map(|i| transcode::strip(i)).collect();
-        let all_outputs: BTreeSet<String> = self
-            .all_outputs()
-            .iter()
-            .map(|o| transcode::strip(o).to_string())
-            .collect();
-        let params_used: BTreeSet<String> = self
-            .all_inputs()
-            .iter()
-            .filter_map(|i| i.strip_prefix("params:").map(str::to_string))
-            .collect();
-        let mut problems = Vec::new();
-        for key in opts.inputs.keys() {
-            if is_param(key) {
-                problems.push(format!(
-                    "inputs: `{key}` is a parameter; map it under `parameters`"
-                ));
-            } else if !free_inputs.contains(transcode::strip(key)) {
-                problems.push(format!("inputs: `{key}` is not a free input of the pipeline"));
-            }
-        }
-        for key in opts.outputs.keys() {
-            if !all_outputs.contains(transcode::strip(key)) {
-                problems.push(format!("outputs: `{key}` is not an output of the pipeline"));
-            }
-        }
-        let mut params: BTreeMap<String, String> = BTreeMap::new();
-        for (key, value) in &opts.parameters {
-            let k = key.strip_prefix("params:").unwrap_or(key);
-            let used = params_used
-                .iter()
-                .any(|p| p == k || p.starts_with(&format!("{k}.")));
-            if !used {
-                problems.push(format!(
-                    "parameters: `params:{k}` is not a parameter of the pipeline"
-                ));
-                continue;
-            }
-            let v = value.strip_prefix("params:").unwrap_or(value);
-            params.insert(k.to_string(), v.to_string());
-        }
-        if !problems.is_empty() {
-            return Err(PipelineError::NamespaceMapping { problems });
-        }
-        let ns = opts.namespace.as_deref().filter(|s| !s.is_empty());
-        let rename = |name: &str| -> String {
-            if name == "parameters" {
-                return name.to_string();
-            }
-            if let Some(key) = name.strip_prefix("params:") {
-                for (from, to) in &params {
-                    if key == from {
-                        return format!("params:{to}");
-                    }
-                    if let Some(rest) = key.strip_prefix(&format!("{from}.")) {
-                        return format!("params:{to}.{rest}");
-                    }
-                }
-                return match ns {
-                    Some(ns) => format!("params:{ns}.{key}"),
-                    None => name.to_string(),
-                };
-            }
-            let (base, fmt) = transcode::split(name);
-            let suffix = fmt.map(|f| format!("@{f}")).unwrap_or_default();
-            if let Some(to) = opts.inputs.get(base).or_else(|| opts.inputs.get(name)) {
-                return format!("{}{suffix}", transcode::strip(to));
-            }
-            if let Some(to) = opts.outputs.get(base).or_else(|| opts.outputs.get(name)) {
-                return format!("{}{suffix}", transcode::strip(to));
-            }
-            match ns {
-                Some(ns) => format!("{ns}.{base}{suffix}"),
-                None => name.to_string(),
+    /// A human-readable summary in Kedro's `describe()` layout: free inputs,
+    /// nodes in execution order, free outputs.
+    pub fn describe(&self) -> String {
+        let list = |set: &BTreeSet<String>| {
+            if set.is_empty() {
+                "None".to_string()
+            } else {
+                set.iter().cloned().collect::<Vec<_>>().join(", ")
             }
         };
-        let extra: BTreeSet<String> = opts.tags.iter().cloned().collect();
-        let nodes: Vec<Node> = self
-            .nodes()
-            .iter()
-            .map(|n| {
-                let (name, namespace) = match ns {
-                    Some(ns) => (
-                        format!("{ns}.{}", n.name()),
-                        Some(match n.namespace() {
-                            Some(inner) => format!("{ns}.{inner}"),
-                            None => ns.to_string(),
-                        }),
-                    ),
-                    None => (n.name().to_string(), n.namespace().map(str::to_string)),
-                };
-                n.with_wiring(
-                    name,
-                    n.inputs().iter().map(|i| rename(i)).collect(),
-                    n.outputs().iter().map(|o| rename(o)).collect(),
-                    namespace,
-                    &extra,
-                )
-            })
-            .collect();
-        Pipeline::new(nodes)
+        let mut out = String::from("#### Pipeline execution order ####\n");
+        out.push_str(&format!("Inputs: {}\n\n", list(&self.inner.inputs)));
+        for n in self.nodes() {
+            out.push_str(n.name());
+            out.push('\n');
+        }
+        out.push_str(&format!("\nOutputs: {}\n", list(&self.inner.outputs)));
+        out.push_str("##################################");
+        out
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline::empty()
     }
 }
 
@@ -725,41 +644,67 @@ impl fmt::Debug for Pipeline {
     }
 }
 
+impl fmt::Display for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Pipeline([{}])",
+            quote_all(self.nodes().iter().map(Node::name))
+        )
+    }
+}
+
 impl PartialEq for Pipeline {
     fn eq(&self, other: &Self) -> bool {
-        self.nodes() == other.nodes()
+        Arc::ptr_eq(&self.inner, &other.inner) || self.nodes() == other.nodes()
+    }
+}
+
+impl TryFrom<Vec<Node>> for Pipeline {
+    type Error = PipelineError;
+    fn try_from(nodes: Vec<Node>) -> Result<Self, Self::Error> {
+        Pipeline::new(nodes)
     }
 }
 
 macro_rules! ops {
-    ($($t:ty),*) => {$(
-        impl std::ops::Add<$t> for $t {
+    ($(($l:ty, $r:ty)),*) => {$(
+        /// Union (Kedro's `+`); fails like [`Pipeline::union`].
+        impl std::ops::Add<$r> for $l {
             type Output = Result<Pipeline, PipelineError>;
-            fn add(self, rhs: $t) -> Self::Output {
+            fn add(self, rhs: $r) -> Self::Output {
                 self.union(&rhs)
             }
         }
-        impl std::ops::BitOr<$t> for $t {
+        /// Union (Kedro's `|`); fails like [`Pipeline::union`].
+        impl std::ops::BitOr<$r> for $l {
             type Output = Result<Pipeline, PipelineError>;
-            fn bitor(self, rhs: $t) -> Self::Output {
+            fn bitor(self, rhs: $r) -> Self::Output {
                 self.union(&rhs)
             }
         }
-        impl std::ops::Sub<$t> for $t {
+        /// Difference (Kedro's `-`).
+        impl std::ops::Sub<$r> for $l {
             type Output = Pipeline;
-            fn sub(self, rhs: $t) -> Pipeline {
+            fn sub(self, rhs: $r) -> Pipeline {
                 self.difference(&rhs)
             }
         }
-        impl std::ops::BitAnd<$t> for $t {
+        /// Intersection (Kedro's `&`).
+        impl std::ops::BitAnd<$r> for $l {
             type Output = Pipeline;
-            fn bitand(self, rhs: $t) -> Pipeline {
+            fn bitand(self, rhs: $r) -> Pipeline {
                 self.intersection(&rhs)
             }
         }
     )*};
 }
-ops!(Pipeline, &Pipeline);
+ops!(
+    (Pipeline, Pipeline),
+    (&Pipeline, &Pipeline),
+    (Pipeline, &Pipeline),
+    (&Pipeline, Pipeline)
+);
 
 #[cfg(test)]
 mod tests {
@@ -775,6 +720,10 @@ mod tests {
             .unwrap()
     }
 
+    fn names(p: &Pipeline) -> Vec<&str> {
+        p.nodes().iter().map(Node::name).collect()
+    }
+
     #[test]
     fn order_is_layered_and_sorted() {
         let p = Pipeline::new(vec![
@@ -784,12 +733,61 @@ mod tests {
             n("a0", &["y"], &["z"]),
         ])
         .unwrap();
-        let names: Vec<&str> = p.nodes().iter().map(Node::name).collect();
-        assert_eq!(names, ["a0", "a1", "b2", "c"]);
-        assert_eq!(p.layers().len(), 3);
+        assert_eq!(names(&p), ["a0", "a1", "b2", "c"]);
+        let layers: Vec<Vec<&str>> = p
+            .layers()
+            .iter()
+            .map(|l| l.iter().map(|n| n.name()).collect())
+            .collect();
+        assert_eq!(layers, vec![vec!["a0", "a1"], vec!["b2"], vec!["c"]]);
         assert_eq!(p.inputs(), BTreeSet::from(["x".to_string(), "y".to_string()]));
         assert_eq!(p.outputs(), BTreeSet::from(["out".to_string(), "z".to_string()]));
         assert_eq!(p.parents()[3], vec![2]);
+        assert_eq!(p.children()[1], vec![2]);
+        assert_eq!(p.index_of("b2"), Some(2));
+        assert_eq!(p.producer_of("b").unwrap().name(), "b2");
+        assert_eq!(p.consumers_of("a")[0].name(), "b2");
+        assert!(p.describe().contains("Inputs: x, y"));
+    }
+
+    #[test]
+    fn transcoded_datasets_link_nodes() {
+        let p = Pipeline::new(vec![
+            n("read", &["a@pandas"], &["b"]),
+            n("write", &["x"], &["a@spark"]),
+        ])
+        .unwrap();
+        assert_eq!(names(&p), ["write", "read"]);
+        assert_eq!(p.inputs(), BTreeSet::from(["x".to_string()]));
+    }
+
+    #[test]
+    fn tarjan_finds_only_cycles() {
+        // 0 -> 1 -> 2 -> 0, 2 -> 3 (3 is downstream, not in the cycle), 4 -> 4.
+        let children = vec![vec![1], vec![2], vec![0, 3], vec![], vec![4]];
+        let mut found = cyclic_components(&children, &[true; 5]);
+        for c in &mut found {
+            c.sort_unstable();
+        }
+        found.sort();
+        assert_eq!(found, vec![vec![0, 1, 2], vec![4]]);
+        let members: HashSet<usize> = [0, 1, 2].into();
+        assert_eq!(cycle_through(1, &children, &members), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn cycles_name_their_nodes_only() {
+        let err = Pipeline::new(vec![
+            n("a", &["z"], &["x"]),
+            n("b", &["x"], &["y"]),
+            n("c", &["y"], &["z"]),
+            n("after", &["z"], &["w"]),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`a`, `b`, `c`"), "{err}");
+        assert!(err.contains("`a` -> `b` -> `c` -> `a`"), "{err}");
+        assert!(!err.contains("`after`"), "{err}");
     }
 
     #[test]
@@ -799,8 +797,30 @@ mod tests {
         let ab = (&a + &b).unwrap();
         assert_eq!(ab.len(), 2);
         assert_eq!((&ab - &a).len(), 1);
-        assert_eq!((&ab & &a).nodes()[0].name(), "a");
+        assert_eq!(names(&(&ab & &a)), ["a"]);
+        assert_eq!((ab.clone() | a.clone()).unwrap(), ab);
         let other_a = Pipeline::new(vec![n("a", &["q"], &["y"])]).unwrap();
         assert!((&ab | &other_a).is_err());
+        assert_eq!(format!("{ab}"), "Pipeline([`a`, `b`])");
+        assert_eq!(names(&ab.tag(&["t"])), ["a", "b"]);
+        assert!(ab.tag(&["t"]).nodes().iter().all(|n| n.tags().contains("t")));
+    }
+
+    #[test]
+    fn default_names() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            default_node_name("noop", &s(&["a", "b"]), &s(&["c"])),
+            "noop([a,b]) -> [c]"
+        );
+        let built = FunctionRegistry::with_builtins()
+            .node("noop", ["a", "b"], "c")
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(
+            built.name(),
+            default_node_name("noop", built.inputs(), built.outputs())
+        );
     }
 }

@@ -4,8 +4,10 @@ use std::path::Path;
 
 use crate::{RunFilter, RunRecord, SessionRecord, Store, StoreError};
 
-/// [`Store`] with blocking methods. Owns a small runtime; safe to use from
-/// many threads at once.
+/// [`Store`] with blocking methods, for the CLI and sessions. Owns a small
+/// tokio runtime (one worker thread, so connections keep being served
+/// while callers block); safe to share between threads (`Arc`). Do not
+/// call it from inside an async runtime: use [`Store`] there.
 pub struct BlockingStore {
     runtime: tokio::runtime::Runtime,
     store: Store,
@@ -41,6 +43,21 @@ impl BlockingStore {
     /// The async store.
     pub fn inner(&self) -> &Store {
         &self.store
+    }
+
+    /// See [`Store::backend_name`].
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// See [`Store::target`].
+    pub fn target(&self) -> &str {
+        self.store.target()
+    }
+
+    /// See [`Store::close`].
+    pub fn close(&self) {
+        self.runtime.block_on(self.store.close())
     }
 
     /// See [`Store::create_session`].

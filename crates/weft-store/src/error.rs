@@ -1,12 +1,27 @@
+/// Who has to act on a [`StoreError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller asked for something invalid (duplicate id, unknown run,
+    /// forbidden status change).
+    User,
+    /// The environment: file, server, credentials, a database written by a
+    /// newer weft.
+    Environment,
+    /// A query failed unexpectedly or a stored record does not decode.
+    Internal,
+}
+
 /// Everything that can go wrong with the run store.
 ///
-/// `Open`, `Corrupt` and `Unreachable` are the environment (file, server,
-/// credentials); `SchemaTooNew` means another weft version owns the
-/// database; `Duplicate`, `NotFound` and `InvalidTransition` are callers'
-/// mistakes; `Database` is anything else the database reported.
+/// Grouped by fault (see [`StoreError::fault`]): `Open`, `Corrupt`,
+/// `Unreachable` and `SchemaTooNew` are the environment; `DuplicateRun`,
+/// `RunNotFound`, `DuplicateSession`, `SessionNotFound` and
+/// `InvalidTransition` are callers' mistakes; `Database` is anything else
+/// the database reported. Every variant names the file/URL or the run or
+/// session it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store could not be opened.
+    /// The store could not be opened (bad path, permissions, ...).
     #[error("cannot open run store {target}: {message}")]
     Open {
         /// The file or URL (password masked).
@@ -14,7 +29,7 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
-    /// The SQLite file is not a database (left untouched).
+    /// The SQLite file is not a database or is damaged (left untouched).
     #[error("run store {path} is not a valid SQLite database ({message}); it was left untouched")]
     Corrupt {
         /// The file.
@@ -25,14 +40,14 @@ pub enum StoreError {
     /// The server cannot be reached or refused the credentials.
     #[error("cannot connect to run store {target}: {message}")]
     Unreachable {
-        /// The URL (password masked).
+        /// The URL (password masked); it names the host.
         target: String,
         /// What went wrong.
         message: String,
     },
     /// The database was written by a newer weft (left untouched).
     #[error(
-        "run store {target} has schema version {found}, newer than this weft supports ({supported}); upgrade weft. The store was left untouched"
+        "run store {target} has schema version {found}, newer than this weft supports ({supported}); upgrade weft or use another store. The store was left untouched"
     )]
     SchemaTooNew {
         /// The file or URL.
@@ -43,12 +58,39 @@ pub enum StoreError {
         supported: i64,
     },
     /// A run id is recorded already.
-    #[error("run {0} is already recorded")]
-    Duplicate(String),
+    #[error("run {run_id} is already recorded in {target}")]
+    DuplicateRun {
+        /// The run.
+        run_id: String,
+        /// The store.
+        target: String,
+    },
     /// No such run.
-    #[error("run {0} is not recorded")]
-    NotFound(String),
-    /// A status change the run lifecycle does not allow.
+    #[error("run {run_id} is not recorded in {target}")]
+    RunNotFound {
+        /// The run.
+        run_id: String,
+        /// The store.
+        target: String,
+    },
+    /// A session id is recorded already.
+    #[error("session {session_id} is already recorded in {target}")]
+    DuplicateSession {
+        /// The session.
+        session_id: String,
+        /// The store.
+        target: String,
+    },
+    /// No such session.
+    #[error("session {session_id} is not recorded in {target}")]
+    SessionNotFound {
+        /// The session.
+        session_id: String,
+        /// The store.
+        target: String,
+    },
+    /// A status change the run lifecycle does not allow
+    /// (see [`crate::RunStatus::can_transition`]).
     #[error("run {run_id}: cannot go from `{from}` to `{to}`")]
     InvalidTransition {
         /// The run.
@@ -59,11 +101,31 @@ pub enum StoreError {
         to: String,
     },
     /// Any other database error.
-    #[error("run store query failed ({context}): {message}")]
+    #[error("run store {target}: query failed ({context}): {message}")]
     Database {
-        /// What was being done.
+        /// The file or URL (password masked).
+        target: String,
+        /// What was being done (names the run or session when there is one).
         context: String,
         /// What the database said.
         message: String,
     },
+}
+
+impl StoreError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            StoreError::Open { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::Unreachable { .. }
+            | StoreError::SchemaTooNew { .. } => Fault::Environment,
+            StoreError::DuplicateRun { .. }
+            | StoreError::RunNotFound { .. }
+            | StoreError::DuplicateSession { .. }
+            | StoreError::SessionNotFound { .. }
+            | StoreError::InvalidTransition { .. } => Fault::User,
+            StoreError::Database { .. } => Fault::Internal,
+        }
+    }
 }

@@ -20,6 +20,6 @@ pub mod report;
 mod store;
 
 pub use blocking::BlockingStore;
-pub use error::StoreError;
+pub use error::{Fault, StoreError};
 pub use model::{NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus, SessionRecord};
 pub use store::{SCHEMA_VERSION, Store, current_owner};

@@ -82,18 +82,35 @@ impl RunStatus {
         !matches!(self, RunStatus::Queued | RunStatus::Running)
     }
 
-    /// The one place run transitions are decided. A status may be rewritten
-    /// with itself (progress updates); `failed` and `interrupted` runs may
-    /// run again (retries, recovery).
+    /// The one place run transitions are decided:
+    /// `queued → running → succeeded | failed | cancelled | interrupted`,
+    /// `queued → skipped | cancelled`, and `failed | interrupted → queued |
+    /// running` (retries, recovery). A `queued` or `running` run may be
+    /// rewritten with the same status (progress updates); a finished one may
+    /// not.
     pub fn can_transition(from: RunStatus, to: RunStatus) -> bool {
         use RunStatus::*;
-        from == to
+        (from == to && !from.is_terminal())
             || matches!(
                 (from, to),
                 (Queued, Running | Skipped | Cancelled)
                     | (Running, Succeeded | Failed | Cancelled | Interrupted)
                     | (Failed | Interrupted, Queued | Running)
             )
+    }
+
+    /// [`RunStatus::can_transition`] as a `Result`: the error every update
+    /// of run `run_id` reports for a forbidden change.
+    pub fn check_transition(run_id: &str, from: RunStatus, to: RunStatus) -> Result<(), crate::StoreError> {
+        if RunStatus::can_transition(from, to) {
+            Ok(())
+        } else {
+            Err(crate::StoreError::InvalidTransition {
+                run_id: run_id.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+            })
+        }
     }
 
     /// Statuses from which `to` may be reached.
@@ -227,5 +244,15 @@ mod tests {
                 .contains("expected one of")
         );
         assert!(Succeeded.is_terminal() && !Running.is_terminal());
+        assert!(RunStatus::can_transition(Running, Running));
+        assert!(!RunStatus::can_transition(Succeeded, Succeeded));
+        assert!(RunStatus::can_transition(Interrupted, Queued));
+        assert!(RunStatus::can_transition(Queued, Skipped));
+        assert!(!RunStatus::can_transition(Running, Skipped));
+        for s in RunStatus::ALL {
+            assert_eq!(s.to_string().parse::<RunStatus>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(RunStatus::sources(Interrupted), vec![Running]);
     }
 }

@@ -321,4 +321,112 @@ mod tests {
             "{t}"
         );
     }
+
+    #[test]
+    fn runs_table_without_varying_params_and_empty() {
+        assert_eq!(runs_table(&[]), "no runs recorded\n");
+        let t = runs_table(&[
+            run("r1", json!({"seed": 1}), json!({})),
+            run("r2", json!({"seed": 1, "extra": {"deep": true}}), json!({})),
+        ]);
+        let header = t.lines().next().unwrap();
+        assert!(!header.contains("seed"), "{t}");
+        assert!(header.contains("extra.deep"), "{t}");
+        assert_eq!(t.lines().count(), 3);
+        let r1 = t.lines().find(|l| l.starts_with("r1")).unwrap();
+        assert!(r1.ends_with(" -"), "a missing param shows as -: {t}");
+    }
+
+    #[test]
+    fn sessions_table_lists_sessions() {
+        assert_eq!(sessions_table(&[]), "no sessions recorded\n");
+        let s = SessionRecord {
+            session_id: "sess-1".into(),
+            kind: "service".into(),
+            project_path: "/p".into(),
+            env: "prod".into(),
+            runtime_params: json!({}),
+            created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            closed_at: None,
+            username: Some("ada".into()),
+            git_commit: Some("0123456789abcdef".into()),
+            git_dirty: Some(true),
+            command: vec![],
+        };
+        let t = sessions_table(&[s]);
+        let mut lines = t.lines();
+        assert!(lines.next().unwrap().starts_with("session_id"));
+        let row = lines.next().unwrap();
+        for part in [
+            "sess-1",
+            "service",
+            "prod",
+            "2026-01-01T00:00:00Z",
+            "ada",
+            "0123456789+dirty",
+        ] {
+            assert!(row.contains(part), "{part} missing: {t}");
+        }
+    }
+
+    #[test]
+    fn run_detail_shows_error_versions_and_nodes() {
+        let mut r = run("r1", json!({"lr": 0.1}), json!({}));
+        r.status = RunStatus::Failed;
+        r.load_versions = BTreeMap::from([("raw".to_string(), "v1".to_string())]);
+        r.error = Some(crate::RunErrorRecord {
+            kind: "node".into(),
+            message: "node `train` failed\nmore".into(),
+            node: Some("train".into()),
+            causes: vec!["node `train` failed".into(), "division by zero".into()],
+        });
+        r.node_timings = vec![crate::NodeTiming {
+            node: "train".into(),
+            start: "2026-01-01T00:00:00Z".parse().unwrap(),
+            duration_ms: 2.5,
+            peak_memory_bytes: None,
+        }];
+        let d = run_detail(&r);
+        for part in [
+            "status          failed",
+            "loaded          raw @ v1",
+            "saved           model @ r1",
+            "[node] node `train` failed",
+            "failed node     train",
+            "caused by       division by zero",
+            "2.500 ms",
+            "duration        1.500s",
+        ] {
+            assert!(d.contains(part), "{part} missing:\n{d}");
+        }
+        assert!(!d.contains("more"), "only the first line of the message: {d}");
+    }
+
+    #[test]
+    fn compare_json_covers_versions_and_missing_keys() {
+        let a = run("r1", json!({"lr": 0.1}), json!({}));
+        let mut b = run("r2", json!({"lr": 0.1, "epochs": 3}), json!({}));
+        b.status = RunStatus::Failed;
+        let j = compare_json(&a, &b);
+        assert_eq!(j["run_a"], "r1");
+        assert_eq!(j["status"], json!({"a": "succeeded", "b": "failed"}));
+        assert_eq!(
+            j["params"][0],
+            json!({"key": "epochs", "a": null, "b": 3, "differs": true})
+        );
+        assert_eq!(
+            j["saved_versions"][0],
+            json!({"key": "model", "a": "r1", "b": "r2", "differs": true})
+        );
+        let t = compare(&a, &b);
+        assert!(
+            t.lines().any(|l| l.starts_with('*') && l.contains("status")),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with('*') && l.contains("params.epochs") && l.contains(" - ")),
+            "{t}"
+        );
+    }
 }
