@@ -1,7 +1,5 @@
-//! Construction and filtering stay near-linear: large chains and fans are
-//! built well within a generous time budget (quadratic scans would not be).
-
-use std::time::{Duration, Instant};
+//! Large chains and fans build and filter correctly. (How fast is measured
+//! by `cargo bench -p weft-pipeline --bench construction`, not here.)
 
 use weft_pipeline::{FunctionRegistry, Node, Pipeline, PipelineFilter};
 
@@ -47,49 +45,33 @@ fn fan(n: usize) -> Vec<Node> {
     nodes
 }
 
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let start = Instant::now();
-    let out = f();
-    (out, start.elapsed())
-}
-
 #[test]
-fn thousand_node_chain_is_fast() {
+fn thousand_node_chain_is_ordered() {
     let nodes = chain(1_000);
-    let (p, took) = timed(|| Pipeline::new(nodes).unwrap());
+    let p = Pipeline::new(nodes).unwrap();
     assert_eq!(p.len(), 1_000);
     assert_eq!(p.layers().len(), 1_000);
     assert_eq!(p.nodes()[999].name(), "n00999");
-    assert!(
-        took < Duration::from_millis(500),
-        "1,000-node chain took {took:?}"
-    );
 }
 
 #[test]
-fn large_pipelines_scale_near_linearly() {
-    let budget = Duration::from_secs(5);
+fn large_pipelines_build_and_filter() {
     let nodes = chain(20_000);
-    let (p, took) = timed(|| Pipeline::new(nodes).unwrap());
-    assert!(took < budget, "20,000-node chain took {took:?}");
-    let (q, took) = timed(|| p.from_nodes(&["n10000"]).unwrap());
+    let p = Pipeline::new(nodes).unwrap();
+    let q = p.from_nodes(&["n10000"]).unwrap();
     assert_eq!(q.len(), 10_000);
-    assert!(took < budget, "from_nodes took {took:?}");
     let f = PipelineFilter {
         to_outputs: vec!["d15000".into()],
         from_inputs: vec!["d5000".into()],
         ..Default::default()
     };
-    let (q, took) = timed(|| p.filter(&f).unwrap());
+    let q = p.filter(&f).unwrap();
     assert_eq!(q.len(), 10_000);
-    assert!(took < budget, "filter took {took:?}");
 
     let nodes = fan(20_000);
-    let (p, took) = timed(|| Pipeline::new(nodes).unwrap());
-    assert!(took < budget, "20,000-node fan took {took:?}");
+    let p = Pipeline::new(nodes).unwrap();
     assert_eq!(p.layers().len(), 3);
     assert_eq!(p.parents()[p.len() - 1].len(), 20_000);
-    let (u, took) = timed(|| (&p | &p).unwrap());
+    let u = (&p | &p).unwrap();
     assert_eq!(u, p);
-    assert!(took < budget, "union took {took:?}");
 }
