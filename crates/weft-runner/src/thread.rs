@@ -99,6 +99,27 @@ impl Runner for ThreadRunner {
                         ready.clear();
                         break;
                     }
+                    if in_flight == 0 && ready.is_empty() {
+                        // Nothing could run beside it (a chain): run it here
+                        // rather than pay a hand-off to a worker thread.
+                        finished += 1;
+                        match exec.run_node(i) {
+                            Ok(()) => {
+                                for &c in &children[i] {
+                                    waiting[c] -= 1;
+                                    if waiting[c] == 0 {
+                                        ready.push(Reverse(c));
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                first_error = Some(e);
+                                ready.clear();
+                                break;
+                            }
+                        }
+                        continue;
+                    }
                     job_tx.send(i).expect("workers alive while jobs are pending");
                     in_flight += 1;
                 }
