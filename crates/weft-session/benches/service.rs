@@ -130,9 +130,10 @@ fn main() {
         s.run(RunConfig::default()).unwrap();
     }
     let before = rss();
-    let configs: Vec<RunConfig> = (0..10_000).map(|_| RunConfig::default()).collect();
-    let results = s.run_sequential(configs, &Policy::default(), None).unwrap();
-    drop(results);
+    for _ in 0..10_000 {
+        let r = s.run(RunConfig::default()).unwrap();
+        assert_eq!(r.status, weft_runner::RunStatus::Succeeded);
+    }
     let after = rss();
     println!(
         "10,000 sequential runs after 1,000 warm-up runs: RSS {:.1} MB -> {:.1} MB, growth {:.3} MB (session history holds {} records)",

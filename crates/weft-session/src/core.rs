@@ -279,8 +279,17 @@ impl SessionCore {
         } else {
             cfg.pipeline_names.clone()
         };
-        let mut pipeline = Pipeline::empty();
-        for name in &names {
+        let lookup = |name: &String| {
+            self.pipelines.get(name).ok_or_else(|| SessionError::UnknownPipeline {
+                name: name.clone(),
+                available: self.pipelines.keys().cloned().collect(),
+            })
+        };
+        let mut pipeline = match names.as_slice() {
+            [one] => lookup(one)?.clone(),
+            _ => Pipeline::empty(),
+        };
+        for name in names.iter().skip(usize::from(names.len() == 1)) {
             let p = self
                 .pipelines
                 .get(name)
@@ -415,7 +424,8 @@ impl SessionCore {
             }
         };
         let duration_ms = end_time.duration_since(start_time).as_secs_f64() * 1e3;
-        let peak = peak_rss_bytes();
+        // Reading the high-water mark costs a /proc read: only for the store.
+        let peak = self.store.as_ref().and_then(|_| peak_rss_bytes());
         let node_timings: Vec<Value> = timings
             .iter()
             .map(|t| serde_json::json!({"node": t.node, "start": t.start.to_string(), "duration_ms": t.duration_ms}))
