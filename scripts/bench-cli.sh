@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-50}
 cargo build --release -p weft-cli --quiet
-weft="$PWD/target/release/weft"
+weft="${CARGO_TARGET_DIR:-$PWD/target}/release/weft"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/conf/base" "$dir/conf/local"

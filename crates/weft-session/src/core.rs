@@ -110,6 +110,10 @@ pub(crate) struct SessionCore {
 }
 
 fn git_info(dir: &std::path::Path) -> (Option<String>, Option<bool>) {
+    // Spawning git costs milliseconds: skip it outside a repository.
+    if !dir.ancestors().any(|d| d.join(".git").exists()) {
+        return (None, None);
+    }
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
