@@ -6,7 +6,9 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weft_catalog::{BuildOptions, Catalog, CatalogConfig, CatalogError, DatasetTypeRegistry, LoadType, Partitions};
+use weft_catalog::{
+    BuildOptions, Catalog, CatalogConfig, CatalogError, DatasetTypeRegistry, LoadType, Partitions,
+};
 use weft_pipeline::{Data, DataType, serde_data};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,8 +23,20 @@ serde_data!(Row);
 
 fn rows() -> Vec<Row> {
     vec![
-        Row { id: 1, name: "a".into(), score: 1.5, active: true, note: None },
-        Row { id: 2, name: "b, c".into(), score: -2.0, active: false, note: Some("x".into()) },
+        Row {
+            id: 1,
+            name: "a".into(),
+            score: 1.5,
+            active: true,
+            note: None,
+        },
+        Row {
+            id: 2,
+            name: "b, c".into(),
+            score: -2.0,
+            active: false,
+            note: Some("x".into()),
+        },
     ]
 }
 
@@ -59,8 +73,14 @@ fn every_file_format_round_trips_typed_and_untyped() {
     }
     // Untyped loads: JSON values for serde formats, a RecordBatch for tables.
     let v = c.load("c", None).unwrap();
-    assert_eq!(v.downcast_ref::<serde_json::Value>().unwrap()[1]["score"], json!(-2.0));
-    assert_eq!(v.downcast_ref::<serde_json::Value>().unwrap()[0]["note"], json!(null));
+    assert_eq!(
+        v.downcast_ref::<serde_json::Value>().unwrap()[1]["score"],
+        json!(-2.0)
+    );
+    assert_eq!(
+        v.downcast_ref::<serde_json::Value>().unwrap()[0]["note"],
+        json!(null)
+    );
     let t = c.load("p", None).unwrap();
     assert_eq!(t.downcast_ref::<RecordBatch>().unwrap().num_rows(), 2);
     assert_eq!(c.load_type("c"), LoadType::Decodes);
@@ -68,7 +88,10 @@ fn every_file_format_round_trips_typed_and_untyped() {
     // A RecordBatch saves as is.
     c.save("a", t.clone()).unwrap();
     let back = c.load("a", Some(&DataType::of::<RecordBatch>())).unwrap();
-    assert_eq!(back.downcast_ref::<RecordBatch>().unwrap(), t.downcast_ref::<RecordBatch>().unwrap());
+    assert_eq!(
+        back.downcast_ref::<RecordBatch>().unwrap(),
+        t.downcast_ref::<RecordBatch>().unwrap()
+    );
     // No temporary files are left behind by the atomic writes.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
         .unwrap()
@@ -82,11 +105,25 @@ fn every_file_format_round_trips_typed_and_untyped() {
 fn csv_errors_name_row_column_and_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(dir.path().join("data/bad.csv"), "id,name,score,active,note\n1,a,1.0,true,\n2,b,oops,false,\n").unwrap();
-    let c = build(dir.path(), json!({"c": {"type": "pandas.CSVDataset", "filepath": "data/bad.csv"}}), "v");
-    let err = c.load("c", Some(&DataType::of::<Vec<Row>>())).unwrap_err().to_string();
+    std::fs::write(
+        dir.path().join("data/bad.csv"),
+        "id,name,score,active,note\n1,a,1.0,true,\n2,b,oops,false,\n",
+    )
+    .unwrap();
+    let c = build(
+        dir.path(),
+        json!({"c": {"type": "pandas.CSVDataset", "filepath": "data/bad.csv"}}),
+        "v",
+    );
+    let err = c
+        .load("c", Some(&DataType::of::<Vec<Row>>()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`c`") && err.contains("bad.csv"), "{err}");
-    assert!(err.contains("row 2") && err.contains("column `score`") && err.contains("oops"), "{err}");
+    assert!(
+        err.contains("row 2") && err.contains("column `score`") && err.contains("oops"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -101,9 +138,15 @@ fn text_bytes_and_memory_sharing() {
         "v",
     );
     c.save("t", Data::new("hello".to_string())).unwrap();
-    assert_eq!(c.load("t", None).unwrap().downcast_ref::<String>().unwrap(), "hello");
+    assert_eq!(
+        c.load("t", None).unwrap().downcast_ref::<String>().unwrap(),
+        "hello"
+    );
     c.save("b", Data::new(vec![0u8, 159, 255])).unwrap();
-    assert_eq!(c.load("b", None).unwrap().downcast_ref::<Vec<u8>>().unwrap(), &vec![0u8, 159, 255]);
+    assert_eq!(
+        c.load("b", None).unwrap().downcast_ref::<Vec<u8>>().unwrap(),
+        &vec![0u8, 159, 255]
+    );
     // Undeclared names are memory datasets; readers share one Arc.
     let d = Data::new(vec![1i64, 2]);
     c.save("mem", d.clone()).unwrap();
@@ -154,7 +197,13 @@ fn versions_are_per_run_pinnable_and_never_overwritten() {
             parameters: serde_json::Value::Null,
         })
         .unwrap();
-    assert!(missing.load("m", None).unwrap_err().to_string().contains("version nope not found"));
+    assert!(
+        missing
+            .load("m", None)
+            .unwrap_err()
+            .to_string()
+            .contains("version nope not found")
+    );
 }
 
 #[test]
@@ -168,9 +217,18 @@ fn parameters_are_datasets_and_decode_into_structs() {
     let c = build(dir.path(), json!({}), "v");
     let m = c.load("params:model", Some(&DataType::of::<Model>())).unwrap();
     assert_eq!(m.downcast_ref::<Model>().unwrap(), &Model { lr: 0.1 });
-    assert_eq!(c.load("params:model.lr", None).unwrap().to_json().unwrap(), json!(0.1));
-    assert_eq!(c.load("parameters", None).unwrap().to_json().unwrap(), json!({"model": {"lr": 0.1}}));
-    let err = c.load("params:model", Some(&DataType::of::<Vec<Row>>())).unwrap_err().to_string();
+    assert_eq!(
+        c.load("params:model.lr", None).unwrap().to_json().unwrap(),
+        json!(0.1)
+    );
+    assert_eq!(
+        c.load("parameters", None).unwrap().to_json().unwrap(),
+        json!({"model": {"lr": 0.1}})
+    );
+    let err = c
+        .load("params:model", Some(&DataType::of::<Vec<Row>>()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`params:model`") && err.contains("Row"), "{err}");
 }
 
@@ -191,7 +249,12 @@ fn factory_patterns_follow_kedro_precedence() {
         ("explicit_csv", "json.JSONDataset", "explicit.json", None),
         ("cars_csv", "csv.CSVDataset", "data/cars.csv", Some("{name}_csv")),
         ("x_y", "text.TextDataset", "data/x/y.txt", Some("{a}_{b}")),
-        ("plain", "json.JSONDataset", "data/any/plain.json", Some("{default}")),
+        (
+            "plain",
+            "json.JSONDataset",
+            "data/any/plain.json",
+            Some("{default}"),
+        ),
     ];
     for (name, ty, path, pattern) in cases {
         let info = c.describe(name).unwrap_or_else(|| panic!("{name} not resolved"));
@@ -220,10 +283,15 @@ fn config_errors_are_all_reported_at_once() {
     )
     .err()
     .unwrap();
-    let CatalogError::Config { problems } = &err else { panic!("{err}") };
+    let CatalogError::Config { problems } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(problems.len(), 5, "{problems:#?}");
     let all = problems.join("\n");
-    assert!(all.contains("`a`: unknown dataset type `json.JSONDatset` (did you mean `json.JSONDataset`"), "{all}");
+    assert!(
+        all.contains("`a`: unknown dataset type `json.JSONDatset` (did you mean `json.JSONDataset`"),
+        "{all}"
+    );
     assert!(all.contains("`b`: `filepath` is required"), "{all}");
     assert!(all.contains("`c`: unknown key `bogus`"), "{all}");
     assert!(all.contains("`d`: credentials `nope`"), "{all}");
@@ -233,13 +301,21 @@ fn config_errors_are_all_reported_at_once() {
 #[test]
 fn duplicate_dataset_types_are_rejected() {
     let mut types = DatasetTypeRegistry::with_builtins();
-    let factory: weft_catalog::DatasetFactory =
-        Arc::new(|spec| Ok(Arc::new(weft_catalog::MemoryDataset::new(spec.name)) as Arc<dyn weft_catalog::Dataset>));
+    let factory: weft_catalog::DatasetFactory = Arc::new(|spec| {
+        Ok(Arc::new(weft_catalog::MemoryDataset::new(spec.name)) as Arc<dyn weft_catalog::Dataset>)
+    });
     let err = types.register("json.JSONDataset", factory.clone()).unwrap_err();
-    assert!(err.to_string().contains("`json.JSONDataset` is already registered"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`json.JSONDataset` is already registered"),
+        "{err}"
+    );
     types.register("my.CustomDataset", factory).unwrap();
     assert_eq!(types.canonical("CustomDataset"), Some("my.CustomDataset"));
-    assert_eq!(types.canonical("kedro_datasets.json.JSONDataset"), Some("json.JSONDataset"));
+    assert_eq!(
+        types.canonical("kedro_datasets.json.JSONDataset"),
+        Some("json.JSONDataset")
+    );
 }
 
 #[test]
@@ -250,11 +326,18 @@ fn partitioned_folder_saves_and_loads_lazily() {
         json!({"parts": {"type": "partitions.PartitionedDataset", "path": "data/parts", "dataset": "json.JSONDataset", "filename_suffix": ".json"}}),
         "v",
     );
-    c.save("parts", Data::new(json!({"2026-01": {"n": 1}, "2026-02": {"n": 2}}))).unwrap();
+    c.save(
+        "parts",
+        Data::new(json!({"2026-01": {"n": 1}, "2026-02": {"n": 2}})),
+    )
+    .unwrap();
     let p = c.load("parts", None).unwrap();
     let parts = p.downcast_ref::<Partitions>().unwrap();
     assert_eq!(parts.ids().collect::<Vec<_>>(), ["2026-01", "2026-02"]);
-    assert_eq!(parts.load("2026-02", None).unwrap().to_json().unwrap(), json!({"n": 2}));
+    assert_eq!(
+        parts.load("2026-02", None).unwrap().to_json().unwrap(),
+        json!({"n": 2})
+    );
     assert!(dir.path().join("data/parts/2026-01.json").is_file());
 }
 

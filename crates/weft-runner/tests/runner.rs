@@ -465,3 +465,89 @@ fn two_runs_at_once_never_see_each_other() {
         }
     });
 }
+
+fn persisted_catalog(dir: &std::path::Path, version: &str) -> Catalog {
+    let cfg = weft_catalog::CatalogConfig::parse(
+        &serde_json::json!({
+            "a": {"type": "json.JSONDataset", "filepath": "a.json"},
+            "b": {"type": "json.JSONDataset", "filepath": "b.json"},
+        }),
+        &serde_json::json!({}),
+        &weft_catalog::DatasetTypeRegistry::with_builtins(),
+    )
+    .unwrap();
+    let mut c = cfg
+        .build(&weft_catalog::BuildOptions {
+            project_dir: dir.to_path_buf(),
+            save_version: version.into(),
+            ..Default::default()
+        })
+        .unwrap();
+    c.add_data("x", Data::new(1i64));
+    c
+}
+
+#[test]
+fn resume_hint_starts_after_persisted_outputs() {
+    // first -> a (persisted) -> breaks -> b (persisted) -> last
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FunctionRegistry::with_builtins();
+    let p = Pipeline::new(vec![
+        reg.node("add_one", "x", "a")
+            .unwrap()
+            .name("first")
+            .build()
+            .unwrap(),
+        reg.node("fail", "a", "b")
+            .unwrap()
+            .name("breaks")
+            .build()
+            .unwrap(),
+        reg.node("add_one", "b", "c")
+            .unwrap()
+            .name("last")
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let catalog = persisted_catalog(dir.path(), "v1");
+    let err = run(&p, &catalog, &SequentialRunner).unwrap_err();
+    assert_eq!(err.resume_from(), ["breaks"], "{err}");
+}
+
+#[test]
+fn only_missing_outputs_skips_nodes_whose_persisted_outputs_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FunctionRegistry::with_builtins();
+    let p = Pipeline::new(vec![
+        reg.node("add_one", "x", "a").unwrap().name("n1").build().unwrap(),
+        reg.node("add_one", "a", "b").unwrap().name("n2").build().unwrap(),
+        reg.node("add_one", "b", "c").unwrap().name("n3").build().unwrap(),
+    ])
+    .unwrap();
+    let first = run_with(
+        &p,
+        &persisted_catalog(dir.path(), "v1"),
+        &Hooks::new(),
+        &SequentialRunner,
+        true,
+        TypeCheck::Strict,
+    )
+    .unwrap();
+    assert!(first.skipped_nodes.is_empty());
+    assert_eq!(first.outputs["c"].to_json().unwrap(), serde_json::json!(4));
+    for runner in runners() {
+        let again = run_with(
+            &p,
+            &persisted_catalog(dir.path(), "v2"),
+            &Hooks::new(),
+            runner.as_ref(),
+            true,
+            TypeCheck::Strict,
+        )
+        .unwrap();
+        assert_eq!(again.skipped_nodes, ["n1", "n2"], "{}", runner.name());
+        assert_eq!(again.node_timings.len(), 1);
+        assert_eq!(again.outputs["c"].to_json().unwrap(), serde_json::json!(4));
+    }
+}

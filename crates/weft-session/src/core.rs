@@ -284,10 +284,12 @@ impl SessionCore {
             cfg.pipeline_names.clone()
         };
         let lookup = |name: &String| {
-            self.pipelines.get(name).ok_or_else(|| SessionError::UnknownPipeline {
-                name: name.clone(),
-                available: self.pipelines.keys().cloned().collect(),
-            })
+            self.pipelines
+                .get(name)
+                .ok_or_else(|| SessionError::UnknownPipeline {
+                    name: name.clone(),
+                    available: self.pipelines.keys().cloned().collect(),
+                })
         };
         let mut pipeline = match names.as_slice() {
             [one] => lookup(one)?.clone(),
