@@ -359,7 +359,23 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
         cleanup_on_error: args.cleanup_on_error,
         ..policy
     };
-    let session_opts = session_options(&args.run.session, Value::Null, code, false)?;
+    let mut session_opts = session_options(&args.run.session, Value::Null, code, false)?;
+    let bar = (std::io::stderr().is_terminal() && !args.run.json).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar
+    });
+    if !args.run.json {
+        session_opts.hooks.push(Arc::new(RunStatusLines {
+            bar: bar.clone(),
+            params: varying.clone(),
+        }));
+    }
     let service = ServiceSession::create(
         project,
         ServiceOptions {
@@ -382,21 +398,13 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
         })
         .collect::<Result<_, _>>()?;
     let total = configs.len();
-    let bar = (std::io::stderr().is_terminal() && !args.run.json).then(|| {
-        let bar = indicatif::ProgressBar::new(total as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    });
-    let quiet = args.run.json;
-    let progress = |done: usize, total: usize| match &bar {
-        Some(bar) => bar.set_position(done as u64),
-        None if !quiet => eprintln!("[{done}/{total}] runs finished"),
-        None => {}
+    if let Some(bar) = &bar {
+        bar.set_length(total as u64);
+    }
+    let progress = |done: usize, _total: usize| {
+        if let Some(bar) = &bar {
+            bar.set_position(done as u64);
+        }
     };
     let results = service.run_all(configs, &policy, Some(&progress))?;
     if let Some(bar) = &bar {
@@ -420,6 +428,50 @@ fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -
         );
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// Prints one status line per finished run (above the progress bar on a terminal).
+struct RunStatusLines {
+    bar: Option<indicatif::ProgressBar>,
+    params: Vec<String>,
+}
+
+impl Hook for RunStatusLines {
+    fn after_run(&self, ctx: &RunContext, result: &RunResult) {
+        let params = result
+            .metadata
+            .get("runtime_params")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let shown: Vec<String> = self
+            .params
+            .iter()
+            .map(|k| {
+                format!(
+                    "{k}={}",
+                    lookup_dotted(&params, k).map(compact).unwrap_or_default()
+                )
+            })
+            .collect();
+        let line = format!(
+            "[{}/{}] {} {} in {:.3}s {}{}",
+            ctx.run_index + 1,
+            ctx.total_runs,
+            result.run_id,
+            result.status,
+            result.duration().as_secs_f64(),
+            shown.join(" "),
+            result
+                .error
+                .as_ref()
+                .map(|e| format!("  {}", e.message.lines().next().unwrap_or("")))
+                .unwrap_or_default()
+        );
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 fn multirun_table(results: &[RunResult], varying: &[String], metrics: &[String]) -> String {
@@ -496,8 +548,7 @@ fn config_show(
     let runtime = runtime_params(params)?;
     let proj = weft_session::Project::open(project)?;
     let env = args.env.clone().unwrap_or_else(|| "local".to_string());
-    let loader =
-        weft_config::ConfigLoader::new(proj.conf_dir(args.conf_source.as_deref()), Some(&env), runtime);
+    let loader = proj.config_loader(args.conf_source.as_deref(), &env, runtime)?;
     let sections = ["parameters", "catalog", "globals", "credentials"];
     let wanted: Vec<&str> = match &section {
         Some(s) if sections.contains(&s.as_str()) => vec![s.as_str()],

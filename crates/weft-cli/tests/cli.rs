@@ -165,6 +165,21 @@ fn multirun_sweeps_the_cartesian_product() {
         runs.iter()
             .all(|r| r["status"] == "succeeded" && r["params"].get("start").is_some())
     );
+    // Without --json: one status line per run, then the table.
+    let out = weft(&root, &["multirun", "--params", "start=1,2", "--no-store"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains(" succeeded in ")).count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("[1/2]") && err.contains("start=1"), "{err}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("run_id") && table.contains("start") && table.contains("succeeded"),
+        "{table}"
+    );
     // A failing sweep point makes the command fail; continue runs the rest.
     std::fs::write(root.join("sweep.yml"), "start: [1, \"oops\"]\n").unwrap();
     let out = weft(

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use weft_catalog::{BuildOptions, Catalog, CatalogConfig, DatasetTypeRegistry};
-use weft_config::ConfigLoader;
 use weft_pipeline::{CancelToken, FunctionRegistry, Pipeline};
 use weft_runner::{
     Hooks, RunContext, RunError, RunFailure, RunJob, RunResult, RunStatus, TypeCheck, run_pipeline,
@@ -244,7 +243,9 @@ impl SessionCore {
         if let Some(hit) = self.config_cache.lock().expect("config cache lock").get(&key) {
             return Ok(Arc::clone(hit));
         }
-        let loader = ConfigLoader::new(&self.conf_dir, Some(env), params.clone());
+        let loader = self
+            .project
+            .config_loader(Some(&self.conf_dir), env, params.clone())?;
         let parameters = loader.parameters()?;
         let catalog = loader.get("catalog")?;
         let credentials = loader.get("credentials")?;

@@ -21,6 +21,20 @@ pub struct ProjectSettings {
     /// The `[store]` table.
     #[serde(default)]
     pub store: StoreSettings,
+    /// The `[config]` table.
+    #[serde(default)]
+    pub config: ConfigSettings,
+}
+
+/// `[config]` in `weft.toml`.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSettings {
+    /// Section → `destructive` (default: the env replaces base per top-level
+    /// key) or `soft` (the env is deep-merged into base), as Kedro's
+    /// `merge_strategy`.
+    #[serde(default)]
+    pub merge_strategy: std::collections::BTreeMap<String, String>,
 }
 
 /// `[project]` in `weft.toml`.
@@ -88,6 +102,7 @@ impl ProjectSettings {
             },
             run: RunDefaults::default(),
             store: StoreSettings::default(),
+            config: ConfigSettings::default(),
         }
     }
 
@@ -145,6 +160,34 @@ impl Project {
             Some(p) => self.root.join(p),
             None => self.root.join(&self.settings.project.conf_source),
         }
+    }
+
+    /// A configuration loader for one env and set of runtime params, with
+    /// the project's `[config] merge_strategy`.
+    pub fn config_loader(
+        &self,
+        conf_source: Option<&Path>,
+        env: &str,
+        runtime_params: serde_json::Value,
+    ) -> Result<weft_config::ConfigLoader, SessionError> {
+        let mut loader =
+            weft_config::ConfigLoader::new(self.conf_dir(conf_source), Some(env), runtime_params);
+        for (section, strategy) in &self.settings.config.merge_strategy {
+            let strategy = match strategy.as_str() {
+                "destructive" => weft_config::MergeStrategy::Destructive,
+                "soft" => weft_config::MergeStrategy::Soft,
+                other => {
+                    return Err(SessionError::Project {
+                        path: self.root.join(PROJECT_FILE),
+                        message: format!(
+                            "[config] merge_strategy.{section}: `{other}` is not `destructive` or `soft`"
+                        ),
+                    });
+                }
+            };
+            loader = loader.with_merge_strategy(section, strategy);
+        }
+        Ok(loader)
     }
 
     /// The YAML pipelines file.

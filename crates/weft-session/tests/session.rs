@@ -203,3 +203,43 @@ fn missing_project_file_is_a_clear_error() {
     let err = Session::create(dir.path(), opts()).err().unwrap();
     assert!(err.to_string().contains("no weft.toml here"), "{err}");
 }
+
+#[test]
+fn weft_toml_selects_soft_merge_per_section() {
+    let (_tmp, root) = project();
+    write(
+        &root,
+        "conf/base/parameters.yml",
+        "start: 1\noffset: 10\ndelay: 0\nmodel: {lr: 0.1, depth: 3}\n",
+    );
+    write(&root, "conf/local/parameters.yml", "model: {lr: 0.5}\n");
+    let s = Session::create(&root, opts()).unwrap();
+    let ctx = s.load_context(&RunConfig::default()).unwrap();
+    assert_eq!(
+        ctx.parameters["model"],
+        serde_json::json!({"lr": 0.5}),
+        "destructive by default"
+    );
+    write(
+        &root,
+        "weft.toml",
+        "[project]\nname = \"fixture\"\n[config]\nmerge_strategy = {parameters = \"soft\"}\n",
+    );
+    let s = Session::create(&root, opts()).unwrap();
+    let ctx = s.load_context(&RunConfig::default()).unwrap();
+    assert_eq!(
+        ctx.parameters["model"],
+        serde_json::json!({"lr": 0.5, "depth": 3})
+    );
+    write(
+        &root,
+        "weft.toml",
+        "[project]\nname = \"fixture\"\n[config]\nmerge_strategy = {parameters = \"gentle\"}\n",
+    );
+    let s = Session::create(&root, opts()).unwrap();
+    let err = s.load_context(&RunConfig::default()).err().unwrap().to_string();
+    assert!(
+        err.contains("merge_strategy.parameters") && err.contains("gentle"),
+        "{err}"
+    );
+}
