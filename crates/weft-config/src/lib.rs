@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, Problem, ProblemKind};
 pub use params::{deep_merge, mask_credentials, parse_runtime_params, scalar};
 
 /// How the run environment combines with `base`.
@@ -52,6 +52,9 @@ pub struct ConfigLoader {
     strategies: BTreeMap<String, MergeStrategy>,
     patterns: BTreeMap<String, Vec<String>>,
 }
+
+/// The sections with built-in file patterns.
+pub const BUILTIN_SECTIONS: [&str; 4] = ["catalog", "parameters", "credentials", "globals"];
 
 fn default_patterns(section: &str) -> Vec<String> {
     if section == "globals" {
@@ -98,14 +101,22 @@ fn glob_matches(pattern: &[&str], path: &[&str]) -> bool {
     }
 }
 
+/// Deepest folder nesting followed under an environment (guards symlink loops).
+const MAX_DEPTH: usize = 32;
+
 fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<(PathBuf, Vec<String>)>) -> Result<(), ConfigError> {
+    if rel.len() > MAX_DEPTH {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|source| ConfigError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
     for entry in entries {
+        let entry = entry.map_err(|source| ConfigError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with('.') {
             continue;
@@ -125,26 +136,94 @@ fn walk(dir: &Path, rel: &mut Vec<String>, out: &mut Vec<(PathBuf, Vec<String>)>
     Ok(())
 }
 
-/// Flattens an object to dotted leaf keys (objects recurse; anything else is a leaf).
+/// Flattens an object to dotted leaf keys (objects recurse, empty objects
+/// define nothing; anything else is a leaf).
 fn leaf_keys(v: &Value, prefix: &str, out: &mut Vec<String>) {
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) => {
             for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                leaf_keys(v, &key, out);
+                leaf_keys(v, &join_key(prefix, k), out);
             }
         }
         _ => out.push(prefix.to_string()),
     }
 }
 
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Records `file` as the origin of every dotted path in `v`.
+fn record_origins(v: &Value, prefix: &str, file: &Path, origins: &mut BTreeMap<String, PathBuf>) {
+    if !prefix.is_empty() {
+        origins.insert(prefix.to_string(), file.to_path_buf());
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                record_origins(v, &join_key(prefix, k), file, origins);
+            }
+        }
+        Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                record_origins(v, &join_key(prefix, &i.to_string()), file, origins);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The state of loading one section: files read, where each key came from,
+/// and every problem found so far.
+#[derive(Default)]
+struct Load {
+    texts: BTreeMap<PathBuf, String>,
+    origins: BTreeMap<String, PathBuf>,
+    problems: Vec<Problem>,
+}
+
+impl Load {
+    /// The line of a dotted key in a file read during this load, falling
+    /// back to the nearest ancestor key that can be found.
+    fn line(&self, file: &Path, dotted: &str) -> Option<usize> {
+        let text = self.texts.get(file)?;
+        let parts: Vec<&str> = dotted.split('.').collect();
+        (1..=parts.len())
+            .rev()
+            .find_map(|n| yaml::line_of(text, &parts[..n]))
+    }
+
+    /// The file that defined a dotted key (or its nearest recorded ancestor).
+    fn origin(&self, dotted: &str) -> Option<PathBuf> {
+        let parts: Vec<&str> = dotted.split('.').collect();
+        (1..=parts.len())
+            .rev()
+            .find_map(|n| self.origins.get(&parts[..n].join(".")).cloned())
+    }
+
+    fn duplicate(&mut self, message: String, key: &str, first: &Path, first_key: &str, file: &Path) {
+        let problem = Problem {
+            kind: ProblemKind::Duplicate {
+                first_file: first.to_path_buf(),
+                first_line: self.line(first, first_key),
+            },
+            line: self.line(file, key),
+            file: Some(file.to_path_buf()),
+            key: key.to_string(),
+            message,
+        };
+        self.problems.push(problem);
+    }
+}
+
 impl ConfigLoader {
     /// A loader for `conf_source` (the `conf` folder), environment `env`
-    /// (default `local`) and runtime params (a JSON object, or null).
+    /// (default `local`) and runtime params (a JSON object, or null for
+    /// none). Nothing is read until a section is requested.
     pub fn new(conf_source: impl Into<PathBuf>, env: Option<&str>, runtime_params: Value) -> Self {
         ConfigLoader {
             conf_source: conf_source.into(),
@@ -159,13 +238,16 @@ impl ConfigLoader {
         }
     }
 
-    /// Sets how `section` merges env over base.
+    /// Sets how `section` merges the run environment over base
+    /// ([`MergeStrategy::Destructive`] unless set).
     pub fn with_merge_strategy(mut self, section: &str, strategy: MergeStrategy) -> Self {
         self.strategies.insert(section.into(), strategy);
         self
     }
 
-    /// Sets the file patterns of a (possibly custom) section.
+    /// Sets the file patterns (globs relative to an environment folder, `*`
+    /// within a name, `**` for any number of folders) of a built-in or
+    /// custom section.
     pub fn with_patterns(mut self, section: &str, patterns: Vec<String>) -> Self {
         self.patterns.insert(section.into(), patterns);
         self
@@ -181,33 +263,40 @@ impl ConfigLoader {
         &self.conf_source
     }
 
-    /// The runtime parameters.
+    /// The runtime parameters (an object; empty when none were given).
     pub fn runtime_params(&self) -> &Value {
         &self.runtime_params
     }
 
+    fn patterns_of(&self, section: &str) -> Result<Vec<String>, ConfigError> {
+        match self.patterns.get(section) {
+            Some(p) => Ok(p.clone()),
+            None if BUILTIN_SECTIONS.contains(&section) => Ok(default_patterns(section)),
+            None => Err(ConfigError::UnknownSection {
+                section: section.to_string(),
+            }),
+        }
+    }
+
+    /// The files of `section` under one environment folder, sorted by path.
     fn files(&self, env_dir: &Path, section: &str) -> Result<Vec<PathBuf>, ConfigError> {
         if !env_dir.is_dir() {
             return Ok(Vec::new());
         }
-        let patterns = self
-            .patterns
-            .get(section)
-            .cloned()
-            .unwrap_or_else(|| default_patterns(section));
+        let patterns = self.patterns_of(section)?;
+        let patterns: Vec<Vec<&str>> = patterns.iter().map(|p| p.split('/').collect()).collect();
         let mut all = Vec::new();
         walk(env_dir, &mut Vec::new(), &mut all)?;
-        Ok(all
+        let mut matched: Vec<(String, PathBuf)> = all
             .into_iter()
             .filter(|(_, rel)| {
                 let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
-                patterns.iter().any(|p| {
-                    let p: Vec<&str> = p.split('/').collect();
-                    glob_matches(&p, &rel)
-                })
+                patterns.iter().any(|p| glob_matches(p, &rel))
             })
-            .map(|(p, _)| p)
-            .collect())
+            .map(|(path, rel)| (rel.join("/"), path))
+            .collect();
+        matched.sort();
+        Ok(matched.into_iter().map(|(_, p)| p).collect())
     }
 
     /// Loads and merges one environment's files of a section.
@@ -215,52 +304,62 @@ impl ConfigLoader {
         &self,
         env_dir: &Path,
         section: &str,
-        problems: &mut Vec<String>,
-        origins: &mut BTreeMap<String, PathBuf>,
+        load: &mut Load,
     ) -> Result<serde_json::Map<String, Value>, ConfigError> {
         let mut merged = serde_json::Map::new();
         let mut leaf_origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut key_origin: BTreeMap<String, PathBuf> = BTreeMap::new();
         for file in self.files(env_dir, section)? {
-            let value = match yaml::load_file(&file) {
-                Ok(v) => v,
-                Err(e @ ConfigError::Parse { .. }) => {
-                    problems.push(e.to_string());
+            let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let parsed = yaml::parse_text(&text, &file);
+            load.texts.insert(file.clone(), text);
+            let map = match parsed {
+                Ok(Value::Object(m)) => m,
+                Ok(Value::Null) => continue,
+                Ok(other) => {
+                    load.problems.push(Problem {
+                        kind: ProblemKind::NotAMapping,
+                        file: Some(file.clone()),
+                        line: Some(1),
+                        key: String::new(),
+                        message: format!("the top level must be a mapping of keys, got {}", short(&other)),
+                    });
+                    continue;
+                }
+                Err(ConfigError::Parse {
+                    line,
+                    column,
+                    message,
+                    ..
+                }) => {
+                    load.problems.push(Problem {
+                        kind: ProblemKind::Syntax,
+                        file: Some(file.clone()),
+                        line,
+                        key: String::new(),
+                        message: match column {
+                            Some(c) => format!("column {c}: {message}"),
+                            None => message,
+                        },
+                    });
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let map = match value {
-                Value::Object(m) => m,
-                Value::Null => continue,
-                other => {
-                    problems.push(format!(
-                        "{}: the top level must be a map of keys, got {}",
-                        file.display(),
-                        short(&other)
-                    ));
-                    continue;
-                }
-            };
             if section == "parameters" {
-                for (k, v) in &map {
-                    let mut leaves = Vec::new();
-                    leaf_keys(v, k, &mut leaves);
-                    for leaf in leaves {
-                        if let Some(prev) = leaf_origin.get(&leaf) {
-                            problems.push(format!(
-                                "duplicate parameter `{leaf}` in {} and {}",
-                                prev.display(),
-                                file.display()
-                            ));
-                        } else {
-                            leaf_origin.insert(leaf, file.clone());
-                        }
-                    }
+                let mut leaves = Vec::new();
+                leaf_keys(&Value::Object(map.clone()), "", &mut leaves);
+                for leaf in &leaves {
+                    self.check_leaf(leaf, &file, &leaf_origin, load);
+                }
+                for leaf in leaves {
+                    leaf_origin.entry(leaf).or_insert_with(|| file.clone());
                 }
                 for (k, v) in map {
-                    key_origin.entry(k.clone()).or_insert_with(|| file.clone());
-                    origins.insert(k.clone(), file.clone());
+                    record_origins(&v, &k, &file, &mut load.origins);
                     match merged.get_mut(&k) {
                         Some(existing) => deep_merge(existing, v),
                         None => {
@@ -270,16 +369,12 @@ impl ConfigLoader {
                 }
             } else {
                 for (k, v) in map {
-                    if let Some(prev) = key_origin.get(&k) {
-                        problems.push(format!(
-                            "duplicate key `{k}` in {} and {}",
-                            prev.display(),
-                            file.display()
-                        ));
+                    if let Some(prev) = key_origin.get(&k).cloned() {
+                        load.duplicate(format!("duplicate key `{k}`"), &k, &prev, &k, &file);
                         continue;
                     }
                     key_origin.insert(k.clone(), file.clone());
-                    origins.insert(k.clone(), file.clone());
+                    record_origins(&v, &k, &file, &mut load.origins);
                     merged.insert(k, v);
                 }
             }
@@ -287,21 +382,53 @@ impl ConfigLoader {
         Ok(merged)
     }
 
-    fn merged_raw(
-        &self,
-        section: &str,
-        problems: &mut Vec<String>,
-        origins: &mut BTreeMap<String, PathBuf>,
-    ) -> Result<Value, ConfigError> {
+    /// A parameter leaf clashes with another file's when they are the same
+    /// key, or one is a plain value where the other has sub-keys.
+    fn check_leaf(&self, leaf: &str, file: &Path, leaf_origin: &BTreeMap<String, PathBuf>, load: &mut Load) {
+        if let Some(prev) = leaf_origin.get(leaf) {
+            load.duplicate(format!("duplicate parameter `{leaf}`"), leaf, prev, leaf, file);
+            return;
+        }
+        let parts: Vec<&str> = leaf.split('.').collect();
+        for n in 1..parts.len() {
+            let ancestor = parts[..n].join(".");
+            if let Some(prev) = leaf_origin.get(&ancestor) {
+                load.duplicate(
+                    format!("conflicting parameter `{ancestor}`: a plain value in one file, has the sub-key `{leaf}` in the other"),
+                    leaf,
+                    prev,
+                    &ancestor,
+                    file,
+                );
+                return;
+            }
+        }
+        let below = format!("{leaf}.");
+        if let Some((other, prev)) = leaf_origin
+            .range(below.clone()..)
+            .find(|(k, _)| k.starts_with(&below))
+        {
+            load.duplicate(
+                format!("conflicting parameter `{leaf}`: has the sub-key `{other}` in one file, a plain value in the other"),
+                leaf,
+                prev,
+                other,
+                file,
+            );
+        }
+    }
+
+    /// base + env of a section, not yet interpolated.
+    fn merged_raw(&self, section: &str, load: &mut Load) -> Result<Value, ConfigError> {
         let base_dir = self.conf_source.join(BASE_ENV);
         if !base_dir.is_dir() {
             return Err(ConfigError::MissingBase {
                 conf_source: self.conf_source.clone(),
             });
         }
-        let mut merged = self.load_env(&base_dir, section, problems, origins)?;
+        let mut merged = self.load_env(&base_dir, section, load)?;
         if self.env != BASE_ENV {
-            let env_values = self.load_env(&self.conf_source.join(&self.env), section, problems, origins)?;
+            let env_values = self.load_env(&self.conf_source.join(&self.env), section, load)?;
             let strategy = self.strategies.get(section).copied().unwrap_or_default();
             for (k, v) in env_values {
                 match (strategy, merged.get_mut(&k)) {
@@ -315,60 +442,65 @@ impl ConfigLoader {
         Ok(Value::Object(merged))
     }
 
-    fn globals(&self) -> Result<Value, ConfigError> {
-        self.load_section("globals", &Value::Object(Default::default()))
-    }
-
-    fn load_section(&self, section: &str, globals: &Value) -> Result<Value, ConfigError> {
-        let mut problems = Vec::new();
-        let mut origins = BTreeMap::new();
-        let raw = self.merged_raw(section, &mut problems, &mut origins)?;
+    /// Loads, merges and interpolates a section; problems are returned with
+    /// the (partially resolved) value so callers can report them together.
+    fn load_section(&self, section: &str, globals: &Value) -> Result<(Value, Vec<Problem>), ConfigError> {
+        let mut load = Load::default();
+        let raw = self.merged_raw(section, &mut load)?;
         let sources = interpolate::Sources {
             section,
             globals,
             runtime_params: &self.runtime_params,
             allow_env: section == "credentials",
+            allow_runtime_params: section != "globals",
             root: &raw,
         };
         let mut out = serde_json::Map::new();
+        let mut failures = Vec::new();
         if let Value::Object(map) = &raw {
             for (k, v) in map {
-                match interpolate::resolve(v, &sources, &mut Vec::new(), k) {
-                    Ok(resolved) => {
-                        if !k.starts_with('_') {
-                            out.insert(k.clone(), resolved);
-                        }
-                    }
-                    Err(e) => {
-                        let origin = origins
-                            .get(k)
-                            .map(|p| format!(" ({})", p.display()))
-                            .unwrap_or_default();
-                        problems.push(format!("{e}{origin}"));
-                    }
+                let resolved = interpolate::resolve(v, &sources, &mut vec![k.clone()], k, &mut failures);
+                if !k.starts_with('_') {
+                    out.insert(k.clone(), resolved);
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(Value::Object(out))
-        } else {
-            Err(ConfigError::Invalid {
-                section: section.to_string(),
-                problems,
-            })
+        let mut seen = std::collections::BTreeSet::new();
+        for failure in failures {
+            if !seen.insert(failure.clone()) {
+                continue;
+            }
+            let file = load.origin(&failure.path);
+            let line = file.as_deref().and_then(|f| load.line(f, &failure.path));
+            load.problems.push(Problem {
+                kind: ProblemKind::Interpolation,
+                file,
+                line,
+                key: failure.path,
+                message: failure.message,
+            });
         }
+        Ok((Value::Object(out), load.problems))
     }
 
     /// Loads one section (`catalog`, `parameters`, `credentials`, `globals`
-    /// or a custom one registered with [`ConfigLoader::with_patterns`]) as
-    /// it stands in the configuration files (runtime params only through
-    /// `${runtime_params:..}`).
+    /// or a custom one registered with [`ConfigLoader::with_patterns`]):
+    /// base and run environment merged, `${...}` resolved, top-level `_`
+    /// keys dropped. Runtime params only enter through
+    /// `${runtime_params:..}` (see [`ConfigLoader::parameters`]).
+    ///
+    /// Every problem found (in the section and in the globals it uses) is
+    /// reported in one [`ConfigError::Invalid`].
     pub fn get(&self, section: &str) -> Result<Value, ConfigError> {
+        self.patterns_of(section)?;
+        let empty = Value::Object(Default::default());
+        let (globals, mut problems) = self.load_section("globals", &empty)?;
         if section == "globals" {
-            return self.globals();
+            return finish(section, globals, problems);
         }
-        let globals = self.globals()?;
-        self.load_section(section, &globals)
+        let (value, more) = self.load_section(section, &globals)?;
+        problems.extend(more);
+        finish(section, value, problems)
     }
 
     /// The parameters a run uses: the `parameters` section with the runtime
@@ -377,6 +509,17 @@ impl ConfigLoader {
         let mut params = self.get("parameters")?;
         deep_merge(&mut params, self.runtime_params.clone());
         Ok(params)
+    }
+}
+
+fn finish(section: &str, value: Value, problems: Vec<Problem>) -> Result<Value, ConfigError> {
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            section: section.to_string(),
+            problems,
+        })
     }
 }
 

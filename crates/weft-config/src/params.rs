@@ -4,21 +4,37 @@ use serde_json::Value;
 
 use crate::ConfigError;
 
-/// Types a raw string like a YAML scalar: `1` int, `1.5` float,
-/// `true`/`false` bool, `null`/`~` null, anything else a string (quotes
-/// stripped).
+/// Types a raw string like a YAML 1.2 scalar: `1`, `0x1f`, `0o17` int,
+/// `1.5`, `1e3` float, `true`/`false` bool, `null`/`~`/empty null, anything
+/// else a string (surrounding quotes stripped). YAML 1.1 words (`yes`, `on`,
+/// ...) and non-finite floats (`.inf`) stay strings.
 pub fn scalar(raw: &str) -> Value {
     let s = raw.trim();
     match s {
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        "null" | "Null" | "NULL" | "~" => return Value::Null,
+        "" | "null" | "Null" | "NULL" | "~" => return Value::Null,
         _ => {}
     }
     if let Ok(i) = s.parse::<i64>() {
         return Value::from(i);
     }
+    if let Ok(u) = s.parse::<u64>() {
+        return Value::from(u);
+    }
+    let (sign, digits) = match s.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, s.strip_prefix('+').unwrap_or(s)),
+    };
+    for (prefix, radix) in [("0x", 16), ("0o", 8)] {
+        if let Some(d) = digits.strip_prefix(prefix)
+            && let Ok(i) = i64::from_str_radix(d, radix)
+        {
+            return Value::from(sign * i);
+        }
+    }
     if s.chars().any(|c| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
         && let Ok(f) = s.parse::<f64>()
         && f.is_finite()
     {
@@ -34,9 +50,9 @@ pub fn scalar(raw: &str) -> Value {
 
 /// Sets `dotted.key` in an object, creating nested objects on the way.
 pub(crate) fn set_dotted(target: &mut Value, key: &str, value: Value) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('.').collect();
-    if parts.iter().any(|p| p.trim().is_empty()) {
-        return Err("empty key segment".into());
+    let parts: Vec<&str> = key.split('.').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("empty segment in the dotted key `{key}`"));
     }
     let mut cur = target;
     for (i, part) in parts.iter().enumerate() {
@@ -54,8 +70,14 @@ pub(crate) fn set_dotted(target: &mut Value, key: &str, value: Value) -> Result<
     Ok(())
 }
 
-/// Parses `"a=1,b.c=x"` (Kedro also accepts `key:value`) into a nested
-/// object. Dotted keys nest; values are typed like YAML scalars.
+/// Parses `"a=1,b.c=x"` into a nested object, like Kedro's `--params`.
+///
+/// Items are separated by `,`; key and value by `=` or `:` (whichever comes
+/// first, so `url=http://h:1` and `url:http://h` both work). Dotted keys
+/// nest; values are typed like YAML scalars (see [`scalar`]; an empty value
+/// is null, as in Kedro). Empty items are skipped; a later item overrides an
+/// earlier one. An item without separator, with an empty key or key segment,
+/// or nesting under a plain value is an error naming the item.
 pub fn parse_runtime_params(s: &str) -> Result<Value, ConfigError> {
     let mut out = Value::Object(Default::default());
     for item in s.split(',') {
@@ -63,24 +85,18 @@ pub fn parse_runtime_params(s: &str) -> Result<Value, ConfigError> {
         if item.is_empty() {
             continue;
         }
-        let split = item.find('=').or_else(|| item.find(':'));
-        let Some(at) = split else {
-            return Err(ConfigError::RuntimeParams {
-                item: item.into(),
-                message: "expected `key=value`".into(),
-            });
+        let err = |message: &str| ConfigError::RuntimeParams {
+            item: item.into(),
+            message: message.into(),
+        };
+        let Some(at) = item.find(['=', ':']) else {
+            return Err(err("expected `key=value` (or `key:value`)"));
         };
         let key = item[..at].trim();
         if key.is_empty() {
-            return Err(ConfigError::RuntimeParams {
-                item: item.into(),
-                message: "missing the parameter name before `=`".into(),
-            });
+            return Err(err("the parameter name before the separator is empty"));
         }
-        set_dotted(&mut out, key, scalar(&item[at + 1..])).map_err(|message| ConfigError::RuntimeParams {
-            item: item.into(),
-            message,
-        })?;
+        set_dotted(&mut out, key, scalar(&item[at + 1..])).map_err(|m| err(&m))?;
     }
     Ok(out)
 }
@@ -103,12 +119,13 @@ pub fn deep_merge(base: &mut Value, over: Value) {
     }
 }
 
-/// Replaces every leaf of a credentials tree with `"***"`.
+/// Replaces every leaf scalar of a credentials tree (strings, numbers,
+/// booleans and nulls) with `"***"`, keeping the shape (keys, array
+/// lengths) so the CLI can show which credentials exist.
 pub fn mask_credentials(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_credentials(v))).collect()),
         Value::Array(a) => Value::Array(a.iter().map(mask_credentials).collect()),
-        Value::Null => Value::Null,
         _ => Value::String("***".into()),
     }
 }
@@ -122,48 +139,88 @@ mod tests {
     fn scalars_are_typed_like_yaml() {
         assert_eq!(scalar("1"), json!(1));
         assert_eq!(scalar("-2"), json!(-2));
+        assert_eq!(scalar("+3"), json!(3));
+        assert_eq!(scalar("0x1f"), json!(31));
+        assert_eq!(scalar("-0o17"), json!(-15));
+        assert_eq!(scalar("18446744073709551615"), json!(u64::MAX));
         assert_eq!(scalar("1.5"), json!(1.5));
         assert_eq!(scalar("1e3"), json!(1000.0));
+        assert_eq!(scalar(".5"), json!(0.5));
         assert_eq!(scalar("true"), json!(true));
+        assert_eq!(scalar("False"), json!(false));
         assert_eq!(scalar("null"), json!(null));
+        assert_eq!(scalar("~"), json!(null));
+        assert_eq!(scalar(""), json!(null));
         assert_eq!(scalar("abc"), json!("abc"));
+        assert_eq!(scalar(" padded "), json!("padded"));
         assert_eq!(scalar("'1'"), json!("1"));
+        assert_eq!(scalar("\"true\""), json!("true"));
+        assert_eq!(scalar("yes"), json!("yes"));
         assert_eq!(scalar("inf"), json!("inf"));
+        assert_eq!(scalar(".inf"), json!(".inf"));
+        assert_eq!(scalar("1.2.3"), json!("1.2.3"));
+        assert_eq!(scalar("2024-01-01"), json!("2024-01-01"));
     }
 
     #[test]
     fn runtime_params_nest_and_type() {
-        let v = parse_runtime_params("a=1,b.c=x,b.d=2.5,e:true,url=http://h:1").unwrap();
+        let v = parse_runtime_params("a=1,b.c=x,b.d=2.5,e:true,url=http://h:1,n=null,empty=").unwrap();
         assert_eq!(
             v,
-            json!({"a": 1, "b": {"c": "x", "d": 2.5}, "e": true, "url": "http://h:1"})
+            json!({"a": 1, "b": {"c": "x", "d": 2.5}, "e": true, "url": "http://h:1", "n": null, "empty": null})
         );
-        let err = parse_runtime_params("a=1,oops").unwrap_err();
+        // The first separator wins, as in Kedro: `a:b=c` is a = "b=c".
+        assert_eq!(parse_runtime_params("a:b=c").unwrap(), json!({"a": "b=c"}));
         assert_eq!(
-            err.to_string(),
-            "invalid runtime parameter `oops`: expected `key=value`"
+            parse_runtime_params(" x . y = 2 ,, ").unwrap(),
+            json!({"x": {"y": 2}})
         );
-        assert!(parse_runtime_params("=1").is_err());
-        assert!(
-            parse_runtime_params("a=1,a.b=2")
-                .unwrap_err()
-                .to_string()
-                .contains("`a` is already set")
+        assert_eq!(parse_runtime_params("").unwrap(), json!({}));
+        assert_eq!(parse_runtime_params("a=1,a=2").unwrap(), json!({"a": 2}));
+    }
+
+    #[test]
+    fn malformed_runtime_params_name_the_item() {
+        let msg = |s: &str| parse_runtime_params(s).unwrap_err().to_string();
+        assert_eq!(
+            msg("a=1,oops"),
+            "invalid runtime parameter `oops`: expected `key=value` (or `key:value`)"
         );
-        assert!(parse_runtime_params("a..b=1").is_err());
+        assert_eq!(
+            msg("=1"),
+            "invalid runtime parameter `=1`: the parameter name before the separator is empty"
+        );
+        assert_eq!(
+            msg("a=1,a.b=2"),
+            "invalid runtime parameter `a.b=2`: `a` is already set to a plain value"
+        );
+        assert_eq!(
+            msg("a..b=1"),
+            "invalid runtime parameter `a..b=1`: empty segment in the dotted key `a..b`"
+        );
     }
 
     #[test]
     fn deep_merge_merges_objects_and_replaces_the_rest() {
-        let mut base = json!({"a": {"x": 1, "y": 2}, "b": [1], "c": 1});
-        deep_merge(&mut base, json!({"a": {"y": 3, "z": 4}, "b": [2], "d": 5}));
-        assert_eq!(
-            base,
-            json!({"a": {"x": 1, "y": 3, "z": 4}, "b": [2], "c": 1, "d": 5})
+        let mut base = json!({"a": {"x": 1, "y": {"k": 1}}, "b": [1], "c": 1, "e": {"z": 1}});
+        deep_merge(
+            &mut base,
+            json!({"a": {"y": {"j": 2}, "z": 4}, "b": [2], "d": 5, "e": 3}),
         );
         assert_eq!(
-            mask_credentials(&json!({"u": "a", "p": {"x": 1}})),
-            json!({"u": "***", "p": {"x": "***"}})
+            base,
+            json!({"a": {"x": 1, "y": {"k": 1, "j": 2}, "z": 4}, "b": [2], "c": 1, "e": 3, "d": 5})
+        );
+        let mut scalar_base = json!(1);
+        deep_merge(&mut scalar_base, json!({"a": 1}));
+        assert_eq!(scalar_base, json!({"a": 1}));
+    }
+
+    #[test]
+    fn masking_keeps_shape_and_hides_every_leaf() {
+        assert_eq!(
+            mask_credentials(&json!({"u": "a", "p": {"x": 1, "n": null, "t": true}, "l": ["s", 2], "e": {}})),
+            json!({"u": "***", "p": {"x": "***", "n": "***", "t": "***"}, "l": ["***", "***"], "e": {}})
         );
     }
 }

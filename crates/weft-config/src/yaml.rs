@@ -12,10 +12,14 @@ pub fn from_str(text: &str, origin: &Path) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    serde_saphyr::from_str_with_options::<Value>(text, yaml_options()).map_err(|e| ConfigError::Parse {
-        file: origin.to_path_buf(),
-        line: e.location().map(|l| l.line() as usize).filter(|l| *l > 0),
-        message: first_line(&e.to_string()),
+    serde_saphyr::from_str_with_options::<Value>(text, yaml_options()).map_err(|e| {
+        let location = e.location();
+        ConfigError::Parse {
+            file: origin.to_path_buf(),
+            line: location.map(|l| l.line() as usize).filter(|l| *l > 0),
+            column: location.map(|l| l.column() as usize).filter(|c| *c > 0),
+            message: first_line(&e.to_string()),
+        }
     })
 }
 
@@ -31,52 +35,93 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or(s).trim().to_string()
 }
 
-/// Reads and parses a YAML or JSON file.
+/// Reads and parses a YAML or JSON file (by extension: `.json` is parsed
+/// as strict JSON, anything else as YAML).
 pub fn load_file(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_text(&text, path)
+}
+
+/// Parses already-read text of `path` (JSON or YAML by extension).
+pub(crate) fn parse_text(text: &str, path: &Path) -> Result<Value, ConfigError> {
     if path.extension().is_some_and(|e| e == "json") {
-        return serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+        return serde_json::from_str(text).map_err(|e| ConfigError::Parse {
             file: path.to_path_buf(),
-            line: Some(e.line()),
+            line: Some(e.line()).filter(|l| *l > 0),
+            column: Some(e.column()).filter(|c| *c > 0),
             message: e.to_string(),
         });
     }
-    from_str(&text, path)
+    from_str(text, path)
 }
 
+/// The column and text of the mapping key a block-style line defines, if any
+/// (`key: value`, `key:`, `"quoted key": value`, `- key: value`).
 fn key_of(line: &str) -> Option<(usize, &str)> {
-    let indent = line.len() - line.trim_start().len();
-    let rest = line.trim_start().trim_start_matches("- ");
-    let (key, _) = rest.split_once(':')?;
-    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
-    (!key.is_empty() && !key.starts_with('#')).then_some((indent, key))
+    let mut rest = line.trim_start();
+    while let Some(r) = rest.strip_prefix("- ") {
+        rest = r.trim_start();
+    }
+    let col = line.len() - rest.len();
+    let key = match rest.chars().next()? {
+        q @ ('"' | '\'') => {
+            let end = rest[1..].find(q)? + 1;
+            rest[end + 1..].trim_start().strip_prefix(':')?;
+            &rest[1..end]
+        }
+        '#' | '{' | '[' | '-' => return None,
+        _ => match rest.split_once(": ") {
+            Some((k, _)) => k,
+            None => rest
+                .split_once(" #")
+                .map_or(rest, |(k, _)| k)
+                .trim_end()
+                .strip_suffix(':')?,
+        }
+        .trim_end(),
+    };
+    (!key.is_empty()).then_some((col, key))
 }
 
 /// Best effort: the 1-based line where the mapping key path (for example
-/// `["__default__", "nodes"]`) is defined in block-style YAML text.
+/// `["__default__", "nodes"]`) is defined in block-style YAML (or
+/// pretty-printed JSON) text. Only direct children are matched at each
+/// level; `None` when the path is not found.
 pub fn line_of(text: &str, key_path: &[&str]) -> Option<usize> {
+    if key_path.is_empty() {
+        return None;
+    }
     let mut depth = 0usize;
-    let mut min_indent = 0usize;
+    let mut parent_col: Option<usize> = None;
+    let mut child_col: Option<usize> = None;
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
             continue;
         }
-        let indent = line.len() - line.trim_start().len();
-        if depth > 0 && indent < min_indent {
+        let indent = line.len() - trimmed.len();
+        if parent_col.is_some_and(|p| indent <= p) {
+            // Left the parent's block without finding the child.
             return None;
         }
-        if let Some((key_indent, key)) = key_of(line)
-            && key == key_path[depth]
-            && key_indent >= min_indent
-        {
+        let Some((col, key)) = key_of(line) else {
+            continue;
+        };
+        match child_col {
+            None => child_col = Some(col),
+            Some(c) if c != col => continue,
+            Some(_) => {}
+        }
+        if key == key_path[depth] {
             depth += 1;
             if depth == key_path.len() {
                 return Some(i + 1);
             }
-            min_indent = key_indent + 1;
+            parent_col = Some(col);
+            child_col = None;
         }
     }
     None

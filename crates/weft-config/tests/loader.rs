@@ -145,7 +145,7 @@ fn env_resolver_only_in_credentials() {
     write(d.path(), "base/parameters.yml", &format!("x: ${{env:{var},1}}\n"));
     let msg = loader(d.path(), None).get("parameters").unwrap_err().to_string();
     assert!(
-        msg.contains("`env` resolver is only allowed in credentials"),
+        msg.contains("the env resolver is only allowed in credentials"),
         "{msg}"
     );
     assert!(msg.contains("parameters.yml"), "{msg}");
@@ -165,15 +165,20 @@ fn missing_references_and_cycles_are_reported_with_key_and_file() {
     };
     assert_eq!(problems.len(), 4, "{problems:?}");
     assert!(
-        problems[0].contains("`a`: no global `nope`") && problems[0].contains("parameters.yml"),
+        problems[0].to_string().contains("`a` in parameters: cannot resolve `${globals:nope}`")
+            && problems[0].to_string().contains("parameters.yml"),
         "{problems:?}"
     );
     assert!(
-        problems.iter().any(|p| p.contains("interpolation cycle")),
+        problems
+            .iter()
+            .any(|p| p.to_string().contains("interpolation cycle")),
         "{problems:?}"
     );
     assert!(
-        problems.iter().any(|p| p.contains("no runtime parameter `x`")),
+        problems
+            .iter()
+            .any(|p| p.to_string().contains("no runtime parameter `x`")),
         "{problems:?}"
     );
 }
