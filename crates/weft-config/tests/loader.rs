@@ -165,7 +165,9 @@ fn missing_references_and_cycles_are_reported_with_key_and_file() {
     };
     assert_eq!(problems.len(), 4, "{problems:?}");
     assert!(
-        problems[0].to_string().contains("`a` in parameters: cannot resolve `${globals:nope}`")
+        problems[0]
+            .to_string()
+            .contains("`a` in parameters: cannot resolve `${globals:nope}`")
             && problems[0].to_string().contains("parameters.yml"),
         "{problems:?}"
     );
