@@ -107,6 +107,8 @@ pub struct Problem {
     pub file: Option<PathBuf>,
     /// 1-based line in `file`, when known.
     pub line: Option<usize>,
+    /// 1-based column in `file`, when known (syntax errors).
+    pub column: Option<usize>,
     /// The dotted key at fault (empty when the whole file is at fault).
     pub key: String,
     /// Human-readable description (names the key and any reference).
@@ -133,7 +135,7 @@ impl fmt::Display for Problem {
                 )
             }
             _ => match &self.file {
-                Some(file) => write!(f, "{}: {}", location(file, self.line, None), self.message),
+                Some(file) => write!(f, "{}: {}", location(file, self.line, self.column), self.message),
                 None => f.write_str(&self.message),
             },
         }

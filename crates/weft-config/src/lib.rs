@@ -212,6 +212,7 @@ impl Load {
                 first_line: self.line(first, first_key),
             },
             line: self.line(file, key),
+            column: None,
             file: Some(file.to_path_buf()),
             key: key.to_string(),
             message,
@@ -324,6 +325,7 @@ impl ConfigLoader {
                         kind: ProblemKind::NotAMapping,
                         file: Some(file.clone()),
                         line: Some(1),
+                        column: None,
                         key: String::new(),
                         message: format!("the top level must be a mapping of keys, got {}", short(&other)),
                     });
@@ -339,11 +341,9 @@ impl ConfigLoader {
                         kind: ProblemKind::Syntax,
                         file: Some(file.clone()),
                         line,
+                        column,
                         key: String::new(),
-                        message: match column {
-                            Some(c) => format!("column {c}: {message}"),
-                            None => message,
-                        },
+                        message,
                     });
                     continue;
                 }
@@ -476,6 +476,7 @@ impl ConfigLoader {
                 kind: ProblemKind::Interpolation,
                 file,
                 line,
+                column: None,
                 key: failure.path,
                 message: failure.message,
             });

@@ -31,8 +31,20 @@ pub fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
+/// The parser's first message line without its own `error: line N column M:`
+/// prefix (the location is reported separately).
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or(s).trim().to_string()
+    let line = s.lines().next().unwrap_or(s).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    if let Some(rest) = line.strip_prefix("line ")
+        && let Some((loc, msg)) = rest.split_once(": ")
+        && loc
+            .split(" column ")
+            .all(|n| n.chars().all(|c| c.is_ascii_digit()))
+    {
+        return msg.trim().to_string();
+    }
+    line.to_string()
 }
 
 /// Reads and parses a YAML or JSON file (by extension: `.json` is parsed
