@@ -235,3 +235,65 @@ fn evaluate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(root: &Value, section: &str) -> (Value, Vec<Failure>) {
+        let src = Sources {
+            section,
+            globals: &json!({"g": {"n": 2}}),
+            runtime_params: &json!({"r": true}),
+            allow_env: false,
+            allow_runtime_params: true,
+            root,
+        };
+        let mut failures = Vec::new();
+        let v = resolve(root, &src, &mut Vec::new(), "", &mut failures);
+        (v, failures)
+    }
+
+    #[test]
+    fn whole_references_keep_types_embedded_ones_render() {
+        let root = json!({
+            "a": "${globals:g.n}", "b": "x${globals:g.n}y${runtime_params:r}",
+            "c": "${globals:g}", "d": "in ${c}", "e": ["${a}", "\\${a}"], "f": " ${a}"
+        });
+        let (v, failures) = run(&root, "parameters");
+        assert_eq!(failures, []);
+        assert_eq!(
+            v,
+            json!({
+                "a": 2, "b": "x2ytrue", "c": {"n": 2}, "d": "in {\"n\":2}",
+                "e": [2, "${a}"], "f": " 2"
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_expressions_fail_and_stay_as_written() {
+        let root = json!({"a": "x ${b", "b": "${globals:${c}}", "c": "${}", "d": "${.a}"});
+        let (v, failures) = run(&root, "catalog");
+        assert_eq!(v, root);
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`a` in catalog: unterminated `${` in \"x ${b\"",
+                "`b` in catalog: nested interpolation `${globals:${c}...` is not supported",
+                "`c` in catalog: empty reference `${}`",
+                "`d` in catalog: `${.a}`: relative references are not supported; use the full key path",
+            ]
+        );
+    }
+
+    #[test]
+    fn lookup_follows_objects_and_array_indices() {
+        let v = json!({"a": [{"b": 1}]});
+        assert_eq!(lookup(&v, "a.0.b"), Some(&json!(1)));
+        assert_eq!(lookup(&v, "a.1"), None);
+        assert_eq!(lookup(&v, "a.x"), None);
+    }
+}

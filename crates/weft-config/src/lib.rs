@@ -1,19 +1,37 @@
 //! Configuration loading with Kedro's rules (OmegaConfigLoader semantics).
 //!
-//! * `conf/base` + `conf/<env>` (default env `local`): files matching a
-//!   section's patterns (`catalog*`, `catalog*/**`, `**/catalog*`, and so on
-//!   for `parameters` and `credentials`; `globals.yml` for globals), YAML or
-//!   JSON, hidden files ignored.
+//! * `conf/base` + `conf/<env>` (default env `local`; a missing env folder
+//!   is empty, a missing `base` is an error): files matching a section's
+//!   patterns (`catalog*`, `catalog*/**`, `**/catalog*`, and so on for
+//!   `parameters` and `credentials`; `globals.yml`/`globals.yaml` for
+//!   globals; custom sections via [`ConfigLoader::with_patterns`]), `.yml`,
+//!   `.yaml` or `.json`, hidden files and folders ignored, loaded in sorted
+//!   path order.
 //! * Within one environment, a top-level key defined in two files is an
-//!   error naming both files (for parameters: a dotted leaf key).
-//! * The run environment overrides base per top-level key (`Destructive`,
-//!   default) or deeply (`Soft`).
-//! * `${globals:..}`, `${runtime_params:..}`, `${env:..}` (credentials only)
-//!   and same-section `${a.b}` interpolation, with `,default`.
+//!   error naming both files and lines (for parameters: the same dotted
+//!   leaf key, or a plain value in one file where the other has sub-keys).
+//! * The run environment overrides base per top-level key
+//!   ([`MergeStrategy::Destructive`], default) or deeply
+//!   ([`MergeStrategy::Soft`]).
+//! * `${globals:..}`, `${runtime_params:..}` (not in globals),
+//!   `${oc.env:..}`/`${env:..}` (credentials only) and same-section `${a.b}`
+//!   interpolation, each with an optional `,default` typed like a YAML
+//!   scalar; `\${` escapes. A value that is exactly one reference keeps the
+//!   referenced type.
 //! * Top-level keys starting with `_` are dropped after interpolation (use
 //!   them as YAML anchors or variables).
 //!
-//! Every problem found in one load is reported at once.
+//! Every problem found in one load (including those of the globals the
+//! section uses) is reported at once in [`ConfigError::Invalid`].
+//!
+//! ```
+//! use serde_json::json;
+//! let runtime = weft_config::parse_runtime_params("model.lr=0.5,name:run").unwrap();
+//! assert_eq!(runtime, json!({"model": {"lr": 0.5}, "name": "run"}));
+//! let mut params = json!({"model": {"lr": 0.1, "depth": 3}});
+//! weft_config::deep_merge(&mut params, runtime);
+//! assert_eq!(params, json!({"model": {"lr": 0.5, "depth": 3}, "name": "run"}));
+//! ```
 
 mod error;
 mod interpolate;

@@ -647,3 +647,31 @@ fn line_of_finds_nested_keys_for_other_crates() {
     assert_eq!(yaml::line_of(text, &["nodes"]), None);
     assert_eq!(yaml::line_of(text, &[]), None);
 }
+
+#[test]
+fn interpolation_problems_point_at_the_file_that_defined_the_value() {
+    let d = conf();
+    write(
+        d.path(),
+        "base/parameters.yml",
+        "model:\n  a: ${globals:x}\n  b: 1\n",
+    );
+    write(d.path(), "local/parameters.yml", "model:\n  b: ${globals:y}\n");
+    let soft = loader(d.path(), None).with_merge_strategy("parameters", MergeStrategy::Soft);
+    let ps = problems(soft.get("parameters").unwrap_err());
+    let got: Vec<(&str, Option<PathBuf>, Option<usize>)> = ps
+        .iter()
+        .map(|p| (p.key.as_str(), p.file.clone(), p.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("model.a", Some(path(&d, "base/parameters.yml")), Some(2)),
+            ("model.b", Some(path(&d, "local/parameters.yml")), Some(2)),
+        ]
+    );
+    // Destructive: base's `model` is gone, only the env's problem remains.
+    let ps = problems(loader(d.path(), None).get("parameters").unwrap_err());
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].key, "model.b");
+}
