@@ -505,7 +505,7 @@ fn multirun_table(results: &[RunResult], varying: &[String], metrics: &[String])
         );
         rows.push(row);
     }
-    render_table(&rows)
+    weft_store::report::table(&rows)
 }
 
 fn compact(v: &Value) -> String {
@@ -513,29 +513,6 @@ fn compact(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-fn render_table(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn config_show(
@@ -641,7 +618,7 @@ fn catalog_list(
                 v["versioned"].as_bool().unwrap_or(false).to_string(),
             ]);
         }
-        print!("{}", render_table(&table));
+        print!("{}", weft_store::report::table(&table));
     }
     Ok(0)
 }

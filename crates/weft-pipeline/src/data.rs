@@ -150,65 +150,26 @@ serde_data!(
 pub struct Empty;
 serde_data!(Empty);
 
-impl<T> DataValue for Vec<T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn decodable() -> bool {
-        true
-    }
-    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
-        decode_with_serde(de)
-    }
-    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
-        Some(self)
-    }
+/// Containers of serde types are serde-backed values themselves.
+macro_rules! serde_containers {
+    ($($container:ty),+ $(,)?) => {$(
+        impl<T> DataValue for $container
+        where
+            T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        {
+            fn decodable() -> bool {
+                true
+            }
+            fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
+                decode_with_serde(de)
+            }
+            fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
+                Some(self)
+            }
+        }
+    )+};
 }
-
-impl<T> DataValue for Option<T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn decodable() -> bool {
-        true
-    }
-    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
-        decode_with_serde(de)
-    }
-    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
-        Some(self)
-    }
-}
-
-impl<T> DataValue for BTreeMap<String, T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn decodable() -> bool {
-        true
-    }
-    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
-        decode_with_serde(de)
-    }
-    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
-        Some(self)
-    }
-}
-
-impl<T> DataValue for HashMap<String, T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn decodable() -> bool {
-        true
-    }
-    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
-        decode_with_serde(de)
-    }
-    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
-        Some(self)
-    }
-}
+serde_containers!(Vec<T>, Option<T>, BTreeMap<String, T>, HashMap<String, T>);
 
 #[cfg(feature = "arrow")]
 impl DataValue for arrow_array::RecordBatch {}

@@ -51,6 +51,16 @@ impl Runner for ThreadRunner {
         let children = pipeline.children();
         let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
         let workers = self.max_workers.min(n);
+        // Node `i` is done (or skipped): its children with no other pending
+        // parent become ready.
+        let complete = |i: usize, waiting: &mut Vec<usize>, ready: &mut BinaryHeap<Reverse<usize>>| {
+            for &c in &children[i] {
+                waiting[c] -= 1;
+                if waiting[c] == 0 {
+                    ready.push(Reverse(c));
+                }
+            }
+        };
 
         std::thread::scope(|scope| {
             let (job_tx, job_rx) = mpsc::channel::<usize>();
@@ -86,12 +96,7 @@ impl Runner for ThreadRunner {
                     }
                     if !exec.should_run(i) {
                         finished += 1;
-                        for &c in &children[i] {
-                            waiting[c] -= 1;
-                            if waiting[c] == 0 {
-                                ready.push(Reverse(c));
-                            }
-                        }
+                        complete(i, &mut waiting, &mut ready);
                         continue;
                     }
                     if let Err(e) = exec.check_cancelled() {
@@ -105,12 +110,7 @@ impl Runner for ThreadRunner {
                         finished += 1;
                         match exec.run_node(i) {
                             Ok(()) => {
-                                for &c in &children[i] {
-                                    waiting[c] -= 1;
-                                    if waiting[c] == 0 {
-                                        ready.push(Reverse(c));
-                                    }
-                                }
+                                complete(i, &mut waiting, &mut ready);
                             }
                             Err(e) => {
                                 first_error = Some(e);
@@ -131,12 +131,7 @@ impl Runner for ThreadRunner {
                 finished += 1;
                 match result {
                     Ok(()) => {
-                        for &c in &children[i] {
-                            waiting[c] -= 1;
-                            if waiting[c] == 0 {
-                                ready.push(Reverse(c));
-                            }
-                        }
+                        complete(i, &mut waiting, &mut ready);
                     }
                     Err(e) => {
                         if first_error.is_none() {

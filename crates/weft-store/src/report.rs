@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::{RunRecord, SessionRecord};
 
-fn table(rows: &[Vec<String>]) -> String {
+/// Left-aligned columns separated by two spaces; the first row is the header.
+pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
