@@ -245,11 +245,23 @@ impl FileDataset {
                 .map_err(|e| self.load_err(path, e))?;
         let schema = builder.schema().clone();
         let reader = builder.build().map_err(|e| self.load_err(path, e))?;
-        let batches: Vec<RecordBatch> = reader
+        self.one_table(path, &schema, reader, request)
+    }
+
+    /// Concatenates a reader's batches into one table, then converts it to
+    /// the requested type.
+    fn one_table<E: std::fmt::Display>(
+        &self,
+        path: &std::path::Path,
+        schema: &arrow_schema::SchemaRef,
+        batches: impl Iterator<Item = Result<RecordBatch, E>>,
+        request: Option<&DataType>,
+    ) -> Result<Data, CatalogError> {
+        let batches: Vec<RecordBatch> = batches
             .collect::<Result<_, _>>()
             .map_err(|e| self.load_err(path, e))?;
         let batch =
-            arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| self.load_err(path, e))?;
+            arrow_select::concat::concat_batches(schema, &batches).map_err(|e| self.load_err(path, e))?;
         self.table_to_request(path, batch, request)
     }
 
@@ -262,12 +274,7 @@ impl FileDataset {
         let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
             .map_err(|e| self.load_err(path, e))?;
         let schema = reader.schema();
-        let batches: Vec<RecordBatch> = reader
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.load_err(path, e))?;
-        let batch =
-            arrow_select::concat::concat_batches(&schema, &batches).map_err(|e| self.load_err(path, e))?;
-        self.table_to_request(path, batch, request)
+        self.one_table(path, &schema, reader, request)
     }
 }
 

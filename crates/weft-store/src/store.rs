@@ -511,17 +511,27 @@ impl Store {
 
     /// One session.
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let ctx = format!("reading session {id}");
-        let row: Option<String> = on_backend!(
-            self,
+        self.get_record(
             "SELECT record FROM weft_sessions WHERE session_id = $1",
-            |q, pool| q
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .and_then(|r| r.map(|r| r.try_get::<String, _>("record")).transpose())
-                .map_err(db_err!(self, ctx))?
-        );
+            id,
+            format!("reading session {id}"),
+        )
+        .await
+    }
+
+    /// One row's JSON record, decoded; `sql` selects `record` by one key.
+    async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        ctx: String,
+    ) -> Result<Option<T>, StoreError> {
+        let row: Option<String> = on_backend!(self, sql, |q, pool| q
+            .bind(key)
+            .fetch_optional(pool)
+            .await
+            .and_then(|r| r.map(|r| r.try_get::<String, _>("record")).transpose())
+            .map_err(db_err!(self, ctx))?);
         row.map(|r| serde_json::from_str(&r).map_err(json_err!(self, ctx)))
             .transpose()
     }
@@ -687,19 +697,12 @@ impl Store {
 
     /// One run.
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let ctx = format!("reading run {run_id}");
-        let row: Option<String> = on_backend!(
-            self,
+        self.get_record(
             "SELECT record FROM weft_runs WHERE run_id = $1",
-            |q, pool| q
-                .bind(run_id)
-                .fetch_optional(pool)
-                .await
-                .and_then(|r| r.map(|r| r.try_get::<String, _>("record")).transpose())
-                .map_err(db_err!(self, ctx))?
-        );
-        row.map(|r| serde_json::from_str(&r).map_err(json_err!(self, ctx)))
-            .transpose()
+            run_id,
+            format!("reading run {run_id}"),
+        )
+        .await
     }
 
     /// Runs, newest first (run ids sort by time), optionally of one session
