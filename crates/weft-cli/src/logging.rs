@@ -43,6 +43,7 @@ pub fn init(cli: &Cli) -> anyhow::Result<LogGuard> {
             .with(
                 fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false)
                     .with_filter(filter),
             )
@@ -53,6 +54,7 @@ pub fn init(cli: &Cli) -> anyhow::Result<LogGuard> {
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
+                    .with_ansi(false)
                     .with_writer(std::io::stderr)
                     .with_filter(filter),
             )

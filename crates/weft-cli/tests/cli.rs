@@ -61,6 +61,17 @@ fn new_project_runs_and_is_recorded() {
     }
     let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
     assert_eq!(sessions.as_array().unwrap().len(), 1);
+    // Structured logs: every line of a run carries its run id.
+    let out = weft(&root, &["--log-format", "json", "run", "--no-store"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(lines.iter().all(|l| l["span"]["run_id"].is_string()), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour codes off a terminal");
 }
 
 #[test]
