@@ -101,6 +101,14 @@ impl Pattern {
             .count()
     }
 
+    /// Placeholder names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Placeholder(p) => Some(p.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     /// Whether this is a catch-all (`"{default}"`).
     pub fn is_catch_all(&self) -> bool {
         self.segments.len() == 1 && self.placeholders() == 1
@@ -114,6 +122,7 @@ impl Pattern {
                 Some((Segment::Literal(l), rest)) => {
                     s.strip_prefix(l.as_str()).is_some_and(|r| go(rest, r, out))
                 }
+                Some((Segment::Placeholder(_), _)) if s.is_empty() => false,
                 Some((Segment::Placeholder(p), rest)) => {
                     for (i, _) in s.char_indices().skip(1).chain(std::iter::once((s.len(), ' '))) {
                         if go(rest, &s[i..], out) {
@@ -128,6 +137,35 @@ impl Pattern {
         let mut out = BTreeMap::new();
         (!name.is_empty() && go(&self.segments, name, &mut out)).then_some(out)
     }
+}
+
+/// Every `{word}` placeholder used in the string values of an entry.
+fn placeholders_in(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(open) = rest.find('{') {
+                    rest = &rest[open + 1..];
+                    if let Some(close) = rest.find('}') {
+                        let word = &rest[..close];
+                        if !word.is_empty()
+                            && word.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            && !out.iter().any(|w| w == word)
+                        {
+                            out.push(word.to_string());
+                        }
+                    }
+                }
+            }
+            Value::Object(m) => m.values().for_each(|v| walk(v, out)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out
 }
 
 fn substitute(v: &Value, values: &BTreeMap<String, String>) -> Value {
@@ -289,26 +327,67 @@ impl CatalogConfig {
                 config: config.clone(),
                 credentials: creds,
             };
+            // Dry-run the factory so bad entries fail now, all together.
+            let dry_run = |config: &serde_json::Map<String, Value>| {
+                let spec = DatasetSpec {
+                    name,
+                    type_name: canonical,
+                    config,
+                    project_dir: std::path::Path::new("."),
+                    save_version: "validation",
+                    load_version: None,
+                    credentials: entry.credentials.as_ref(),
+                };
+                match types.get(canonical).map(|f| f(&spec)) {
+                    Some(Err(e)) => Err(format!("`{name}`: {e}")),
+                    _ => Ok(()),
+                }
+            };
             match Pattern::parse(name) {
                 Err(e) => problems.push(e),
-                Ok(Some(p)) => patterns.push((p, entry)),
-                Ok(None) => {
-                    // Dry-run the factory so bad entries fail now, all together.
-                    let spec = DatasetSpec {
-                        name,
-                        type_name: canonical,
-                        config,
-                        project_dir: std::path::Path::new("."),
-                        save_version: "validation",
-                        load_version: None,
-                        credentials: entry.credentials.as_ref(),
-                    };
-                    match types.get(canonical).map(|f| f(&spec)) {
-                        Some(Err(e)) => problems.push(format!("`{name}`: {e}")),
-                        _ => entries.push(entry),
+                Ok(Some(p)) => {
+                    let mut ok = true;
+                    for used in placeholders_in(&Value::Object(config.clone())) {
+                        if !p.names().any(|n| n == used) {
+                            ok = false;
+                            problems.push(format!(
+                                "`{name}`: placeholder `{{{used}}}` is used in the entry but not in the pattern"
+                            ));
+                        }
+                    }
+                    // Validate with every placeholder filled in.
+                    let sample: BTreeMap<String, String> =
+                        p.names().map(|n| (n.to_string(), n.to_string())).collect();
+                    if let Value::Object(filled) = substitute(&Value::Object(config.clone()), &sample)
+                        && let Err(e) = dry_run(&filled)
+                    {
+                        ok = false;
+                        problems.push(e);
+                    }
+                    if ok {
+                        patterns.push((p, entry));
                     }
                 }
+                Ok(None) => match dry_run(config) {
+                    Err(e) => problems.push(e),
+                    Ok(()) => entries.push(entry),
+                },
             }
+        }
+        let catch_all: Vec<&str> = patterns
+            .iter()
+            .filter(|(p, _)| p.specificity() == 0)
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if catch_all.len() > 1 {
+            problems.push(format!(
+                "only one catch-all pattern is allowed, found {}",
+                catch_all
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !problems.is_empty() {
             return Err(CatalogError::Config { problems });

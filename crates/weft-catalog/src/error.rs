@@ -2,9 +2,11 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong with datasets and the catalog.
 ///
-/// `Config` is the user's catalog configuration; `NotSaved`, `Load`,
-/// `Save`, `VersionExists`, `NoVersion` and `Conversion` are about the data
-/// of one dataset (named in every message); `Io` is the environment.
+/// Grouped by who is at fault (see [`CatalogError::fault`]): `Config` is the
+/// user's catalog configuration (every problem names its dataset and key);
+/// `NotSaved`, `Load`, `Save`, `VersionExists`, `NoVersion` and
+/// `Conversion` are about the data of one dataset (named in every message,
+/// with the file path where there is one); `Io` is the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog configuration is invalid; every problem is listed.
@@ -82,6 +84,49 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Who has to act to fix a [`CatalogError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The catalog configuration (or the dataset types registered) is wrong.
+    Config,
+    /// The data is missing, malformed or of the wrong type.
+    Data,
+    /// The file system (permissions, disk, missing folders) failed.
+    Environment,
+}
+
+impl CatalogError {
+    /// Who is at fault: the configuration, the data, or the environment.
+    pub fn fault(&self) -> Fault {
+        match self {
+            CatalogError::Config { .. } => Fault::Config,
+            CatalogError::NotSaved { .. }
+            | CatalogError::Load { .. }
+            | CatalogError::Save { .. }
+            | CatalogError::VersionExists { .. }
+            | CatalogError::NoVersion { .. }
+            | CatalogError::Conversion { .. } => Fault::Data,
+            CatalogError::Io { .. } => Fault::Environment,
+        }
+    }
+
+    /// The dataset the error is about (`None` only for configuration errors,
+    /// whose problems each name their dataset).
+    pub fn dataset(&self) -> Option<&str> {
+        match self {
+            CatalogError::Config { .. } => None,
+            CatalogError::NotSaved { dataset }
+            | CatalogError::Load { dataset, .. }
+            | CatalogError::Save { dataset, .. }
+            | CatalogError::VersionExists { dataset, .. }
+            | CatalogError::NoVersion { dataset, .. }
+            | CatalogError::Conversion { dataset, .. }
+            | CatalogError::Io { dataset, .. } => Some(dataset),
+        }
+    }
 }
 
 fn at(path: &Option<PathBuf>) -> String {

@@ -24,7 +24,7 @@ mod registry;
 
 pub use catalog::{BuildOptions, Catalog, CatalogConfig, Pattern};
 pub use dataset::{Dataset, DatasetInfo, LoadType};
-pub use error::CatalogError;
+pub use error::{CatalogError, Fault};
 pub use formats::{FileDataset, Format};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
