@@ -355,3 +355,210 @@ fn two_catalogs_from_one_config_never_share_data() {
     assert!(!b.exists("x").unwrap());
     assert!(b.load("x", None).is_err());
 }
+
+#[test]
+fn csv_decodes_typed_fields_and_honours_load_and_save_args() {
+    #[derive(Debug, PartialEq, Deserialize, Serialize)]
+    struct Typed {
+        i: i32,
+        u: u8,
+        f: f32,
+        b: bool,
+        o: Option<i64>,
+        s: String,
+    }
+    serde_data!(Typed);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("semi.csv"),
+        "i;u;f;b;o;s\n-3;255;2.5;true;;hello world\n7;0;-1e3;FALSE;42; 12 \n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nohead.csv"), "1,a\n2,b\n").unwrap();
+    let c = build(
+        dir.path(),
+        json!({
+            "semi": {"type": "csv.CSVDataset", "filepath": "semi.csv", "load_args": {"delimiter": ";"}},
+            "nohead": {"type": "CSVDataset", "filepath": "nohead.csv", "load_args": {"has_header": false}},
+            "out": {"type": "pandas.CSVDataset", "filepath": "out/out.tsv",
+                    "save_args": {"delimiter": "\t", "has_header": false}},
+        }),
+        "v",
+    );
+    let typed = c.load("semi", Some(&DataType::of::<Vec<Typed>>())).unwrap();
+    assert_eq!(
+        typed.downcast_ref::<Vec<Typed>>().unwrap(),
+        &vec![
+            Typed {
+                i: -3,
+                u: 255,
+                f: 2.5,
+                b: true,
+                o: None,
+                s: "hello world".into()
+            },
+            Typed {
+                i: 7,
+                u: 0,
+                f: -1000.0,
+                b: false,
+                o: Some(42),
+                s: " 12 ".into()
+            },
+        ]
+    );
+    // Untyped: scalars are inferred, empty fields are null.
+    let untyped = c.load("semi", None).unwrap().to_json().unwrap();
+    assert_eq!(
+        untyped,
+        json!([
+            {"i": -3, "u": 255, "f": 2.5, "b": true, "o": null, "s": "hello world"},
+            {"i": 7, "u": 0, "f": -1000.0, "b": false, "o": 42, "s": 12},
+        ])
+    );
+    // Without a header, rows decode as tuples.
+    let rows = c
+        .load("nohead", Some(&DataType::of::<Vec<(i64, String)>>()))
+        .unwrap();
+    assert_eq!(
+        rows.downcast_ref::<Vec<(i64, String)>>().unwrap(),
+        &vec![(1, "a".to_string()), (2, "b".to_string())]
+    );
+    c.save("out", Data::new(json!([{"a": 1, "b": "x"}, {"a": 2, "b": null}])))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/out.tsv")).unwrap(),
+        "1\tx\n2\t\n"
+    );
+    // A value out of range for the field type is a data error naming row and column.
+    std::fs::write(dir.path().join("semi.csv"), "i;u;f;b;o;s\n1;256;1;true;;x\n").unwrap();
+    let err = c.load("semi", Some(&DataType::of::<Vec<Typed>>())).unwrap_err();
+    assert_eq!(err.fault(), weft_catalog::Fault::Data);
+    let msg = err.to_string();
+    assert!(msg.contains("row 1") && msg.contains("column `u`"), "{msg}");
+}
+
+#[test]
+fn yaml_and_json_decode_straight_into_structs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yml"),
+        "- {id: 1, name: a, score: 1.5, active: true, note: null}\n- id: 2\n  name: 'b, c'\n  score: -2\n  active: false\n  note: x\n",
+    )
+    .unwrap();
+    let c = build(
+        dir.path(),
+        json!({"y": {"type": "YAMLDataset", "filepath": "r.yml"}}),
+        "v",
+    );
+    let typed = c.load("y", Some(&DataType::of::<Vec<Row>>())).unwrap();
+    assert_eq!(typed.downcast_ref::<Vec<Row>>().unwrap(), &rows());
+    assert_eq!(c.load_type("y"), LoadType::Decodes);
+    // A type mismatch is a data error naming the dataset and the file.
+    let err = c.load("y", Some(&DataType::of::<Vec<String>>())).unwrap_err();
+    assert_eq!(err.fault(), weft_catalog::Fault::Data);
+    assert_eq!(err.dataset(), Some("y"));
+    assert!(err.to_string().contains("r.yml"), "{err}");
+}
+
+#[test]
+fn credentials_resolve_from_the_credentials_section() {
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let mut types = DatasetTypeRegistry::with_builtins();
+    let record = Arc::clone(&seen);
+    types
+        .register(
+            "db.TableDataset",
+            Arc::new(move |spec: &weft_catalog::DatasetSpec<'_>| {
+                record
+                    .lock()
+                    .unwrap()
+                    .push(spec.credentials.cloned().unwrap_or_default());
+                Ok(Arc::new(weft_catalog::MemoryDataset::new(spec.name)) as Arc<dyn weft_catalog::Dataset>)
+            }),
+        )
+        .unwrap();
+    let creds = json!({"warehouse": {"user": "u", "password": "p"}});
+    let cfg = CatalogConfig::parse(
+        &json!({
+            "t": {"type": "db.TableDataset", "credentials": "warehouse"},
+            "inline": {"type": "TableDataset", "credentials": {"token": "k"}},
+        }),
+        &creds,
+        &types,
+    )
+    .unwrap();
+    seen.lock().unwrap().clear();
+    let c = cfg.build(&BuildOptions::default()).unwrap();
+    assert!(c.contains("t") && c.contains("inline"));
+    let mut got = seen.lock().unwrap().clone();
+    got.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        got,
+        vec![json!({"token": "k"}), json!({"user": "u", "password": "p"})]
+    );
+    // A missing reference is a configuration error at parse time.
+    let err = CatalogConfig::parse(
+        &json!({"t": {"type": "db.TableDataset", "credentials": "nope"}}),
+        &creds,
+        &types,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err.fault(), weft_catalog::Fault::Config);
+    assert!(err.to_string().contains("`t`: credentials `nope`"), "{err}");
+}
+
+#[test]
+fn memory_release_drops_the_only_reference() {
+    let mut c = Catalog::new();
+    let d = Data::new(vec![1u64; 1000]);
+    c.add_data("m", d.clone());
+    let a = c.load("m", None).unwrap();
+    let b = c.load("m", None).unwrap();
+    assert!(a.ptr_eq(&d) && b.ptr_eq(&d));
+    drop((a, b));
+    assert_eq!(d.strong_count(), 2);
+    c.release("m");
+    assert_eq!(d.strong_count(), 1);
+    let err = c.load("m", None).unwrap_err();
+    assert_eq!(err.dataset(), Some("m"));
+    assert!(err.to_string().contains("`m`"), "{err}");
+    // Added and undeclared names are memory datasets.
+    assert!(c.is_memory("m") && c.is_memory("undeclared"));
+}
+
+#[test]
+fn failed_saves_leave_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = build(
+        dir.path(),
+        json!({"c": {"type": "csv.CSVDataset", "filepath": "d/c.csv"},
+               "p": {"type": "parquet.ParquetDataset", "filepath": "d/p.parquet", "versioned": true}}),
+        "v1",
+    );
+    c.save("c", Data::new(json!([{"a": 1}]))).unwrap();
+    // Row 2 is not a row: the save fails and the previous file is intact.
+    let err = c.save("c", Data::new(json!([{"a": 2}, 3]))).unwrap_err();
+    assert!(err.to_string().contains("row 2"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("d/c.csv")).unwrap(),
+        "a\n1\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names, ["c.csv"]);
+    // Typed rows save as a table and load back as a RecordBatch or as rows.
+    c.save("p", Data::new(rows())).unwrap();
+    assert!(dir.path().join("d/p.parquet/v1/p.parquet").is_file());
+    let batch = c.load("p", None).unwrap();
+    let batch = batch.downcast_ref::<RecordBatch>().unwrap();
+    assert_eq!(batch.num_rows(), 2);
+    assert_eq!(
+        c.saved_versions(),
+        BTreeMap::from([("p".to_string(), "v1".to_string())])
+    );
+}
