@@ -562,3 +562,23 @@ fn failed_saves_leave_no_partial_file() {
         BTreeMap::from([("p".to_string(), "v1".to_string())])
     );
 }
+
+#[test]
+fn transcoded_names_are_separate_entries_and_catalog_is_send_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Catalog>();
+    send_sync::<CatalogConfig>();
+    let dir = tempfile::tempdir().unwrap();
+    let c = build(
+        dir.path(),
+        json!({
+            "cars@json": {"type": "json.JSONDataset", "filepath": "cars.json"},
+            "cars@text": {"type": "text.TextDataset", "filepath": "cars.json"},
+        }),
+        "v",
+    );
+    c.save("cars@json", Data::new(json!({"n": 1}))).unwrap();
+    assert!(!c.contains("cars"));
+    let text = c.load("cars@text", None).unwrap();
+    assert_eq!(text.downcast_ref::<String>().unwrap().trim(), r#"{"n":1}"#);
+}
