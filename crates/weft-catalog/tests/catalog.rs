@@ -582,3 +582,47 @@ fn transcoded_names_are_separate_entries_and_catalog_is_send_sync() {
     let text = c.load("cars@text", None).unwrap();
     assert_eq!(text.downcast_ref::<String>().unwrap().trim(), r#"{"n":1}"#);
 }
+
+#[test]
+fn partitions_with_sub_config_copy_between_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("in/2026")).unwrap();
+    std::fs::write(dir.path().join("in/2026/a.csv"), "x;y\n1;2\n").unwrap();
+    std::fs::write(dir.path().join("in/b.csv"), "x;y\n3;4\n").unwrap();
+    std::fs::write(dir.path().join("in/ignored.txt"), "not a partition").unwrap();
+    let c = build(
+        dir.path(),
+        json!({
+            "src": {"type": "partitions.PartitionedDataset", "path": "in", "filename_suffix": ".csv",
+                    "dataset": {"type": "pandas.CSVDataset", "load_args": {"delimiter": ";"},
+                                "save_args": {"delimiter": ";"}}},
+            "dst": {"type": "PartitionedDataset", "path": "out", "filename_suffix": ".json",
+                    "dataset": "JSONDataset"},
+        }),
+        "v",
+    );
+    let src = c.load("src", None).unwrap();
+    let parts = src.downcast_ref::<Partitions>().unwrap();
+    assert_eq!(parts.ids().collect::<Vec<_>>(), ["2026/a", "b"]);
+    let typed = parts
+        .load("2026/a", Some(&DataType::of::<Vec<BTreeMap<String, i64>>>()))
+        .unwrap();
+    assert_eq!(
+        typed.downcast_ref::<Vec<BTreeMap<String, i64>>>().unwrap()[0]["y"],
+        2
+    );
+    // Saving a `Partitions` value copies each partition through the target format.
+    c.save("dst", src.clone()).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/b.json")).unwrap()).unwrap();
+    assert_eq!(out, json!([{"x": 3, "y": 4}]));
+    assert!(dir.path().join("out/2026/a.json").is_file());
+    assert!(c.exists("dst").unwrap());
+    assert!(
+        parts
+            .load("missing", None)
+            .unwrap_err()
+            .to_string()
+            .contains("no partition `missing`")
+    );
+}
