@@ -191,7 +191,7 @@ fn retry_reruns_a_flaky_run_and_records_attempts() {
         .run_sequential(vec![RunConfig::default()], &policy, None)
         .unwrap();
     assert_eq!(results[0].status, RunStatus::Succeeded);
-    assert_eq!(results[0].metadata["attempts"], 3);
+    assert_eq!(results[0].attempts, 3);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
     let rec = store.get_run(&results[0].run_id).unwrap().unwrap();
@@ -203,7 +203,7 @@ fn retry_reruns_a_flaky_run_and_records_attempts() {
         .run_sequential(vec![RunConfig::default()], &Policy { retries: 1, ..policy }, None)
         .unwrap();
     assert_eq!(results[0].status, RunStatus::Failed);
-    assert_eq!(results[0].metadata["attempts"], 2);
+    assert_eq!(results[0].attempts, 2);
 }
 
 #[test]
