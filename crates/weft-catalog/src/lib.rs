@@ -59,9 +59,9 @@ mod memory;
 mod partitioned;
 mod registry;
 
-pub use catalog::{BuildOptions, Catalog, CatalogConfig, Pattern};
-pub use dataset::{Dataset, DatasetInfo, LoadType};
-pub use error::{CatalogError, Fault};
+pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunScope};
+pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
+pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
 pub use formats::{FileDataset, Format};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
