@@ -23,10 +23,6 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn store(&self) -> Option<&BlockingStore> {
-        self.store.as_ref()
-    }
-
     pub(crate) fn is_enabled(&self) -> bool {
         self.store.is_some()
     }

@@ -224,8 +224,13 @@ fn cleanup_on_error_removes_versioned_outputs_of_failed_runs() {
         ..Policy::continue_on_error()
     };
     let gone = s.run_sequential(vec![broken], &policy, None).unwrap();
-    assert_eq!(gone[0].saved_versions["first_out"], gone[0].run_id);
+    // Regression (issue 8 §5): removed versions leave saved_versions too.
+    assert!(gone[0].saved_versions.is_empty(), "{:?}", gone[0].saved_versions);
+    assert_eq!(gone[0].cleaned_up.len(), 1, "{:?}", gone[0].cleaned_up);
     assert!(!root.join("data/first.json").join(&gone[0].run_id).exists());
+    let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
+    let rec = store.get_run(&gone[0].run_id).unwrap().unwrap();
+    assert!(rec.saved_versions.is_empty(), "the record agrees");
     assert!(kept.is_dir());
 }
 
