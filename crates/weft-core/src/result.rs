@@ -12,7 +12,7 @@ pub struct RunContext {
     pub session_id: String,
     /// The run's unique id (`%Y-%m-%dT%H.%M.%S.%fZ-xxxxxxxx`).
     pub run_id: String,
-    /// Position of the run in its session (0-based).
+    /// Position of the run in its batch (0-based; 0 for a single run).
     pub run_index: usize,
     /// Number of runs in its batch (1 for a single run).
     pub total_runs: usize,
@@ -88,7 +88,7 @@ pub struct RunResult {
     pub run_id: String,
     /// Its session.
     pub session_id: String,
-    /// Position of the run in its session (0-based).
+    /// Position of the run in its batch (0-based; 0 for a single run).
     pub run_index: usize,
     /// How it ended.
     pub status: RunStatus,

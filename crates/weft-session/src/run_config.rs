@@ -110,7 +110,7 @@ pub enum Isolation {
 pub struct RunSpec {
     /// The session the run belongs to.
     pub session_id: String,
-    /// Position of the run in its session.
+    /// Position of the run in its batch (0 for a single run).
     pub run_index: usize,
     /// The resolved configuration: `run_id`, `env`, `runner` set,
     /// `pipeline_names` non-empty, `runtime_params` the merged object.

@@ -127,7 +127,6 @@ pub struct ServiceSession {
     overlap: Overlap,
     results: Mutex<VecDeque<RunResult>>,
     history_limit: usize,
-    next_index: AtomicUsize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -189,7 +188,6 @@ impl ServiceSession {
             overlap: if max_workers > 1 { Overlap::Possible } else { Overlap::Never },
             results: Mutex::new(VecDeque::new()),
             history_limit: options.history_limit.unwrap_or(1000),
-            next_index: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
         })
@@ -236,8 +234,7 @@ impl ServiceSession {
     /// once); nothing runs and nothing is recorded.
     pub fn prepare(&self, config: &RunConfig) -> Result<PreparedRun, SessionError> {
         self.ensure_open()?;
-        let index = self.next_index.fetch_add(1, Ordering::SeqCst);
-        self.core.prepare(config, index, self.overlap)
+        self.core.prepare(config, 0, self.overlap)
     }
 
     /// Prepares a resolved spec (queued earlier, or received from another
@@ -336,12 +333,11 @@ impl ServiceSession {
     ) -> Result<Vec<RunResult>, SessionError> {
         self.ensure_open()?;
         let total = configs.len();
-        let first_index = self.next_index.fetch_add(total, Ordering::SeqCst);
         let mut problems = Vec::new();
         let mut prepared = Vec::with_capacity(total);
         let mut seen = BTreeSet::new();
         for (i, cfg) in configs.iter().enumerate() {
-            match self.core.prepare(cfg, first_index + i, self.overlap) {
+            match self.core.prepare(cfg, i, self.overlap) {
                 Ok(p) => {
                     if !seen.insert(p.spec.run_id().to_string()) {
                         problems.push((

@@ -162,6 +162,7 @@ pub(super) fn load_versions(specs: &[String]) -> anyhow::Result<BTreeMap<String,
 }
 
 pub(super) fn session_options(
+    project: &std::path::Path,
     args: &SessionArgs,
     params: Value,
     code: ProjectCode,
@@ -186,9 +187,48 @@ pub(super) fn session_options(
         code,
         hooks: Hooks::new(),
         store,
-        command: std::env::args().collect(),
+        provenance: if inspect_only { weft_session::Provenance::default() } else { provenance(Some(project)) },
         type_check,
     })
+}
+
+/// Who runs the session and from what, read here at the edge: the user
+/// name from the environment, the project's git commit and dirty flag (two
+/// `git` calls, skipped outside a repository), the command line.
+pub(super) fn provenance(project: Option<&std::path::Path>) -> weft_session::Provenance {
+    let (git_commit, git_dirty) = project.map(git_info).unwrap_or((None, None));
+    weft_session::Provenance {
+        username: std::env::var("USER")
+            .ok()
+            .or_else(|| std::env::var("USERNAME").ok())
+            .filter(|u| !u.is_empty()),
+        git_commit,
+        git_dirty,
+        command: std::env::args().collect(),
+    }
+}
+
+fn git_info(dir: &std::path::Path) -> (Option<String>, Option<bool>) {
+    // Spawning git costs milliseconds: skip it outside a repository.
+    if !dir.ancestors().any(|d| d.join(".git").exists()) {
+        return (None, None);
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "HEAD"]);
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| run(&["status", "--porcelain"]))
+        .map(|s| !s.is_empty());
+    (commit, dirty)
 }
 
 pub(super) fn open_session(
@@ -200,7 +240,7 @@ pub(super) fn open_session(
 ) -> anyhow::Result<Session> {
     Ok(Session::create(
         project,
-        session_options(args, params, code, inspect_only)?,
+        session_options(project, args, params, code, inspect_only)?,
     )?)
 }
 
@@ -210,30 +250,33 @@ pub(super) fn data_json(d: &weft_pipeline::Data) -> Value {
 }
 
 pub(super) fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
-    let params = r.metadata.get("runtime_params").cloned().unwrap_or(Value::Null);
+    let params = &r.runtime_params;
     let shown = if params_keys.is_empty() {
-        params
+        params.clone()
     } else {
         let mut m = serde_json::Map::new();
         for k in params_keys {
             m.insert(
                 k.clone(),
-                lookup_dotted(&params, k).cloned().unwrap_or(Value::Null),
+                lookup_dotted(params, k).cloned().unwrap_or(Value::Null),
             );
         }
         Value::Object(m)
     };
     json!({
         "run_id": r.run_id,
-        "session_id": r.metadata.get("session_id"),
+        "session_id": r.session_id,
         "status": r.status,
         "params": shown,
         "start_time": r.start_time.to_string(),
         "end_time": r.end_time.to_string(),
         "duration_s": r.duration().as_secs_f64(),
-        "attempts": r.metadata.get("attempts"),
+        "attempts": r.attempts,
         "saved_versions": r.saved_versions,
-        "skipped_nodes": r.metadata.get("skipped_nodes"),
+        "skipped_nodes": r.skipped_nodes,
+        "scoped_outputs": r.scoped_outputs,
+        "metrics": r.metrics,
+        "warnings": r.warnings,
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
     })

@@ -36,7 +36,7 @@ pub(super) fn multirun(
         cleanup_on_error: args.cleanup_on_error,
         ..policy
     };
-    let mut session_opts = session_options(&args.run.session, Value::Null, code, false)?;
+    let mut session_opts = session_options(project, &args.run.session, Value::Null, code, false)?;
     let bar = (std::io::stderr().is_terminal() && !args.run.json).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -115,18 +115,14 @@ struct RunStatusLines {
 
 impl Hook for RunStatusLines {
     fn after_run(&self, ctx: &RunContext, result: &RunResult) {
-        let params = result
-            .metadata
-            .get("runtime_params")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let params = &result.runtime_params;
         let shown: Vec<String> = self
             .params
             .iter()
             .map(|k| {
                 format!(
                     "{k}={}",
-                    lookup_dotted(&params, k).map(compact).unwrap_or_default()
+                    lookup_dotted(params, k).map(compact).unwrap_or_default()
                 )
             })
             .collect();
@@ -159,10 +155,10 @@ pub(super) fn multirun_table(results: &[RunResult], varying: &[String], metrics:
     header.push("error".into());
     let mut rows = vec![header];
     for r in results {
-        let params = r.metadata.get("runtime_params").cloned().unwrap_or(Value::Null);
+        let params = &r.runtime_params;
         let mut row = vec![r.run_id.clone()];
         for k in varying {
-            row.push(lookup_dotted(&params, k).map(compact).unwrap_or_default());
+            row.push(lookup_dotted(params, k).map(compact).unwrap_or_default());
         }
         row.push(r.status.to_string());
         row.push(format!("{:.3}s", r.duration().as_secs_f64()));

@@ -37,7 +37,7 @@ impl Hook for ProgressHook {
 
 pub(super) fn run(project: &std::path::Path, args: &RunArgs, code: ProjectCode) -> anyhow::Result<u8> {
     let params = runtime_params(&args.params)?;
-    let mut options = session_options(&args.session, params, code, false)?;
+    let mut options = session_options(project, &args.session, params, code, false)?;
     let mut config = filter_config(&args.filter);
     config.load_versions = load_versions(&args.load_versions)?;
     config.runner = args.runner.clone();
