@@ -161,11 +161,7 @@ impl FileTarget {
         if !self.versioned {
             return Ok(self.path.clone());
         }
-        let version = match self
-            .group
-            .saved()
-            .or_else(|| self.group.load_version.clone())
-        {
+        let version = match self.group.saved().or_else(|| self.group.load_version.clone()) {
             Some(v) => v,
             None => self.group.newest().ok_or_else(|| CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
@@ -245,7 +241,10 @@ impl FileTarget {
         match self.load_path() {
             Ok(_) => None,
             Err(CatalogError::NoVersion {
-                version, path, found_as, ..
+                version,
+                path,
+                found_as,
+                ..
             }) => {
                 let reason = match (version, found_as) {
                     (Some(v), Some(other)) => format!(

@@ -290,7 +290,11 @@ fn config_errors_are_all_reported_at_once() {
         panic!("{err}")
     };
     assert_eq!(problems.len(), 5, "{problems:#?}");
-    let all = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    let all = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         all.contains("`a`: unknown dataset type `json.JSONDatset` (did you mean `json.JSONDataset`"),
         "{all}"

@@ -68,7 +68,16 @@ fn run_scope_moves_unversioned_persisted_datasets_only() {
             project.path(),
             "r1",
             &scope,
-            &["inter", "x_csv", "cars@json", "model", "mem", "abs", "parts", "params:a"],
+            &[
+                "inter",
+                "x_csv",
+                "cars@json",
+                "model",
+                "mem",
+                "abs",
+                "parts",
+                "params:a",
+            ],
         ))
         .unwrap();
     c.save("inter", Data::new(json!({"v": 1}))).unwrap();
@@ -86,14 +95,22 @@ fn run_scope_moves_unversioned_persisted_datasets_only() {
     assert!(scope.join("data/cars.json").is_file());
     assert!(scope.join("data/parts/p1.json").is_file());
     let abs_rel: PathBuf = abs.components().skip(1).collect();
-    assert!(scope.join("_abs").join(&abs_rel).is_file(), "{}", abs_rel.display());
+    assert!(
+        scope.join("_abs").join(&abs_rel).is_file(),
+        "{}",
+        abs_rel.display()
+    );
     assert!(!abs.exists());
     // Versioned, memory and unlisted datasets are unchanged.
     assert!(project.path().join("data/model.json/r1/model.json").is_file());
     assert!(project.path().join("data/other.json").is_file());
     // Both sides of a transcoded pair move together.
     assert_eq!(
-        c.load("cars@text", None).unwrap().downcast_ref::<String>().unwrap().trim(),
+        c.load("cars@text", None)
+            .unwrap()
+            .downcast_ref::<String>()
+            .unwrap()
+            .trim(),
         r#"{"n":1}"#
     );
     assert_eq!(json_of(&c, "inter"), json!({"v": 1}));
@@ -105,7 +122,10 @@ fn run_scope_moves_unversioned_persisted_datasets_only() {
     );
     let listed = c.list();
     let x = listed.iter().find(|i| i.name == "x_csv").unwrap();
-    assert_eq!(x.filepath.as_deref(), Some(scope.join("data/x.csv").to_str().unwrap()));
+    assert_eq!(
+        x.filepath.as_deref(),
+        Some(scope.join("data/x.csv").to_str().unwrap())
+    );
 
     let paths = c.scoped_paths();
     let names: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
@@ -124,10 +144,20 @@ fn two_scoped_runs_of_one_config_never_see_each_other() {
         "inter": {"type": "json.JSONDataset", "filepath": "data/inter.json"},
     }));
     let a = cfg
-        .build(&scoped(project.path(), "a", &project.path().join("runs/a"), &["inter"]))
+        .build(&scoped(
+            project.path(),
+            "a",
+            &project.path().join("runs/a"),
+            &["inter"],
+        ))
         .unwrap();
     let b = cfg
-        .build(&scoped(project.path(), "b", &project.path().join("runs/b"), &["inter"]))
+        .build(&scoped(
+            project.path(),
+            "b",
+            &project.path().join("runs/b"),
+            &["inter"],
+        ))
         .unwrap();
     a.save("inter", Data::new(json!(1))).unwrap();
     b.save("inter", Data::new(json!(2))).unwrap();
@@ -180,7 +210,14 @@ fn check_available_names_every_missing_input() {
     o.parameters = json!({"a": 1});
     let c = cfg.build(&o).unwrap();
     let missing = c.check_available(&[
-        "here", "gone", "m", "never", "empty", "params:a", "parts", "undeclared",
+        "here",
+        "gone",
+        "m",
+        "never",
+        "empty",
+        "params:a",
+        "parts",
+        "undeclared",
     ]);
     let by: BTreeMap<&str, &weft_catalog::Unavailable> =
         missing.iter().map(|u| (u.dataset.as_str(), u)).collect();
@@ -188,9 +225,20 @@ fn check_available_names_every_missing_input() {
         by.keys().copied().collect::<Vec<_>>(),
         ["empty", "gone", "never", "parts", "undeclared"]
     );
-    assert_eq!(by["gone"].path.as_deref(), Some(project.path().join("gone.json").as_path()));
-    assert!(by["gone"].reason.contains("does not exist"), "{}", by["gone"].reason);
-    assert!(by["never"].reason.contains("no version"), "{}", by["never"].reason);
+    assert_eq!(
+        by["gone"].path.as_deref(),
+        Some(project.path().join("gone.json").as_path())
+    );
+    assert!(
+        by["gone"].reason.contains("does not exist"),
+        "{}",
+        by["gone"].reason
+    );
+    assert!(
+        by["never"].reason.contains("no version"),
+        "{}",
+        by["never"].reason
+    );
     assert!(by["empty"].reason.contains("holds no data"));
     assert!(by["parts"].reason.contains("folder does not exist"));
 
@@ -201,7 +249,10 @@ fn check_available_names_every_missing_input() {
     let u = bad.check_available(&["m"]);
     assert_eq!(u.len(), 1);
     assert!(u[0].reason.contains("pinned version v9"), "{}", u[0].reason);
-    assert_eq!(u[0].path.as_deref(), Some(project.path().join("data/m.json/v9/m.json").as_path()));
+    assert_eq!(
+        u[0].path.as_deref(),
+        Some(project.path().join("data/m.json/v9/m.json").as_path())
+    );
     // A memory dataset counts once it holds data.
     c.save("empty", Data::new(1i64)).unwrap();
     assert!(c.check_available(&["empty"]).is_empty());
@@ -242,15 +293,35 @@ fn load_versions_are_validated_all_at_once() {
         .collect();
     assert_eq!(
         got,
-        [("a_v", "x/y"), ("b_v", "x\\y"), ("c_v", ""), ("ghost", "v1"), ("m", "../etc"), ("plain", "v1")]
+        [
+            ("a_v", "x/y"),
+            ("b_v", "x\\y"),
+            ("c_v", ""),
+            ("ghost", "v1"),
+            ("m", "../etc"),
+            ("plain", "v1")
+        ]
     );
     let msg = err.to_string();
-    assert!(msg.contains("`ghost` = `v1`: the catalog has no such dataset"), "{msg}");
-    assert!(msg.contains("`plain` = `v1`: the dataset is not versioned"), "{msg}");
-    assert!(msg.contains("`m` = `../etc`: a version must not contain"), "{msg}");
+    assert!(
+        msg.contains("`ghost` = `v1`: the catalog has no such dataset"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`plain` = `v1`: the dataset is not versioned"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`m` = `../etc`: a version must not contain"),
+        "{msg}"
+    );
     // Valid pins (explicit and pattern names) build.
-    cfg.build(&pinned(project.path(), "r", &[("m", "2026-01-01T00.00.00.000000Z-0a1b2c3d"), ("z_v", "v")]))
-        .unwrap();
+    cfg.build(&pinned(
+        project.path(),
+        "r",
+        &[("m", "2026-01-01T00.00.00.000000Z-0a1b2c3d"), ("z_v", "v")],
+    ))
+    .unwrap();
 }
 
 // ---- 4. data safety ----
@@ -262,8 +333,17 @@ fn csv_with_a_repeated_column_is_an_error() {
     let c = config(json!({"d": {"type": "CSVDataset", "filepath": "d.csv"}}))
         .build(&opts(dir.path(), "v"))
         .unwrap();
-    let err = c.load("d", Some(&DataType::of::<Vec<BTreeMap<String, i64>>>())).unwrap_err();
-    let CatalogError::DuplicateColumn { column, first, second, path, .. } = &err else {
+    let err = c
+        .load("d", Some(&DataType::of::<Vec<BTreeMap<String, i64>>>()))
+        .unwrap_err();
+    let CatalogError::DuplicateColumn {
+        column,
+        first,
+        second,
+        path,
+        ..
+    } = &err
+    else {
         panic!("{err}")
     };
     assert_eq!((column.as_str(), *first, *second), ("a", 1, 3));
@@ -298,21 +378,50 @@ fn saves_write_through_symlinks_and_never_replace_non_files() {
     .build(&opts(p, "v"))
     .unwrap();
     c.save("link", Data::new(json!(1))).unwrap();
-    assert!(std::fs::symlink_metadata(p.join("data/link.json")).unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::read_to_string(p.join("real/target.json")).unwrap().trim(), "1");
+    assert!(
+        std::fs::symlink_metadata(p.join("data/link.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("real/target.json"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
     assert_eq!(json_of(&c, "link"), json!(1));
     c.save("dangling", Data::new(json!(2))).unwrap();
-    assert!(std::fs::symlink_metadata(p.join("data/dangling.json")).unwrap().file_type().is_symlink());
-    assert_eq!(std::fs::read_to_string(p.join("real/dangling.json")).unwrap().trim(), "2");
+    assert!(
+        std::fs::symlink_metadata(p.join("data/dangling.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("real/dangling.json"))
+            .unwrap()
+            .trim(),
+        "2"
+    );
 
-    for (name, kind) in [("dir", "a directory"), ("to_dir", "a directory"), ("fifo", "a FIFO")] {
+    for (name, kind) in [
+        ("dir", "a directory"),
+        ("to_dir", "a directory"),
+        ("fifo", "a FIFO"),
+    ] {
         let err = c.save(name, Data::new(json!(3))).unwrap_err();
         assert!(matches!(err, CatalogError::NotAFile { .. }), "{name}: {err}");
         let msg = err.to_string();
         assert!(msg.contains(kind) && msg.contains("refusing"), "{msg}");
     }
     assert!(p.join("data/dir.json").is_dir());
-    assert!(std::fs::symlink_metadata(p.join("data/to_dir.json")).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(p.join("data/to_dir.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert!(p.join("real").is_dir());
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
@@ -367,7 +476,10 @@ fn save_errors_say_to_path() {
     .unwrap();
     let err = c.save("x", Data::new(json!(1))).unwrap_err();
     assert!(matches!(err, CatalogError::SaveIo { .. }), "{err}");
-    let expected = format!("could not save `x` to {}: ", dir.path().join("blocker/x.json").display());
+    let expected = format!(
+        "could not save `x` to {}: ",
+        dir.path().join("blocker/x.json").display()
+    );
     assert!(err.to_string().starts_with(&expected), "{err}");
     assert!(std::error::Error::source(&err).is_some());
     let err = c.save("t", Data::new(vec![1u8])).unwrap_err();
@@ -389,10 +501,20 @@ fn transcodings_share_one_version_state() {
     run1.save("m@json", Data::new(json!(1))).unwrap();
     run2.save("m@json", Data::new(json!(2))).unwrap();
     // Each run reads its own version through the other transcoding.
-    let text = |c: &Catalog| c.load("m@text", None).unwrap().downcast_ref::<String>().unwrap().trim().to_string();
+    let text = |c: &Catalog| {
+        c.load("m@text", None)
+            .unwrap()
+            .downcast_ref::<String>()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(text(&run1), "1");
     assert_eq!(text(&run2), "2");
-    assert_eq!(run1.saved_versions(), BTreeMap::from([("m".to_string(), "v1".to_string())]));
+    assert_eq!(
+        run1.saved_versions(),
+        BTreeMap::from([("m".to_string(), "v1".to_string())])
+    );
     // Pinned by the base name, for both sides.
     let run3 = cfg.build(&pinned(dir.path(), "v3", &[("m", "v1")])).unwrap();
     assert_eq!(text(&run3), "1");
@@ -424,11 +546,17 @@ fn transcodings_with_their_own_paths_show_the_format_and_never_read_stale_versio
     // must not silently read its older v0.
     let run2 = cfg.build(&opts(dir.path(), "v2")).unwrap();
     let err = run2.load("t@parquet", None).unwrap_err();
-    let CatalogError::NoVersion { version, found_as, .. } = &err else {
+    let CatalogError::NoVersion {
+        version, found_as, ..
+    } = &err
+    else {
         panic!("{err}")
     };
     assert_eq!(version.as_deref(), Some("v1"));
-    assert_eq!(found_as.as_deref(), Some(dir.path().join("data/t.csv/v1/t.csv").as_path()));
+    assert_eq!(
+        found_as.as_deref(),
+        Some(dir.path().join("data/t.csv/v1/t.csv").as_path())
+    );
     let u = run2.check_available(&["t@parquet", "t@csv"]);
     assert_eq!(u.len(), 1);
     assert!(u[0].reason.contains("exists as"), "{}", u[0].reason);
@@ -460,7 +588,14 @@ fn pattern_transcodings_are_one_dataset() {
     assert_eq!(t.downcast_ref::<String>().unwrap().trim(), "1");
     // The base name is known (through the patterns) and versioned.
     let run3 = cfg.build(&pinned(dir.path(), "v3", &[("a", "v1")])).unwrap();
-    assert_eq!(run3.load("a@text", None).unwrap().downcast_ref::<String>().unwrap().trim(), "1");
+    assert_eq!(
+        run3.load("a@text", None)
+            .unwrap()
+            .downcast_ref::<String>()
+            .unwrap()
+            .trim(),
+        "1"
+    );
 }
 
 // ---- 6. located configuration errors ----
@@ -505,10 +640,20 @@ fn catalog_problems_name_file_and_line() {
     assert_eq!(at["no_type"], (local.clone(), 2));
     assert_eq!(at["extra"], (local.clone(), 7));
     let msg = err.to_string();
-    assert!(msg.contains(&format!("{}:6: `bad_type`: unknown dataset type `JSONDatset`", base.display())), "{msg}");
-    assert!(msg.contains(&format!("{}:7: `extra`: unknown key `colour`", local.display())), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "{}:6: `bad_type`: unknown dataset type `JSONDatset`",
+            base.display()
+        )),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("{}:7: `extra`: unknown key `colour`", local.display())),
+        "{msg}"
+    );
     // The old entry point still works, without locations.
-    let CatalogError::Config { problems } = CatalogConfig::parse(&catalog, &json!({}), &types).err().unwrap() else {
+    let CatalogError::Config { problems } = CatalogConfig::parse(&catalog, &json!({}), &types).err().unwrap()
+    else {
         panic!()
     };
     assert_eq!(problems.len(), 3);
