@@ -465,6 +465,33 @@ fn temp_files_of_a_killed_save_are_removed_by_the_next_save() {
 }
 
 #[test]
+fn a_killed_versioned_save_is_cleaned_by_the_next_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let killed = dir.path().join("data/m.json/v1");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join(".m.json.tmp-deadbeef"), "{\"half").unwrap();
+    let kept = dir.path().join("data/m.json/v0");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::write(kept.join("m.json"), "0").unwrap();
+    let c = config(json!({"m": {"type": "JSONDataset", "filepath": "data/m.json", "versioned": true}}))
+        .build(&opts(dir.path(), "v2"))
+        .unwrap();
+    c.save("m", Data::new(json!(2))).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&killed).unwrap().count(),
+        0,
+        "the temp file is removed"
+    );
+    // The empty folder of the killed save is not a version.
+    let fresh = config(json!({"m": {"type": "JSONDataset", "filepath": "data/m.json", "versioned": true}}))
+        .build(&opts(dir.path(), "v3"))
+        .unwrap();
+    assert_eq!(json_of(&fresh, "m"), json!(2));
+    assert!(kept.join("m.json").is_file());
+    assert!(dir.path().join("data/m.json/v2/m.json").is_file());
+}
+
+#[test]
 fn save_errors_say_to_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
