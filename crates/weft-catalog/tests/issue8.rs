@@ -686,3 +686,29 @@ fn catalog_problems_name_file_and_line() {
     assert_eq!(problems.len(), 3);
     assert!(problems.iter().all(|p| p.file.is_none()));
 }
+
+#[test]
+fn concurrent_saves_of_one_file_never_remove_each_others_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(json!({"x": {"type": "JSONDataset", "filepath": "data/x.json"}}));
+    std::thread::scope(|s| {
+        for t in 0..4i64 {
+            let c = cfg.build(&opts(dir.path(), "v")).unwrap();
+            s.spawn(move || {
+                for i in 0..50i64 {
+                    c.save("x", Data::new(json!([t, i]))).unwrap();
+                }
+            });
+        }
+    });
+    let last: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/x.json")).unwrap()).unwrap();
+    assert_eq!(last[1], json!(49));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n != "x.json")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
