@@ -212,6 +212,8 @@ pub struct CatalogConfig {
 struct ConfigInner {
     entries: Vec<Entry>,
     by_name: HashMap<String, usize>,
+    /// Base name → indexes of the explicit `base@fmt` entries.
+    by_base: HashMap<String, Vec<usize>>,
     patterns: Vec<(Pattern, Entry)>,
     types: DatasetTypeRegistry,
 }
@@ -346,9 +348,7 @@ impl CatalogConfig {
     ) -> Result<Self, CatalogError> {
         let mut problems: Vec<ConfigProblem> = Vec::new();
         let problem = |name: &str, key: Option<&str>, message: String| {
-            let at = key
-                .and_then(|k| locate(&[name, k]))
-                .or_else(|| locate(&[name]));
+            let at = key.and_then(|k| locate(&[name, k])).or_else(|| locate(&[name]));
             ConfigProblem {
                 dataset: Some(name.to_string()),
                 key: key.map(str::to_string),
@@ -389,7 +389,10 @@ impl CatalogConfig {
                     problems.push(problem(
                         name,
                         Some(key),
-                        format!("`{name}`: unknown key `{key}` (allowed: {})", ENTRY_KEYS.join(", ")),
+                        format!(
+                            "`{name}`: unknown key `{key}` (allowed: {})",
+                            ENTRY_KEYS.join(", ")
+                        ),
                     ));
                 }
             }
@@ -529,10 +532,17 @@ impl CatalogConfig {
             .enumerate()
             .map(|(i, e)| (e.name.clone(), i))
             .collect();
+        let mut by_base: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.name.contains('@') {
+                by_base.entry(base_name(&e.name).to_string()).or_default().push(i);
+            }
+        }
         Ok(CatalogConfig {
             inner: Arc::new(ConfigInner {
                 entries,
                 by_name,
+                by_base,
                 patterns,
                 types: types.clone(),
             }),
@@ -632,10 +642,8 @@ impl CatalogConfig {
         if self.entry_for(base).is_some() {
             push(base.to_string());
         }
-        for e in &self.inner.entries {
-            if e.name.contains('@') && base_name(&e.name) == base {
-                push(e.name.clone());
-            }
+        for &i in self.inner.by_base.get(base).into_iter().flatten() {
+            push(self.inner.entries[i].name.clone());
         }
         for (p, _) in &self.inner.patterns {
             if let Some(Segment::Literal(last)) = p.segments.last()
@@ -665,7 +673,9 @@ impl CatalogConfig {
                 problems.push(refuse(name, version, why.to_string()));
             }
             let names = if name.contains('@') {
-                self.entry_for(name).map(|_| vec![name.clone()]).unwrap_or_default()
+                self.entry_for(name)
+                    .map(|_| vec![name.clone()])
+                    .unwrap_or_default()
             } else {
                 self.transcodings(name)
             };
@@ -790,13 +800,17 @@ impl CatalogConfig {
         state: &BuildState,
         groups: &Groups,
     ) -> Result<Arc<dyn Dataset>, CatalogError> {
-        let factory = self.inner.types.get(&entry.type_name).ok_or_else(|| CatalogError::Config {
-            problems: vec![ConfigProblem::new(
-                Some(&entry.name),
-                Some("type"),
-                format!("`{}`: unknown dataset type `{}`", entry.name, entry.type_name),
-            )],
-        })?;
+        let factory = self
+            .inner
+            .types
+            .get(&entry.type_name)
+            .ok_or_else(|| CatalogError::Config {
+                problems: vec![ConfigProblem::new(
+                    Some(&entry.name),
+                    Some("type"),
+                    format!("`{}`: unknown dataset type `{}`", entry.name, entry.type_name),
+                )],
+            })?;
         let version_group =
             Self::entry_versioned(config).then(|| self.group_for(base_name(&entry.name), state, groups));
         let spec = DatasetSpec {
@@ -1064,7 +1078,11 @@ impl Catalog {
         };
         for name in &scope.datasets {
             let names = if name.contains('@') {
-                config.transcodings(base_name(name)).into_iter().chain([name.clone()]).collect()
+                config
+                    .transcodings(base_name(name))
+                    .into_iter()
+                    .chain([name.clone()])
+                    .collect()
             } else {
                 config.transcodings(name)
             };

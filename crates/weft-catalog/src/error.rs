@@ -61,16 +61,22 @@ impl fmt::Display for LoadVersionProblem {
 }
 
 fn join<T: fmt::Display>(items: &[T]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  - ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  - ")
 }
 
 /// Everything that can go wrong with datasets and the catalog.
 ///
-/// Grouped by who is at fault (see [`CatalogError::fault`]): `Config` is the
-/// user's catalog configuration (every problem names its dataset and key);
-/// `NotSaved`, `Load`, `Save`, `VersionExists`, `NoVersion` and
-/// `Conversion` are about the data of one dataset (named in every message,
-/// with the file path where there is one); `Io` is the environment.
+/// Grouped by who is at fault (see [`CatalogError::fault`]): `Config` and
+/// `LoadVersions` are the user's catalog configuration and run options
+/// (every problem names its dataset and key or version); `NotSaved`,
+/// `Load`, `Save`, `VersionExists`, `NoVersion`, `Conversion` and
+/// `DuplicateColumn` are about the data of one dataset (named in every
+/// message, with the file path where there is one); `Io`, `SaveIo` and
+/// `NotAFile` are the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog configuration is invalid; every problem is listed.

@@ -161,11 +161,7 @@ impl FileTarget {
         if !self.versioned {
             return Ok(self.path.clone());
         }
-        let version = match self
-            .group
-            .saved()
-            .or_else(|| self.group.load_version.clone())
-        {
+        let version = match self.group.saved().or_else(|| self.group.load_version.clone()) {
             Some(v) => v,
             None => self.group.newest().ok_or_else(|| CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
@@ -245,7 +241,10 @@ impl FileTarget {
         match self.load_path() {
             Ok(_) => None,
             Err(CatalogError::NoVersion {
-                version, path, found_as, ..
+                version,
+                path,
+                found_as,
+                ..
             }) => {
                 let reason = match (version, found_as) {
                     (Some(v), Some(other)) => format!(
@@ -281,9 +280,28 @@ impl FileTarget {
         write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<(), String>,
     ) -> Result<PathBuf, CatalogError> {
         let path = self.save_path()?;
+        if self.versioned {
+            self.remove_stale_version_temps();
+        }
         atomic_write(&self.dataset, &path, write)?;
         self.mark_saved();
         Ok(path)
+    }
+
+    /// A killed versioned save leaves its temporary file in its own version
+    /// folder: remove those. The folder stays (another run may be about to
+    /// write into a folder it just created; an empty version folder is
+    /// never taken for a version).
+    fn remove_stale_version_temps(&self) {
+        let basename = self.basename().to_string_lossy().to_string();
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if dir.is_dir() && !dir.join(&basename).exists() {
+                remove_stale_temps(&dir, &basename);
+            }
+        }
     }
 }
 

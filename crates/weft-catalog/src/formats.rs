@@ -432,10 +432,12 @@ impl Dataset for FileDataset {
     }
 
     fn unavailable(&self) -> Option<crate::Unavailable> {
-        self.target.unavailable().map(|(path, reason)| crate::Unavailable {
-            dataset: self.target.dataset.clone(),
-            path: Some(path),
-            reason,
-        })
+        self.target
+            .unavailable()
+            .map(|(path, reason)| crate::Unavailable {
+                dataset: self.target.dataset.clone(),
+                path: Some(path),
+                reason,
+            })
     }
 }

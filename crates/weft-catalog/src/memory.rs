@@ -83,7 +83,12 @@ impl Dataset for MemoryDataset {
     }
 
     fn unavailable(&self) -> Option<crate::Unavailable> {
-        if self.data.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some() {
+        if self
+            .data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
             return None;
         }
         Some(crate::Unavailable {

@@ -74,3 +74,39 @@ impl KeyLocator {
         self.keys.get(key)?.last().map(PathBuf::as_path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_definition_wins_and_missing_keys_fall_back_to_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("base/sub")).unwrap();
+        std::fs::create_dir_all(dir.path().join("prod")).unwrap();
+        std::fs::write(
+            dir.path().join("base/catalog.yml"),
+            "# comment\na:\n  type: x\nb:\n  type: y\n  filepath: b.json\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("base/sub/catalog_broken.yml"), "c: [unclosed\n").unwrap();
+        std::fs::write(dir.path().join("prod/catalog.yml"), "\n\nb:\n  type: z\n").unwrap();
+        let loader = ConfigLoader::new(dir.path(), Some("prod"), serde_json::Value::Null);
+        let loc = KeyLocator::new(&loader, "catalog").unwrap();
+        let base = dir.path().join("base/catalog.yml");
+        let prod = dir.path().join("prod/catalog.yml");
+        assert_eq!(loc.locate(&["a"]), Some((base.clone(), 2)));
+        assert_eq!(loc.locate(&["a", "type"]), Some((base.clone(), 3)));
+        // The run environment's definition is the one in effect.
+        assert_eq!(loc.locate(&["b", "type"]), Some((prod.clone(), 4)));
+        // A key only base has is still found there.
+        assert_eq!(loc.locate(&["b", "filepath"]), Some((base.clone(), 6)));
+        // A missing key falls back to its entry.
+        assert_eq!(loc.locate(&["a", "nope"]), Some((base.clone(), 2)));
+        assert_eq!(loc.file_of("b"), Some(prod.as_path()));
+        // Unparsable files and unknown keys locate nothing.
+        assert_eq!(loc.locate(&["c"]), None);
+        assert_eq!(loc.locate(&["zzz"]), None);
+        assert_eq!(loc.locate(&[]), None);
+    }
+}
