@@ -9,6 +9,8 @@ mod context;
 mod error;
 mod execution;
 mod hooks;
+mod panic;
+mod registry;
 mod result;
 mod resume;
 mod sequential;
@@ -16,9 +18,11 @@ mod thread;
 mod validate;
 
 pub use context::RunContext;
-pub use error::RunError;
+pub use error::{RunError, RunFailed};
 pub use execution::{NodeTiming, RunJob, RunOutput, run_pipeline};
 pub use hooks::{Hook, Hooks};
+pub use panic::{NodePanic, PanicStage};
+pub use registry::{RunnerFactory, RunnerRegistry, RunnerRegistryError};
 pub use result::{RunFailure, RunResult, RunStatus};
 pub use resume::resume_nodes;
 pub use sequential::SequentialRunner;
@@ -34,17 +38,11 @@ pub trait Runner: Send + Sync {
     fn execute(&self, exec: &execution::Execution<'_>) -> Result<(), RunError>;
 }
 
-/// Builds a runner by name (`sequential` or `thread`), for CLIs and run specs.
+/// Builds a built-in runner by name (`sequential`, `thread`, or their Kedro
+/// names), for CLIs and run specs: [`RunnerRegistry::with_builtins`] then
+/// [`RunnerRegistry::build`]. Use a [`RunnerRegistry`] to add custom runners.
 pub fn runner_by_name(name: &str, max_workers: Option<usize>) -> Result<Box<dyn Runner>, RunError> {
-    match name {
-        "sequential" | "SequentialRunner" => Ok(Box::new(SequentialRunner)),
-        "thread" | "ThreadRunner" => Ok(Box::new(ThreadRunner::new(max_workers))),
-        other => Err(RunError::Validation {
-            problems: vec![format!(
-                "unknown runner `{other}`; expected `sequential` or `thread`"
-            )],
-        }),
-    }
+    RunnerRegistry::with_builtins().build(name, max_workers)
 }
 
 pub use execution::Execution;
