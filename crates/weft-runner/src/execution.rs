@@ -81,7 +81,7 @@ pub struct Execution<'a> {
 }
 
 impl<'a> Execution<'a> {
-    fn plan(job: &'a RunJob<'a>) -> Result<Self, RunError> {
+    pub(crate) fn plan(job: &'a RunJob<'a>) -> Result<Self, RunError> {
         let pipeline = job.pipeline;
         let nodes = pipeline.nodes();
         let mut slot_of: HashMap<&'a str, usize> = HashMap::new();
@@ -371,6 +371,10 @@ impl<'a> Execution<'a> {
 /// On failure the [`RunFailed`] keeps what the run did before it stopped:
 /// the timings of every node that finished, the skipped nodes and the
 /// validation warnings; its error carries the nodes to resume from.
+#[allow(
+    clippy::result_large_err,
+    reason = "one value per run, moved once; the failure keeps the run's timings by value"
+)]
 pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, RunFailed> {
     let warnings = match validate_run(job.pipeline, job.catalog, job.type_check) {
         Ok(warnings) => warnings,

@@ -249,3 +249,63 @@ impl Runner for ThreadRunner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Hooks, NodePanic, RunContext, RunJob, TypeCheck};
+    use weft_catalog::Catalog;
+    use weft_pipeline::{CancelToken, Pipeline, node};
+
+    #[test]
+    fn a_worker_that_unwinds_before_reporting_still_reports_its_node() {
+        let pipeline = Pipeline::new([node(|x: &i64| *x, "a", "b").name("only").build().unwrap()]).unwrap();
+        let catalog = Catalog::new();
+        let hooks = Hooks::new();
+        let context = RunContext {
+            run_id: "r7".into(),
+            ..Default::default()
+        };
+        let cancel = CancelToken::new();
+        let job = RunJob {
+            pipeline: &pipeline,
+            catalog: &catalog,
+            hooks: &hooks,
+            context: &context,
+            cancel: &cancel,
+            only_missing_outputs: false,
+            type_check: TypeCheck::Off,
+        };
+        let exec = Execution::plan(&job).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            let _guard = ReportGuard {
+                tx: &tx,
+                exec: &exec,
+                node: 0,
+                sent: false,
+            };
+            panic!("a bug in the worker loop");
+        }));
+        assert!(unwound.is_err());
+        let Ok((0, Report::Ran(Err(err)))) = rx.try_recv() else {
+            panic!("the guard did not report the node")
+        };
+        let RunError::Node { node, source, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(node, "only");
+        let panic = source.downcast_ref::<NodePanic>().unwrap();
+        assert_eq!((panic.stage, panic.run_id.as_str()), (PanicStage::Runner, "r7"));
+        // A guard that sent its report sends nothing more.
+        let guard = ReportGuard {
+            tx: &tx,
+            exec: &exec,
+            node: 0,
+            sent: false,
+        };
+        assert!(guard.send(Report::NotStarted));
+        assert!(matches!(rx.try_recv(), Ok((0, Report::NotStarted))));
+        assert!(rx.try_recv().is_err());
+    }
+}

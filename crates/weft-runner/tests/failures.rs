@@ -2,6 +2,11 @@
 //! that keep their timings, cancellation and failure stopping new nodes,
 //! and runners chosen by name.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "helpers return run_pipeline's own Result<RunOutput, RunFailed>"
+)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

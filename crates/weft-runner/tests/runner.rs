@@ -1,6 +1,11 @@
 //! Runner behaviour: results, hooks, release, failures, resume hints,
 //! only-missing-outputs, type checks and cancellation, on both runners.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "helpers return run_pipeline's own Result<RunOutput, RunFailed>"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
