@@ -10,10 +10,11 @@ use crate::{Execution, RunError, Runner};
 /// Runs every node as soon as its inputs exist, on a pool of worker threads.
 ///
 /// Workers are scoped to the run: when `execute` returns, every thread has
-/// finished (no detached work survives a failed or cancelled run). At most
-/// `max_workers` nodes are handed out at once, and a worker checks the run
-/// before it starts one, so after the first node error or a cancellation no
-/// new node starts; nodes already running finish. A panicking node is a
+/// finished (no detached work survives a failed or cancelled run). Ready
+/// nodes are queued for the workers as soon as they are ready (so a worker
+/// never waits for the main loop), and a worker checks the run before it
+/// starts each one, so after the first node error or a cancellation no new
+/// node starts; nodes already running finish. A panicking node is a
 /// failed node (see [`Execution::run_node`]); every node handed to a worker
 /// is reported back, even if the worker itself panics. Workers log inside
 /// the caller's current [`tracing::Span`] (the run's span), so their events
@@ -180,9 +181,9 @@ impl Runner for ThreadRunner {
             let mut handed_out = vec![false; n];
             let mut first_error: Option<RunError> = None;
             loop {
-                // Hand out ready nodes while a worker is free (or run one here
-                // when the pool is idle), never after a failure or a cancel.
-                while first_error.is_none() && (in_flight < spawned || in_flight == 0) {
+                // Hand out every ready node (or run one here when the pool is
+                // idle), never after a failure or a cancel.
+                while first_error.is_none() {
                     let Some(Reverse(i)) = ready.pop() else { break };
                     if !exec.should_run(i) {
                         complete(i, &mut waiting, &mut ready);
