@@ -4,6 +4,11 @@
 //! Everything a run mutates (remaining consumers per dataset, outputs,
 //! timings) lives in a per-run execution value; runners themselves are
 //! stateless and can run any number of pipelines at once.
+//!
+//! A node that panics is a failed node: the panic is caught at the node
+//! boundary and becomes a [`RunError::Node`] whose source is a
+//! [`NodePanic`] (node, run id, message). A failed run returns a
+//! [`RunFailed`] that keeps the timings of the nodes that finished.
 
 mod context;
 mod error;
@@ -31,6 +36,11 @@ pub use validate::{TypeCheck, validate_run};
 
 /// Executes the nodes of a planned run. Implementations decide only the
 /// order and concurrency; loading, saving, hooks and release are shared.
+///
+/// An implementation runs each node through [`Execution::run_node`] (which
+/// turns a panic into the node's error), calls [`Execution::check_cancelled`]
+/// before each node, and starts no node once [`Execution::has_failed`] is
+/// true. Register it by name in a [`RunnerRegistry`].
 pub trait Runner: Send + Sync {
     /// Short name (`sequential`, `thread`).
     fn name(&self) -> &'static str;
