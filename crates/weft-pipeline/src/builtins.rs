@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | `noop` | any | an [`Empty`] value per declared output |
 //! | `identity` | any | the inputs themselves, same handles (no copy) |
-//! | `add_one` | one number | the number + 1 (same numeric type) |
-//! | `sum` | any number of numbers (or lists of numbers) | their sum (integer if all are integers) |
+//! | `add_one` | one number | the number + 1 (same numeric type; an integer overflow is an error, never a wrap) |
+//! | `sum` | any number of numbers (or lists of numbers) | their sum (`i64` if all are integers; a total beyond `i64` is an error, never a wrap) |
 //! | `concat` | strings or lists | one string or one list |
 //! | `sleep_ms` | `ms`, then any | waits `ms` milliseconds without using CPU, then passes the other inputs through |
 //! | `spin_ms` | `ms`, then any | busy-works `ms` milliseconds on one core, then passes the other inputs through |
@@ -91,17 +91,69 @@ fn number_at(call: &NodeCall<'_>, i: usize, func: &str) -> Result<Number, NodeFn
     })
 }
 
+/// Why a built-in arithmetic function refused its inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum BuiltinError {
+    /// Integer arithmetic would overflow the integer type (it never wraps).
+    #[error("node `{node}`: `{func}` overflows {ty}: {detail}")]
+    Overflow {
+        /// The node's full name.
+        node: String,
+        /// The built-in function (`add_one`, `sum`).
+        func: &'static str,
+        /// The integer type that cannot hold the result.
+        ty: &'static str,
+        /// The operation that overflowed.
+        detail: String,
+    },
+}
+
+fn overflow(call: &NodeCall<'_>, func: &'static str, ty: &'static str, detail: String) -> NodeFnError {
+    Box::new(BuiltinError::Overflow {
+        node: call.node.to_string(),
+        func,
+        ty,
+        detail,
+    })
+}
+
 fn add_one(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     let d = &call.inputs[0];
-    macro_rules! same_type { ($($t:ty),*) => { $( if let Some(v) = d.downcast_ref::<$t>() { return Ok(vec![Data::new(*v + 1 as $t)]); } )* } }
-    same_type!(i64, i32, u64, u32, usize, f64, f32);
+    macro_rules! checked_int {
+        ($($t:ty),*) => {
+            $(
+                if let Some(v) = d.downcast_ref::<$t>() {
+                    return match v.checked_add(1) {
+                        Some(out) => Ok(vec![Data::new(out)]),
+                        None => Err(overflow(&call, "add_one", stringify!($t), format!("{v} + 1"))),
+                    };
+                }
+            )*
+        };
+    }
+    checked_int!(i64, i32, i16, i8, u64, u32, u16, u8, usize, isize);
+    if let Some(v) = d.downcast_ref::<f64>() {
+        return Ok(vec![Data::new(*v + 1.0)]);
+    }
+    if let Some(v) = d.downcast_ref::<f32>() {
+        return Ok(vec![Data::new(*v + 1.0)]);
+    }
     if let Some(v) = d.downcast_ref::<serde_json::Value>() {
-        let out = match Number::from_json(v) {
-            Some(Number::Int(i)) => serde_json::json!(i + 1),
-            Some(Number::Float(f)) => serde_json::json!(f + 1.0),
-            None => {
-                return Err(format!("node `{}`: `add_one` needs a number, got JSON {v}", call.node).into());
+        let out = if let Some(i) = v.as_i64() {
+            match i.checked_add(1) {
+                Some(out) => serde_json::json!(out),
+                // JSON integers above i64::MAX are u64: keep them integers.
+                None => serde_json::json!(i as u64 + 1),
             }
+        } else if let Some(u) = v.as_u64() {
+            match u.checked_add(1) {
+                Some(out) => serde_json::json!(out),
+                None => return Err(overflow(&call, "add_one", "u64", format!("{u} + 1"))),
+            }
+        } else if let Some(f) = v.as_f64() {
+            serde_json::json!(f + 1.0)
+        } else {
+            return Err(format!("node `{}`: `add_one` needs a number, got JSON {v}", call.node).into());
         };
         return Ok(vec![Data::new(out)]);
     }
@@ -113,13 +165,26 @@ fn add_one(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     .into())
 }
 
+/// Whether `d` holds an integer (Rust or JSON) that does not fit `i64`.
+fn int_beyond_i64(d: &Data) -> Option<String> {
+    macro_rules! wide { ($($t:ty),*) => { $( if let Some(v) = d.downcast_ref::<$t>() { return i64::try_from(*v).is_err().then(|| v.to_string()); } )* } }
+    wide!(u64, usize);
+    d.downcast_ref::<serde_json::Value>()
+        .and_then(|v| v.as_u64())
+        .filter(|u| i64::try_from(*u).is_err())
+        .map(|u| u.to_string())
+}
+
 fn sum(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
-    let mut int_sum: i64 = 0;
+    // Integers add up exactly in i128 (no input count can overflow it); the
+    // total must fit i64. Only when every input is an integer: otherwise the
+    // float sum is the result.
+    let mut int_sum: Option<i128> = Some(0);
     let mut float_sum: f64 = 0.0;
     let mut all_int = true;
     let mut add = |n: Number| match n {
         Number::Int(i) => {
-            int_sum = int_sum.wrapping_add(i);
+            int_sum = int_sum.and_then(|acc| acc.checked_add(i128::from(i)));
             float_sum += i as f64;
         }
         Number::Float(f) => {
@@ -128,7 +193,14 @@ fn sum(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
         }
     };
     for (i, d) in call.inputs.iter().enumerate() {
-        if let Some(n) = Number::from_data(d) {
+        if let Some(big) = int_beyond_i64(d) {
+            return Err(overflow(
+                &call,
+                "sum",
+                "i64",
+                format!("input #{i} is {big}, beyond i64::MAX"),
+            ));
+        } else if let Some(n) = Number::from_data(d) {
             add(n);
         } else if let Some(v) = d.downcast_ref::<Vec<i64>>() {
             v.iter().for_each(|x| add(Number::Int(*x)));
@@ -136,6 +208,14 @@ fn sum(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
             v.iter().for_each(|x| add(Number::Float(*x)));
         } else if let Some(serde_json::Value::Array(items)) = d.downcast_ref::<serde_json::Value>() {
             for item in items {
+                if let Some(u) = item.as_u64().filter(|u| i64::try_from(*u).is_err()) {
+                    return Err(overflow(
+                        &call,
+                        "sum",
+                        "i64",
+                        format!("input #{i} holds {u}, beyond i64::MAX"),
+                    ));
+                }
                 add(Number::from_json(item).ok_or_else(|| {
                     format!("node `{}`: `sum` input #{i} holds a non-number {item}", call.node)
                 })?);
@@ -149,11 +229,19 @@ fn sum(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
             .into());
         }
     }
-    Ok(vec![if all_int {
-        Data::new(int_sum)
-    } else {
-        Data::new(float_sum)
-    }])
+    if !all_int {
+        return Ok(vec![Data::new(float_sum)]);
+    }
+    match int_sum.map(|total| (total, i64::try_from(total))) {
+        Some((_, Ok(total))) => Ok(vec![Data::new(total)]),
+        Some((total, Err(_))) => Err(overflow(&call, "sum", "i64", format!("the total is {total}"))),
+        None => Err(overflow(
+            &call,
+            "sum",
+            "i64",
+            "the total is beyond i128".to_string(),
+        )),
+    }
 }
 
 fn concat(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
@@ -360,6 +448,80 @@ mod tests {
         assert_eq!(out[0].downcast_ref::<f64>(), Some(&1.5));
         let err = run("add_one", vec![Data::new("x".to_string())], 1).unwrap_err();
         assert!(err.to_string().contains("node `n`"), "{err}");
+    }
+
+    fn overflow_of(err: &NodeFnError) -> (&str, &'static str, &'static str) {
+        match err.downcast_ref::<BuiltinError>() {
+            Some(BuiltinError::Overflow { node, func, ty, .. }) => (node.as_str(), *func, *ty),
+            None => panic!("expected an overflow error, got {err}"),
+        }
+    }
+
+    #[test]
+    fn add_one_fails_on_overflow_instead_of_wrapping() {
+        for (input, ty) in [
+            (Data::new(i64::MAX), "i64"),
+            (Data::new(i32::MAX), "i32"),
+            (Data::new(u64::MAX), "u64"),
+            (Data::new(u32::MAX), "u32"),
+            (Data::new(usize::MAX), "usize"),
+            (Data::new(u8::MAX), "u8"),
+            (Data::new(serde_json::json!(u64::MAX)), "u64"),
+        ] {
+            let err = run("add_one", vec![input], 1).unwrap_err();
+            assert_eq!(overflow_of(&err), ("n", "add_one", ty), "{err}");
+            assert!(err.to_string().contains("overflows"), "{err}");
+        }
+        // The largest values that still fit keep their integer type.
+        let out = run("add_one", vec![Data::new(i64::MAX - 1)], 1).unwrap();
+        assert_eq!(out[0].downcast_ref::<i64>(), Some(&i64::MAX));
+        let out = run("add_one", vec![Data::new(u8::MAX - 1)], 1).unwrap();
+        assert_eq!(out[0].downcast_ref::<u8>(), Some(&u8::MAX));
+        let out = run("add_one", vec![Data::new(serde_json::json!(i64::MAX))], 1).unwrap();
+        assert_eq!(
+            out[0].downcast_ref::<serde_json::Value>(),
+            Some(&serde_json::json!(i64::MAX as u64 + 1))
+        );
+    }
+
+    #[test]
+    fn sum_fails_on_overflow_instead_of_wrapping() {
+        let err = run("sum", vec![Data::new(i64::MAX), Data::new(1i64)], 1).unwrap_err();
+        assert_eq!(overflow_of(&err), ("n", "sum", "i64"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("the total is {}", i64::MAX as i128 + 1)),
+            "{err}"
+        );
+        let err = run("sum", vec![Data::new(vec![i64::MIN, -1])], 1).unwrap_err();
+        assert_eq!(overflow_of(&err), ("n", "sum", "i64"), "{err}");
+        let err = run("sum", vec![Data::new(serde_json::json!([i64::MAX, 1]))], 1).unwrap_err();
+        assert_eq!(overflow_of(&err), ("n", "sum", "i64"), "{err}");
+        // Integers beyond i64 are refused, not summed as floats or dropped.
+        let err = run("sum", vec![Data::new(u64::MAX), Data::new(1i64)], 1).unwrap_err();
+        assert_eq!(overflow_of(&err), ("n", "sum", "i64"), "{err}");
+        let err = run("sum", vec![Data::new(serde_json::json!(u64::MAX))], 1).unwrap_err();
+        assert_eq!(overflow_of(&err), ("n", "sum", "i64"), "{err}");
+        // The total counts, not the order: going past the range mid-way and
+        // coming back is the exact result.
+        let out = run(
+            "sum",
+            vec![Data::new(i64::MAX), Data::new(1i64), Data::new(-1i64)],
+            1,
+        )
+        .unwrap();
+        assert_eq!(out[0].downcast_ref::<i64>(), Some(&i64::MAX));
+        // With a float among the inputs the result is a float: no overflow.
+        let out = run(
+            "sum",
+            vec![Data::new(i64::MAX), Data::new(i64::MAX), Data::new(0.5f64)],
+            1,
+        )
+        .unwrap();
+        assert_eq!(out[0].downcast_ref::<f64>(), Some(&(2.0 * i64::MAX as f64 + 0.5)));
+        // Sums at the edge of the range still work.
+        let out = run("sum", vec![Data::new(i64::MAX - 1), Data::new(1i64)], 1).unwrap();
+        assert_eq!(out[0].downcast_ref::<i64>(), Some(&i64::MAX));
     }
 
     #[test]

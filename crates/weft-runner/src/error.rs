@@ -108,3 +108,57 @@ impl RunError {
         }
     }
 }
+
+/// A run that did not succeed, with what it did before it stopped.
+///
+/// Displays as its [`error`](RunFailed::error), and its
+/// [`source`](std::error::Error::source) is the error's own source, so an
+/// error chain shows each cause once; the typed [`RunError`] stays in the
+/// `error` field.
+#[derive(Debug)]
+pub struct RunFailed {
+    /// Why the run stopped (the node, the dataset, the cause).
+    pub error: RunError,
+    /// One entry per node that finished before the failure, in completion order.
+    pub node_timings: Vec<crate::NodeTiming>,
+    /// Nodes skipped because their outputs already existed.
+    pub skipped_nodes: Vec<String>,
+    /// Warnings from validation (type check in `warn` mode).
+    pub warnings: Vec<String>,
+}
+
+impl RunFailed {
+    /// A failure before any node ran: no timings, skips or warnings.
+    pub fn new(error: RunError) -> Self {
+        RunFailed {
+            error,
+            node_timings: Vec::new(),
+            skipped_nodes: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl From<RunError> for RunFailed {
+    fn from(error: RunError) -> Self {
+        RunFailed::new(error)
+    }
+}
+
+impl From<RunFailed> for RunError {
+    fn from(failed: RunFailed) -> Self {
+        failed.error
+    }
+}
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for RunFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}

@@ -1,13 +1,22 @@
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use weft_catalog::Catalog;
 use weft_pipeline::{CancelToken, Data, Pipeline};
 
+use crate::panic::{NodePanic, PanicStage, panic_message};
 use crate::validate::{TypeCheck, validate_run};
-use crate::{Hooks, RunContext, RunError, Runner, resume_nodes};
+use crate::{Hooks, RunContext, RunError, RunFailed, Runner, resume_nodes};
+
+/// Locks a mutex even if a panicking thread poisoned it: the data it guards
+/// (outputs, timings) stays consistent, and a run never panics on a lock.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Everything one run needs. Borrowed, so the caller owns the lifetimes
 /// (a session builds a fresh catalog per run and drops it afterwards).
@@ -56,12 +65,13 @@ pub struct Execution<'a> {
     is_free_output: Vec<bool>,
     outputs: Mutex<BTreeMap<String, Data>>,
     timings: Mutex<Vec<NodeTiming>>,
-    completed: Vec<std::sync::atomic::AtomicBool>,
+    completed: Vec<AtomicBool>,
     completed_count: AtomicUsize,
+    failed: AtomicBool,
 }
 
 impl<'a> Execution<'a> {
-    fn plan(job: &'a RunJob<'a>) -> Result<Self, RunError> {
+    pub(crate) fn plan(job: &'a RunJob<'a>) -> Result<Self, RunError> {
         let pipeline = job.pipeline;
         let nodes = pipeline.nodes();
         let mut slot_of: HashMap<&'a str, usize> = HashMap::new();
@@ -143,6 +153,7 @@ impl<'a> Execution<'a> {
             timings: Mutex::new(Vec::with_capacity(nodes.len())),
             completed: (0..nodes.len()).map(|_| Default::default()).collect(),
             completed_count: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
         })
     }
 
@@ -154,6 +165,12 @@ impl<'a> Execution<'a> {
     /// Whether node `i` (index into `pipeline.nodes()`) must run.
     pub fn should_run(&self, i: usize) -> bool {
         self.to_run[i]
+    }
+
+    /// Whether a node of this run failed. Runners start no new node once it
+    /// is true (nodes already running finish).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 
     /// The cancellation error if the run was cancelled.
@@ -168,8 +185,41 @@ impl<'a> Execution<'a> {
     }
 
     /// Runs node `i`: loads its inputs, calls it, saves its outputs, releases
-    /// memory data no remaining node needs. Calls the hooks around each step.
+    /// memory data no remaining node needs. Calls the hooks around each step;
+    /// `after_node_run` (and the node's completion event) come only once
+    /// every output is saved.
+    ///
+    /// A panic anywhere in the step (the node function, a dataset, a hook)
+    /// is caught here and returned as a [`RunError::Node`] whose source is a
+    /// [`NodePanic`]: it never propagates to the runner. The process's panic
+    /// hook still runs (by default it prints the panic).
     pub fn run_node(&self, i: usize) -> Result<(), RunError> {
+        let stage = Cell::new(PanicStage::Load);
+        match catch_unwind(AssertUnwindSafe(|| self.run_node_inner(i, &stage))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let err = self.panic_error(i, stage.get(), panic_message(payload));
+                Err(self.node_failed(i, err))
+            }
+        }
+    }
+
+    /// The node error for a panic of node `i` (`message` is the panic's).
+    pub(crate) fn panic_error(&self, i: usize, stage: PanicStage, message: String) -> RunError {
+        let node = self.job.pipeline.nodes()[i].name().to_string();
+        RunError::Node {
+            source: Box::new(NodePanic {
+                node: node.clone(),
+                run_id: self.job.context.run_id.clone(),
+                message,
+                stage,
+            }),
+            node,
+            resume_from: Vec::new(),
+        }
+    }
+
+    fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>) -> Result<(), RunError> {
         let job = self.job;
         let node = &job.pipeline.nodes()[i];
         let hooks = job.hooks;
@@ -201,6 +251,7 @@ impl<'a> Execution<'a> {
             }
             inputs.push(data);
         }
+        stage.set(PanicStage::Run);
         if !hooks.is_empty() {
             hooks.before_node_run(ctx, node, &inputs);
         }
@@ -227,13 +278,10 @@ impl<'a> Execution<'a> {
                 return Err(self.node_failed(i, err));
             }
         };
-        if !hooks.is_empty() {
-            hooks.after_node_run(ctx, node, &inputs, &outputs);
-        }
-        drop(inputs);
-        for (k, (name, data)) in node.outputs().iter().zip(outputs).enumerate() {
+        stage.set(PanicStage::Save);
+        for (k, (name, data)) in node.outputs().iter().zip(&outputs).enumerate() {
             if !hooks.is_empty() {
-                hooks.before_dataset_saved(ctx, name, &data, node);
+                hooks.before_dataset_saved(ctx, name, data, node);
             }
             if let Err(source) = job.catalog.save(name, data.clone()) {
                 let err = RunError::Dataset {
@@ -246,14 +294,11 @@ impl<'a> Execution<'a> {
                 return Err(self.node_failed(i, err));
             }
             if !hooks.is_empty() {
-                hooks.after_dataset_saved(ctx, name, &data, node);
+                hooks.after_dataset_saved(ctx, name, data, node);
             }
             let slot = self.output_slots[i][k];
             if self.is_free_output[slot] {
-                self.outputs
-                    .lock()
-                    .expect("outputs lock")
-                    .insert(name.clone(), data);
+                lock(&self.outputs).insert(name.clone(), data.clone());
             } else if self.releasable[slot] && self.remaining_loads[slot].load(Ordering::SeqCst) == 0 {
                 job.catalog.release(name);
             }
@@ -265,7 +310,7 @@ impl<'a> Execution<'a> {
             }
         }
         let duration_ms = start.elapsed().as_secs_f64() * 1e3;
-        self.timings.lock().expect("timings lock").push(NodeTiming {
+        lock(&self.timings).push(NodeTiming {
             node: node.name().to_string(),
             start: start_wall,
             duration_ms,
@@ -273,13 +318,31 @@ impl<'a> Execution<'a> {
         });
         self.completed[i].store(true, Ordering::SeqCst);
         self.completed_count.fetch_add(1, Ordering::SeqCst);
+        // Every output is saved: only now is the node done.
+        tracing::debug!(node = node.name(), duration_ms, "node completed");
+        stage.set(PanicStage::Run);
+        if !hooks.is_empty() {
+            hooks.after_node_run(ctx, node, &inputs, &outputs);
+        }
         Ok(())
     }
 
     fn node_failed(&self, i: usize, err: RunError) -> RunError {
+        self.failed.store(true, Ordering::SeqCst);
         let node = &self.job.pipeline.nodes()[i];
+        tracing::debug!(node = node.name(), "node failed: {err}");
         if !self.job.hooks.is_empty() {
-            self.job.hooks.on_node_error(self.job.context, node, &err);
+            // A hook that panics while being told of a failure must not turn
+            // the failure into a propagated panic.
+            let hooks = self.job.hooks;
+            let ctx = self.job.context;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| hooks.on_node_error(ctx, node, &err))) {
+                tracing::error!(
+                    node = node.name(),
+                    "an on_node_error hook panicked: {}",
+                    panic_message(payload)
+                );
+            }
         }
         err
     }
@@ -296,36 +359,52 @@ impl<'a> Execution<'a> {
 /// Runs one pipeline end to end: validates the job, calls the pipeline
 /// hooks, lets `runner` execute the nodes and collects the free outputs.
 ///
-/// On failure the error carries the nodes to resume from.
-pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, RunError> {
+/// On failure the [`RunFailed`] keeps what the run did before it stopped:
+/// the timings of every node that finished, the skipped nodes and the
+/// validation warnings; its error carries the nodes to resume from.
+#[allow(
+    clippy::result_large_err,
+    reason = "one value per run, moved once; the failure keeps the run's timings by value"
+)]
+pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, RunFailed> {
     let warnings = match validate_run(job.pipeline, job.catalog, job.type_check) {
         Ok(warnings) => warnings,
         Err(err) => {
             job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
-            return Err(err);
+            return Err(RunFailed::new(err));
         }
     };
     for w in &warnings {
         tracing::warn!(run_id = %job.context.run_id, "{w}");
     }
-    let exec = Execution::plan(job)?;
+    let exec = match Execution::plan(job) {
+        Ok(exec) => exec,
+        Err(err) => {
+            job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
+            return Err(RunFailed {
+                warnings,
+                ..RunFailed::new(err)
+            });
+        }
+    };
     job.hooks.before_pipeline_run(job.context, job.pipeline);
     let result = runner.execute(&exec);
+    let skipped_nodes = job
+        .pipeline
+        .nodes()
+        .iter()
+        .zip(&exec.to_run)
+        .filter(|(_, run)| !**run)
+        .map(|(n, _)| n.name().to_string())
+        .collect();
+    let node_timings = std::mem::take(&mut *lock(&exec.timings));
     match result {
         Ok(()) => {
-            let outputs = std::mem::take(&mut *exec.outputs.lock().expect("outputs lock"));
+            let outputs = std::mem::take(&mut *lock(&exec.outputs));
             job.hooks.after_pipeline_run(job.context, job.pipeline, &outputs);
-            let skipped_nodes = job
-                .pipeline
-                .nodes()
-                .iter()
-                .zip(&exec.to_run)
-                .filter(|(_, run)| !**run)
-                .map(|(n, _)| n.name().to_string())
-                .collect();
             Ok(RunOutput {
                 outputs,
-                node_timings: std::mem::take(&mut *exec.timings.lock().expect("timings lock")),
+                node_timings,
                 skipped_nodes,
                 warnings,
             })
@@ -336,7 +415,12 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
                 err.set_resume_from(resume_nodes(job.pipeline, job.catalog, &done));
             }
             job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
-            Err(err)
+            Err(RunFailed {
+                error: err,
+                node_timings,
+                skipped_nodes,
+                warnings,
+            })
         }
     }
 }

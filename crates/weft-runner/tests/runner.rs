@@ -1,6 +1,11 @@
 //! Runner behaviour: results, hooks, release, failures, resume hints,
 //! only-missing-outputs, type checks and cancellation, on both runners.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "helpers return run_pipeline's own Result<RunOutput, RunFailed>"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use weft_catalog::Catalog;
 use weft_pipeline::{CancelToken, Data, FunctionRegistry, Node, Pipeline, node};
 use weft_runner::{
-    Hook, Hooks, RunContext, RunError, RunJob, RunOutput, Runner, SequentialRunner, ThreadRunner, TypeCheck,
-    run_pipeline,
+    Hook, Hooks, RunContext, RunError, RunFailed, RunJob, RunOutput, Runner, SequentialRunner, ThreadRunner,
+    TypeCheck, run_pipeline,
 };
 
 fn ctx(run: &str) -> RunContext {
@@ -32,7 +37,7 @@ fn run_with(
     runner: &dyn Runner,
     only_missing: bool,
     type_check: TypeCheck,
-) -> Result<RunOutput, RunError> {
+) -> Result<RunOutput, RunFailed> {
     let context = ctx("r1");
     let cancel = CancelToken::new();
     run_pipeline(
@@ -49,7 +54,7 @@ fn run_with(
     )
 }
 
-fn run(pipeline: &Pipeline, catalog: &Catalog, runner: &dyn Runner) -> Result<RunOutput, RunError> {
+fn run(pipeline: &Pipeline, catalog: &Catalog, runner: &dyn Runner) -> Result<RunOutput, RunFailed> {
     run_with(pipeline, catalog, &Hooks::new(), runner, false, TypeCheck::Strict)
 }
 
@@ -210,15 +215,15 @@ fn hooks_see_every_lifecycle_point_in_registration_order() {
             "A:before_load:d0",
             "A:after_load:d0",
             "A:before_node:n0:1",
-            "A:after_node:n0:1",
             "A:before_save:d1",
             "A:after_save:d1",
+            "A:after_node:n0:1",
             "A:before_load:d1",
             "A:after_load:d1",
             "A:before_node:n1:1",
-            "A:after_node:n1:1",
             "A:before_save:d2",
             "A:after_save:d2",
+            "A:after_node:n1:1",
             "A:after_pipeline:1",
         ]
     );
@@ -268,7 +273,8 @@ fn fail_fast_names_node_cause_and_resume_point() {
             false,
             TypeCheck::Strict,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .error;
         assert_eq!(err.node(), Some("breaks"));
         assert_eq!(err.kind(), "node");
         let msg = err.to_string();
@@ -312,7 +318,8 @@ fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
         false,
         TypeCheck::Strict,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .error;
     let RunError::Validation { problems } = &err else {
         panic!("{err}")
     };
@@ -345,7 +352,8 @@ fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
         false,
         TypeCheck::Warn,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .error;
     assert_eq!(err.node(), Some("wants_float"), "{err}");
     let err = run_with(
         &p,
@@ -355,7 +363,8 @@ fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
         false,
         TypeCheck::Off,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .error;
     assert_eq!(err.node(), Some("wants_float"), "{err}");
 }
 
@@ -380,7 +389,8 @@ fn cancelled_run_stops_between_nodes() {
             },
             runner.as_ref(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .error;
         assert!(
             matches!(
                 err,
@@ -511,7 +521,7 @@ fn resume_hint_starts_after_persisted_outputs() {
     ])
     .unwrap();
     let catalog = persisted_catalog(dir.path(), "v1");
-    let err = run(&p, &catalog, &SequentialRunner).unwrap_err();
+    let err = run(&p, &catalog, &SequentialRunner).unwrap_err().error;
     assert_eq!(err.resume_from(), ["breaks"], "{err}");
 }
 
