@@ -1066,6 +1066,17 @@ impl Catalog {
             .collect()
     }
 
+    /// Dataset → version loaded in this run (versioned datasets only, the
+    /// last load of each), keyed by base name like [`Catalog::saved_versions`].
+    pub fn loaded_versions(&self) -> BTreeMap<String, String> {
+        self.datasets
+            .read()
+            .expect("catalog lock")
+            .iter()
+            .filter_map(|(name, ds)| ds.loaded_version().map(|v| (base_name(name).to_string(), v)))
+            .collect()
+    }
+
     /// Dataset → the file or folder it really reads and writes, for every
     /// run-scoped dataset (those of [`BuildOptions::run_scope`] that are
     /// persisted and not versioned, including pattern and transcoded ones).

@@ -81,6 +81,10 @@ pub trait Dataset: Send + Sync {
     fn saved_version(&self) -> Option<String> {
         None
     }
+    /// The version the last load of this run read, if versioned.
+    fn loaded_version(&self) -> Option<String> {
+        None
+    }
     /// The file or folder it really reads and writes (resolved, run-scoped
     /// when the run scopes it; the versioned folder for versioned ones).
     fn path(&self) -> Option<PathBuf> {

@@ -110,6 +110,7 @@ pub struct FileTarget {
     pub save_version: String,
     group: Arc<VersionGroup>,
     saved: Mutex<Option<String>>,
+    loaded: Mutex<Option<String>>,
 }
 
 impl FileTarget {
@@ -141,7 +142,13 @@ impl FileTarget {
             save_version: save_version.to_string(),
             group,
             saved: Mutex::new(None),
+            loaded: Mutex::new(None),
         }
+    }
+
+    /// The version the last load of this run read, if versioned.
+    pub fn loaded_version(&self) -> Option<String> {
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The pinned load version, if any.
@@ -266,6 +273,11 @@ impl FileTarget {
     /// Reads the whole load file.
     pub fn read(&self) -> Result<(PathBuf, Vec<u8>), CatalogError> {
         let path = self.load_path()?;
+        if self.versioned
+            && let Some(version) = path.parent().and_then(|d| d.file_name()).and_then(|v| v.to_str())
+        {
+            *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
+        }
         let bytes = std::fs::read(&path).map_err(|source| CatalogError::Io {
             dataset: self.dataset.clone(),
             path: path.clone(),

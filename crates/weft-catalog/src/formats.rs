@@ -427,6 +427,10 @@ impl Dataset for FileDataset {
         self.target.saved_version()
     }
 
+    fn loaded_version(&self) -> Option<String> {
+        self.target.loaded_version()
+    }
+
     fn path(&self) -> Option<std::path::PathBuf> {
         Some(self.target.path.clone())
     }

@@ -168,7 +168,13 @@ pub(crate) struct SessionCore {
     /// does, runtime params only merge over parameters, so one loaded
     /// configuration per env serves every parameter point.
     conf_uses_runtime_params: OnceLock<bool>,
+    /// The most recent run ids of this session (bounded), to spot runs that
+    /// read another run's unpinned output.
+    recent_runs: Mutex<VecDeque<String>>,
 }
+
+/// How many recent run ids a session remembers without asking the store.
+const RECENT_RUNS: usize = 1024;
 
 impl SessionCore {
     pub(crate) fn open(project_dir: &Path, options: SessionOptions, kind: &str) -> Result<Self, SessionError> {
@@ -241,6 +247,7 @@ impl SessionCore {
             default_runner,
             config_cache: Mutex::new(ConfigCache::default()),
             conf_uses_runtime_params: OnceLock::new(),
+            recent_runs: Mutex::new(VecDeque::new()),
             project,
         };
         let provenance = options.provenance;
@@ -291,7 +298,13 @@ impl SessionCore {
                 let parameters = loader.parameters()?;
                 let catalog = loader.get("catalog")?;
                 let credentials = loader.get("credentials")?;
-                let catalog = CatalogConfig::parse(&catalog, &credentials, &self.code.dataset_types)?;
+                let locator = weft_config::KeyLocator::new(&loader, "catalog")?;
+                let catalog = CatalogConfig::parse_located(
+                    &catalog,
+                    &credentials,
+                    &self.code.dataset_types,
+                    &|path: &[&str]| locator.locate(path),
+                )?;
                 let loaded = Arc::new(LoadedConfig { parameters, catalog });
                 self.config_cache
                     .lock()
@@ -397,6 +410,7 @@ impl SessionCore {
             warnings,
             ..
         } = prepared;
+        self.remember_run(&ctx.run_id);
         self.hooks.after_context_created(ctx);
         self.hooks.after_catalog_created(ctx, &catalog);
         let job = RunJob {
@@ -437,6 +451,10 @@ impl SessionCore {
                 result.warnings.extend(failed.warnings);
             }
         }
+        result.warnings.extend(self.cross_run_reads(&spec, &catalog.loaded_versions()));
+        for warning in &result.warnings {
+            tracing::warn!("{warning}");
+        }
         for (name, ms) in result.node_timings.iter().map(|t| (&t.node, t.duration_ms)) {
             result.metrics.insert(format!("node_ms.{name}"), ms);
         }
@@ -446,6 +464,46 @@ impl SessionCore {
             result.process_peak_rss_bytes = process_peak_rss_bytes();
         }
         result
+    }
+
+    fn remember_run(&self, run_id: &str) {
+        let mut recent = self.recent_runs.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_RUNS {
+            recent.pop_front();
+        }
+        recent.push_back(run_id.to_string());
+    }
+
+    /// Whether `version` is the id of another run of this session.
+    fn is_session_run(&self, version: &str) -> bool {
+        if self.recent_runs.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|r| r == version) {
+            return true;
+        }
+        match self.recorder.session_of(version) {
+            Some(session) => session == self.id,
+            None => false,
+        }
+    }
+
+    /// Warnings for versions this run loaded without pinning them that
+    /// another run of the same session wrote: an accidental cross-run
+    /// dependency (`load_versions` makes it explicit and silences this).
+    fn cross_run_reads(&self, spec: &RunSpec, loaded: &BTreeMap<String, String>) -> Vec<String> {
+        loaded
+            .iter()
+            .filter(|(dataset, version)| {
+                version.as_str() != spec.run_id()
+                    && !spec.config.load_versions.contains_key(dataset.as_str())
+                    && self.is_session_run(version)
+            })
+            .map(|(dataset, version)| {
+                format!(
+                    "run {} read dataset `{dataset}` version {version}, written by run {version} of the same session; \
+                     pin it with load_versions ({dataset}:{version}) if the dependency is intended",
+                    spec.run_id()
+                )
+            })
+            .collect()
     }
 
     fn metric_datasets(&self) -> Vec<String> {

@@ -50,6 +50,12 @@ impl Recorder {
         }
     }
 
+    /// The session a recorded run belongs to.
+    pub(crate) fn session_of(&self, run_id: &str) -> Option<String> {
+        let store = self.store.as_ref()?;
+        store.get_run(run_id).ok().flatten().map(|r| r.session_id)
+    }
+
     /// Records planned runs as `queued`, in one transaction.
     pub(crate) fn planned(&self, specs: &[&RunSpec]) -> Result<(), StoreError> {
         let Some(store) = &self.store else { return Ok(()) };

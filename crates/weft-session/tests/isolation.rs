@@ -326,3 +326,45 @@ fn metrics_hold_numeric_outputs_and_node_timings() {
     let rec = store.get_run(&r.run_id).unwrap().unwrap();
     assert_eq!(rec.metrics["c"], 5.0);
 }
+
+#[test]
+fn reading_another_runs_unpinned_version_warns_and_a_pin_silences_it() {
+    let (_tmp, root) = chain_project();
+    write(
+        &root,
+        "pipelines.yml",
+        "produce:\n  nodes:\n    - {name: p, func: add_one, inputs: params:start, outputs: shared}\nconsume:\n  nodes:\n    - {name: c, func: add_one, inputs: shared, outputs: next}\n",
+    );
+    write(
+        &root,
+        "conf/base/catalog.yml",
+        "shared:\n  type: json.JSONDataset\n  filepath: data/shared.json\n  versioned: true\n",
+    );
+    let s = service(&root, 1, StoreChoice::Disabled);
+    let producer = s
+        .run(RunConfig {
+            pipeline_names: vec!["produce".into()],
+            ..point(1, 0)
+        })
+        .unwrap();
+    let consumer = s
+        .run(RunConfig {
+            pipeline_names: vec!["consume".into()],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(consumer.outputs["next"].to_json().unwrap(), 3);
+    let warning = consumer.warnings.join("\n");
+    assert!(
+        warning.contains(&producer.run_id) && warning.contains(&consumer.run_id) && warning.contains("`shared`"),
+        "{warning}"
+    );
+    let pinned = s
+        .run(RunConfig {
+            pipeline_names: vec!["consume".into()],
+            load_versions: producer.saved_versions.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(pinned.warnings.is_empty(), "{:?}", pinned.warnings);
+}
