@@ -52,11 +52,11 @@ pub(crate) struct Io<'a> {
 /// `multirun` cleanly (exit 130).
 pub fn main_with(code: ProjectCode) -> ExitCode {
     let environment = Environment::from_process();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
-    let progress_bars = stderr.is_terminal();
-    let mut out = stdout.lock();
-    let mut err = stderr.lock();
+    // Unlocked handles: each write takes the lock briefly, so log lines
+    // written from run threads never wait for this thread.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let progress_bars = err.is_terminal();
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = match parse(args.clone(), &mut out, &mut err) {
         Ok(cli) => cli,
