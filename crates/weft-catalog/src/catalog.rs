@@ -1,15 +1,17 @@
 //! The catalog: dataset name → dataset, built fresh for every run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde_json::Value;
 use weft_pipeline::{Data, DataType};
 
+use crate::error::{ConfigProblem, LoadVersionProblem};
+use crate::file::{VersionGroup, base_name};
 use crate::memory::MemoryDataset;
 use crate::registry::{DatasetSpec, DatasetTypeRegistry};
-use crate::{CatalogError, Dataset, DatasetInfo, LoadType};
+use crate::{CatalogError, Dataset, DatasetInfo, LoadType, Unavailable};
 
 const ENTRY_KEYS: &[&str] = &[
     "type",
@@ -196,6 +198,8 @@ struct Entry {
     type_name: String,
     config: serde_json::Map<String, Value>,
     credentials: Option<Value>,
+    /// Where the entry is written (file, line), when the parser was told.
+    origin: Option<(PathBuf, usize)>,
 }
 
 /// A parsed, validated catalog configuration: parse once, then `build` a
@@ -207,8 +211,24 @@ pub struct CatalogConfig {
 
 struct ConfigInner {
     entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+    /// Base name → indexes of the explicit `base@fmt` entries.
+    by_base: HashMap<String, Vec<usize>>,
     patterns: Vec<(Pattern, Entry)>,
     types: DatasetTypeRegistry,
+}
+
+/// Where a run writes its run-scoped outputs (the isolation rule for runs
+/// that can overlap): every dataset named in `datasets` that is persisted
+/// and not versioned loads and saves under `dir` instead of its configured
+/// path. Naming one side of a transcoded pair (`cars@csv`) or its base name
+/// (`cars`) scopes every `cars@...` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunScope {
+    /// The run's own folder.
+    pub dir: PathBuf,
+    /// The datasets to scope.
+    pub datasets: BTreeSet<String>,
 }
 
 /// What a run's catalog needs besides the configuration.
@@ -218,11 +238,52 @@ pub struct BuildOptions {
     pub project_dir: PathBuf,
     /// The version versioned datasets save under (the run id).
     pub save_version: String,
-    /// Dataset → version to load.
+    /// Dataset → version to load. A transcoded dataset is pinned by its base
+    /// name (`cars`, for `cars@csv` and `cars@parquet`); a full name works too.
     pub load_versions: BTreeMap<String, String>,
     /// The run's parameters (`parameters` and `params:<key>` entries).
     pub parameters: Value,
+    /// Run-scoped outputs, if the run has any (see [`RunScope`]).
+    pub run_scope: Option<RunScope>,
 }
+
+/// One run's build options with what is derived from them once.
+struct BuildState {
+    opts: BuildOptions,
+    /// Base names of the scoped datasets.
+    scope_bases: BTreeSet<String>,
+}
+
+impl BuildState {
+    fn scope_for(&self, name: &str) -> Option<&std::path::Path> {
+        let scope = self.opts.run_scope.as_ref()?;
+        self.scope_bases
+            .contains(base_name(name))
+            .then_some(scope.dir.as_path())
+    }
+
+    /// The pinned version of a dataset: by its name, else by its base name,
+    /// else by another transcoding's name.
+    fn load_version(&self, name: &str) -> Option<&str> {
+        let lv = &self.opts.load_versions;
+        let base = base_name(name);
+        lv.get(name)
+            .or_else(|| lv.get(base))
+            .or_else(|| {
+                lv.iter()
+                    .find(|(k, _)| base_name(k) == base && k.contains('@'))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_str)
+    }
+}
+
+/// Version groups of one run, by base name.
+type Groups = Mutex<HashMap<String, Arc<VersionGroup>>>;
+
+/// A locator: the (file, line) where a key path of the catalog section is
+/// written (`["cars"]` for an entry, `["cars", "type"]` for one of its keys).
+pub type Locator<'a> = &'a dyn Fn(&[&str]) -> Option<(PathBuf, usize)>;
 
 fn suggest(types: &DatasetTypeRegistry, name: &str) -> String {
     let lower = name.to_lowercase();
@@ -251,15 +312,51 @@ fn suggest(types: &DatasetTypeRegistry, name: &str) -> String {
     }
 }
 
+/// Why a load version is not a plain folder name, if it is not.
+fn bad_version(version: &str) -> Option<&'static str> {
+    if version.is_empty() {
+        Some("a version must not be empty")
+    } else if version.contains('/') || version.contains('\\') {
+        Some("a version must not contain a path separator (`/` or `\\`)")
+    } else if version.contains("..") {
+        Some("a version must not contain `..`")
+    } else {
+        None
+    }
+}
+
 impl CatalogConfig {
     /// Parses the `catalog` section (and resolves `credentials` references).
-    /// Every problem is reported at once.
+    /// Every problem is reported at once, without file locations (see
+    /// [`CatalogConfig::parse_located`]).
     pub fn parse(
         catalog: &Value,
         credentials: &Value,
         types: &DatasetTypeRegistry,
     ) -> Result<Self, CatalogError> {
-        let mut problems = Vec::new();
+        Self::parse_located(catalog, credentials, types, &|_| None)
+    }
+
+    /// Like [`CatalogConfig::parse`], with a locator that says where each
+    /// entry (and key) is written, so every problem names its file and line
+    /// (`weft_config::KeyLocator` gives one for a project's conf folder).
+    pub fn parse_located(
+        catalog: &Value,
+        credentials: &Value,
+        types: &DatasetTypeRegistry,
+        locate: Locator<'_>,
+    ) -> Result<Self, CatalogError> {
+        let mut problems: Vec<ConfigProblem> = Vec::new();
+        let problem = |name: &str, key: Option<&str>, message: String| {
+            let at = key.and_then(|k| locate(&[name, k])).or_else(|| locate(&[name]));
+            ConfigProblem {
+                dataset: Some(name.to_string()),
+                key: key.map(str::to_string),
+                file: at.as_ref().map(|(f, _)| f.clone()),
+                line: at.map(|(_, l)| l),
+                message,
+            }
+        };
         let mut entries = Vec::new();
         let mut patterns = Vec::new();
         let map = match catalog {
@@ -267,8 +364,10 @@ impl CatalogConfig {
             Value::Null => Default::default(),
             other => {
                 return Err(CatalogError::Config {
-                    problems: vec![format!(
-                        "the catalog must be a map of dataset name -> entry, got {other}"
+                    problems: vec![ConfigProblem::new(
+                        None,
+                        None,
+                        format!("the catalog must be a map of dataset name -> entry, got {other}"),
                     )],
                 });
             }
@@ -278,27 +377,37 @@ impl CatalogConfig {
                 continue;
             }
             let Value::Object(config) = value else {
-                problems.push(format!(
-                    "`{name}`: an entry must be a map with a `type`, got {value}"
+                problems.push(problem(
+                    name,
+                    None,
+                    format!("`{name}`: an entry must be a map with a `type`, got {value}"),
                 ));
                 continue;
             };
             for key in config.keys() {
                 if !ENTRY_KEYS.contains(&key.as_str()) {
-                    problems.push(format!(
-                        "`{name}`: unknown key `{key}` (allowed: {})",
-                        ENTRY_KEYS.join(", ")
+                    problems.push(problem(
+                        name,
+                        Some(key),
+                        format!(
+                            "`{name}`: unknown key `{key}` (allowed: {})",
+                            ENTRY_KEYS.join(", ")
+                        ),
                     ));
                 }
             }
             let Some(type_name) = config.get("type").and_then(Value::as_str) else {
-                problems.push(format!("`{name}`: missing `type`"));
+                problems.push(problem(name, None, format!("`{name}`: missing `type`")));
                 continue;
             };
             let Some(canonical) = types.canonical(type_name) else {
-                problems.push(format!(
-                    "`{name}`: unknown dataset type `{type_name}`{}",
-                    suggest(types, type_name)
+                problems.push(problem(
+                    name,
+                    Some("type"),
+                    format!(
+                        "`{name}`: unknown dataset type `{type_name}`{}",
+                        suggest(types, type_name)
+                    ),
                 ));
                 continue;
             };
@@ -307,16 +416,22 @@ impl CatalogConfig {
                 Some(Value::String(key)) => match credentials.get(key) {
                     Some(c) => Some(c.clone()),
                     None => {
-                        problems.push(format!(
-                            "`{name}`: credentials `{key}` are not defined in the credentials files"
+                        problems.push(problem(
+                            name,
+                            Some("credentials"),
+                            format!("`{name}`: credentials `{key}` are not defined in the credentials files"),
                         ));
                         continue;
                     }
                 },
                 Some(inline @ Value::Object(_)) => Some(inline.clone()),
                 Some(other) => {
-                    problems.push(format!(
-                        "`{name}`: `credentials` must name an entry of the credentials files, got {other}"
+                    problems.push(problem(
+                        name,
+                        Some("credentials"),
+                        format!(
+                            "`{name}`: `credentials` must name an entry of the credentials files, got {other}"
+                        ),
                     ));
                     continue;
                 }
@@ -326,6 +441,7 @@ impl CatalogConfig {
                 type_name: canonical.to_string(),
                 config: config.clone(),
                 credentials: creds,
+                origin: locate(&[name]),
             };
             // Dry-run the factory so bad entries fail now, all together.
             let dry_run = |config: &serde_json::Map<String, Value>| {
@@ -337,21 +453,27 @@ impl CatalogConfig {
                     save_version: "validation",
                     load_version: None,
                     credentials: entry.credentials.as_ref(),
+                    run_scope: None,
+                    version_group: None,
                 };
                 match types.get(canonical).map(|f| f(&spec)) {
-                    Some(Err(e)) => Err(format!("`{name}`: {e}")),
+                    Some(Err(e)) => Err(problem(name, None, format!("`{name}`: {e}"))),
                     _ => Ok(()),
                 }
             };
             match Pattern::parse(name) {
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(problem(name, None, e)),
                 Ok(Some(p)) => {
                     let mut ok = true;
                     for used in placeholders_in(&Value::Object(config.clone())) {
                         if !p.names().any(|n| n == used) {
                             ok = false;
-                            problems.push(format!(
-                                "`{name}`: placeholder `{{{used}}}` is used in the entry but not in the pattern"
+                            problems.push(problem(
+                                name,
+                                None,
+                                format!(
+                                    "`{name}`: placeholder `{{{used}}}` is used in the entry but not in the pattern"
+                                ),
                             ));
                         }
                     }
@@ -380,14 +502,20 @@ impl CatalogConfig {
             .map(|(p, _)| p.as_str())
             .collect();
         if catch_all.len() > 1 {
-            problems.push(format!(
-                "only one catch-all pattern is allowed, found {}",
-                catch_all
-                    .iter()
-                    .map(|p| format!("`{p}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            let mut p = problem(
+                catch_all[1],
+                None,
+                format!(
+                    "only one catch-all pattern is allowed, found {}",
+                    catch_all
+                        .iter()
+                        .map(|p| format!("`{p}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            p.dataset = None;
+            problems.push(p);
         }
         if !problems.is_empty() {
             return Err(CatalogError::Config { problems });
@@ -399,9 +527,22 @@ impl CatalogConfig {
                 .then(b.placeholders().cmp(&a.placeholders()))
                 .then(a.as_str().cmp(b.as_str()))
         });
+        let by_name = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        let mut by_base: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.name.contains('@') {
+                by_base.entry(base_name(&e.name).to_string()).or_default().push(i);
+            }
+        }
         Ok(CatalogConfig {
             inner: Arc::new(ConfigInner {
                 entries,
+                by_name,
+                by_base,
                 patterns,
                 types: types.clone(),
             }),
@@ -422,18 +563,230 @@ impl CatalogConfig {
             .map(|(p, _)| p.as_str())
     }
 
-    /// Builds a fresh catalog for one run.
-    pub fn build(&self, opts: &BuildOptions) -> Result<Catalog, CatalogError> {
-        let mut catalog = Catalog {
-            datasets: RwLock::new(HashMap::with_capacity(self.inner.entries.len() + 8)),
-            patterns: Some((self.clone(), Arc::new(opts.clone()))),
-            origins: RwLock::new(HashMap::new()),
-        };
-        let mut built = HashMap::with_capacity(self.inner.entries.len());
-        for e in &self.inner.entries {
-            built.insert(e.name.clone(), self.instantiate(e, &e.config, opts)?);
+    /// The entry for a name and its configuration (placeholders filled in
+    /// for pattern entries), with the pattern text; `None` when undeclared.
+    fn entry_for(&self, name: &str) -> Option<(Entry, serde_json::Map<String, Value>, Option<String>)> {
+        if let Some(&i) = self.inner.by_name.get(name) {
+            let e = &self.inner.entries[i];
+            return Some((e.clone(), e.config.clone(), None));
         }
-        *catalog.datasets.get_mut().expect("fresh lock") = built;
+        let (pattern, entry) = self
+            .inner
+            .patterns
+            .iter()
+            .find(|(p, _)| p.matches(name).is_some())?;
+        let values = pattern.matches(name)?;
+        let Value::Object(config) = substitute(&Value::Object(entry.config.clone()), &values) else {
+            return None;
+        };
+        let concrete = Entry {
+            name: name.to_string(),
+            ..entry.clone()
+        };
+        Some((concrete, config, Some(pattern.as_str().to_string())))
+    }
+
+    /// The dataset a name would be, built with neither scope nor versions
+    /// (for questions about the configuration).
+    fn probe(&self, name: &str) -> Option<Arc<dyn Dataset>> {
+        if name == "parameters" || name.starts_with("params:") {
+            return None;
+        }
+        let (entry, config, _) = self.entry_for(name)?;
+        let factory = self.inner.types.get(&entry.type_name)?;
+        factory(&DatasetSpec {
+            name,
+            type_name: &entry.type_name,
+            config: &config,
+            project_dir: std::path::Path::new("."),
+            save_version: "probe",
+            load_version: None,
+            credentials: entry.credentials.as_ref(),
+            run_scope: None,
+            version_group: None,
+        })
+        .ok()
+    }
+
+    /// Whether `name` (an entry, or a name a pattern matches) is persisted
+    /// and not versioned, in a file or folder a [`RunScope`] can move: the
+    /// datasets that concurrent runs would share. `false` for memory,
+    /// versioned, `params:` and undeclared names. Builds nothing on disk.
+    pub fn is_shared_file(&self, name: &str) -> bool {
+        self.probe(name)
+            .is_some_and(|ds| !ds.is_memory() && !ds.describe().versioned && ds.path().is_some())
+    }
+
+    /// Whether `name` is persisted (not memory, not a parameter), versioned
+    /// or not, file-backed or not (custom types without a path cannot be
+    /// run-scoped: [`CatalogConfig::is_shared_file`] is `false` for them).
+    pub fn is_persisted(&self, name: &str) -> bool {
+        self.probe(name).is_some_and(|ds| !ds.is_memory())
+    }
+
+    /// Whether an entry's configuration says `versioned: true`.
+    fn entry_versioned(config: &serde_json::Map<String, Value>) -> bool {
+        config.get("versioned") == Some(&Value::Bool(true))
+    }
+
+    /// Every name of the logical dataset `base` the configuration knows:
+    /// `base` itself and its transcodings `base@fmt` (explicit entries, and
+    /// names that patterns ending in `@fmt` match).
+    fn transcodings(&self, base: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut push = |n: String| {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        };
+        if self.entry_for(base).is_some() {
+            push(base.to_string());
+        }
+        for &i in self.inner.by_base.get(base).into_iter().flatten() {
+            push(self.inner.entries[i].name.clone());
+        }
+        for (p, _) in &self.inner.patterns {
+            if let Some(Segment::Literal(last)) = p.segments.last()
+                && let Some(at) = last.rfind('@')
+            {
+                let candidate = format!("{base}{}", &last[at..]);
+                if p.matches(&candidate).is_some() && self.entry_for(&candidate).is_some() {
+                    push(candidate);
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks `load_versions` against the configuration: plain folder names,
+    /// known datasets, versioned ones, one version per logical dataset.
+    fn check_load_versions(&self, load_versions: &BTreeMap<String, String>) -> Vec<LoadVersionProblem> {
+        let mut problems = Vec::new();
+        let refuse = |name: &str, version: &str, reason: String| LoadVersionProblem {
+            dataset: name.to_string(),
+            version: version.to_string(),
+            reason,
+        };
+        let mut by_base: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+        for (name, version) in load_versions {
+            if let Some(why) = bad_version(version) {
+                problems.push(refuse(name, version, why.to_string()));
+            }
+            let names = if name.contains('@') {
+                self.entry_for(name)
+                    .map(|_| vec![name.clone()])
+                    .unwrap_or_default()
+            } else {
+                self.transcodings(name)
+            };
+            if names.is_empty() {
+                problems.push(refuse(
+                    name,
+                    version,
+                    "the catalog has no such dataset (no entry, no matching pattern)".to_string(),
+                ));
+                continue;
+            }
+            let versioned = names.iter().any(|n| {
+                self.entry_for(n)
+                    .is_some_and(|(_, config, _)| Self::entry_versioned(&config))
+            });
+            if !versioned {
+                problems.push(refuse(
+                    name,
+                    version,
+                    "the dataset is not versioned (its entry does not say `versioned: true`)".to_string(),
+                ));
+                continue;
+            }
+            by_base.entry(base_name(name)).or_default().push((name, version));
+        }
+        for (base, pins) in by_base {
+            if pins.iter().any(|(_, v)| *v != pins[0].1) {
+                for (name, version) in &pins {
+                    problems.push(refuse(
+                        name,
+                        version,
+                        format!(
+                            "conflicting versions for the transcodings of `{base}` (they are one dataset): {}",
+                            pins.iter()
+                                .map(|(n, v)| format!("`{n}` = `{v}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// The version group of the logical dataset `base` in one run.
+    fn group_for(&self, base: &str, state: &BuildState, groups: &Groups) -> Arc<VersionGroup> {
+        if let Some(g) = groups.lock().unwrap_or_else(PoisonError::into_inner).get(base) {
+            return Arc::clone(g);
+        }
+        let sides: Vec<PathBuf> = self
+            .transcodings(base)
+            .iter()
+            .filter_map(|n| {
+                let (entry, config, _) = self.entry_for(n)?;
+                if !Self::entry_versioned(&config) {
+                    return None;
+                }
+                let factory = self.inner.types.get(&entry.type_name)?;
+                factory(&DatasetSpec {
+                    name: n,
+                    type_name: &entry.type_name,
+                    config: &config,
+                    project_dir: &state.opts.project_dir,
+                    save_version: &state.opts.save_version,
+                    load_version: None,
+                    credentials: entry.credentials.as_ref(),
+                    run_scope: None,
+                    version_group: None,
+                })
+                .ok()?
+                .path()
+            })
+            .collect();
+        let group = VersionGroup::new(base, state.load_version(base).map(str::to_string), sides);
+        Arc::clone(
+            groups
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(base.to_string())
+                .or_insert(group),
+        )
+    }
+
+    /// Builds a fresh catalog for one run. `load_versions` are checked
+    /// first: every problem is reported at once in
+    /// [`CatalogError::LoadVersions`].
+    pub fn build(&self, opts: &BuildOptions) -> Result<Catalog, CatalogError> {
+        let problems = self.check_load_versions(&opts.load_versions);
+        if !problems.is_empty() {
+            return Err(CatalogError::LoadVersions { problems });
+        }
+        let state = Arc::new(BuildState {
+            scope_bases: opts
+                .run_scope
+                .iter()
+                .flat_map(|s| s.datasets.iter().map(|d| base_name(d).to_string()))
+                .collect(),
+            opts: opts.clone(),
+        });
+        let groups: Groups = Mutex::new(HashMap::new());
+        let mut built = HashMap::with_capacity(self.inner.entries.len() + 8);
+        for e in &self.inner.entries {
+            built.insert(e.name.clone(), self.instantiate(e, &e.config, &state, &groups)?);
+        }
+        let mut catalog = Catalog {
+            datasets: RwLock::new(built),
+            patterns: Some((self.clone(), state)),
+            origins: RwLock::new(HashMap::new()),
+            groups,
+        };
         if !opts.parameters.is_null() {
             catalog.add_parameters(&opts.parameters);
         }
@@ -444,44 +797,58 @@ impl CatalogConfig {
         &self,
         entry: &Entry,
         config: &serde_json::Map<String, Value>,
-        opts: &BuildOptions,
+        state: &BuildState,
+        groups: &Groups,
     ) -> Result<Arc<dyn Dataset>, CatalogError> {
         let factory = self
             .inner
             .types
             .get(&entry.type_name)
-            .expect("types were checked at parse time");
+            .ok_or_else(|| CatalogError::Config {
+                problems: vec![ConfigProblem::new(
+                    Some(&entry.name),
+                    Some("type"),
+                    format!("`{}`: unknown dataset type `{}`", entry.name, entry.type_name),
+                )],
+            })?;
+        let version_group =
+            Self::entry_versioned(config).then(|| self.group_for(base_name(&entry.name), state, groups));
         let spec = DatasetSpec {
             name: &entry.name,
             type_name: &entry.type_name,
             config,
-            project_dir: &opts.project_dir,
-            save_version: &opts.save_version,
-            load_version: opts.load_versions.get(&entry.name).map(String::as_str),
+            project_dir: &state.opts.project_dir,
+            save_version: &state.opts.save_version,
+            load_version: state.load_version(&entry.name),
             credentials: entry.credentials.as_ref(),
+            run_scope: state.scope_for(&entry.name),
+            version_group,
         };
         factory(&spec).map_err(|e| CatalogError::Config {
-            problems: vec![format!("`{}`: {e}", entry.name)],
+            problems: vec![ConfigProblem {
+                dataset: Some(entry.name.clone()),
+                key: None,
+                file: entry.origin.as_ref().map(|(f, _)| f.clone()),
+                line: entry.origin.as_ref().map(|(_, l)| *l),
+                message: format!("`{}`: {e}", entry.name),
+            }],
         })
     }
 
-    fn materialize(&self, name: &str, opts: &BuildOptions) -> Option<Result<Materialized, CatalogError>> {
-        let (pattern, entry) = self
-            .inner
-            .patterns
-            .iter()
-            .find(|(p, _)| p.matches(name).is_some())?;
-        let values = pattern.matches(name)?;
-        let Value::Object(config) = substitute(&Value::Object(entry.config.clone()), &values) else {
-            unreachable!("substituting an object yields an object")
-        };
-        let concrete = Entry {
-            name: name.to_string(),
-            ..entry.clone()
-        };
+    fn materialize(
+        &self,
+        name: &str,
+        state: &BuildState,
+        groups: &Groups,
+    ) -> Option<Result<Materialized, CatalogError>> {
+        if self.inner.by_name.contains_key(name) {
+            return None;
+        }
+        let (entry, config, pattern) = self.entry_for(name)?;
+        let pattern = pattern?;
         Some(
-            self.instantiate(&concrete, &config, opts)
-                .map(|d| (d, pattern.as_str().to_string())),
+            self.instantiate(&entry, &config, state, groups)
+                .map(|d| (d, pattern)),
         )
     }
 }
@@ -490,8 +857,9 @@ impl CatalogConfig {
 /// between runs (build a new one from [`CatalogConfig`] each time).
 pub struct Catalog {
     datasets: RwLock<HashMap<String, Arc<dyn Dataset>>>,
-    patterns: Option<(CatalogConfig, Arc<BuildOptions>)>,
+    patterns: Option<(CatalogConfig, Arc<BuildState>)>,
     origins: RwLock<HashMap<String, String>>,
+    groups: Groups,
 }
 
 impl Default for Catalog {
@@ -525,6 +893,7 @@ impl Catalog {
             datasets: RwLock::new(HashMap::new()),
             patterns: None,
             origins: RwLock::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -560,10 +929,10 @@ impl Catalog {
         if let Some(ds) = self.datasets.read().expect("catalog lock").get(name) {
             return Ok(Some(Arc::clone(ds)));
         }
-        let Some((config, opts)) = &self.patterns else {
+        let Some((config, state)) = &self.patterns else {
             return Ok(None);
         };
-        match config.materialize(name, opts) {
+        match config.materialize(name, state, &self.groups) {
             None => Ok(None),
             Some(Err(e)) => Err(e),
             Some(Ok((ds, pattern))) => {
@@ -686,13 +1055,75 @@ impl Catalog {
         out
     }
 
-    /// Dataset → version saved in this run.
+    /// Dataset → version saved in this run, keyed by base name for
+    /// transcoded datasets (`cars` for `cars@csv`), as `load_versions` are.
     pub fn saved_versions(&self) -> BTreeMap<String, String> {
         self.datasets
             .read()
             .expect("catalog lock")
             .iter()
-            .filter_map(|(name, ds)| ds.saved_version().map(|v| (name.clone(), v)))
+            .filter_map(|(name, ds)| ds.saved_version().map(|v| (base_name(name).to_string(), v)))
+            .collect()
+    }
+
+    /// Dataset → the file or folder it really reads and writes, for every
+    /// run-scoped dataset (those of [`BuildOptions::run_scope`] that are
+    /// persisted and not versioned, including pattern and transcoded ones).
+    pub fn scoped_paths(&self) -> BTreeMap<String, PathBuf> {
+        let Some((config, state)) = &self.patterns else {
+            return BTreeMap::new();
+        };
+        let Some(scope) = &state.opts.run_scope else {
+            return BTreeMap::new();
+        };
+        for name in &scope.datasets {
+            let names = if name.contains('@') {
+                config
+                    .transcodings(base_name(name))
+                    .into_iter()
+                    .chain([name.clone()])
+                    .collect()
+            } else {
+                config.transcodings(name)
+            };
+            for n in names {
+                let _ = self.resolve(&n);
+            }
+        }
+        self.datasets
+            .read()
+            .expect("catalog lock")
+            .iter()
+            .filter(|(name, ds)| {
+                state.scope_for(name).is_some() && !ds.is_memory() && !ds.describe().versioned
+            })
+            .filter_map(|(name, ds)| ds.path().map(|p| (name.clone(), p)))
+            .collect()
+    }
+
+    /// The datasets among `names` that have nothing to load now: a file
+    /// (or versioned folder, or pinned version) that does not exist, a
+    /// memory dataset that holds no data, a name the catalog does not know.
+    /// Cheap: about one `stat` per dataset, nothing is read.
+    pub fn check_available(&self, names: &[&str]) -> Vec<Unavailable> {
+        names
+            .iter()
+            .filter_map(|&name| match self.resolve(name) {
+                Ok(Some(ds)) => ds.unavailable().map(|mut u| {
+                    u.dataset = name.to_string();
+                    u
+                }),
+                Ok(None) => Some(Unavailable {
+                    dataset: name.to_string(),
+                    path: None,
+                    reason: "not in the catalog, so a memory dataset, and nothing has saved it".to_string(),
+                }),
+                Err(e) => Some(Unavailable {
+                    dataset: name.to_string(),
+                    path: None,
+                    reason: e.to_string(),
+                }),
+            })
             .collect()
     }
 }

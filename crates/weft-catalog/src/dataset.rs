@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use serde::Serialize;
 use weft_pipeline::{Data, DataType};
 
@@ -31,6 +33,28 @@ pub struct DatasetInfo {
     pub pattern: Option<String>,
 }
 
+/// A dataset a run needs that has nothing to load (see
+/// [`crate::Catalog::check_available`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Unavailable {
+    /// The dataset's catalog name.
+    pub dataset: String,
+    /// The file or folder looked at, if the dataset has one.
+    pub path: Option<PathBuf>,
+    /// Why there is nothing to load.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`", self.dataset)?;
+        if let Some(p) = &self.path {
+            write!(f, " ({})", p.display())?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
 /// Loads and saves one named piece of data.
 ///
 /// Implementations are shared by the threads of one run, so they use
@@ -56,5 +80,24 @@ pub trait Dataset: Send + Sync {
     /// The version this dataset saved in this run, if versioned.
     fn saved_version(&self) -> Option<String> {
         None
+    }
+    /// The file or folder it really reads and writes (resolved, run-scoped
+    /// when the run scopes it; the versioned folder for versioned ones).
+    fn path(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Why a load now would find nothing, if it would not. Must be cheap
+    /// (about one `stat`); the default asks [`Dataset::exists`].
+    fn unavailable(&self) -> Option<Unavailable> {
+        let reason = match self.exists() {
+            Ok(true) => return None,
+            Ok(false) => "there is no data to load".to_string(),
+            Err(e) => e.to_string(),
+        };
+        Some(Unavailable {
+            dataset: self.describe().name,
+            path: self.path(),
+            reason,
+        })
     }
 }

@@ -1,32 +1,120 @@
-//! Paths, versions and atomic writes shared by the file datasets.
+//! Paths, versions and safe atomic writes shared by the file datasets.
+//!
+//! * Versioned layout: `<filepath>/<version>/<basename>`. The transcoded
+//!   entries of one logical dataset (`cars@csv`, `cars@parquet`) share one
+//!   [`VersionGroup`]: the version saved in this run, the pinned load
+//!   version and the newest version are resolved for the logical dataset
+//!   (the base name), across every side's folder; each side keeps its own
+//!   `filepath`, so the versioned path shows the format.
+//! * Writes go to a locked temporary sibling (`.<basename>.tmp-<8 hex>`)
+//!   renamed into place. A temporary file left by a killed save (its lock
+//!   is gone with the process) is removed by the next save of that file.
+//! * A save follows symlinks and writes through to the target; it never
+//!   replaces a directory, FIFO, socket or device node with a regular file.
 
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use crate::CatalogError;
 
+/// The base name of a transcoded dataset name (`cars@csv` → `cars`).
+pub fn base_name(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(base, _)| base)
+}
+
+/// The version state of one logical dataset (a name and all its
+/// transcoded `name@fmt` entries) in one run.
+#[derive(Debug)]
+pub struct VersionGroup {
+    base: String,
+    load_version: Option<String>,
+    sides: Vec<PathBuf>,
+    saved: Mutex<Option<String>>,
+}
+
+impl VersionGroup {
+    /// A group for the logical dataset `base`, pinned to `load_version` if
+    /// given, whose versioned entries live at `sides` (each a resolved
+    /// `filepath`; versions are `<side>/<version>/<basename of side>`).
+    pub fn new(base: &str, load_version: Option<String>, sides: Vec<PathBuf>) -> Arc<Self> {
+        Arc::new(VersionGroup {
+            base: base.to_string(),
+            load_version,
+            sides,
+            saved: Mutex::new(None),
+        })
+    }
+
+    /// The logical dataset's name.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The pinned load version, if any.
+    pub fn load_version(&self) -> Option<&str> {
+        self.load_version.as_deref()
+    }
+
+    fn saved(&self) -> Option<String> {
+        self.saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set_saved(&self, version: &str) {
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
+    }
+
+    /// The newest version present under any side.
+    fn newest(&self) -> Option<String> {
+        self.sides
+            .iter()
+            .flat_map(|side| {
+                let base = side.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+                std::fs::read_dir(side)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Result::ok)
+                    .filter(move |e| e.path().join(&base).exists())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|v| !v.starts_with('.'))
+            })
+            .max()
+    }
+
+    /// A side other than `except` that holds `version`.
+    fn found_as(&self, version: &str, except: &Path) -> Option<PathBuf> {
+        self.sides
+            .iter()
+            .filter(|s| s.as_path() != except)
+            .map(|s| s.join(version).join(s.file_name().unwrap_or_default()))
+            .find(|f| f.exists())
+    }
+}
+
 /// Where a file dataset reads and writes, with Kedro's versioning:
 /// versioned saves go to `<filepath>/<version>/<basename>`; loads read the
-/// version this dataset saved in this run, else the pinned one, else the
-/// newest.
+/// version saved in this run (by any transcoding of the dataset), else the
+/// pinned one, else the newest.
 #[derive(Debug)]
 pub struct FileTarget {
     /// The dataset's name (for errors).
     pub dataset: String,
-    /// The resolved `filepath`.
+    /// The resolved `filepath` (run-scoped when the run scopes it).
     pub path: PathBuf,
     /// Whether saves are versioned.
     pub versioned: bool,
     /// The version saves use (the run id).
     pub save_version: String,
-    /// The version loads use, when pinned.
-    pub load_version: Option<String>,
+    group: Arc<VersionGroup>,
     saved: Mutex<Option<String>>,
 }
 
 impl FileTarget {
-    /// A target for `path` (already resolved against the project).
+    /// A target for `path` (already resolved against the project), alone in
+    /// its version group.
     pub fn new(
         dataset: &str,
         path: PathBuf,
@@ -34,34 +122,38 @@ impl FileTarget {
         save_version: &str,
         load_version: Option<String>,
     ) -> Self {
+        let group = VersionGroup::new(base_name(dataset), load_version, vec![path.clone()]);
+        Self::with_group(dataset, path, versioned, save_version, group)
+    }
+
+    /// A target sharing the version state of `group` (transcoded entries).
+    pub fn with_group(
+        dataset: &str,
+        path: PathBuf,
+        versioned: bool,
+        save_version: &str,
+        group: Arc<VersionGroup>,
+    ) -> Self {
         FileTarget {
             dataset: dataset.to_string(),
             path,
             versioned,
             save_version: save_version.to_string(),
-            load_version,
+            group,
             saved: Mutex::new(None),
         }
     }
 
-    fn basename(&self) -> std::ffi::OsString {
+    /// The pinned load version, if any.
+    pub fn load_version(&self) -> Option<&str> {
+        self.group.load_version()
+    }
+
+    fn basename(&self) -> OsString {
         self.path
             .file_name()
             .map(|s| s.to_os_string())
             .unwrap_or_default()
-    }
-
-    /// The newest version present under the versioned folder.
-    fn newest_version(&self) -> Option<String> {
-        let base = self.basename();
-        let mut versions: Vec<String> = std::fs::read_dir(&self.path)
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.path().join(&base).exists())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        versions.sort();
-        versions.pop()
     }
 
     /// The file to read.
@@ -69,33 +161,40 @@ impl FileTarget {
         if !self.versioned {
             return Ok(self.path.clone());
         }
-        let saved = self.saved.lock().expect("version lock").clone();
-        let version = match saved.or_else(|| self.load_version.clone()) {
+        let version = match self.group.saved().or_else(|| self.group.load_version.clone()) {
             Some(v) => v,
-            None => self.newest_version().ok_or_else(|| CatalogError::NoVersion {
+            None => self.group.newest().ok_or_else(|| CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
                 version: None,
                 path: self.path.clone(),
+                found_as: None,
             })?,
         };
         let file = self.path.join(&version).join(self.basename());
         if !file.exists() {
             return Err(CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
+                found_as: self.group.found_as(&version, &self.path),
                 version: Some(version),
-                path: self.path.clone(),
+                path: file,
             });
         }
         Ok(file)
     }
 
+    /// The file a save writes (without checking anything).
+    pub fn save_file(&self) -> PathBuf {
+        if self.versioned {
+            self.path.join(&self.save_version).join(self.basename())
+        } else {
+            self.path.clone()
+        }
+    }
+
     /// The file to write (a new version must not exist yet).
     pub fn save_path(&self) -> Result<PathBuf, CatalogError> {
-        if !self.versioned {
-            return Ok(self.path.clone());
-        }
-        let file = self.path.join(&self.save_version).join(self.basename());
-        if file.exists() {
+        let file = self.save_file();
+        if self.versioned && file.exists() {
             return Err(CatalogError::VersionExists {
                 dataset: self.dataset.clone(),
                 version: self.save_version.clone(),
@@ -108,13 +207,14 @@ impl FileTarget {
     /// Records a successful versioned save.
     pub fn mark_saved(&self) {
         if self.versioned {
-            *self.saved.lock().expect("version lock") = Some(self.save_version.clone());
+            self.group.set_saved(&self.save_version);
+            *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(self.save_version.clone());
         }
     }
 
-    /// The version saved in this run.
+    /// The version this target saved in this run.
     pub fn saved_version(&self) -> Option<String> {
-        self.saved.lock().expect("version lock").clone()
+        self.saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Whether there is something to load.
@@ -123,6 +223,44 @@ impl FileTarget {
             return self.path.exists();
         }
         self.load_path().is_ok()
+    }
+
+    /// Why a load would find nothing, if it would not (one stat for
+    /// unversioned files and pinned versions; a folder listing for the
+    /// newest version): the path looked at and the reason.
+    pub fn unavailable(&self) -> Option<(PathBuf, String)> {
+        if !self.versioned {
+            return match std::fs::metadata(&self.path) {
+                Ok(_) => None,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Some((self.path.clone(), "the file does not exist".to_string()))
+                }
+                Err(e) => Some((self.path.clone(), e.to_string())),
+            };
+        }
+        match self.load_path() {
+            Ok(_) => None,
+            Err(CatalogError::NoVersion {
+                version,
+                path,
+                found_as,
+                ..
+            }) => {
+                let reason = match (version, found_as) {
+                    (Some(v), Some(other)) => format!(
+                        "version {v} does not exist in this format (it exists as {})",
+                        other.display()
+                    ),
+                    (Some(v), None) if self.group.load_version.as_deref() == Some(v.as_str()) => {
+                        format!("the pinned version {v} does not exist")
+                    }
+                    (Some(v), None) => format!("version {v} does not exist"),
+                    (None, _) => "no version has been saved yet".to_string(),
+                };
+                Some((path, reason))
+            }
+            Err(e) => Some((self.path.clone(), e.to_string())),
+        }
     }
 
     /// Reads the whole load file.
@@ -136,38 +274,177 @@ impl FileTarget {
         Ok((path, bytes))
     }
 
-    /// Writes the save file atomically: a temporary file in the same folder,
-    /// renamed into place, so a crash never leaves a half-written dataset.
+    /// Writes the save file atomically (see [`atomic_write`]).
     pub fn write_with(
         &self,
-        write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>,
+        write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<(), String>,
     ) -> Result<PathBuf, CatalogError> {
         let path = self.save_path()?;
+        if self.versioned {
+            self.remove_stale_version_temps();
+        }
         atomic_write(&self.dataset, &path, write)?;
         self.mark_saved();
         Ok(path)
     }
+
+    /// A killed versioned save leaves its temporary file in its own version
+    /// folder: remove those. The folder stays (another run may be about to
+    /// write into a folder it just created; an empty version folder is
+    /// never taken for a version).
+    fn remove_stale_version_temps(&self) {
+        let basename = self.basename().to_string_lossy().to_string();
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
+            if dir.is_dir() && !dir.join(&basename).exists() {
+                remove_stale_temps(&dir, &basename);
+            }
+        }
+    }
 }
 
-/// Writes `path` through a temporary sibling file and a rename.
+/// Deepest symlink chain a save follows.
+const MAX_SYMLINKS: usize = 40;
+/// Age after which an unlocked, not-yet-named temporary file is stale.
+const STALE_NEW: Duration = Duration::from_secs(60);
+
+/// Follows `path` through symlinks to the file a save really writes.
+fn follow_symlinks(path: &Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_SYMLINKS {
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)?;
+                current = if target.is_absolute() {
+                    target
+                } else {
+                    current.parent().unwrap_or(Path::new(".")).join(target)
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_SYMLINKS} levels of symbolic links"
+    )))
+}
+
+/// What a non-regular file system entry is, for errors.
+fn kind_of(meta: &std::fs::Metadata) -> String {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return "a directory".into();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO".into();
+        }
+        if ft.is_socket() {
+            return "a socket".into();
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return "a device node".into();
+        }
+    }
+    "not a regular file".into()
+}
+
+/// Removes temporary files a killed save of `basename` left in `dir`:
+/// `.tmp-` files whose writer's lock is gone, and stale `.new-` files.
+fn remove_stale_temps(dir: &Path, basename: &str) {
+    let tmp_prefix = format!(".{basename}.tmp-");
+    let new_prefix = format!(".{basename}.new-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let path = entry.path();
+        if name.strip_prefix(&tmp_prefix).is_some_and(is_temp_suffix) {
+            // A live writer holds an exclusive lock on its temporary file.
+            if let Ok(f) = File::open(&path)
+                && f.try_lock().is_ok()
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else if name.strip_prefix(&new_prefix).is_some_and(is_temp_suffix) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_NEW);
+            if old {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+fn is_temp_suffix(s: &str) -> bool {
+    s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Writes `path` safely: follows symlinks to the real target (refusing to
+/// replace anything but a regular file), removes temporary files a killed
+/// save left, writes a locked temporary sibling, syncs it and renames it
+/// into place, so a crash never leaves a half-written dataset.
 pub fn atomic_write(
     dataset: &str,
     path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<(), String>,
+    write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<(), String>,
 ) -> Result<(), CatalogError> {
-    let io = |source: std::io::Error, p: &Path| CatalogError::Io {
+    let io = |source: std::io::Error, p: &Path| CatalogError::SaveIo {
         dataset: dataset.to_string(),
         path: p.to_path_buf(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().map(|s| s.to_string_lossy()).unwrap_or_default(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let file = std::fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
+    std::fs::create_dir_all(dir).map_err(|e| io(e, path))?;
+    let target = follow_symlinks(path).map_err(|e| io(e, path))?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if m.is_file() => {}
+        Ok(m) => {
+            return Err(CatalogError::NotAFile {
+                dataset: dataset.to_string(),
+                path: target,
+                kind: kind_of(&m),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e, &target)),
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    if target != path {
+        std::fs::create_dir_all(dir).map_err(|e| io(e, &target))?;
+    }
+    let basename = target
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    remove_stale_temps(dir, &basename);
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let hex = &hex[..8];
+    // Created under a name cleaners leave alone until it is locked, then
+    // renamed (keeping the lock) to the name cleaners check.
+    let fresh = dir.join(format!(".{basename}.new-{hex}"));
+    let tmp = dir.join(format!(".{basename}.tmp-{hex}"));
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&fresh)
+        .map_err(|e| io(e, &target))?;
+    let locked = file.lock().and_then(|_| std::fs::rename(&fresh, &tmp));
+    if let Err(e) = locked {
+        let _ = std::fs::remove_file(&fresh);
+        return Err(io(e, &target));
+    }
     let mut w = std::io::BufWriter::new(file);
     let result = write(&mut w).and_then(|_| {
         w.flush().map_err(|e| e.to_string())?;
@@ -177,13 +454,66 @@ pub fn atomic_write(
         let _ = std::fs::remove_file(&tmp);
         return Err(CatalogError::Save {
             dataset: dataset.to_string(),
-            path: Some(path.to_path_buf()),
+            path: Some(target),
             message,
         });
     }
+    let renamed = std::fs::rename(&tmp, &target);
     drop(w);
-    std::fs::rename(&tmp, path).map_err(|e| {
+    renamed.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        io(e, path)
+        io(e, &target)
     })
+}
+
+/// Removes `.` and resolves `..` lexically (no file system access).
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Where a run-scoped dataset really lives: `path` (already resolved
+/// against `project_dir`) relative to the project, under `scope_dir`; a path
+/// outside the project maps to `scope_dir/_abs/<path without its root>`.
+///
+/// ```
+/// use std::path::Path;
+/// use weft_catalog::file::scoped_path;
+/// let p = scoped_path(Path::new("/proj"), Path::new("/runs/r1"), Path::new("/proj/data/x.json"));
+/// assert_eq!(p, Path::new("/runs/r1/data/x.json"));
+/// let p = scoped_path(Path::new("/proj"), Path::new("/runs/r1"), Path::new("/tmp/../srv/y.csv"));
+/// assert_eq!(p, Path::new("/runs/r1/_abs/srv/y.csv"));
+/// ```
+pub fn scoped_path(project_dir: &Path, scope_dir: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let path = normalize(path);
+    let project = normalize(project_dir);
+    if let Ok(rel) = path.strip_prefix(&project)
+        && !rel.as_os_str().is_empty()
+        && !rel.starts_with("..")
+    {
+        return scope_dir.join(rel);
+    }
+    let mut out = scope_dir.join("_abs");
+    for c in path.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => {}
+            // Never climb out of the scope folder.
+            Component::ParentDir => out.push("_parent"),
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }

@@ -61,7 +61,7 @@ impl FileDataset {
     fn save_err(&self, message: impl ToString) -> CatalogError {
         CatalogError::Save {
             dataset: self.target.dataset.clone(),
-            path: Some(self.target.path.clone()),
+            path: Some(self.target.save_file()),
             message: message.to_string(),
         }
     }
@@ -114,12 +114,25 @@ impl FileDataset {
             .has_headers(Self::has_header(&self.load_args))
             .from_reader(bytes);
         let headers: Vec<String> = if Self::has_header(&self.load_args) {
-            reader
+            let headers: Vec<String> = reader
                 .headers()
                 .map_err(|e| self.load_err(path, e))?
                 .iter()
                 .map(str::to_string)
-                .collect()
+                .collect();
+            let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+            for (i, h) in headers.iter().enumerate() {
+                if let Some(first) = seen.insert(h.as_str(), i) {
+                    return Err(CatalogError::DuplicateColumn {
+                        dataset: self.target.dataset.clone(),
+                        path: path.to_path_buf(),
+                        column: h.clone(),
+                        first: first + 1,
+                        second: i + 1,
+                    });
+                }
+            }
+            headers
         } else {
             Vec::new()
         };
@@ -412,5 +425,19 @@ impl Dataset for FileDataset {
 
     fn saved_version(&self) -> Option<String> {
         self.target.saved_version()
+    }
+
+    fn path(&self) -> Option<std::path::PathBuf> {
+        Some(self.target.path.clone())
+    }
+
+    fn unavailable(&self) -> Option<crate::Unavailable> {
+        self.target
+            .unavailable()
+            .map(|(path, reason)| crate::Unavailable {
+                dataset: self.target.dataset.clone(),
+                path: Some(path),
+                reason,
+            })
     }
 }

@@ -15,10 +15,46 @@
 //!   exactly one registered type has it; so `pandas.CSVDataset`,
 //!   `kedro_datasets.json.JSONDataset` and `JSONDataset` all work.
 //! * File datasets resolve relative paths against the project folder, create
-//!   parent folders, and write atomically (temporary file + rename).
+//!   parent folders, and write safely ([`file::atomic_write`]): a locked
+//!   temporary sibling renamed into place; temporary files a killed save
+//!   left are removed by the next save of that file; a save through a
+//!   symlink writes its target (the link stays), and a save never replaces
+//!   a directory, FIFO, socket or device node ([`CatalogError::NotAFile`]).
+//!   Save errors say where: ``could not save `x` to data/x.json: ...``.
+//! * CSV: a header that names a column twice is an error naming the file,
+//!   the column and both positions ([`CatalogError::DuplicateColumn`]).
 //! * Versioning: `<filepath>/<version>/<basename>`; loads read this run's
 //!   version, else the pinned one, else the newest; versions are never
 //!   overwritten.
+//! * Transcoding: `cars@csv` and `cars@parquet` are one logical dataset for
+//!   versioning. Each entry keeps its own `filepath`, so a version's path
+//!   shows its format (`data/cars.csv/<version>/cars.csv`); entries sharing
+//!   one `filepath` (`cars@json` and `cars@text`) share its files. The
+//!   version saved in this run, the pin (`load_versions` keyed by the base
+//!   name `cars`; a full name works too) and the newest version are
+//!   resolved for the logical dataset across every side; a side that lacks
+//!   that version is an error naming where it exists
+//!   ([`CatalogError::NoVersion`]), never a silent read of an older one.
+//!   [`Catalog::saved_versions`] keys by base name.
+//! * `load_versions` are checked when a catalog is built: a version that is
+//!   empty or contains `/`, `\` or `..`, a name the catalog does not know
+//!   (no entry, no pattern), an unversioned dataset, or two different pins
+//!   for one logical dataset are all reported at once
+//!   ([`CatalogError::LoadVersions`]).
+//! * Run scope ([`RunScope`] in [`BuildOptions::run_scope`]), the isolation
+//!   rule for runs that can overlap: each listed dataset that is persisted
+//!   and not versioned (file and folder datasets, pattern entries, both
+//!   sides of a transcoded pair) loads and saves at
+//!   `<scope dir>/<its path relative to the project>`; a path outside the
+//!   project maps to `<scope dir>/_abs/<path without its root>`. Versioned,
+//!   memory and `params:` datasets are unchanged. `describe`/`list` show the
+//!   scoped path, [`Catalog::scoped_paths`] lists them, and
+//!   [`CatalogConfig::is_shared_file`] tells, without building a catalog,
+//!   whether a name would be shared by concurrent runs.
+//! * [`Catalog::check_available`] lists the inputs that have nothing to load
+//!   (missing file, folder, version or pinned version; empty memory
+//!   dataset; unknown name) with the path and the reason, at about one
+//!   `stat` each.
 //! * [`CatalogConfig`] parses `catalog.yml` once (every error at once,
 //!   factory patterns, credentials) and builds a fresh [`Catalog`] per run.
 //!   Patterns follow Kedro's precedence: an explicit entry, else the first
@@ -27,6 +63,10 @@
 //!   the single catch-all (`"{default}"`) comes last, then a memory dataset.
 //! * [`CatalogError`] says who is at fault ([`Fault`]): configuration, data
 //!   or environment, and always names the dataset (and file).
+//!   [`CatalogConfig::parse_located`] takes a [`Locator`] (for a project,
+//!   `weft_config::KeyLocator::locate`) so that configuration problems
+//!   (unknown type, missing or unknown key, ...) name their file and line
+//!   ([`ConfigProblem`]).
 //!
 //! ```
 //! use serde_json::json;
@@ -59,9 +99,9 @@ mod memory;
 mod partitioned;
 mod registry;
 
-pub use catalog::{BuildOptions, Catalog, CatalogConfig, Pattern};
-pub use dataset::{Dataset, DatasetInfo, LoadType};
-pub use error::{CatalogError, Fault};
+pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunScope};
+pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
+pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
 pub use formats::{FileDataset, Format};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};

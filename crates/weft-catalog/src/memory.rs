@@ -81,4 +81,20 @@ impl Dataset for MemoryDataset {
     fn is_memory(&self) -> bool {
         true
     }
+
+    fn unavailable(&self) -> Option<crate::Unavailable> {
+        if self
+            .data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+        {
+            return None;
+        }
+        Some(crate::Unavailable {
+            dataset: self.name.clone(),
+            path: None,
+            reason: "a memory dataset that holds no data (nothing saves it before this run)".to_string(),
+        })
+    }
 }

@@ -197,4 +197,22 @@ impl Dataset for PartitionedDataset {
     fn load_type(&self) -> LoadType {
         LoadType::Exact(DataType::of::<Partitions>())
     }
+
+    fn path(&self) -> Option<PathBuf> {
+        Some(self.path.clone())
+    }
+
+    fn unavailable(&self) -> Option<crate::Unavailable> {
+        let reason = match std::fs::metadata(&self.path) {
+            Ok(m) if m.is_dir() => return None,
+            Ok(_) => "it is not a folder".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "the folder does not exist".to_string(),
+            Err(e) => e.to_string(),
+        };
+        Some(crate::Unavailable {
+            dataset: self.name.clone(),
+            path: Some(self.path.clone()),
+            reason,
+        })
+    }
 }

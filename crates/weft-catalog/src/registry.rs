@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::file::FileTarget;
+use crate::file::{FileTarget, VersionGroup};
 use crate::formats::{FileDataset, Format};
 use crate::memory::MemoryDataset;
 use crate::partitioned::PartitionedDataset;
@@ -35,6 +35,13 @@ pub struct DatasetSpec<'a> {
     pub load_version: Option<&'a str>,
     /// Resolved credentials, if the entry names some.
     pub credentials: Option<&'a Value>,
+    /// When set, the run scopes this dataset: an unversioned path resolves
+    /// under this folder (see [`crate::file::scoped_path`]); versioned
+    /// datasets ignore it.
+    pub run_scope: Option<&'a Path>,
+    /// The version state shared by the transcoded entries of this logical
+    /// dataset (versioned file datasets use it; `None` makes a group of one).
+    pub version_group: Option<Arc<VersionGroup>>,
 }
 
 impl DatasetSpec<'_> {
@@ -49,7 +56,9 @@ impl DatasetSpec<'_> {
             .ok_or_else(|| format!("`{key}` is required for type `{}`", self.type_name))
     }
 
-    /// A path key resolved against the project.
+    /// A path key resolved against the project: the text to show and the
+    /// path to use. When the run scopes this (unversioned) dataset, both
+    /// are the run-scoped location.
     pub fn path(&self, key: &str) -> Result<(String, PathBuf), String> {
         let raw = self.required(key)?;
         let raw = raw.strip_prefix("file://").unwrap_or(raw);
@@ -57,14 +66,18 @@ impl DatasetSpec<'_> {
             return Err(format!("`{key}`: only local paths are supported, got `{raw}`"));
         }
         let p = Path::new(raw);
-        Ok((
-            raw.to_string(),
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                self.project_dir.join(p)
-            },
-        ))
+        let resolved = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.project_dir.join(p)
+        };
+        match self.run_scope {
+            Some(scope) if !self.versioned()? => {
+                let scoped = crate::file::scoped_path(self.project_dir, scope, &resolved);
+                Ok((scoped.display().to_string(), scoped))
+            }
+            _ => Ok((raw.to_string(), resolved)),
+        }
     }
 
     /// `versioned: true`.
@@ -110,14 +123,20 @@ fn file_factory(format: Format) -> DatasetFactory {
     Arc::new(move |spec: &DatasetSpec<'_>| {
         let (filepath, path) = spec.path("filepath")?;
         let versioned = spec.versioned()?;
-        Ok(Arc::new(FileDataset {
-            target: FileTarget::new(
+        let target = match &spec.version_group {
+            Some(group) if versioned => {
+                FileTarget::with_group(spec.name, path, versioned, spec.save_version, Arc::clone(group))
+            }
+            _ => FileTarget::new(
                 spec.name,
                 path,
                 versioned,
                 spec.save_version,
                 spec.load_version.map(str::to_string),
             ),
+        };
+        Ok(Arc::new(FileDataset {
+            target,
             format,
             type_name: spec.type_name.to_string(),
             filepath,
@@ -185,7 +204,11 @@ impl DatasetTypeRegistry {
     pub fn register(&mut self, name: &str, factory: DatasetFactory) -> Result<(), CatalogError> {
         if self.types.contains_key(name) {
             return Err(CatalogError::Config {
-                problems: vec![format!("dataset type `{name}` is already registered")],
+                problems: vec![crate::ConfigProblem::new(
+                    None,
+                    None,
+                    format!("dataset type `{name}` is already registered"),
+                )],
             });
         }
         self.types.insert(name.to_string(), factory);

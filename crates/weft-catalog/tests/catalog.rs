@@ -47,6 +47,7 @@ fn build(dir: &std::path::Path, catalog: serde_json::Value, version: &str) -> Ca
         save_version: version.into(),
         load_versions: BTreeMap::new(),
         parameters: json!({"model": {"lr": 0.1}}),
+        run_scope: None,
     })
     .unwrap()
 }
@@ -186,6 +187,7 @@ fn versions_are_per_run_pinnable_and_never_overwritten() {
             save_version: "z2".into(),
             load_versions: BTreeMap::from([("m".into(), "2026-01-01T00.00.00.000001Z-aaaaaaaa".into())]),
             parameters: serde_json::Value::Null,
+            run_scope: None,
         })
         .unwrap();
     assert_eq!(pinned.load("m", None).unwrap().to_json().unwrap(), json!(1));
@@ -195,6 +197,7 @@ fn versions_are_per_run_pinnable_and_never_overwritten() {
             save_version: "z3".into(),
             load_versions: BTreeMap::from([("m".into(), "nope".into())]),
             parameters: serde_json::Value::Null,
+            run_scope: None,
         })
         .unwrap();
     assert!(
@@ -287,7 +290,11 @@ fn config_errors_are_all_reported_at_once() {
         panic!("{err}")
     };
     assert_eq!(problems.len(), 5, "{problems:#?}");
-    let all = problems.join("\n");
+    let all = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(
         all.contains("`a`: unknown dataset type `json.JSONDatset` (did you mean `json.JSONDataset`"),
         "{all}"

@@ -89,7 +89,11 @@ fn placeholders_are_substituted_everywhere_and_checked() {
     let CatalogError::Config { problems } = &err else {
         panic!("{err}")
     };
-    let all = problems.join("\n");
+    let all = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert_eq!(problems.len(), 3, "{all}");
     assert!(all.contains("`{name}_a`: placeholder `{other}`"), "{all}");
     assert!(all.contains("`{name}_b`: `filepath` is required"), "{all}");

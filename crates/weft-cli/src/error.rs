@@ -59,14 +59,24 @@ impl UsageError {
 
 /// The exit code for a command that failed with `error`.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
-    let usage = error.chain().any(|cause| {
-        cause.is::<UsageError>()
-            || matches!(
-                cause.downcast_ref::<SessionError>(),
-                Some(SessionError::UnknownPipeline { .. } | SessionError::InvalidRun { .. })
-            )
-    });
+    let usage = error
+        .chain()
+        .any(|cause| cause.is::<UsageError>() || cause.downcast_ref::<SessionError>().is_some_and(is_usage));
     if usage { EXIT_USAGE } else { EXIT_FAILURE }
+}
+
+/// Session errors that are about the request, not the project or the run:
+/// an unknown pipeline, a wrong field (runner, env, run id, ...), or an
+/// invalid run or batch made only of those.
+fn is_usage(error: &SessionError) -> bool {
+    match error {
+        SessionError::UnknownPipeline { .. } | SessionError::Field { .. } => true,
+        SessionError::InvalidRun { problems } => !problems.is_empty() && problems.iter().all(is_usage),
+        SessionError::InvalidBatch { problems } => {
+            !problems.is_empty() && problems.iter().all(|(_, e)| is_usage(e))
+        }
+        _ => false,
+    }
 }
 
 /// True when the error is a write to a closed pipe (the reader went away).

@@ -9,11 +9,12 @@
 //! | run store | `--store` / `--no-store` | `WEFT_STORE_URL` | `[store] url` | `<project>/.weft/weft.db` |
 //! | runner | `--runner` | - | `[run] runner` | `sequential` |
 //! | user name (recorded) | - | `USER`, else `USERNAME` | - | none |
+//! | git commit, dirty flag (recorded) | - | - | - | `git` in the project, if a repository |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use weft_session::{Project, StoreChoice};
+use weft_session::{Project, Provenance, StoreChoice};
 
 use crate::args::SessionArgs;
 use crate::error::UsageError;
@@ -74,12 +75,10 @@ pub struct Settings {
     pub store: StoreChoice,
     /// The runner name, if the flag or `weft.toml` names one.
     pub runner: Option<String>,
-    /// The user name to record, if known.
-    pub user: Option<String>,
 }
 
 /// The default configuration environment; it may be absent from `conf/`.
-pub const DEFAULT_ENV: &str = "local";
+pub const DEFAULT_ENV: &str = weft_session::DEFAULT_ENV;
 
 /// The project directory: `--project`, then `WEFT_PROJECT`, then `.`.
 pub fn project_dir(flag: Option<&Path>, environment: &Environment) -> PathBuf {
@@ -118,15 +117,47 @@ pub fn resolve(
     let runner = runner_flag
         .map(str::to_string)
         .or_else(|| project.settings().run.runner.clone());
-    Ok(Settings {
-        env,
-        store,
-        runner,
-        user: environment
+    Ok(Settings { env, store, runner })
+}
+
+/// Who starts a session and from what, collected here at the edge: the
+/// user name (`USER`, else `USERNAME`, from `environment`), the project's
+/// git commit and dirty flag (two `git` calls, skipped outside a
+/// repository), the command line.
+pub fn provenance(environment: &Environment, project: Option<&Path>, command: &[String]) -> Provenance {
+    let (git_commit, git_dirty) = project.map(git_info).unwrap_or((None, None));
+    Provenance {
+        username: environment
             .get("USER")
             .or(environment.get("USERNAME"))
             .map(str::to_string),
-    })
+        git_commit,
+        git_dirty,
+        command: command.to_vec(),
+    }
+}
+
+fn git_info(dir: &Path) -> (Option<String>, Option<bool>) {
+    // Spawning git costs milliseconds: skip it outside a repository.
+    if !dir.ancestors().any(|d| d.join(".git").exists()) {
+        return (None, None);
+    }
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "HEAD"]);
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| run(&["status", "--porcelain"]))
+        .map(|s| !s.is_empty());
+    (commit, dirty)
 }
 
 /// The run store by the one precedence rule: `flag`, then `WEFT_STORE_URL`,

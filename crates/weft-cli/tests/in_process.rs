@@ -280,18 +280,24 @@ fn store_precedence_flag_then_environment_then_weft_toml_then_default() {
 fn weft_toml_runner_is_used_unless_the_flag_says_otherwise() {
     let (_tmp, root) = scaffold();
     let toml = std::fs::read_to_string(root.join("weft.toml")).unwrap();
+    // A wrong weft.toml is the project's fault: a failure, naming the file's key.
     std::fs::write(
         root.join("weft.toml"),
         format!("{toml}\n[run]\nrunner = \"warp\"\n"),
     )
     .unwrap();
-    let r = weft(&root, &["run", "--no-store"]);
-    assert_eq!(r.code, 2, "{}", r.err);
-    assert!(r.err.contains("unknown runner `warp`"), "{}", r.err);
-    let r = weft(&root, &["multirun", "--no-store", "--params", "start=1,2"]);
-    assert_eq!(r.code, 2, "{}", r.err);
-    let r = weft(&root, &["run", "--no-store", "--runner", "thread"]);
-    assert_eq!(r.code, 0, "{}", r.err);
+    for args in [
+        &["run", "--no-store"][..],
+        &["multirun", "--no-store", "--params", "start=1,2"],
+    ] {
+        let r = weft(&root, args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.err);
+        assert!(
+            r.err.contains("[run] runner") && r.err.contains("warp"),
+            "{}",
+            r.err
+        );
+    }
     std::fs::write(
         root.join("weft.toml"),
         format!("{toml}\n[run]\nrunner = \"thread\"\n"),
@@ -299,4 +305,10 @@ fn weft_toml_runner_is_used_unless_the_flag_says_otherwise() {
     .unwrap();
     let r = weft(&root, &["multirun", "--no-store", "--params", "start=1,2"]);
     assert_eq!(r.code, 0, "{}", r.err);
+    // The flag wins over weft.toml, and a wrong flag is a usage error.
+    let r = weft(&root, &["run", "--no-store", "--runner", "sequential"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let r = weft(&root, &["run", "--no-store", "--runner", "warp"]);
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.err.contains("unknown runner `warp`"), "{}", r.err);
 }

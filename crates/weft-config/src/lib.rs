@@ -35,6 +35,7 @@
 
 mod error;
 mod interpolate;
+mod locate;
 mod params;
 pub mod yaml;
 
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use error::{ConfigError, Problem, ProblemKind};
+pub use locate::KeyLocator;
 pub use params::{deep_merge, mask_credentials, parse_runtime_params, scalar};
 
 /// How the run environment combines with `base`.

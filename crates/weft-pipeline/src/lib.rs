@@ -11,12 +11,14 @@ pub mod error;
 pub mod filter;
 pub mod namespace;
 pub mod node;
+mod panic;
 pub mod pipeline;
 pub mod registry;
 pub mod transcode;
 
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use error::PipelineError;
+pub use panic::panic_message;
 pub use node::{
     CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
     Signature, dyn_fn, node,

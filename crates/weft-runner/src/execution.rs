@@ -3,7 +3,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use serde::Serialize;
 use weft_catalog::Catalog;
 use weft_pipeline::{CancelToken, Data, Pipeline};
 
@@ -29,16 +28,7 @@ pub struct RunJob<'a> {
     pub type_check: TypeCheck,
 }
 
-/// How long one node took.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeTiming {
-    /// The node's full name.
-    pub node: String,
-    /// When it started.
-    pub start: jiff::Timestamp,
-    /// How long it ran, loads and saves included, in milliseconds.
-    pub duration_ms: f64,
-}
+pub use weft_core::NodeTiming;
 
 /// What a successful run produced.
 #[derive(Debug, Default)]
@@ -279,6 +269,7 @@ impl<'a> Execution<'a> {
             node: node.name().to_string(),
             start: start_wall,
             duration_ms,
+            peak_memory_bytes: None,
         });
         self.completed[i].store(true, Ordering::SeqCst);
         self.completed_count.fetch_add(1, Ordering::SeqCst);

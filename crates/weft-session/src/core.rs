@@ -1,30 +1,39 @@
 //! What `Session` and `ServiceSession` share: opening a project, loading
-//! configuration, building a fresh context per run, running it, recording it.
+//! configuration, preparing runs, executing prepared runs, recording them.
+//!
+//! The flow is one way: `RunConfig` → [`SessionCore::prepare`] (everything
+//! resolved once, or every problem at once) → [`PreparedRun`] →
+//! [`SessionCore::execute`] → a typed [`RunResult`] → the recorder.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
-use weft_catalog::{BuildOptions, Catalog, CatalogConfig, DatasetTypeRegistry};
+use weft_catalog::{CatalogConfig, DatasetTypeRegistry};
+use weft_core::{RunContext, RunFailure, RunResult, RunStatus};
 use weft_pipeline::{CancelToken, FunctionRegistry, Pipeline};
-use weft_runner::{
-    Hooks, RunContext, RunError, RunFailure, RunJob, RunResult, RunStatus, TypeCheck, run_pipeline,
-    runner_by_name,
-};
-use weft_store::{BlockingStore, RunRecord, SessionRecord};
+use weft_runner::{Hooks, RunJob, TypeCheck};
 
-use crate::run_config::{RunConfig, new_session_id};
+use crate::runner_compat::{RunnerRegistry, run_pipeline};
+use weft_store::{BlockingStore, SessionRecord};
+
+use crate::prepare::PreparedRun;
+use crate::recorder::Recorder;
+use crate::run_config::new_session_id;
 use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines};
-use crate::{Project, SessionError};
+use crate::{Project, RunSpec, SessionError};
 
-/// Code a project brings: functions, dataset types and pipelines built in Rust.
+/// Code a project brings: functions, dataset types, runners and pipelines
+/// built in Rust.
 #[derive(Clone)]
 pub struct ProjectCode {
     /// Functions YAML pipelines may call (default: the built-ins).
     pub functions: Arc<FunctionRegistry>,
     /// Dataset types the catalog may use (default: the built-ins).
     pub dataset_types: Arc<DatasetTypeRegistry>,
+    /// Runners run configurations may name (default: the built-ins).
+    pub runners: Arc<RunnerRegistry>,
     /// Pipelines defined in Rust, added to the YAML ones (a name in both is an error).
     pub pipelines: BTreeMap<String, Pipeline>,
 }
@@ -34,15 +43,17 @@ impl Default for ProjectCode {
         ProjectCode {
             functions: Arc::new(FunctionRegistry::with_builtins()),
             dataset_types: Arc::new(DatasetTypeRegistry::with_builtins()),
+            runners: Arc::new(RunnerRegistry::with_builtins()),
             pipelines: BTreeMap::new(),
         }
     }
 }
 
-/// Where runs are recorded.
+/// Where runs are recorded. Resolved by the caller (the CLI or the server
+/// reads flags and environment variables); the library reads no environment.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum StoreChoice {
-    /// `weft.toml`'s `[store] url`, else `WEFT_STORE_URL`, else `<project>/.weft/weft.db`.
+    /// `weft.toml`'s `[store] url`, else `<project>/.weft/weft.db`.
     #[default]
     ProjectDefault,
     /// This URL or SQLite path.
@@ -51,32 +62,55 @@ pub enum StoreChoice {
     Disabled,
 }
 
+/// Who started a session and from what: recorded with the session. The
+/// caller (CLI, server) collects it at the edge; see `weft_cli` for the
+/// `git` probe.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Provenance {
+    /// The user name.
+    pub username: Option<String>,
+    /// The project's git commit, when it is a git repository.
+    pub git_commit: Option<String>,
+    /// Whether the work tree had uncommitted changes.
+    pub git_dirty: Option<bool>,
+    /// The command line that started the session.
+    pub command: Vec<String>,
+}
+
 /// How to open a session.
 #[derive(Clone, Default)]
 pub struct SessionOptions {
-    /// Configuration environment (default `WEFT_ENV`, else `local`).
+    /// Configuration environment (default `local`).
     pub env: Option<String>,
     /// Parameters deep-merged over the project's for every run of the session.
     pub runtime_params: Value,
     /// Configuration folder (default: `weft.toml`'s `conf_source`).
     pub conf_source: Option<PathBuf>,
-    /// Functions, dataset types and Rust pipelines.
+    /// Functions, dataset types, runners and Rust pipelines.
     pub code: ProjectCode,
     /// Lifecycle hooks, called in order.
     pub hooks: Hooks,
     /// Where runs are recorded.
     pub store: StoreChoice,
-    /// The command line that started the session (recorded).
-    pub command: Vec<String>,
+    /// Who started the session (recorded).
+    pub provenance: Provenance,
     /// Connection validation mode (default: `weft.toml`'s, else strict).
     pub type_check: Option<TypeCheck>,
 }
 
+/// The default configuration environment.
+pub const DEFAULT_ENV: &str = "local";
+
+/// How many distinct (env, runtime params) configurations a session keeps
+/// loaded. Beyond it the oldest is dropped, so a long sweep over distinct
+/// parameters stays flat in memory.
+pub(crate) const CONFIG_CACHE_LIMIT: usize = 64;
+
 /// Configuration loaded for one (env, runtime params) pair. Immutable; each
 /// run still builds its own catalog and parameter copy from it.
 pub(crate) struct LoadedConfig {
-    parameters: Value,
-    catalog: CatalogConfig,
+    pub(crate) parameters: Value,
+    pub(crate) catalog: CatalogConfig,
 }
 
 /// Config, catalog, parameters and pipelines for ONE run; always fresh.
@@ -86,64 +120,66 @@ pub struct Context {
     /// The run's parameters (project parameters with runtime params merged in; a copy).
     pub parameters: Value,
     /// The run's own catalog.
-    pub catalog: Catalog,
+    pub catalog: weft_catalog::Catalog,
 }
 
-/// A successful attempt: the runner's output and the versions it saved.
-type Attempt = (weft_runner::RunOutput, BTreeMap<String, String>);
-/// A failed attempt: the error, the status it ends in, and the versions saved before it failed.
-type Failed = (RunFailure, RunStatus, BTreeMap<String, String>);
+/// A bounded map of loaded configurations, oldest dropped first.
+#[derive(Default)]
+struct ConfigCache {
+    entries: HashMap<(String, String), Arc<LoadedConfig>>,
+    order: VecDeque<(String, String)>,
+}
+
+impl ConfigCache {
+    fn get(&self, key: &(String, String)) -> Option<Arc<LoadedConfig>> {
+        self.entries.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: (String, String), value: Arc<LoadedConfig>) {
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > CONFIG_CACHE_LIMIT {
+                if let Some(old) = self.order.pop_front() {
+                    self.entries.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
 
 pub(crate) struct SessionCore {
     pub(crate) id: String,
     pub(crate) project: Project,
     pub(crate) env: String,
     pub(crate) runtime_params: Value,
-    conf_dir: PathBuf,
+    pub(crate) conf_dir: PathBuf,
     pub(crate) code: ProjectCode,
     pub(crate) hooks: Hooks,
     pipelines: BTreeMap<String, Pipeline>,
-    pub(crate) store: Option<BlockingStore>,
-    type_check: TypeCheck,
-    config_cache: Mutex<HashMap<(String, String), Arc<LoadedConfig>>>,
-}
-
-fn git_info(dir: &std::path::Path) -> (Option<String>, Option<bool>) {
-    // Spawning git costs milliseconds: skip it outside a repository.
-    if !dir.ancestors().any(|d| d.join(".git").exists()) {
-        return (None, None);
-    }
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = run(&["rev-parse", "HEAD"]);
-    let dirty = commit
-        .as_ref()
-        .and_then(|_| run(&["status", "--porcelain"]))
-        .map(|s| !s.is_empty());
-    (commit, dirty)
+    pub(crate) recorder: Recorder,
+    pub(crate) type_check: TypeCheck,
+    pub(crate) default_runner: String,
+    config_cache: Mutex<ConfigCache>,
+    /// Whether any configuration file mentions `runtime_params:`; when none
+    /// does, runtime params only merge over parameters, so one loaded
+    /// configuration per env serves every parameter point.
+    conf_uses_runtime_params: OnceLock<bool>,
 }
 
 impl SessionCore {
-    pub(crate) fn open(
-        project_dir: &std::path::Path,
-        options: SessionOptions,
-        kind: &str,
-    ) -> Result<Self, SessionError> {
+    pub(crate) fn open(project_dir: &Path, options: SessionOptions, kind: &str) -> Result<Self, SessionError> {
         let project = Project::open(project_dir)?;
         let env = options
             .env
             .clone()
-            .or_else(|| std::env::var("WEFT_ENV").ok().filter(|e| !e.is_empty()))
-            .unwrap_or_else(|| "local".into());
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENV.into());
         let conf_dir = project.conf_dir(options.conf_source.as_deref());
+        check_env(&conf_dir, &env).map_err(|message| SessionError::field("env", message))?;
         let mut pipelines = load_pipelines(&project.pipelines_file(), &options.code.functions)?;
         for (name, p) in &options.code.pipelines {
             let yaml_has = pipelines
@@ -157,31 +193,36 @@ impl SessionCore {
             }
             pipelines.insert(name.clone(), p.clone());
         }
+        let settings_file = project.root().join(crate::project::PROJECT_FILE);
         let type_check = match options.type_check {
             Some(t) => t,
             None => match &project.settings().run.type_check {
                 Some(s) => s.parse().map_err(|message| SessionError::Project {
-                    path: project.root().join(crate::project::PROJECT_FILE),
+                    path: settings_file.clone(),
                     message: format!("[run] type_check: {message}"),
                 })?,
                 None => TypeCheck::Strict,
             },
         };
+        let default_runner = project
+            .settings()
+            .run
+            .runner
+            .clone()
+            .unwrap_or_else(|| "sequential".into());
+        if let Err(e) = options.code.runners.build(&default_runner, None) {
+            return Err(SessionError::Project {
+                path: settings_file,
+                message: format!("[run] runner: {e}"),
+            });
+        }
         let store = match &options.store {
             StoreChoice::Disabled => None,
             StoreChoice::Url(url) => Some(BlockingStore::open(url)?),
-            StoreChoice::ProjectDefault => {
-                let url = project
-                    .settings()
-                    .store
-                    .url
-                    .clone()
-                    .or_else(|| std::env::var("WEFT_STORE_URL").ok().filter(|u| !u.is_empty()));
-                Some(match url {
-                    Some(url) => BlockingStore::open(&url)?,
-                    None => BlockingStore::open_project_default(project.root())?,
-                })
-            }
+            StoreChoice::ProjectDefault => Some(match &project.settings().store.url {
+                Some(url) => BlockingStore::open(url)?,
+                None => BlockingStore::open_project_default(project.root())?,
+            }),
         };
         let core = SessionCore {
             id: new_session_id(),
@@ -195,29 +236,27 @@ impl SessionCore {
             code: options.code,
             hooks: options.hooks,
             pipelines,
-            store,
+            recorder: Recorder::new(store),
             type_check,
-            config_cache: Mutex::new(HashMap::new()),
+            default_runner,
+            config_cache: Mutex::new(ConfigCache::default()),
+            conf_uses_runtime_params: OnceLock::new(),
             project,
         };
-        if let Some(store) = &core.store {
-            let (git_commit, git_dirty) = git_info(core.project.root());
-            store.create_session(&SessionRecord {
-                session_id: core.id.clone(),
-                kind: kind.into(),
-                project_path: core.project.root().display().to_string(),
-                env: core.env.clone(),
-                runtime_params: core.runtime_params.clone(),
-                created_at: jiff::Timestamp::now(),
-                closed_at: None,
-                username: std::env::var("USER")
-                    .ok()
-                    .or_else(|| std::env::var("USERNAME").ok()),
-                git_commit,
-                git_dirty,
-                command: options.command,
-            })?;
-        }
+        let provenance = options.provenance;
+        core.recorder.session_opened(&SessionRecord {
+            session_id: core.id.clone(),
+            kind: kind.into(),
+            project_path: core.project.root().display().to_string(),
+            env: core.env.clone(),
+            runtime_params: core.runtime_params.clone(),
+            created_at: jiff::Timestamp::now(),
+            closed_at: None,
+            username: provenance.username,
+            git_commit: provenance.git_commit,
+            git_dirty: provenance.git_dirty,
+            command: provenance.command,
+        })?;
         Ok(core)
     }
 
@@ -225,65 +264,55 @@ impl SessionCore {
         &self.pipelines
     }
 
-    /// The run's effective runtime params: the session's, with the run's merged in.
-    fn run_params(&self, cfg: &RunConfig) -> Value {
-        let mut params = self.runtime_params.clone();
-        if !cfg.runtime_params.is_null() {
-            weft_config::deep_merge(&mut params, cfg.runtime_params.clone());
+    /// How many configurations are loaded (bounded by [`CONFIG_CACHE_LIMIT`]).
+    pub(crate) fn cached_configs(&self) -> usize {
+        self.config_cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn uses_runtime_params(&self) -> bool {
+        *self
+            .conf_uses_runtime_params
+            .get_or_init(|| mentions(&self.conf_dir, "runtime_params"))
+    }
+
+    /// The configuration of one (env, runtime params) pair, loaded once.
+    pub(crate) fn loaded_config(&self, env: &str, params: &Value) -> Result<Arc<LoadedConfig>, SessionError> {
+        let empty = Value::Object(Default::default());
+        let per_env = !self.uses_runtime_params();
+        let load_params = if per_env { &empty } else { params };
+        let key = (env.to_string(), load_params.to_string());
+        let cached = self.config_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+        let base = match cached {
+            Some(hit) => hit,
+            None => {
+                let loader = self
+                    .project
+                    .config_loader(Some(&self.conf_dir), env, load_params.clone())?;
+                let parameters = loader.parameters()?;
+                let catalog = loader.get("catalog")?;
+                let credentials = loader.get("credentials")?;
+                let catalog = CatalogConfig::parse(&catalog, &credentials, &self.code.dataset_types)?;
+                let loaded = Arc::new(LoadedConfig { parameters, catalog });
+                self.config_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, Arc::clone(&loaded));
+                loaded
+            }
+        };
+        if !per_env || params.as_object().is_none_or(|m| m.is_empty()) {
+            return Ok(base);
         }
-        params
-    }
-
-    fn run_env(&self, cfg: &RunConfig) -> String {
-        cfg.env.clone().unwrap_or_else(|| self.env.clone())
-    }
-
-    fn loaded_config(&self, env: &str, params: &Value) -> Result<Arc<LoadedConfig>, SessionError> {
-        let key = (env.to_string(), params.to_string());
-        if let Some(hit) = self.config_cache.lock().expect("config cache lock").get(&key) {
-            return Ok(Arc::clone(hit));
-        }
-        let loader = self
-            .project
-            .config_loader(Some(&self.conf_dir), env, params.clone())?;
-        let parameters = loader.parameters()?;
-        let catalog = loader.get("catalog")?;
-        let credentials = loader.get("credentials")?;
-        let catalog = CatalogConfig::parse(&catalog, &credentials, &self.code.dataset_types)?;
-        let loaded = Arc::new(LoadedConfig { parameters, catalog });
-        self.config_cache
-            .lock()
-            .expect("config cache lock")
-            .insert(key, Arc::clone(&loaded));
-        Ok(loaded)
-    }
-
-    /// Builds the run's context: fresh parameters copy and a fresh catalog.
-    pub(crate) fn build_context(&self, cfg: &RunConfig, run_id: &str) -> Result<Context, SessionError> {
-        let env = self.run_env(cfg);
-        let params = self.run_params(cfg);
-        let loaded = self.loaded_config(&env, &params)?;
-        let parameters = loaded.parameters.clone();
-        let catalog = loaded.catalog.build(&BuildOptions {
-            project_dir: self.project.root().to_path_buf(),
-            save_version: run_id.to_string(),
-            load_versions: cfg.load_versions.clone(),
-            parameters: parameters.clone(),
-        })?;
-        Ok(Context {
-            env,
+        let mut parameters = base.parameters.clone();
+        weft_config::deep_merge(&mut parameters, params.clone());
+        Ok(Arc::new(LoadedConfig {
             parameters,
-            catalog,
-        })
+            catalog: base.catalog.clone(),
+        }))
     }
 
     /// The pipeline a run asks for: the union of the named pipelines, filtered.
-    pub(crate) fn select_pipeline(&self, cfg: &RunConfig) -> Result<Pipeline, SessionError> {
-        let names = if cfg.pipeline_names.is_empty() {
-            vec![self.project.settings().project.default_pipeline.clone()]
-        } else {
-            cfg.pipeline_names.clone()
-        };
+    pub(crate) fn select_pipeline(&self, names: &[String], cfg: &crate::RunConfig) -> Result<Pipeline, SessionError> {
         let lookup = |name: &String| {
             self.pipelines
                 .get(name)
@@ -292,19 +321,12 @@ impl SessionCore {
                     available: self.pipelines.keys().cloned().collect(),
                 })
         };
-        let mut pipeline = match names.as_slice() {
+        let mut pipeline = match names {
             [one] => lookup(one)?.clone(),
             _ => Pipeline::empty(),
         };
         for name in names.iter().skip(usize::from(names.len() == 1)) {
-            let p = self
-                .pipelines
-                .get(name)
-                .ok_or_else(|| SessionError::UnknownPipeline {
-                    name: name.clone(),
-                    available: self.pipelines.keys().cloned().collect(),
-                })?;
-            pipeline = pipeline.union(p)?;
+            pipeline = pipeline.union(lookup(name)?)?;
         }
         let filter = cfg.filter();
         if filter.is_empty() {
@@ -314,331 +336,262 @@ impl SessionCore {
         }
     }
 
-    /// Checks a run configuration without running anything.
-    pub(crate) fn check_run_config(&self, cfg: &RunConfig) -> Result<(), SessionError> {
-        let mut problems = Vec::new();
-        if let Some(r) = &cfg.runner
-            && let Err(e) = runner_by_name(r, cfg.max_workers)
-        {
-            problems.push(e.to_string());
-        }
-        if cfg.max_workers == Some(0) {
-            problems.push("max_workers must be at least 1".into());
-        }
-        if !cfg.runtime_params.is_null() && !cfg.runtime_params.is_object() {
-            problems.push(format!(
-                "runtime_params must be a map, got {}",
-                cfg.runtime_params
-            ));
-        }
-        if let Some(env) = &cfg.env
-            && (env.is_empty() || env.contains('/') || env.contains(".."))
-        {
-            problems.push(format!("invalid env `{env}`"));
-        }
-        if !problems.is_empty() {
-            return Err(SessionError::InvalidRun { problems });
-        }
-        self.select_pipeline(cfg)?;
-        Ok(())
-    }
-
-    fn run_record(&self, cfg: &RunConfig, run_id: &str, ctx: &RunContext) -> RunRecord {
-        let pipeline_names = if cfg.pipeline_names.is_empty() {
-            vec![self.project.settings().project.default_pipeline.clone()]
-        } else {
-            cfg.pipeline_names.clone()
-        };
-        RunRecord {
-            run_id: run_id.to_string(),
-            session_id: self.id.clone(),
-            run_index: ctx.run_index as u32,
-            status: weft_store::RunStatus::Running,
-            env: self.run_env(cfg),
-            runtime_params: self.run_params(cfg),
-            pipeline_names,
-            filters: cfg.filters_json(),
-            load_versions: cfg.load_versions.clone(),
-            saved_versions: BTreeMap::new(),
-            start_time: Some(jiff::Timestamp::now()),
-            end_time: None,
-            duration_ms: None,
-            error: None,
-            attempts: 1,
-            node_timings: Vec::new(),
-            peak_memory_bytes: None,
-            metrics: Value::Object(Default::default()),
-            owner: Some(weft_store::current_owner()),
-        }
-    }
-
-    /// Runs one configuration once (one attempt) and returns what happened.
-    /// Never panics on user errors: every failure is in the result.
+    /// Executes a prepared run once (one attempt) and returns what happened.
+    /// Never panics on user errors or user panics: every failure is in the
+    /// result.
     pub(crate) fn execute(
         &self,
-        cfg: &RunConfig,
-        run_id: &str,
-        run_index: usize,
+        prepared: PreparedRun,
         total_runs: usize,
         attempt: u32,
         cancel: &CancelToken,
     ) -> RunResult {
+        let spec = prepared.spec.clone();
         let ctx = RunContext {
             session_id: self.id.clone(),
-            run_id: run_id.to_string(),
-            run_index,
+            run_id: spec.run_id().to_string(),
+            run_index: spec.run_index,
             total_runs,
         };
-        let span = tracing::info_span!("run", run_id = %run_id, session_id = %self.id);
+        let span = tracing::info_span!("run", run_id = %ctx.run_id, session_id = %self.id);
         let _enter = span.enter();
         let start_time = jiff::Timestamp::now();
-        let mut record = self.run_record(cfg, run_id, &ctx);
-        record.attempts = attempt;
-        if let Some(store) = &self.store {
-            let stored = if attempt == 1 {
-                store.insert_run(&record)
-            } else {
-                store.update_run(&record)
-            };
-            if let Err(e) = stored {
-                tracing::error!("could not record run start: {e}");
-            }
-        }
         tracing::info!(attempt, "run started");
-        let outcome = self.execute_inner(cfg, &ctx, cancel);
-        let end_time = jiff::Timestamp::now();
-        let (status, outputs, error, timings, saved_versions, warnings, skipped) = match outcome {
-            Ok((out, saved)) => (
-                RunStatus::Succeeded,
-                out.outputs,
-                None,
-                out.node_timings,
-                saved,
-                out.warnings,
-                out.skipped_nodes,
-            ),
-            Err(failed) => {
-                let (failure, status, saved) = *failed;
-                (
-                    status,
-                    BTreeMap::new(),
-                    Some(failure),
-                    Vec::new(),
-                    saved,
-                    Vec::new(),
-                    Vec::new(),
-                )
-            }
-        };
-        let duration_ms = end_time.duration_since(start_time).as_secs_f64() * 1e3;
-        // Reading the high-water mark costs a /proc read: only for the store.
-        let peak = self.store.as_ref().and_then(|_| peak_rss_bytes());
-        let node_timings: Vec<Value> = timings
-            .iter()
-            .map(|t| serde_json::json!({"node": t.node, "start": t.start.to_string(), "duration_ms": t.duration_ms}))
-            .collect();
-        let result = RunResult {
-            run_id: run_id.to_string(),
-            status,
-            outputs,
-            saved_versions: saved_versions.clone(),
-            error: error.clone(),
-            start_time,
-            end_time,
-            metadata: serde_json::json!({
-                "session_id": self.id,
-                "run_index": run_index,
-                "attempts": attempt,
-                "env": record.env,
-                "runtime_params": record.runtime_params,
-                "pipeline_names": record.pipeline_names,
-                "filters": record.filters,
-                "load_versions": record.load_versions,
-                "node_timings": node_timings,
-                "peak_memory_bytes": peak,
-                "warnings": warnings,
-                "skipped_nodes": skipped,
-            }),
-        };
-        match status {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.execute_inner(prepared, &ctx, attempt, cancel, start_time)
+        }));
+        let result = caught.unwrap_or_else(|payload| {
+            let message = weft_pipeline::panic_message(payload.as_ref());
+            let mut r = self.result_shell(&spec, RunStatus::Failed, start_time, attempt);
+            r.error = Some(RunFailure::message(
+                "panic",
+                format!("run {} panicked outside any node: {message}", ctx.run_id),
+            ));
+            r
+        });
+        let duration_ms = result.duration().as_secs_f64() * 1e3;
+        match result.status {
             RunStatus::Succeeded => tracing::info!(duration_ms, "run succeeded"),
-            _ => tracing::warn!(
+            status => tracing::warn!(
                 duration_ms,
-                error = %error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
+                error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
                 "run {status}"
             ),
         }
-        if let Some(store) = &self.store {
-            record.status = match status {
-                RunStatus::Succeeded => weft_store::RunStatus::Succeeded,
-                RunStatus::Failed => weft_store::RunStatus::Failed,
-                RunStatus::Cancelled => weft_store::RunStatus::Cancelled,
-                RunStatus::Skipped => weft_store::RunStatus::Skipped,
-            };
-            record.saved_versions = saved_versions;
-            record.end_time = Some(end_time);
-            record.duration_ms = Some(duration_ms);
-            record.error = error.map(|e| weft_store::RunErrorRecord {
-                kind: e.kind,
-                message: e.message,
-                node: e.node,
-                causes: e.causes,
-            });
-            record.node_timings = timings
-                .into_iter()
-                .map(|t| weft_store::NodeTiming {
-                    node: t.node,
-                    start: t.start,
-                    duration_ms: t.duration_ms,
-                    peak_memory_bytes: None,
-                })
-                .collect();
-            record.peak_memory_bytes = peak;
-            if let Err(e) = store.update_run(&record) {
-                tracing::error!("could not record run end: {e}");
-            }
-        }
-        self.hooks.after_run(&ctx, &result);
         result
     }
 
     fn execute_inner(
         &self,
-        cfg: &RunConfig,
+        prepared: PreparedRun,
         ctx: &RunContext,
+        attempt: u32,
         cancel: &CancelToken,
-    ) -> Result<Attempt, Box<Failed>> {
-        let fail = |kind: &str, e: &dyn std::error::Error| {
-            let mut causes = vec![e.to_string()];
-            let mut cur = e.source();
-            while let Some(c) = cur {
-                causes.push(c.to_string());
-                cur = c.source();
-            }
-            Box::new((
-                RunFailure {
-                    kind: kind.into(),
-                    message: e.to_string(),
-                    node: None,
-                    causes,
-                },
-                RunStatus::Failed,
-                BTreeMap::new(),
-            ))
-        };
-        let pipeline = self.select_pipeline(cfg).map_err(|e| fail("pipeline", &e))?;
-        let context = self
-            .build_context(cfg, &ctx.run_id)
-            .map_err(|e| fail("config", &e))?;
+        start_time: jiff::Timestamp,
+    ) -> RunResult {
+        let PreparedRun {
+            spec,
+            pipeline,
+            catalog,
+            runner,
+            warnings,
+            ..
+        } = prepared;
         self.hooks.after_context_created(ctx);
-        self.hooks.after_catalog_created(ctx, &context.catalog);
-        let runner = runner_by_name(cfg.runner.as_deref().unwrap_or("sequential"), cfg.max_workers)
-            .map_err(|e| fail("validation", &e))?;
+        self.hooks.after_catalog_created(ctx, &catalog);
         let job = RunJob {
             pipeline: &pipeline,
-            catalog: &context.catalog,
+            catalog: &catalog,
             hooks: &self.hooks,
             context: ctx,
             cancel,
-            only_missing_outputs: cfg.only_missing_outputs,
+            only_missing_outputs: spec.config.only_missing_outputs,
             type_check: self.type_check,
         };
-        let result = run_pipeline(&job, runner.as_ref());
-        let saved = context.catalog.saved_versions();
-        match result {
-            Ok(out) => Ok((out, saved)),
-            Err(e) => {
-                let status = if matches!(e, RunError::Cancelled { .. }) {
+        let outcome = run_pipeline(&job, runner.as_ref());
+        let mut result = self.result_shell(&spec, RunStatus::Succeeded, start_time, attempt);
+        result.warnings = warnings;
+        result.saved_versions = catalog.saved_versions();
+        result.scoped_outputs = catalog
+            .scoped_paths()
+            .into_iter()
+            .map(|(name, path)| (name, path.display().to_string()))
+            .collect();
+        match outcome {
+            Ok(out) => {
+                result.metrics = crate::metrics::collect(&out.outputs, &catalog, &self.metric_datasets());
+                result.outputs = out.outputs;
+                result.node_timings = out.node_timings;
+                result.skipped_nodes = out.skipped_nodes;
+                result.warnings.extend(out.warnings);
+            }
+            Err(failed) => {
+                result.status = if matches!(failed.error, weft_runner::RunError::Cancelled { .. }) {
                     RunStatus::Cancelled
                 } else {
                     RunStatus::Failed
                 };
-                Err(Box::new((RunFailure::from_run_error(&e), status, saved)))
+                result.error = Some(RunFailure::from(&failed.error));
+                result.node_timings = failed.node_timings;
+                result.skipped_nodes = failed.skipped_nodes;
+                result.warnings.extend(failed.warnings);
             }
+        }
+        for (name, ms) in result.node_timings.iter().map(|t| (&t.node, t.duration_ms)) {
+            result.metrics.insert(format!("node_ms.{name}"), ms);
+        }
+        result.end_time = jiff::Timestamp::now();
+        // Reading the high-water mark costs a /proc read: only for the store.
+        if self.recorder.is_enabled() {
+            result.process_peak_rss_bytes = process_peak_rss_bytes();
+        }
+        result
+    }
+
+    fn metric_datasets(&self) -> Vec<String> {
+        self.project.settings().run.metrics.clone()
+    }
+
+    /// A result with the spec's fields filled and nothing else.
+    pub(crate) fn result_shell(
+        &self,
+        spec: &RunSpec,
+        status: RunStatus,
+        start_time: jiff::Timestamp,
+        attempts: u32,
+    ) -> RunResult {
+        let cfg = &spec.config;
+        RunResult {
+            run_id: spec.run_id().to_string(),
+            session_id: spec.session_id.clone(),
+            run_index: spec.run_index,
+            status,
+            outputs: BTreeMap::new(),
+            saved_versions: BTreeMap::new(),
+            error: None,
+            start_time,
+            end_time: jiff::Timestamp::now(),
+            attempts,
+            env: spec.env().to_string(),
+            runtime_params: cfg.runtime_params.clone(),
+            pipeline_names: cfg.pipeline_names.clone(),
+            filters: cfg.filters_json(),
+            load_versions: cfg.load_versions.clone(),
+            node_timings: Vec::new(),
+            skipped_nodes: Vec::new(),
+            warnings: Vec::new(),
+            metrics: BTreeMap::new(),
+            scoped_outputs: BTreeMap::new(),
+            cleaned_up: Vec::new(),
+            process_peak_rss_bytes: None,
         }
     }
 
-    /// Deletes the versioned outputs a run wrote (`cleanup_on_error`, retries).
-    pub(crate) fn remove_saved_versions(&self, result: &RunResult, cfg: &RunConfig) -> Vec<String> {
+    /// A result for a planned run that never started (recorded).
+    pub(crate) fn not_started(&self, spec: &RunSpec, status: RunStatus, reason: &str) -> RunResult {
+        let mut r = self.result_shell(spec, status, jiff::Timestamp::now(), 0);
+        r.error = Some(RunFailure::message(status.as_str(), reason));
+        self.recorder.finished(spec, &r);
+        r
+    }
+
+    /// Deletes the versioned outputs a run wrote (`cleanup_on_error`,
+    /// retries) and drops them from its `saved_versions`.
+    pub(crate) fn remove_saved_versions(&self, result: &mut RunResult) -> Vec<String> {
         let mut removed = Vec::new();
-        let Ok(context) = self.build_context(cfg, &result.run_id) else {
-            return removed;
-        };
-        for info in context.catalog.list() {
-            let Some(version) = result.saved_versions.get(&info.name) else {
-                continue;
-            };
-            let Some(path) = &info.filepath else { continue };
-            let mut dir = PathBuf::from(path);
-            if dir.is_relative() {
-                dir = self.project.root().join(dir);
+        let catalog = self
+            .loaded_config(&result.env, &result.runtime_params)
+            .and_then(|loaded| {
+                Ok(loaded.catalog.build(&weft_catalog::BuildOptions {
+                    project_dir: self.project.root().to_path_buf(),
+                    save_version: result.run_id.clone(),
+                    parameters: loaded.parameters.clone(),
+                    ..Default::default()
+                })?)
+            });
+        let Ok(catalog) = catalog else { return removed };
+        let infos = catalog.list();
+        let mut kept = BTreeMap::new();
+        for (name, version) in std::mem::take(&mut result.saved_versions) {
+            let mut all_gone = true;
+            // A transcoded dataset (`name@csv`, `name@parquet`) is one logical
+            // dataset: every format's version folder goes.
+            let described = catalog.describe(&name);
+            let transcoded = infos
+                .iter()
+                .filter(|i| i.name.split_once('@').is_some_and(|(base, _)| base == name))
+                .cloned();
+            for info in described.into_iter().chain(transcoded) {
+                let Some(path) = &info.filepath else { continue };
+                let mut dir = PathBuf::from(path);
+                if dir.is_relative() {
+                    dir = self.project.root().join(dir);
+                }
+                let version_dir = dir.join(&version);
+                if version_dir.is_dir() {
+                    match std::fs::remove_dir_all(&version_dir) {
+                        Ok(()) => removed.push(version_dir.display().to_string()),
+                        Err(e) => {
+                            all_gone = false;
+                            tracing::warn!("could not remove {}: {e}", version_dir.display());
+                        }
+                    }
+                }
             }
-            let version_dir = dir.join(version);
-            if version_dir.is_dir() && std::fs::remove_dir_all(&version_dir).is_ok() {
-                removed.push(version_dir.display().to_string());
+            if !all_gone {
+                kept.insert(name, version);
             }
         }
+        result.saved_versions = kept;
         removed
     }
 
     pub(crate) fn close(&self) {
-        if let Some(store) = &self.store
-            && let Err(e) = store.close_session(&self.id, jiff::Timestamp::now())
-        {
-            tracing::error!("could not record session close: {e}");
-        }
-    }
-
-    /// A result for a run that never started.
-    pub(crate) fn skipped_result(
-        &self,
-        cfg: &RunConfig,
-        run_id: &str,
-        run_index: usize,
-        reason: &str,
-    ) -> RunResult {
-        let now = jiff::Timestamp::now();
-        if let Some(store) = &self.store {
-            let ctx = RunContext {
-                session_id: self.id.clone(),
-                run_id: run_id.into(),
-                run_index,
-                total_runs: 0,
-            };
-            let mut record = self.run_record(cfg, run_id, &ctx);
-            record.status = weft_store::RunStatus::Skipped;
-            record.start_time = None;
-            record.attempts = 0;
-            record.error = Some(weft_store::RunErrorRecord {
-                kind: "skipped".into(),
-                message: reason.into(),
-                node: None,
-                causes: vec![reason.into()],
-            });
-            if let Err(e) = store.insert_run(&record) {
-                tracing::error!("could not record skipped run: {e}");
-            }
-        }
-        RunResult {
-            run_id: run_id.into(),
-            status: RunStatus::Skipped,
-            outputs: BTreeMap::new(),
-            saved_versions: BTreeMap::new(),
-            error: Some(RunFailure {
-                kind: "skipped".into(),
-                message: reason.into(),
-                node: None,
-                causes: vec![reason.into()],
-            }),
-            start_time: now,
-            end_time: now,
-            metadata: serde_json::json!({"session_id": self.id, "run_index": run_index, "attempts": 0}),
-        }
+        self.recorder.session_closed(&self.id);
     }
 }
 
+/// Checks that `env` names a configuration folder (the default env may be
+/// absent), listing the ones that exist.
+pub(crate) fn check_env(conf_dir: &Path, env: &str) -> Result<(), String> {
+    if env.contains('/') || env.contains('\\') || env == "." || env == ".." || env.is_empty() {
+        return Err(format!("invalid env `{env}`: an env is a folder name under {}", conf_dir.display()));
+    }
+    if env == DEFAULT_ENV || conf_dir.join(env).is_dir() {
+        return Ok(());
+    }
+    let mut envs: Vec<String> = std::fs::read_dir(conf_dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n != "base")
+                .collect()
+        })
+        .unwrap_or_default();
+    envs.sort();
+    Err(format!(
+        "unknown env `{env}`: no folder {}; envs here: {}",
+        conf_dir.join(env).display(),
+        if envs.is_empty() { "none besides base".to_string() } else { envs.join(", ") }
+    ))
+}
+
+/// Whether any file under `dir` contains `needle` (small config folders).
+fn mentions(dir: &Path, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.filter_map(Result::ok).any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            mentions(&path, needle)
+        } else {
+            std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+        }
+    })
+}
+
 /// The process's peak resident memory (Linux `VmHWM`), when available.
-pub(crate) fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn process_peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 ///
 /// Grouped by who is at fault: the project's files (`Project`, `Config`,
 /// `Catalog`, `PipelineYaml`, `UnknownPipeline`), the caller's use of the
-/// API (`Session`, `InvalidRun`), and the environment (`Store`, `Io`).
+/// API (`Session`, `InvalidRun`, `InvalidBatch`, `Field`, `MissingInput`),
+/// and the environment (`Store`, `Io`). Sources stay typed: a problem list
+/// holds the errors themselves, not their text.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// `weft.toml` is missing or invalid.
@@ -43,15 +45,44 @@ pub enum SessionError {
     /// The session was used against its rules (e.g. a second run).
     #[error("{0}")]
     Session(String),
-    /// The run configuration is invalid (nothing was started).
-    #[error("invalid run configuration: {}", problems.join("; "))]
+    /// One field of a run configuration is wrong.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field (`runner`, `env`, `run_id`, ...).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A free input of the selected pipeline cannot be loaded.
+    #[error(
+        "input `{dataset}` needed by node `{node}` is not available{}: {reason}",
+        path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default()
+    )]
+    MissingInput {
+        /// The dataset.
+        dataset: String,
+        /// Where it was looked for.
+        path: Option<PathBuf>,
+        /// A node that needs it.
+        node: String,
+        /// Why it is unavailable.
+        reason: String,
+    },
+    /// The run configuration is invalid; nothing was started.
+    #[error("invalid run configuration: {}", join(problems))]
     InvalidRun {
         /// Every problem found.
-        problems: Vec<String>,
+        problems: Vec<SessionError>,
+    },
+    /// Some runs of a batch are invalid; nothing was started.
+    #[error("invalid batch, nothing started:\n  - {}", problems.iter().map(|(i, e)| format!("run #{i}: {e}")).collect::<Vec<_>>().join("\n  - "))]
+    InvalidBatch {
+        /// Each invalid run's position in the batch and its error.
+        problems: Vec<(usize, SessionError)>,
     },
     /// The run failed; the result holds the status, error chain and timings.
     #[error("run {} {}: {}", .0.run_id, .0.status, .0.error.as_ref().map(|e| e.causes.join("\n  caused by: ")).unwrap_or_default())]
-    RunFailed(Box<weft_runner::RunResult>),
+    RunFailed(Box<weft_core::RunResult>),
     /// The run store failed.
     #[error(transparent)]
     Store(#[from] weft_store::StoreError),
@@ -64,4 +95,27 @@ pub enum SessionError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn join(problems: &[SessionError]) -> String {
+    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl SessionError {
+    /// A problem with one field of a run configuration.
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> Self {
+        SessionError::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Every problem of an invalid run (one for other errors).
+    pub fn problems(&self) -> Vec<&SessionError> {
+        match self {
+            SessionError::InvalidRun { problems } => problems.iter().collect(),
+            SessionError::InvalidBatch { problems } => problems.iter().map(|(_, e)| e).collect(),
+            other => vec![other],
+        }
+    }
 }

@@ -10,16 +10,21 @@
 
 mod core;
 mod error;
+mod metrics;
+mod prepare;
 pub mod project;
+mod recorder;
 mod run_config;
+mod runner_compat;
 mod service;
 mod session;
 pub mod yaml_pipelines;
 
-pub use crate::core::{Context, ProjectCode, SessionOptions, StoreChoice};
+pub use crate::core::{Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice};
 pub use error::SessionError;
+pub use prepare::PreparedRun;
 pub use project::{Project, ProjectSettings};
-pub use run_config::{RunConfig, new_run_id};
+pub use run_config::{Isolation, RunConfig, RunSpec, new_run_id};
 pub use service::{CloseMode, Policy, Progress, ServiceOptions, ServiceSession};
 pub use session::Session;
 pub use yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, parse_pipelines};

@@ -65,9 +65,13 @@ pub struct RunDefaults {
     /// `strict` (default), `warn` or `off`.
     #[serde(default)]
     pub type_check: Option<String>,
-    /// Default runner: `sequential` or `thread`.
+    /// Default runner: `sequential` or `thread` (or a registered custom one).
     #[serde(default)]
     pub runner: Option<String>,
+    /// Datasets whose numeric values are recorded as run metrics (besides
+    /// numeric free outputs), e.g. `metrics = ["metrics"]`.
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 /// `[store]` in `weft.toml`.

@@ -82,6 +82,68 @@ impl RunConfig {
     }
 }
 
+/// Where a run's non-versioned persisted outputs are written (the isolation
+/// rule: runs that can overlap in time never share such a file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Isolation {
+    /// At their configured paths: the run cannot overlap another run of its
+    /// session (a `Session`, or a `ServiceSession` with `max_workers = 1`).
+    #[default]
+    Shared,
+    /// Under `dir`, mirroring their paths relative to the project (versioned,
+    /// memory and `params:` datasets are unaffected, and inputs no run of the
+    /// pipeline writes are read where they are).
+    RunScoped {
+        /// `<project>/.weft/runs/<run_id>`.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// A run configuration with everything resolved once: run id, env, every
+/// runtime parameter (the session's and the run's, merged), pipelines,
+/// runner and isolation. Serializable and self-contained: it is what the
+/// service queues and what a remote worker receives; preparing it again on
+/// any machine with the same project gives the same run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// The session the run belongs to.
+    pub session_id: String,
+    /// Position of the run in its batch (0 for a single run).
+    pub run_index: usize,
+    /// The resolved configuration: `run_id`, `env`, `runner` set,
+    /// `pipeline_names` non-empty, `runtime_params` the merged object.
+    pub config: RunConfig,
+    /// Where non-versioned persisted outputs go.
+    pub isolation: Isolation,
+}
+
+impl RunSpec {
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        self.config.run_id.as_deref().unwrap_or_default()
+    }
+
+    /// The run's environment.
+    pub fn env(&self) -> &str {
+        self.config.env.as_deref().unwrap_or_default()
+    }
+}
+
+/// Checks that a caller-supplied run id is safe in file paths and URLs.
+pub(crate) fn check_run_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(format!("run id `{id}` must be 1 to 128 characters"));
+    }
+    if id == "." || id == ".." || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(format!(
+            "run id `{id}` may contain only ASCII letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    Ok(())
+}
+
 /// A new run id: Kedro's UTC timestamp `%Y-%m-%dT%H.%M.%S.%fZ` (microseconds),
 /// `-`, and 8 hex characters of a random UUID. Sortable by time, unique even
 /// within one microsecond, and safe in file paths.

@@ -1,18 +1,24 @@
 //! `ServiceSession`: many isolated runs of one project in one session.
+//!
+//! Concurrency and isolation are properties of the session: at most
+//! `max_workers` runs execute at once, whoever starts them (`run` from
+//! several threads, `run_all`, `run_sequential`), and when that number is
+//! above one every run writes its non-versioned persisted outputs
+//! run-scoped (see [`Isolation`]), so no run can read another's files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use weft_core::{RunResult, RunStatus};
 use weft_pipeline::{CancelToken, Pipeline};
-use weft_runner::{RunResult, RunStatus};
 
 use crate::core::{SessionCore, SessionOptions};
-use crate::run_config::new_run_id as fresh_run_id;
-use crate::{RunConfig, SessionError};
+use crate::prepare::{Overlap, PreparedRun};
+use crate::{Isolation, RunConfig, RunSpec, SessionError};
 
 /// What a batch does when a run fails.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,11 +99,22 @@ pub enum CloseMode {
 pub struct ServiceOptions {
     /// Options shared with `Session`.
     pub session: SessionOptions,
-    /// Most runs at once in `run_all` (default: the machine's parallelism).
+    /// Most runs at once, whoever starts them (default: the machine's
+    /// parallelism). Above one, runs write non-versioned outputs run-scoped.
     pub max_workers: Option<usize>,
     /// How many finished runs `results()` keeps in memory (default 1,000);
     /// older ones are only in the run store, so memory stays flat.
     pub history_limit: Option<usize>,
+}
+
+/// The session's mutable bookkeeping, behind one lock.
+#[derive(Default)]
+struct State {
+    closed: bool,
+    /// Runs holding a worker slot, with their cancel tokens.
+    in_flight: HashMap<String, CancelToken>,
+    /// Batches still running (close waits for them to record every run).
+    active_batches: usize,
 }
 
 /// Many runs of one project in one session: sequential or concurrent, each
@@ -107,31 +124,77 @@ pub struct ServiceOptions {
 pub struct ServiceSession {
     core: SessionCore,
     max_workers: usize,
-    results: Mutex<std::collections::VecDeque<RunResult>>,
+    overlap: Overlap,
+    results: Mutex<VecDeque<RunResult>>,
     history_limit: usize,
-    next_index: AtomicUsize,
-    closed: AtomicBool,
-    in_flight: Mutex<Vec<(String, CancelToken)>>,
-    idle: Condvar,
+    state: Mutex<State>,
+    changed: Condvar,
 }
 
 /// The progress callback: `(completed, total)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
+/// A worker slot held by one run; released (and waiters woken) on drop,
+/// whatever way the run ends.
+struct Slot<'a> {
+    session: &'a ServiceSession,
+    run_id: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut state = self.session.lock_state();
+        state.in_flight.remove(&self.run_id);
+        drop(state);
+        self.session.changed.notify_all();
+    }
+}
+
+/// Counts a batch as active until dropped.
+struct BatchGuard<'a>(&'a ServiceSession);
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock_state().active_batches -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// One batch's fail-fast state: its own stop flag and the tokens of its own
+/// running runs, so a failure never cancels another batch's runs.
+#[derive(Default)]
+struct BatchControl {
+    stop: AtomicBool,
+    running: Mutex<Vec<CancelToken>>,
+}
+
+impl BatchControl {
+    fn stop_all(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            t.cancel();
+        }
+    }
+}
+
 impl ServiceSession {
     /// Opens the project for many runs.
     pub fn create(project_dir: impl AsRef<Path>, options: ServiceOptions) -> Result<Self, SessionError> {
         let default = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_workers = options.max_workers.unwrap_or(default).max(1);
         Ok(ServiceSession {
             core: SessionCore::open(project_dir.as_ref(), options.session, "service")?,
-            max_workers: options.max_workers.unwrap_or(default).max(1),
-            results: Mutex::new(std::collections::VecDeque::new()),
+            max_workers,
+            overlap: if max_workers > 1 { Overlap::Possible } else { Overlap::Never },
+            results: Mutex::new(VecDeque::new()),
             history_limit: options.history_limit.unwrap_or(1000),
-            next_index: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-            in_flight: Mutex::new(Vec::new()),
-            idle: Condvar::new(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
         })
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The session's id.
@@ -139,9 +202,14 @@ impl ServiceSession {
         &self.core.id
     }
 
-    /// Most concurrent runs in `run_all`.
+    /// Most concurrent runs.
     pub fn max_workers(&self) -> usize {
         self.max_workers
+    }
+
+    /// Whether runs of this session write non-versioned outputs run-scoped.
+    pub fn isolates_outputs(&self) -> bool {
+        self.overlap == Overlap::Possible
     }
 
     /// The project's pipelines.
@@ -149,18 +217,35 @@ impl ServiceSession {
         self.core.pipelines()
     }
 
-    /// Validates a run configuration (runner, pipelines, filters) and gives it
-    /// a fresh run id. Nothing runs.
+    /// How many loaded configurations the session holds (bounded).
+    pub fn cached_configs(&self) -> usize {
+        self.core.cached_configs()
+    }
+
+    /// Validates a run configuration (everything `prepare` checks) and gives
+    /// it a fresh run id. Nothing runs.
     pub fn create_run_config(&self, mut template: RunConfig) -> Result<RunConfig, SessionError> {
-        self.core.check_run_config(&template)?;
-        if template.run_id.is_none() {
-            template.run_id = Some(fresh_run_id());
-        }
+        let prepared = self.prepare(&template)?;
+        template.run_id = Some(prepared.spec.run_id().to_string());
         Ok(template)
     }
 
+    /// Resolves a configuration into a prepared run (every problem at
+    /// once); nothing runs and nothing is recorded.
+    pub fn prepare(&self, config: &RunConfig) -> Result<PreparedRun, SessionError> {
+        self.ensure_open()?;
+        self.core.prepare(config, 0, self.overlap)
+    }
+
+    /// Prepares a resolved spec (queued earlier, or received from another
+    /// process) under its own run id.
+    pub fn prepare_spec(&self, spec: &RunSpec) -> Result<PreparedRun, SessionError> {
+        self.ensure_open()?;
+        self.core.prepare_spec(spec)
+    }
+
     fn ensure_open(&self) -> Result<(), SessionError> {
-        if self.closed.load(Ordering::SeqCst) {
+        if self.lock_state().closed {
             return Err(SessionError::Session(format!(
                 "service session {} is closed",
                 self.core.id
@@ -169,26 +254,53 @@ impl ServiceSession {
         Ok(())
     }
 
-    /// Runs one configuration (after validating it). A failed run is a
+    /// Runs one configuration (after preparing it). A failed run is a
     /// result with status `failed`, not an error; errors are for invalid
     /// configurations and closed sessions.
     pub fn run(&self, config: RunConfig) -> Result<RunResult, SessionError> {
-        self.ensure_open()?;
-        self.core.check_run_config(&config)?;
-        let index = self.next_index.fetch_add(1, Ordering::SeqCst);
-        let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
-        let result = self.run_one(
-            &config,
-            &run_id,
-            index,
-            1,
-            &Policy::default(),
-            &AtomicBool::new(false),
-        );
+        let prepared = self.prepare(&config)?;
+        self.run_prepared(prepared)
+    }
+
+    /// Runs a prepared run: records it as queued, waits for a worker slot,
+    /// runs it.
+    pub fn run_prepared(&self, prepared: PreparedRun) -> Result<RunResult, SessionError> {
+        self.core.recorder.planned(&[&prepared.spec])?;
+        let token = CancelToken::new();
+        let result = match self.acquire(prepared.spec.run_id(), &token) {
+            Ok(slot) => {
+                let r = self.run_with_policy(prepared, 1, &Policy::default(), &token, None);
+                drop(slot);
+                r
+            }
+            Err(reason) => self.core.not_started(&prepared.spec, RunStatus::Skipped, &reason),
+        };
         self.core
             .hooks
             .after_all_runs(&self.core.id, std::slice::from_ref(&result));
         Ok(result)
+    }
+
+    /// Waits for a worker slot; refuses when the session closes meanwhile or
+    /// the run id is already running.
+    fn acquire(&self, run_id: &str, token: &CancelToken) -> Result<Slot<'_>, String> {
+        let mut state = self.lock_state();
+        loop {
+            if state.closed {
+                return Err(format!("not started: session {} was closed", self.core.id));
+            }
+            if state.in_flight.contains_key(run_id) {
+                return Err(format!("not started: run `{run_id}` is already running"));
+            }
+            if state.in_flight.len() < self.max_workers {
+                state.in_flight.insert(run_id.to_string(), token.clone());
+                return Ok(Slot {
+                    session: self,
+                    run_id: run_id.to_string(),
+                });
+            }
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Runs every configuration concurrently, at most `max_workers` at once.
@@ -220,24 +332,44 @@ impl ServiceSession {
         workers: usize,
     ) -> Result<Vec<RunResult>, SessionError> {
         self.ensure_open()?;
+        let total = configs.len();
         let mut problems = Vec::new();
+        let mut prepared = Vec::with_capacity(total);
+        let mut seen = BTreeSet::new();
         for (i, cfg) in configs.iter().enumerate() {
-            if let Err(e) = self.core.check_run_config(cfg) {
-                problems.push(format!("run #{i}: {e}"));
+            match self.core.prepare(cfg, i, self.overlap) {
+                Ok(p) => {
+                    if !seen.insert(p.spec.run_id().to_string()) {
+                        problems.push((
+                            i,
+                            SessionError::field("run_id", format!("run id `{}` appears twice in the batch", p.spec.run_id())),
+                        ));
+                    }
+                    prepared.push(p);
+                }
+                Err(e) => problems.push((i, e)),
             }
         }
         if !problems.is_empty() {
-            return Err(SessionError::InvalidRun { problems });
+            return Err(SessionError::InvalidBatch { problems });
         }
-        let total = configs.len();
-        let first_index = self.next_index.fetch_add(total, Ordering::SeqCst);
-        let ids: Vec<String> = configs
-            .iter()
-            .map(|c| c.run_id.clone().unwrap_or_else(fresh_run_id))
-            .collect();
+        let specs: Vec<RunSpec> = prepared.iter().map(|p| p.spec.clone()).collect();
+        self.core
+            .recorder
+            .planned(&specs.iter().collect::<Vec<_>>())?;
+        {
+            let mut state = self.lock_state();
+            if state.closed {
+                drop(state);
+                return Err(SessionError::Session(format!("service session {} is closed", self.core.id)));
+            }
+            state.active_batches += 1;
+        }
+        let _batch = BatchGuard(self);
+        let control = BatchControl::default();
+        let queue: Vec<Mutex<Option<PreparedRun>>> = prepared.into_iter().map(|p| Mutex::new(Some(p))).collect();
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
         let slots: Vec<Mutex<Option<RunResult>>> = (0..total).map(|_| Mutex::new(None)).collect();
         let worker = || {
             loop {
@@ -245,22 +377,10 @@ impl ServiceSession {
                 if i >= total {
                     break;
                 }
-                let result = if stop.load(Ordering::SeqCst) {
-                    self.core.skipped_result(
-                        &configs[i],
-                        &ids[i],
-                        first_index + i,
-                        "not started: an earlier run of the batch failed (fail-fast)",
-                    )
-                } else {
-                    let r = self.run_one(&configs[i], &ids[i], first_index + i, total, policy, &stop);
-                    if r.status == RunStatus::Failed && policy.fail_fast && !stop.swap(true, Ordering::SeqCst)
-                    {
-                        self.cancel_in_flight();
-                    }
-                    r
-                };
-                *slots[i].lock().expect("result slot") = Some(result);
+                let taken = queue[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+                let Some(run) = taken else { continue };
+                let result = self.batch_run(run, total, policy, &control);
+                *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
                 let completed = done.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(p) = progress {
                     p(completed, total);
@@ -277,73 +397,113 @@ impl ServiceSession {
         });
         let results: Vec<RunResult> = slots
             .into_iter()
-            .map(|s| {
-                s.into_inner()
-                    .expect("result slot")
-                    .expect("every run has a result")
+            .zip(&specs)
+            .map(|(slot, spec)| {
+                slot.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| {
+                        // Only reachable if a worker thread died outside any run.
+                        self.core.not_started(spec, RunStatus::Skipped, "not started: its worker stopped")
+                    })
             })
             .collect();
         self.core.hooks.after_all_runs(&self.core.id, &results);
         Ok(results)
     }
 
-    fn cancel_in_flight(&self) {
-        for (_, token) in self.in_flight.lock().expect("in-flight lock").iter() {
-            token.cancel();
+    /// One run of a batch: skipped when the batch stopped or the session
+    /// closed, else run with the policy.
+    fn batch_run(&self, run: PreparedRun, total: usize, policy: &Policy, control: &BatchControl) -> RunResult {
+        if control.stop.load(Ordering::SeqCst) {
+            return self.core.not_started(
+                &run.spec,
+                RunStatus::Skipped,
+                "not started: an earlier run of the batch failed (fail-fast)",
+            );
         }
+        let token = CancelToken::new();
+        let slot = match self.acquire(run.spec.run_id(), &token) {
+            Ok(slot) => slot,
+            Err(reason) => return self.core.not_started(&run.spec, RunStatus::Skipped, &reason),
+        };
+        // Fail-fast may have tripped while this run waited for its slot.
+        if control.stop.load(Ordering::SeqCst) {
+            drop(slot);
+            return self.core.not_started(
+                &run.spec,
+                RunStatus::Skipped,
+                "not started: an earlier run of the batch failed (fail-fast)",
+            );
+        }
+        control.running.lock().unwrap_or_else(|p| p.into_inner()).push(token.clone());
+        let result = self.run_with_policy(run, total, policy, &token, Some(control));
+        drop(slot);
+        if result.status == RunStatus::Failed && policy.fail_fast {
+            control.stop_all();
+        }
+        result
     }
 
-    /// One run with the policy's retries; registered as in flight meanwhile.
-    fn run_one(
+    /// One run with the policy's retries; the caller holds its slot.
+    fn run_with_policy(
         &self,
-        cfg: &RunConfig,
-        run_id: &str,
-        index: usize,
+        mut run: PreparedRun,
         total: usize,
         policy: &Policy,
-        stop: &AtomicBool,
+        token: &CancelToken,
+        control: Option<&BatchControl>,
     ) -> RunResult {
-        let token = CancelToken::new();
-        self.in_flight
-            .lock()
-            .expect("in-flight lock")
-            .push((run_id.to_string(), token.clone()));
+        let spec = run.spec.clone();
+        let stopped = || control.is_some_and(|c| c.stop.load(Ordering::SeqCst)) || token.is_cancelled();
         let mut attempt = 1;
         let mut result = loop {
-            let r = self.core.execute(cfg, run_id, index, total, attempt, &token);
-            if r.status != RunStatus::Failed || attempt > policy.retries || stop.load(Ordering::SeqCst) {
+            self.core.recorder.started(&spec, attempt);
+            let mut r = self.core.execute(run, total, attempt, token);
+            if r.status != RunStatus::Failed || attempt > policy.retries || stopped() {
                 break r;
             }
             // Same run id next time: remove what this attempt saved first.
-            self.core.remove_saved_versions(&r, cfg);
+            self.core.remove_saved_versions(&mut r);
             let wait = policy.retry_backoff * 2u32.saturating_pow(attempt - 1);
-            tracing::info!(run_id, attempt, ?wait, "retrying failed run");
+            tracing::info!(run_id = spec.run_id(), attempt, ?wait, "retrying failed run");
             let deadline = std::time::Instant::now() + wait;
             while std::time::Instant::now() < deadline && !token.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(5).min(wait));
             }
+            match self.core.prepare_spec(&spec) {
+                Ok(again) => run = again,
+                Err(e) => {
+                    r.error = Some(weft_core::RunFailure::from_error("validation", None, &e));
+                    break r;
+                }
+            }
             attempt += 1;
         };
         if result.status != RunStatus::Succeeded && policy.cleanup_on_error {
-            let removed = self.core.remove_saved_versions(&result, cfg);
-            if let serde_json::Value::Object(meta) = &mut result.metadata {
-                meta.insert("cleaned_up".into(), serde_json::json!(removed));
-            }
+            result.cleaned_up = self.core.remove_saved_versions(&mut result);
         }
+        if let Isolation::RunScoped { .. } = spec.isolation
+            && !result.scoped_outputs.is_empty()
         {
-            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-            in_flight.retain(|(id, _)| id != run_id);
-            if in_flight.is_empty() {
-                self.idle.notify_all();
-            }
+            tracing::info!(run_id = spec.run_id(), "non-versioned outputs written run-scoped: {:?}", result.scoped_outputs);
         }
+        self.core.recorder.finished(&spec, &result);
+        self.core.hooks.after_run(
+            &weft_core::RunContext {
+                session_id: self.core.id.clone(),
+                run_id: result.run_id.clone(),
+                run_index: result.run_index,
+                total_runs: total,
+            },
+            &result,
+        );
         {
-            let mut history = self.results.lock().expect("results lock");
+            let mut history = self.results.lock().unwrap_or_else(|p| p.into_inner());
             if self.history_limit > 0 {
                 if history.len() == self.history_limit {
                     history.pop_front();
                 }
-                history.push_back(without_outputs(&result));
+                history.push_back(result.without_outputs());
             }
         }
         result
@@ -356,7 +516,7 @@ impl ServiceSession {
     pub fn results(&self) -> Vec<RunResult> {
         self.results
             .lock()
-            .expect("results lock")
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .cloned()
             .collect()
@@ -364,9 +524,8 @@ impl ServiceSession {
 
     /// Cancels one in-flight run; false if it is not running.
     pub fn cancel(&self, run_id: &str) -> bool {
-        let in_flight = self.in_flight.lock().expect("in-flight lock");
-        match in_flight.iter().find(|(id, _)| id == run_id) {
-            Some((_, token)) => {
+        match self.lock_state().in_flight.get(run_id) {
+            Some(token) => {
                 token.cancel();
                 true
             }
@@ -374,33 +533,33 @@ impl ServiceSession {
         }
     }
 
-    /// Closes the session: refuses new runs, waits for (or cancels, then
-    /// waits for) in-flight runs, and records the close.
+    /// Closes the session: no run starts afterwards (runs of running
+    /// batches that have not started are recorded `skipped`), in-flight
+    /// runs finish (`Wait`) or are cancelled between nodes (`Cancel`), and
+    /// the close is recorded once every batch has recorded all its runs.
+    /// Idempotent; safe to call from another thread (a signal handler's).
     pub fn close(&self, mode: CloseMode) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
+        let mut state = self.lock_state();
+        let first = !state.closed;
+        state.closed = true;
         if mode == CloseMode::Cancel {
-            self.cancel_in_flight();
+            for token in state.in_flight.values() {
+                token.cancel();
+            }
         }
-        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-        while !in_flight.is_empty() {
-            in_flight = self.idle.wait(in_flight).expect("in-flight lock");
+        self.changed.notify_all();
+        while !state.in_flight.is_empty() || state.active_batches > 0 {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
-        drop(in_flight);
-        self.core.close();
+        drop(state);
+        if first {
+            self.core.close();
+        }
     }
 }
 
 impl Drop for ServiceSession {
     fn drop(&mut self) {
         self.close(CloseMode::Cancel);
-    }
-}
-
-fn without_outputs(result: &RunResult) -> RunResult {
-    RunResult {
-        outputs: BTreeMap::new(),
-        ..result.clone()
     }
 }

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use weft_core::{RunResult, RunStatus};
 use weft_pipeline::{CancelToken, Pipeline};
-use weft_runner::{RunResult, RunStatus};
 
 use crate::core::{Context, SessionCore, SessionOptions};
-use crate::run_config::new_run_id as fresh_run_id;
+use crate::prepare::{Overlap, PreparedRun};
 use crate::{RunConfig, SessionError};
 
 /// Exactly one run of a project, like a Kedro session.
@@ -46,15 +46,30 @@ impl Session {
         self.core.pipelines()
     }
 
+    /// Prepares a configuration (everything resolved and checked, every
+    /// problem at once) without running it.
+    pub fn prepare(&self, config: &RunConfig) -> Result<PreparedRun, SessionError> {
+        self.core.prepare(config, 0, Overlap::Never)
+    }
+
     /// The pipeline a configuration selects (after filters), without running it.
     pub fn select_pipeline(&self, config: &RunConfig) -> Result<Pipeline, SessionError> {
-        self.core.select_pipeline(config)
+        Ok(self.prepare(config)?.pipeline)
     }
 
     /// Loads a fresh context (parameters and catalog) as a run would see it.
     pub fn load_context(&self, config: &RunConfig) -> Result<Context, SessionError> {
-        let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
-        self.core.build_context(config, &run_id)
+        let prepared = self.prepare(config)?;
+        let params = self
+            .core
+            .loaded_config(prepared.spec.env(), &prepared.spec.config.runtime_params)?
+            .parameters
+            .clone();
+        Ok(Context {
+            env: prepared.spec.env().to_string(),
+            parameters: params,
+            catalog: prepared.catalog,
+        })
     }
 
     /// Runs once. A failed run is returned as [`SessionError::RunFailed`]
@@ -82,9 +97,21 @@ impl Session {
                 self.core.id
             )));
         }
-        self.core.check_run_config(&config)?;
-        let run_id = config.run_id.clone().unwrap_or_else(fresh_run_id);
-        let result = self.core.execute(&config, &run_id, 0, 1, 1, cancel);
+        let prepared = self.prepare(&config)?;
+        let spec = prepared.spec.clone();
+        self.core.recorder.planned(&[&spec])?;
+        self.core.recorder.started(&spec, 1);
+        let result = self.core.execute(prepared, 1, 1, cancel);
+        self.core.recorder.finished(&spec, &result);
+        self.core.hooks.after_run(
+            &weft_core::RunContext {
+                session_id: self.core.id.clone(),
+                run_id: result.run_id.clone(),
+                run_index: 0,
+                total_runs: 1,
+            },
+            &result,
+        );
         self.core
             .hooks
             .after_all_runs(&self.core.id, std::slice::from_ref(&result));

@@ -191,7 +191,7 @@ fn retry_reruns_a_flaky_run_and_records_attempts() {
         .run_sequential(vec![RunConfig::default()], &policy, None)
         .unwrap();
     assert_eq!(results[0].status, RunStatus::Succeeded);
-    assert_eq!(results[0].metadata["attempts"], 3);
+    assert_eq!(results[0].attempts, 3);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
     let rec = store.get_run(&results[0].run_id).unwrap().unwrap();
@@ -203,7 +203,7 @@ fn retry_reruns_a_flaky_run_and_records_attempts() {
         .run_sequential(vec![RunConfig::default()], &Policy { retries: 1, ..policy }, None)
         .unwrap();
     assert_eq!(results[0].status, RunStatus::Failed);
-    assert_eq!(results[0].metadata["attempts"], 2);
+    assert_eq!(results[0].attempts, 2);
 }
 
 #[test]
@@ -224,8 +224,13 @@ fn cleanup_on_error_removes_versioned_outputs_of_failed_runs() {
         ..Policy::continue_on_error()
     };
     let gone = s.run_sequential(vec![broken], &policy, None).unwrap();
-    assert_eq!(gone[0].saved_versions["first_out"], gone[0].run_id);
+    // Regression (issue 8 §5): removed versions leave saved_versions too.
+    assert!(gone[0].saved_versions.is_empty(), "{:?}", gone[0].saved_versions);
+    assert_eq!(gone[0].cleaned_up.len(), 1, "{:?}", gone[0].cleaned_up);
     assert!(!root.join("data/first.json").join(&gone[0].run_id).exists());
+    let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
+    let rec = store.get_run(&gone[0].run_id).unwrap().unwrap();
+    assert!(rec.saved_versions.is_empty(), "the record agrees");
     assert!(kept.is_dir());
 }
 

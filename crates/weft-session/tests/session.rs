@@ -177,7 +177,11 @@ fn runs_are_recorded_in_the_project_store() {
         &root,
         SessionOptions {
             store: StoreChoice::ProjectDefault,
-            command: vec!["weft".into(), "run".into()],
+            provenance: weft_session::Provenance {
+                command: vec!["weft".into(), "run".into()],
+                username: Some("ada".into()),
+                ..Default::default()
+            },
             ..opts()
         },
     )
@@ -195,6 +199,7 @@ fn runs_are_recorded_in_the_project_store() {
     let sess = store.get_session(&session_id).unwrap().unwrap();
     assert!(sess.closed_at.is_some());
     assert_eq!(sess.command, ["weft", "run"]);
+    assert_eq!(sess.username.as_deref(), Some("ada"));
 }
 
 #[test]

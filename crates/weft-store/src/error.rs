@@ -129,3 +129,13 @@ impl StoreError {
         }
     }
 }
+
+impl From<weft_core::TransitionError> for StoreError {
+    fn from(e: weft_core::TransitionError) -> Self {
+        StoreError::InvalidTransition {
+            run_id: e.run_id,
+            from: e.from.to_string(),
+            to: e.to.to_string(),
+        }
+    }
+}

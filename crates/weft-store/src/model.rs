@@ -1,6 +1,4 @@
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -32,142 +30,10 @@ pub struct SessionRecord {
     pub command: Vec<String>,
 }
 
-/// Where a run is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Accepted, not started.
-    Queued,
-    /// Running.
-    Running,
-    /// Finished without error.
-    Succeeded,
-    /// Finished with an error.
-    Failed,
-    /// Never started (its batch stopped).
-    Skipped,
-    /// Stopped on request.
-    Cancelled,
-    /// Its process died while it ran.
-    Interrupted,
-}
+pub use weft_core::{NodeTiming, RunStatus};
 
-impl RunStatus {
-    /// Every status.
-    pub const ALL: [RunStatus; 7] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::Succeeded,
-        RunStatus::Failed,
-        RunStatus::Skipped,
-        RunStatus::Cancelled,
-        RunStatus::Interrupted,
-    ];
-
-    /// The lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Skipped => "skipped",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// Whether the run is over.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-
-    /// The one place run transitions are decided:
-    /// `queued → running → succeeded | failed | cancelled | interrupted`,
-    /// `queued → skipped | cancelled`, and `failed | interrupted → queued |
-    /// running` (retries, recovery). A `queued` or `running` run may be
-    /// rewritten with the same status (progress updates); a finished one may
-    /// not.
-    pub fn can_transition(from: RunStatus, to: RunStatus) -> bool {
-        use RunStatus::*;
-        (from == to && !from.is_terminal())
-            || matches!(
-                (from, to),
-                (Queued, Running | Skipped | Cancelled)
-                    | (Running, Succeeded | Failed | Cancelled | Interrupted)
-                    | (Failed | Interrupted, Queued | Running)
-            )
-    }
-
-    /// [`RunStatus::can_transition`] as a `Result`: the error every update
-    /// of run `run_id` reports for a forbidden change.
-    pub fn check_transition(run_id: &str, from: RunStatus, to: RunStatus) -> Result<(), crate::StoreError> {
-        if RunStatus::can_transition(from, to) {
-            Ok(())
-        } else {
-            Err(crate::StoreError::InvalidTransition {
-                run_id: run_id.to_string(),
-                from: from.to_string(),
-                to: to.to_string(),
-            })
-        }
-    }
-
-    /// Statuses from which `to` may be reached.
-    pub fn sources(to: RunStatus) -> Vec<RunStatus> {
-        RunStatus::ALL
-            .into_iter()
-            .filter(|from| RunStatus::can_transition(*from, to))
-            .collect()
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RunStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown run status `{s}`; expected one of {}",
-                    RunStatus::ALL.map(|s| s.as_str()).join(", ")
-                )
-            })
-    }
-}
-
-/// A failed run's error.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunErrorRecord {
-    /// Error kind (`node`, `dataset`, `validation`, ...).
-    pub kind: String,
-    /// The outermost message.
-    pub message: String,
-    /// The node it happened in.
-    pub node: Option<String>,
-    /// The full cause chain, outermost first.
-    pub causes: Vec<String>,
-}
-
-/// How long one node ran.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeTiming {
-    /// Node name.
-    pub node: String,
-    /// When it started.
-    pub start: Timestamp,
-    /// Duration in milliseconds.
-    pub duration_ms: f64,
-    /// Peak memory while it ran, when measured.
-    pub peak_memory_bytes: Option<u64>,
-}
+/// A failed run's error: the shared [`weft_core::RunFailure`].
+pub type RunErrorRecord = weft_core::RunFailure;
 
 /// A recorded run: one row per run id, updated as the run progresses.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -221,38 +87,4 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many (newest first).
     pub limit: Option<u32>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transitions() {
-        use RunStatus::*;
-        assert!(RunStatus::can_transition(Queued, Running));
-        assert!(RunStatus::can_transition(Running, Interrupted));
-        assert!(RunStatus::can_transition(Failed, Running));
-        assert!(!RunStatus::can_transition(Succeeded, Running));
-        assert!(!RunStatus::can_transition(Queued, Succeeded));
-        assert!(!RunStatus::can_transition(Skipped, Running));
-        assert_eq!("failed".parse::<RunStatus>().unwrap(), Failed);
-        assert!(
-            "done"
-                .parse::<RunStatus>()
-                .unwrap_err()
-                .contains("expected one of")
-        );
-        assert!(Succeeded.is_terminal() && !Running.is_terminal());
-        assert!(RunStatus::can_transition(Running, Running));
-        assert!(!RunStatus::can_transition(Succeeded, Succeeded));
-        assert!(RunStatus::can_transition(Interrupted, Queued));
-        assert!(RunStatus::can_transition(Queued, Skipped));
-        assert!(!RunStatus::can_transition(Running, Skipped));
-        for s in RunStatus::ALL {
-            assert_eq!(s.to_string().parse::<RunStatus>().unwrap(), s);
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-        assert_eq!(RunStatus::sources(Interrupted), vec![Running]);
-    }
 }

@@ -199,13 +199,73 @@ fn inspection_commands_describe_the_project() {
 
     let out = weft(&root, &["viz", "--format", "dot"]);
     let dot = String::from_utf8_lossy(&out.stdout);
+    // Ids are positional (`n3`, `d7`); names are the labels.
+    let id_of = |label: &str| {
+        dot.lines()
+            .find(|l| l.contains(&format!("label=\"{label}\"")))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no `{label}` in {dot}"))
+    };
+    let edge = format!("{} -> {};", id_of("train_model"), id_of("regressor"));
     assert!(
-        dot.starts_with("digraph pipeline {") && dot.contains("\"train_model\" -> \"ds:regressor\""),
-        "{dot}"
+        dot.starts_with("digraph pipeline {") && dot.contains(&edge),
+        "{edge}: {dot}"
     );
 
     let out = weft(&root, &["pipeline", "show", "--nodes", "train"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train"), "{err}");
+}
+
+/// The r2 score of each run of a `multirun --json`, in sweep order.
+fn sweep_r2(root: &Path, workers: &str) -> Vec<f64> {
+    let out = weft(
+        root,
+        &[
+            "multirun",
+            "--params",
+            "generation.seed=1,2,3,4",
+            "--max-workers",
+            workers,
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "succeeded", "{r}");
+            let run_id = r["run_id"].as_str().unwrap();
+            let file = root
+                .join("data/08_reporting/metrics.json")
+                .join(run_id)
+                .join("metrics.json");
+            let metrics: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+            metrics["r2_score"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+/// Regression (issue 8 §1): with two workers, runs overwrote each other's
+/// non-versioned intermediate files and seeds 1 and 2 reported the same r2.
+#[test]
+fn seed_sweep_with_two_workers_equals_the_runs_made_one_by_one() {
+    let (_tmp, root) = project_copy();
+    let one_by_one = sweep_r2(&root, "1");
+    let (_tmp2, root2) = project_copy();
+    let concurrent = sweep_r2(&root2, "2");
+    assert_eq!(concurrent, one_by_one);
+    let mut distinct = one_by_one.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "each seed gives its own model: {one_by_one:?}");
 }

@@ -18,7 +18,7 @@ pub(super) fn open_for_inspection(
     let project = Project::open(&edge.project)?;
     let mut settings = crate::settings::resolve(args, None, edge.environment, &project)?;
     settings.store = StoreChoice::Disabled;
-    let options = session_options(edge, args, &settings, Value::Null, code)?;
+    let options = session_options(args, &settings, Value::Null, code, Default::default())?;
     Ok(Session::create(&edge.project, options)?)
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use weft_pipeline::Node;
 use weft_runner::{Hooks, RunResult, TypeCheck};
-use weft_session::{ProjectCode, RunConfig, SessionOptions};
+use weft_session::{ProjectCode, Provenance, RunConfig, SessionOptions};
 
 use crate::Io;
 use crate::args::*;
@@ -136,13 +136,15 @@ fn type_check(arg: Option<&str>) -> Result<Option<TypeCheck>, UsageError> {
     .transpose()
 }
 
-/// Session options with every value resolved at the edge.
+/// Session options with every value resolved at the edge; `provenance` is
+/// what the session records about who started it
+/// ([`crate::settings::provenance`], or the default for inspection).
 pub(super) fn session_options(
-    edge: &Edge<'_>,
     args: &SessionArgs,
     settings: &Settings,
     params: Value,
     code: ProjectCode,
+    provenance: Provenance,
 ) -> Result<SessionOptions, UsageError> {
     Ok(SessionOptions {
         env: Some(settings.env.clone()),
@@ -151,7 +153,7 @@ pub(super) fn session_options(
         code,
         hooks: Hooks::new(),
         store: settings.store.clone(),
-        command: edge.command.clone(),
+        provenance,
         type_check: type_check(args.type_check.as_deref())?,
     })
 }
@@ -162,30 +164,33 @@ pub(super) fn data_json(d: &weft_pipeline::Data) -> Value {
 }
 
 pub(super) fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
-    let params = r.metadata.get("runtime_params").cloned().unwrap_or(Value::Null);
+    let params = &r.runtime_params;
     let shown = if params_keys.is_empty() {
-        params
+        params.clone()
     } else {
         let mut m = serde_json::Map::new();
         for k in params_keys {
             m.insert(
                 k.clone(),
-                lookup_dotted(&params, k).cloned().unwrap_or(Value::Null),
+                lookup_dotted(params, k).cloned().unwrap_or(Value::Null),
             );
         }
         Value::Object(m)
     };
     json!({
         "run_id": r.run_id,
-        "session_id": r.metadata.get("session_id"),
+        "session_id": r.session_id,
         "status": r.status,
         "params": shown,
         "start_time": r.start_time.to_string(),
         "end_time": r.end_time.to_string(),
         "duration_s": r.duration().as_secs_f64(),
-        "attempts": r.metadata.get("attempts"),
+        "attempts": r.attempts,
         "saved_versions": r.saved_versions,
-        "skipped_nodes": r.metadata.get("skipped_nodes"),
+        "skipped_nodes": r.skipped_nodes,
+        "scoped_outputs": r.scoped_outputs,
+        "metrics": r.metrics,
+        "warnings": r.warnings,
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
     })

@@ -1,9 +1,8 @@
 //! `weft multirun`: a sweep of runs in one service session.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Sender, channel};
-use std::time::Duration;
 
 use serde_json::Value;
 use weft_runner::{Hook, RunContext, RunResult, RunStatus};
@@ -52,7 +51,8 @@ pub(super) fn multirun(
         edge.environment,
         &project,
     )?;
-    let mut session_opts = session_options(edge, &args.run.session, &settings, Value::Null, code)?;
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let mut session_opts = session_options(&args.run.session, &settings, Value::Null, code, provenance)?;
     let bar = (io.progress_bars && !args.run.json)
         .then(|| progress_bar("{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}"));
     let (lines, received) = channel();
@@ -87,7 +87,6 @@ pub(super) fn multirun(
         })
         .collect::<Result<_, _>>()?;
     let total = configs.len();
-    let run_ids: Vec<String> = configs.iter().filter_map(|c| c.run_id.clone()).collect();
     if let Some(bar) = &bar {
         bar.set_length(total as u64);
     }
@@ -96,18 +95,10 @@ pub(super) fn multirun(
             bar.set_position(done as u64);
         }
     };
-    // The session calls: replaceable as a whole once the session can stop a
-    // batch itself. Today's API: on SIGINT/SIGTERM, cancel every planned run
-    // until the batch returns, so runs in flight stop at their next node
-    // boundary and runs that start afterwards stop at their first.
-    let stop_batch = |finished: &AtomicBool| {
-        while !finished.load(Ordering::SeqCst) {
-            for id in &run_ids {
-                service.cancel(id);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    };
+    // The session calls, replaceable as a whole. On SIGINT/SIGTERM, close
+    // with cancel: no run starts afterwards (those are recorded `skipped`),
+    // runs in flight stop at their next node boundary (`cancelled`).
+    let stop_batch = |_: &AtomicBool| service.close(CloseMode::Cancel);
     let supervised = supervise(io, received, &stop_batch, || {
         service.run_all(configs, &policy, Some(&progress))
     })?;
@@ -159,18 +150,14 @@ struct RunStatusLines {
 
 impl Hook for RunStatusLines {
     fn after_run(&self, ctx: &RunContext, result: &RunResult) {
-        let params = result
-            .metadata
-            .get("runtime_params")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let params = &result.runtime_params;
         let shown: Vec<String> = self
             .params
             .iter()
             .map(|k| {
                 format!(
                     "{k}={}",
-                    lookup_dotted(&params, k).map(compact).unwrap_or_default()
+                    lookup_dotted(params, k).map(compact).unwrap_or_default()
                 )
             })
             .collect();
@@ -206,10 +193,10 @@ pub(super) fn multirun_table(results: &[RunResult], varying: &[String], metrics:
     header.push("error".into());
     let mut rows = vec![header];
     for r in results {
-        let params = r.metadata.get("runtime_params").cloned().unwrap_or(Value::Null);
+        let params = &r.runtime_params;
         let mut row = vec![r.run_id.clone()];
         for k in varying {
-            row.push(lookup_dotted(&params, k).map(compact).unwrap_or_default());
+            row.push(lookup_dotted(params, k).map(compact).unwrap_or_default());
         }
         row.push(r.status.to_string());
         row.push(format!("{:.3}s", r.duration().as_secs_f64()));

@@ -58,7 +58,8 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     let project = Project::open(&edge.project)?;
     let settings =
         crate::settings::resolve(&args.session, args.runner.as_deref(), edge.environment, &project)?;
-    let mut options = session_options(edge, &args.session, &settings, params, code)?;
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let mut options = session_options(&args.session, &settings, params, code, provenance)?;
     let mut config = filter_config(&args.filter);
     config.load_versions = load_versions(&args.load_versions)?;
     config.runner = settings.runner.clone();

@@ -1,0 +1,252 @@
+//! Run preparation: one step that resolves a [`RunConfig`] into a
+//! [`PreparedRun`] (run id, env, merged params, the filtered pipeline,
+//! runner, catalog, load versions, isolation), or reports every problem at
+//! once. Nothing runs and nothing is recorded here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use weft_catalog::{BuildOptions, Catalog, RunScope};
+use weft_pipeline::Pipeline;
+use weft_runner::Runner;
+
+use crate::core::SessionCore;
+use crate::run_config::{check_run_id, new_run_id};
+use crate::{Isolation, RunConfig, RunSpec, SessionError};
+
+/// A run with everything resolved, ready to execute once. Build it with
+/// `ServiceSession::prepare` (or let `run` do it); its [`RunSpec`] is the
+/// serializable part.
+pub struct PreparedRun {
+    pub(crate) spec: RunSpec,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) catalog: Catalog,
+    pub(crate) runner: Box<dyn Runner>,
+    pub(crate) warnings: Vec<String>,
+}
+
+impl PreparedRun {
+    /// The serializable, resolved specification.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// The filtered pipeline the run executes.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The run's own catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Warnings found while preparing (the run still starts).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// Whether runs of a session can overlap in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overlap {
+    /// Never (a `Session`, or a service session with one worker).
+    Never,
+    /// Possibly: non-versioned persisted outputs are written run-scoped.
+    Possible,
+}
+
+impl SessionCore {
+    /// Resolves a configuration for the session's `run_index`-th run. A
+    /// caller-supplied run id must be new.
+    pub(crate) fn prepare(
+        &self,
+        cfg: &RunConfig,
+        run_index: usize,
+        overlap: Overlap,
+    ) -> Result<PreparedRun, SessionError> {
+        self.prepare_with(cfg, run_index, overlap, true)
+    }
+
+    fn prepare_with(
+        &self,
+        cfg: &RunConfig,
+        run_index: usize,
+        overlap: Overlap,
+        id_must_be_new: bool,
+    ) -> Result<PreparedRun, SessionError> {
+        let mut problems = Vec::new();
+        let run_id = match &cfg.run_id {
+            Some(id) => {
+                if let Err(m) = check_run_id(id) {
+                    problems.push(SessionError::field("run_id", m));
+                } else if id_must_be_new {
+                    match self.recorder.run_exists(id) {
+                        Ok(true) => problems.push(SessionError::field(
+                            "run_id",
+                            format!("run `{id}` already exists in the run store; run ids must be new"),
+                        )),
+                        Ok(false) => {}
+                        Err(e) => problems.push(e.into()),
+                    }
+                }
+                id.clone()
+            }
+            None => new_run_id(),
+        };
+        let runner_name = cfg.runner.clone().unwrap_or_else(|| self.default_runner.clone());
+        if cfg.max_workers == Some(0) {
+            problems.push(SessionError::field("max_workers", "must be at least 1"));
+        }
+        let runner = match self.code.runners.build(&runner_name, cfg.max_workers) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.push(SessionError::field("runner", e.to_string()));
+                None
+            }
+        };
+        let mut runtime_params = self.runtime_params.clone();
+        match &cfg.runtime_params {
+            Value::Null => {}
+            Value::Object(_) => weft_config::deep_merge(&mut runtime_params, cfg.runtime_params.clone()),
+            other => problems.push(SessionError::field(
+                "runtime_params",
+                format!("must be a map of parameter names to values, got {other}"),
+            )),
+        }
+        let env = cfg.env.clone().unwrap_or_else(|| self.env.clone());
+        let env_ok = match crate::core::check_env(&self.conf_dir, &env) {
+            Ok(()) => true,
+            Err(m) => {
+                problems.push(SessionError::field("env", m));
+                false
+            }
+        };
+        let pipeline_names = if cfg.pipeline_names.is_empty() {
+            vec![self.project.settings().project.default_pipeline.clone()]
+        } else {
+            cfg.pipeline_names.clone()
+        };
+        let pipeline = match self.select_pipeline(&pipeline_names, cfg) {
+            Ok(p) if p.is_empty() => {
+                problems.push(SessionError::field(
+                    "filters",
+                    format!(
+                        "pipeline {} has no nodes left after the filters {}",
+                        pipeline_names.join(" + "),
+                        cfg.filters_json()
+                    ),
+                ));
+                None
+            }
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        };
+        let isolation = match overlap {
+            Overlap::Never => Isolation::Shared,
+            Overlap::Possible => Isolation::RunScoped {
+                dir: self.project.root().join(".weft").join("runs").join(&run_id),
+            },
+        };
+        let mut spec_config = cfg.clone();
+        spec_config.run_id = Some(run_id.clone());
+        spec_config.env = Some(env.clone());
+        spec_config.runner = Some(runner_name);
+        spec_config.pipeline_names = pipeline_names;
+        spec_config.runtime_params = runtime_params.clone();
+        let spec = RunSpec {
+            session_id: self.id.clone(),
+            run_index,
+            config: spec_config,
+            isolation,
+        };
+
+        let mut catalog = None;
+        let warnings = Vec::new();
+        if env_ok && runtime_params.is_object() {
+            match self.loaded_config(&env, &runtime_params) {
+                Ok(loaded) => {
+                    let run_scope = match (&spec.isolation, &pipeline) {
+                        (Isolation::RunScoped { dir }, Some(p)) => Some(RunScope {
+                            dir: dir.clone(),
+                            datasets: p
+                                .all_outputs()
+                                .into_iter()
+                                .filter(|name| loaded.catalog.is_shared_file(name))
+                                .collect(),
+                        }),
+                        _ => None,
+                    };
+                    let opts = BuildOptions {
+                        project_dir: self.project.root().to_path_buf(),
+                        save_version: run_id.clone(),
+                        load_versions: cfg.load_versions.clone(),
+                        parameters: loaded.parameters.clone(),
+                        run_scope,
+                    };
+                    match loaded.catalog.build(&opts) {
+                        Ok(c) => catalog = Some(c),
+                        Err(e) => problems.push(e.into()),
+                    }
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        // With only_missing_outputs, nodes whose outputs exist are skipped
+        // and their inputs need not exist: the runner reports what is missing.
+        if let (Some(p), Some(c), false) = (&pipeline, &catalog, cfg.only_missing_outputs) {
+            problems.extend(missing_inputs(p, c));
+        }
+        match (problems.is_empty(), pipeline, catalog, runner) {
+            (true, Some(pipeline), Some(catalog), Some(runner)) => Ok(PreparedRun {
+                spec,
+                pipeline,
+                catalog,
+                runner,
+                warnings,
+            }),
+            _ => Err(SessionError::InvalidRun { problems }),
+        }
+    }
+
+    /// Prepares a spec again under its own run id (a retry, or a spec
+    /// received from elsewhere). The spec's params already hold the
+    /// session's, so merging them again changes nothing.
+    pub(crate) fn prepare_spec(&self, spec: &RunSpec) -> Result<PreparedRun, SessionError> {
+        let overlap = match spec.isolation {
+            Isolation::Shared => Overlap::Never,
+            Isolation::RunScoped { .. } => Overlap::Possible,
+        };
+        self.prepare_with(&spec.config, spec.run_index, overlap, false)
+    }
+}
+
+/// Every free input of the pipeline that cannot be loaded, naming the
+/// dataset, its path and a node that needs it.
+fn missing_inputs(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionError> {
+    let free: BTreeSet<String> = pipeline.inputs();
+    let names: Vec<&str> = free
+        .iter()
+        .map(String::as_str)
+        .filter(|n| *n != "parameters" && !n.starts_with("params:"))
+        .collect();
+    let mut consumers: BTreeMap<&str, &str> = BTreeMap::new();
+    for node in pipeline.nodes() {
+        for input in node.inputs() {
+            consumers.entry(input.as_str()).or_insert(node.name());
+        }
+    }
+    catalog
+        .check_available(&names)
+        .into_iter()
+        .map(|u| SessionError::MissingInput {
+            node: consumers.get(u.dataset.as_str()).copied().unwrap_or("?").to_string(),
+            dataset: u.dataset,
+            path: u.path,
+            reason: u.reason,
+        })
+        .collect()
+}
