@@ -444,7 +444,10 @@ fn sigint_stops_a_multirun_records_every_planned_run_and_exits_130() {
         statuses.iter().filter(|s| **s != "succeeded").count() >= 4,
         "runs after the signal did not complete: {statuses:?}"
     );
-    assert!(statuses.contains(&"skipped"), "runs not started are skipped: {statuses:?}");
+    assert!(
+        statuses.contains(&"skipped"),
+        "runs not started are skipped: {statuses:?}"
+    );
     let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
     assert!(sessions[0]["closed_at"].is_string(), "session closed: {sessions}");
 }
