@@ -349,8 +349,8 @@ fn slow_project(ms: u64) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// Starts `args`, waits for a stderr line containing `ready`, sends
-/// SIGINT, and returns (exit code, stdout, stderr).
-fn interrupt_when(root: &Path, args: &[&str], ready: &str) -> (Option<i32>, String, String) {
+/// `signal` (`INT`, `TERM`), and returns (exit code, stdout, stderr).
+fn interrupt_when(root: &Path, args: &[&str], ready: &str, signal: &str) -> (Option<i32>, String, String) {
     use std::io::{BufRead, Read};
     let mut child = spawn(root, args);
     let stderr = child.stderr.take().unwrap();
@@ -374,7 +374,7 @@ fn interrupt_when(root: &Path, args: &[&str], ready: &str) -> (Option<i32>, Stri
         }
     }
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([format!("-{signal}"), child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -385,10 +385,16 @@ fn interrupt_when(root: &Path, args: &[&str], ready: &str) -> (Option<i32>, Stri
 }
 
 #[test]
-fn sigint_stops_a_run_records_it_and_exits_130() {
+fn sigint_and_sigterm_stop_a_run_record_it_and_exit_130() {
+    for signal in ["INT", "TERM"] {
+        sigint_stops_a_run(signal);
+    }
+}
+
+fn sigint_stops_a_run(signal: &str) {
     let (_tmp, root) = slow_project(400);
-    let (code, _out, err) = interrupt_when(&root, &["run"], "[1/2] first done");
-    assert_eq!(code, Some(130), "{err}");
+    let (code, _out, err) = interrupt_when(&root, &["run"], "[1/2] first done", signal);
+    assert_eq!(code, Some(130), "SIG{signal}: {err}");
     assert!(err.contains("interrupted: run"), "{err}");
     assert!(
         !err.contains("[2/2] second done"),
@@ -415,6 +421,7 @@ fn sigint_stops_a_multirun_records_every_planned_run_and_exits_130() {
             "2",
         ],
         " succeeded in ",
+        "INT",
     );
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("8 runs: ") && err.contains("interrupted: "), "{err}");

@@ -312,3 +312,45 @@ fn weft_toml_runner_is_used_unless_the_flag_says_otherwise() {
     assert_eq!(r.code, 2, "{}", r.err);
     assert!(r.err.contains("unknown runner `warp`"), "{}", r.err);
 }
+
+/// A reader that went away: every write fails with `BrokenPipe`.
+struct ClosedPipe;
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+#[test]
+fn a_closed_output_writer_ends_every_command_quietly() {
+    let (_tmp, root) = scaffold();
+    let root_arg = root.display().to_string();
+    for args in [
+        &["pipeline", "show", "--json"][..],
+        &["pipeline", "list"],
+        &["catalog", "list"],
+        &["config", "show"],
+        &["viz", "--format", "dot"],
+        &["runs", "list", "--json"],
+        &["run", "--json", "--no-store"],
+        &["multirun", "--no-store", "--params", "start=1,2"],
+    ] {
+        let mut argv = vec!["weft", "--project", &root_arg];
+        argv.extend_from_slice(args);
+        let mut err = Vec::new();
+        let code = run_with(
+            argv,
+            &Environment::empty(),
+            ProjectCode::default(),
+            &mut ClosedPipe,
+            &mut err,
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!err.contains("error"), "{args:?}: {err}");
+    }
+}
