@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "weft", version, about, long_about = None)]
 pub struct Cli {
-    /// The project directory (default: the current directory).
-    #[arg(long, global = true, default_value = ".", env = "WEFT_PROJECT")]
-    pub project: PathBuf,
+    /// The project directory (default: WEFT_PROJECT, else the current directory).
+    #[arg(long, global = true)]
+    pub project: Option<PathBuf>,
     /// Log level or filter (`info`, `debug`, `weft_runner=debug`); RUST_LOG works too.
     #[arg(long, global = true)]
     pub log_level: Option<String>,
@@ -37,7 +37,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Scaffold a new, working project in ./NAME.
     New {
-        /// The project's name (also its directory).
+        /// The project's name (also its directory): letters, digits, `_` and `-`.
         name: String,
     },
     /// Run a pipeline once (one session, one run).
@@ -53,7 +53,7 @@ pub enum Command {
     /// Inspect the data catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
-    /// Print a pipeline as a Mermaid or DOT graph.
+    /// Print a pipeline as a Mermaid, DOT or JSON graph.
     Viz(VizArgs),
     /// Recorded sessions.
     #[command(subcommand)]
@@ -95,14 +95,15 @@ pub struct FilterArgs {
 /// Flags that configure the session.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SessionArgs {
-    /// Configuration environment (default: WEFT_ENV, else `local`).
-    #[arg(long, env = "WEFT_ENV")]
+    /// Configuration environment: a folder of the conf source (default: WEFT_ENV, else `local`).
+    #[arg(long)]
     pub env: Option<String>,
     /// Configuration folder (default: weft.toml's conf_source, `conf`).
     #[arg(long)]
     pub conf_source: Option<PathBuf>,
-    /// Run store: a `postgres://` URL or a SQLite path (default: <project>/.weft/weft.db).
-    #[arg(long, env = "WEFT_STORE_URL")]
+    /// Run store: a `postgres://` URL or a SQLite path (default: WEFT_STORE_URL, else
+    /// weft.toml's `[store] url`, else <project>/.weft/weft.db).
+    #[arg(long)]
     pub store: Option<String>,
     /// Do not record anything in the run store.
     #[arg(long)]
@@ -127,7 +128,7 @@ pub struct RunArgs {
     /// Dataset versions to load: "ds:version,ds2:version".
     #[arg(long, value_delimiter = ',')]
     pub load_versions: Vec<String>,
-    /// `sequential` or `thread`.
+    /// `sequential` or `thread` (default: weft.toml's `[run] runner`, else sequential).
     #[arg(long)]
     pub runner: Option<String>,
     /// Threads for the thread runner.
@@ -202,6 +203,9 @@ pub enum ConfigCommand {
         /// Show credentials unmasked.
         #[arg(long)]
         show_credentials: bool,
+        /// JSON output (the only format; accepted for consistency).
+        #[arg(long)]
+        json: bool,
         /// Session configuration.
         #[command(flatten)]
         session: SessionArgs,
@@ -231,6 +235,9 @@ pub struct VizArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = VizFormat::Mermaid)]
     pub format: VizFormat,
+    /// JSON output (same as `--format json`).
+    #[arg(long)]
+    pub json: bool,
     /// Filters (`--pipeline NAME` picks the pipeline).
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -246,6 +253,8 @@ pub enum VizFormat {
     Mermaid,
     /// Graphviz DOT.
     Dot,
+    /// `{"nodes":[..],"datasets":[..],"edges":[..]}`.
+    Json,
 }
 
 /// `weft sessions ...`.
@@ -259,8 +268,8 @@ pub enum SessionsCommand {
         /// At most this many.
         #[arg(long)]
         limit: Option<u32>,
-        /// Run store (default: the project's).
-        #[arg(long, env = "WEFT_STORE_URL")]
+        /// Run store (default: WEFT_STORE_URL, else the project's).
+        #[arg(long)]
         store: Option<String>,
     },
 }
@@ -282,8 +291,8 @@ pub enum RunsCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
-        /// Run store (default: the project's).
-        #[arg(long, env = "WEFT_STORE_URL")]
+        /// Run store (default: WEFT_STORE_URL, else the project's).
+        #[arg(long)]
         store: Option<String>,
     },
     /// Show one run.
@@ -293,8 +302,8 @@ pub enum RunsCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
-        /// Run store (default: the project's).
-        #[arg(long, env = "WEFT_STORE_URL")]
+        /// Run store (default: WEFT_STORE_URL, else the project's).
+        #[arg(long)]
         store: Option<String>,
     },
     /// Compare two runs: parameters, versions and metrics side by side.
@@ -306,8 +315,8 @@ pub enum RunsCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
-        /// Run store (default: the project's).
-        #[arg(long, env = "WEFT_STORE_URL")]
+        /// Run store (default: WEFT_STORE_URL, else the project's).
+        #[arg(long)]
         store: Option<String>,
     },
 }

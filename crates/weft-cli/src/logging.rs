@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
@@ -21,20 +21,23 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 use crate::args::{Cli, LogFormat};
+use crate::settings::Environment;
 
 /// Keeps logging alive for the process (nothing to flush today; kept so
 /// buffered writers can be added without changing callers).
 pub struct LogGuard;
 
-/// Installs the subscriber for this process.
-pub fn init(cli: &Cli) -> anyhow::Result<LogGuard> {
-    let filter = match (&cli.log_level, std::env::var("RUST_LOG")) {
+/// Installs the subscriber for this process: `--log-level`, else
+/// `RUST_LOG` (from `environment`), else a quiet default; per-run log files
+/// under `<project>/logs/`.
+pub fn init(cli: &Cli, project: &Path, environment: &Environment) -> anyhow::Result<LogGuard> {
+    let filter = match (&cli.log_level, environment.get("RUST_LOG")) {
         (Some(level), _) => EnvFilter::try_new(level)?,
-        (None, Ok(env)) if !env.is_empty() => EnvFilter::try_new(env)?,
+        (None, Some(env)) => EnvFilter::try_new(env)?,
         _ => EnvFilter::try_new("warn,weft_session=info,weft_cli=info")?,
     };
     let run_logs = RunLogLayer {
-        dir: cli.project.join("logs"),
+        dir: project.join("logs"),
     };
     let registry = tracing_subscriber::registry()
         .with(run_logs.with_filter(tracing_subscriber::filter::LevelFilter::INFO));

@@ -85,7 +85,11 @@ fn run_flags_params_and_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     let out = weft(&root, &["run", "--params", "start=1,2"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a sweep given to `run` is a usage error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("multirun"));
     // A failing node: non-zero exit with the error chain and a resume hint.
     std::fs::write(
@@ -145,7 +149,10 @@ fn pipeline_config_catalog_and_viz() {
     );
     let out = weft(&root, &["viz"]);
     let m = String::from_utf8_lossy(&out.stdout);
-    assert!(m.starts_with("flowchart TD") && m.contains("n_increment"), "{m}");
+    assert!(
+        m.starts_with("flowchart TD") && m.contains("n0[\"increment\"]"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -253,4 +260,201 @@ fn help_explains_every_command() {
     ] {
         assert!(help.contains(flag), "run --help lacks {flag}");
     }
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("WEFT_ENV")
+        .env_remove("WEFT_STORE_URL")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_the_command_cleanly() {
+    let (_tmp, root) = scaffold();
+    ok(&weft(&root, &["run"]));
+    for args in [
+        &["runs", "list", "--json"][..],
+        &["runs", "list"],
+        &["pipeline", "show", "--json"],
+        &["viz"],
+    ] {
+        // The reader is gone before the command writes anything.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .current_dir(&root)
+            .args(args)
+            .env_remove("WEFT_STORE_URL")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_through_the_binary() {
+    let (tmp, root) = scaffold();
+    for (args, code, says) in [
+        (&["--no-such-flag"][..], 2, "--no-such-flag"),
+        (&["run", "--max-workers", "many"], 2, "many"),
+        (&["viz", "--format", "png"], 2, "png"),
+        (&["run", "--env", "staging"], 2, "envs: base, local"),
+        (&["run", "--store", "mysql://db/x"], 2, "unknown scheme"),
+        (&["run", "--runner", "warp"], 2, "warp"),
+        (&["run", "--nodes", "nope"], 1, "nope"),
+    ] {
+        let out = weft(&root, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    for bad in ["a/b", "with\"quote", "..", "x y"] {
+        let out = weft(tmp.path(), &["new", bad]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("letters, digits"), "{bad}: {err}");
+    }
+    assert!(!tmp.path().join("a").exists(), "nothing created for `a/b`");
+}
+
+/// A project whose runs take a while: two `sleep_ms` nodes of `ms` each.
+fn slow_project(ms: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (tmp, root) = scaffold();
+    std::fs::write(
+        root.join("pipelines.yml"),
+        "__default__:\n  nodes:\n    - {name: first, func: sleep_ms, inputs: [params:ms, params:start], outputs: a}\n    - {name: second, func: sleep_ms, inputs: [params:ms, a], outputs: b}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("conf/base/parameters.yml"),
+        format!("ms: {ms}\nstart: 0\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join("conf/base/catalog.yml"), "{}\n").unwrap();
+    (tmp, root)
+}
+
+/// Starts `args`, waits for a stderr line containing `ready`, sends
+/// `signal` (`INT`, `TERM`), and returns (exit code, stdout, stderr).
+fn interrupt_when(root: &Path, args: &[&str], ready: &str, signal: &str) -> (Option<i32>, String, String) {
+    use std::io::{BufRead, Read};
+    let mut child = spawn(root, args);
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the command printed the ready line");
+        if line.contains(ready) {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    (code, out, reader.join().unwrap())
+}
+
+#[test]
+fn sigint_and_sigterm_stop_a_run_record_it_and_exit_130() {
+    for signal in ["INT", "TERM"] {
+        sigint_stops_a_run(signal);
+    }
+}
+
+fn sigint_stops_a_run(signal: &str) {
+    let (_tmp, root) = slow_project(400);
+    let (code, _out, err) = interrupt_when(&root, &["run"], "[1/2] first done", signal);
+    assert_eq!(code, Some(130), "SIG{signal}: {err}");
+    assert!(err.contains("interrupted: run"), "{err}");
+    assert!(
+        !err.contains("[2/2] second done"),
+        "the second node was cancelled: {err}"
+    );
+    let runs = ok(&weft(&root, &["runs", "list", "--json"]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "cancelled", "{}", runs[0]);
+    let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
+    assert!(sessions[0]["closed_at"].is_string(), "session closed: {sessions}");
+}
+
+#[test]
+fn sigint_stops_a_multirun_records_every_planned_run_and_exits_130() {
+    let (_tmp, root) = slow_project(300);
+    let (code, out, err) = interrupt_when(
+        &root,
+        &[
+            "multirun",
+            "--params",
+            "start=1,2,3,4,5,6,7,8",
+            "--max-workers",
+            "2",
+        ],
+        " succeeded in ",
+        "INT",
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("8 runs: ") && err.contains("interrupted: "), "{err}");
+    assert_eq!(
+        out.lines().count(),
+        1 + 8,
+        "a header and one row per planned run: {out}"
+    );
+    let runs = ok(&weft(&root, &["runs", "list", "--json"]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 8, "every planned run is recorded: {runs:?}");
+    let mut starts: Vec<i64> = runs
+        .iter()
+        .map(|r| r["runtime_params"]["start"].as_i64().expect("params recorded"))
+        .collect();
+    starts.sort();
+    assert_eq!(starts, [1, 2, 3, 4, 5, 6, 7, 8]);
+    let statuses: Vec<&str> = runs.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"succeeded"), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| ["succeeded", "cancelled", "skipped"].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s != "succeeded").count() >= 4,
+        "runs after the signal did not complete: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&"skipped"),
+        "runs not started are skipped: {statuses:?}"
+    );
+    let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
+    assert!(sessions[0]["closed_at"].is_string(), "session closed: {sessions}");
 }

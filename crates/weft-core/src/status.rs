@@ -141,7 +141,12 @@ mod tests {
         assert!(!RunStatus::can_transition(Queued, Succeeded));
         assert!(!RunStatus::can_transition(Skipped, Running));
         assert_eq!("failed".parse::<RunStatus>().unwrap(), Failed);
-        assert!("done".parse::<RunStatus>().unwrap_err().contains("expected one of"));
+        assert!(
+            "done"
+                .parse::<RunStatus>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
         assert!(Succeeded.is_terminal() && !Running.is_terminal());
         assert!(RunStatus::can_transition(Running, Running));
         assert!(!RunStatus::can_transition(Succeeded, Succeeded));

@@ -18,11 +18,11 @@ pub mod transcode;
 
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use error::PipelineError;
-pub use panic::panic_message;
 pub use node::{
     CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
     Signature, dyn_fn, node,
 };
+pub use panic::panic_message;
 pub use pipeline::{NamespaceOptions, Pipeline, PipelineFilter};
 pub use registry::{FunctionRegistry, RegisteredFn};
 

@@ -137,13 +137,23 @@ fn main() {
             })
             .collect()
     };
-    for (label, store) in [("no store    ", StoreChoice::Disabled), ("SQLite store", StoreChoice::ProjectDefault)] {
+    for (label, store) in [
+        ("no store    ", StoreChoice::Disabled),
+        ("SQLite store", StoreChoice::ProjectDefault),
+    ] {
         let s = session(root, store, 1);
-        s.run_sequential(points(100, 0), &Policy::default(), None).unwrap();
+        s.run_sequential(points(100, 0), &Policy::default(), None)
+            .unwrap();
         let t = Instant::now();
-        let results = s.run_sequential(points(1000, 1000), &Policy::default(), None).unwrap();
+        let results = s
+            .run_sequential(points(1000, 1000), &Policy::default(), None)
+            .unwrap();
         let el = t.elapsed();
-        assert!(results.iter().all(|r| r.status == weft_core::RunStatus::Succeeded));
+        assert!(
+            results
+                .iter()
+                .all(|r| r.status == weft_core::RunStatus::Succeeded)
+        );
         println!(
             "batch of 1,000 distinct points, 10-node chain, 1 worker, {label} {:>8.1} µs/run",
             el.as_secs_f64() * 1e6 / 1000.0

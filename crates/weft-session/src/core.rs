@@ -177,7 +177,11 @@ pub(crate) struct SessionCore {
 const RECENT_RUNS: usize = 1024;
 
 impl SessionCore {
-    pub(crate) fn open(project_dir: &Path, options: SessionOptions, kind: &str) -> Result<Self, SessionError> {
+    pub(crate) fn open(
+        project_dir: &Path,
+        options: SessionOptions,
+        kind: &str,
+    ) -> Result<Self, SessionError> {
         let project = Project::open(project_dir)?;
         let env = options
             .env
@@ -288,7 +292,11 @@ impl SessionCore {
         let per_env = !self.uses_runtime_params();
         let load_params = if per_env { &empty } else { params };
         let key = (env.to_string(), load_params.to_string());
-        let cached = self.config_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key);
+        let cached = self
+            .config_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key);
         let base = match cached {
             Some(hit) => hit,
             None => {
@@ -325,7 +333,11 @@ impl SessionCore {
     }
 
     /// The pipeline a run asks for: the union of the named pipelines, filtered.
-    pub(crate) fn select_pipeline(&self, names: &[String], cfg: &crate::RunConfig) -> Result<Pipeline, SessionError> {
+    pub(crate) fn select_pipeline(
+        &self,
+        names: &[String],
+        cfg: &crate::RunConfig,
+    ) -> Result<Pipeline, SessionError> {
         let lookup = |name: &String| {
             self.pipelines
                 .get(name)
@@ -613,7 +625,10 @@ impl SessionCore {
 /// absent), listing the ones that exist.
 pub(crate) fn check_env(conf_dir: &Path, env: &str) -> Result<(), String> {
     if env.contains('/') || env.contains('\\') || env == "." || env == ".." || env.is_empty() {
-        return Err(format!("invalid env `{env}`: an env is a folder name under {}", conf_dir.display()));
+        return Err(format!(
+            "invalid env `{env}`: an env is a folder name under {}",
+            conf_dir.display()
+        ));
     }
     if env == DEFAULT_ENV || conf_dir.join(env).is_dir() {
         return Ok(());
@@ -631,13 +646,19 @@ pub(crate) fn check_env(conf_dir: &Path, env: &str) -> Result<(), String> {
     Err(format!(
         "unknown env `{env}`: no folder {}; envs here: {}",
         conf_dir.join(env).display(),
-        if envs.is_empty() { "none besides base".to_string() } else { envs.join(", ") }
+        if envs.is_empty() {
+            "none besides base".to_string()
+        } else {
+            envs.join(", ")
+        }
     ))
 }
 
 /// Whether any file under `dir` contains `needle` (small config folders).
 fn mentions(dir: &Path, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     entries.filter_map(Result::ok).any(|e| {
         let path = e.path();
         if path.is_dir() {

@@ -98,7 +98,11 @@ pub enum SessionError {
 }
 
 fn join(problems: &[SessionError]) -> String {
-    problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl SessionError {

@@ -30,7 +30,10 @@ pub(crate) fn collect(
         }
     }
     for name in declared {
-        if metrics.keys().any(|k| k == name || k.starts_with(&format!("{name}."))) {
+        if metrics
+            .keys()
+            .any(|k| k == name || k.starts_with(&format!("{name}.")))
+        {
             continue;
         }
         match catalog.load(name, None).map(|d| d.to_json()) {
@@ -89,13 +92,19 @@ mod tests {
     #[test]
     fn numbers_and_numeric_leaves_are_metrics() {
         let mut out = BTreeMap::new();
-        flatten("m", &serde_json::json!({"r2": 0.9, "n": 3, "name": "x", "deep": {"a": 1}}), 0, &mut out);
+        flatten(
+            "m",
+            &serde_json::json!({"r2": 0.9, "n": 3, "name": "x", "deep": {"a": 1}}),
+            0,
+            &mut out,
+        );
         flatten("score", &serde_json::json!(2.5), 0, &mut out);
         flatten("rows", &serde_json::json!([1, 2]), 0, &mut out);
-        let expected: BTreeMap<String, f64> = [("m.deep.a", 1.0), ("m.n", 3.0), ("m.r2", 0.9), ("score", 2.5)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
+        let expected: BTreeMap<String, f64> =
+            [("m.deep.a", 1.0), ("m.n", 3.0), ("m.r2", 0.9), ("score", 2.5)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
         assert_eq!(out, expected);
     }
 }

@@ -243,7 +243,11 @@ fn missing_inputs(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionError> {
         .check_available(&names)
         .into_iter()
         .map(|u| SessionError::MissingInput {
-            node: consumers.get(u.dataset.as_str()).copied().unwrap_or("?").to_string(),
+            node: consumers
+                .get(u.dataset.as_str())
+                .copied()
+                .unwrap_or("?")
+                .to_string(),
             dataset: u.dataset,
             path: u.path,
             reason: u.reason,

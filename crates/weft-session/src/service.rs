@@ -185,7 +185,11 @@ impl ServiceSession {
         Ok(ServiceSession {
             core: SessionCore::open(project_dir.as_ref(), options.session, "service")?,
             max_workers,
-            overlap: if max_workers > 1 { Overlap::Possible } else { Overlap::Never },
+            overlap: if max_workers > 1 {
+                Overlap::Possible
+            } else {
+                Overlap::Never
+            },
             results: Mutex::new(VecDeque::new()),
             history_limit: options.history_limit.unwrap_or(1000),
             state: Mutex::new(State::default()),
@@ -342,7 +346,10 @@ impl ServiceSession {
                     if !seen.insert(p.spec.run_id().to_string()) {
                         problems.push((
                             i,
-                            SessionError::field("run_id", format!("run id `{}` appears twice in the batch", p.spec.run_id())),
+                            SessionError::field(
+                                "run_id",
+                                format!("run id `{}` appears twice in the batch", p.spec.run_id()),
+                            ),
                         ));
                     }
                     prepared.push(p);
@@ -354,20 +361,22 @@ impl ServiceSession {
             return Err(SessionError::InvalidBatch { problems });
         }
         let specs: Vec<RunSpec> = prepared.iter().map(|p| p.spec.clone()).collect();
-        self.core
-            .recorder
-            .planned(&specs.iter().collect::<Vec<_>>())?;
+        self.core.recorder.planned(&specs.iter().collect::<Vec<_>>())?;
         {
             let mut state = self.lock_state();
             if state.closed {
                 drop(state);
-                return Err(SessionError::Session(format!("service session {} is closed", self.core.id)));
+                return Err(SessionError::Session(format!(
+                    "service session {} is closed",
+                    self.core.id
+                )));
             }
             state.active_batches += 1;
         }
         let _batch = BatchGuard(self);
         let control = BatchControl::default();
-        let queue: Vec<Mutex<Option<PreparedRun>>> = prepared.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        let queue: Vec<Mutex<Option<PreparedRun>>> =
+            prepared.into_iter().map(|p| Mutex::new(Some(p))).collect();
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
         let slots: Vec<Mutex<Option<RunResult>>> = (0..total).map(|_| Mutex::new(None)).collect();
@@ -403,7 +412,8 @@ impl ServiceSession {
                     .unwrap_or_else(|p| p.into_inner())
                     .unwrap_or_else(|| {
                         // Only reachable if a worker thread died outside any run.
-                        self.core.not_started(spec, RunStatus::Skipped, "not started: its worker stopped")
+                        self.core
+                            .not_started(spec, RunStatus::Skipped, "not started: its worker stopped")
                     })
             })
             .collect();
@@ -413,7 +423,13 @@ impl ServiceSession {
 
     /// One run of a batch: skipped when the batch stopped or the session
     /// closed, else run with the policy.
-    fn batch_run(&self, run: PreparedRun, total: usize, policy: &Policy, control: &BatchControl) -> RunResult {
+    fn batch_run(
+        &self,
+        run: PreparedRun,
+        total: usize,
+        policy: &Policy,
+        control: &BatchControl,
+    ) -> RunResult {
         if control.stop.load(Ordering::SeqCst) {
             return self.core.not_started(
                 &run.spec,
@@ -435,7 +451,11 @@ impl ServiceSession {
                 "not started: an earlier run of the batch failed (fail-fast)",
             );
         }
-        control.running.lock().unwrap_or_else(|p| p.into_inner()).push(token.clone());
+        control
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(token.clone());
         let result = self.run_with_policy(run, total, policy, &token, Some(control));
         drop(slot);
         if result.status == RunStatus::Failed && policy.fail_fast {
@@ -485,7 +505,11 @@ impl ServiceSession {
         if let Isolation::RunScoped { .. } = spec.isolation
             && !result.scoped_outputs.is_empty()
         {
-            tracing::info!(run_id = spec.run_id(), "non-versioned outputs written run-scoped: {:?}", result.scoped_outputs);
+            tracing::info!(
+                run_id = spec.run_id(),
+                "non-versioned outputs written run-scoped: {:?}",
+                result.scoped_outputs
+            );
         }
         self.core.recorder.finished(&spec, &result);
         self.core.hooks.after_run(

@@ -147,7 +147,10 @@ fn one_worker_sessions_write_where_the_catalog_says() {
     let s = service(&root, 1, StoreChoice::Disabled);
     let r = s.run(point(5, 0)).unwrap();
     assert!(r.scoped_outputs.is_empty());
-    assert_eq!(std::fs::read_to_string(root.join("data/a.json")).unwrap().trim(), "6");
+    assert_eq!(
+        std::fs::read_to_string(root.join("data/a.json")).unwrap().trim(),
+        "6"
+    );
 }
 
 #[test]
@@ -159,7 +162,11 @@ fn a_panicking_node_fails_its_run_in_run_all_and_close_returns() {
         ..Default::default()
     };
     let results = s
-        .run_all(vec![panicky.clone(), point(1, 0)], &Policy::continue_on_error(), None)
+        .run_all(
+            vec![panicky.clone(), point(1, 0)],
+            &Policy::continue_on_error(),
+            None,
+        )
         .unwrap();
     assert_eq!(results[0].status, RunStatus::Failed);
     let err = results[0].error.as_ref().unwrap();
@@ -183,8 +190,12 @@ fn fail_fast_stops_only_its_own_batch() {
     let other = {
         let s = Arc::clone(&s);
         std::thread::spawn(move || {
-            s.run_all((0..3).map(|i| point(i, 150)).collect(), &Policy::fail_fast(), None)
-                .unwrap()
+            s.run_all(
+                (0..3).map(|i| point(i, 150)).collect(),
+                &Policy::fail_fast(),
+                None,
+            )
+            .unwrap()
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(30));
@@ -216,8 +227,12 @@ fn close_stops_a_running_batch_and_records_every_planned_run() {
             let progress = move |_: usize, _: usize| {
                 started.fetch_add(1, Ordering::SeqCst);
             };
-            s.run_all((0..10).map(|i| point(i, 100)).collect(), &Policy::default(), Some(&progress))
-                .unwrap()
+            s.run_all(
+                (0..10).map(|i| point(i, 100)).collect(),
+                &Policy::default(),
+                Some(&progress),
+            )
+            .unwrap()
         })
     };
     std::thread::sleep(std::time::Duration::from_millis(60));
@@ -225,15 +240,36 @@ fn close_stops_a_running_batch_and_records_every_planned_run() {
     let results = batch.join().unwrap();
     assert_eq!(results.len(), 10);
     let skipped = results.iter().filter(|r| r.status == RunStatus::Skipped).count();
-    let cancelled = results.iter().filter(|r| r.status == RunStatus::Cancelled).count();
-    assert!(skipped >= 6, "{:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
-    assert_eq!(skipped + cancelled + results.iter().filter(|r| r.status == RunStatus::Succeeded).count(), 10);
+    let cancelled = results
+        .iter()
+        .filter(|r| r.status == RunStatus::Cancelled)
+        .count();
+    assert!(
+        skipped >= 6,
+        "{:?}",
+        results.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        skipped
+            + cancelled
+            + results
+                .iter()
+                .filter(|r| r.status == RunStatus::Succeeded)
+                .count(),
+        10
+    );
     assert!(matches!(s.run(point(1, 0)), Err(SessionError::Session(_))));
     let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
     for r in &results {
-        let rec = store.get_run(&r.run_id).unwrap().expect("every planned run is recorded");
+        let rec = store
+            .get_run(&r.run_id)
+            .unwrap()
+            .expect("every planned run is recorded");
         assert_eq!(rec.status, r.status);
-        assert_eq!(rec.runtime_params["start"], r.runtime_params["start"], "params kept");
+        assert_eq!(
+            rec.runtime_params["start"], r.runtime_params["start"],
+            "params kept"
+        );
     }
 }
 
@@ -295,7 +331,10 @@ fn a_missing_free_input_fails_before_any_node_runs() {
         })
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("`a`") && text.contains("wait") && text.contains("a.json"), "{text}");
+    assert!(
+        text.contains("`a`") && text.contains("wait") && text.contains("a.json"),
+        "{text}"
+    );
     assert!(!root.join("data/b.json").exists(), "nothing ran");
 }
 
@@ -311,7 +350,10 @@ fn unknown_env_lists_the_envs() {
         })
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("unknown env `staging`") && text.contains("local, prod"), "{text}");
+    assert!(
+        text.contains("unknown env `staging`") && text.contains("local, prod"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -10,8 +10,25 @@
 //! | runner | [`runner`] | sequential and thread runners, hooks, run results |
 //! | store | [`store`] | durable session and run records (SQLite, PostgreSQL) |
 //! | session | [`session`] | projects, YAML pipelines, `Session`, `ServiceSession` |
+//! | edge | [`cli`] | the `weft` command line: [`main_with`] for a project's own binary, [`run_with`] in-process |
+//!
+//! A project with its own functions needs only this crate:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let mut functions = weft::FunctionRegistry::with_builtins();
+//!     // functions.register("my_node", my_node)?;
+//!     weft::main_with(weft::ProjectCode {
+//!         functions: Arc::new(functions),
+//!         ..Default::default()
+//!     })
+//! }
+//! ```
 
 pub use weft_catalog as catalog;
+pub use weft_cli as cli;
 pub use weft_config as config;
 pub use weft_pipeline as pipeline;
 pub use weft_runner as runner;
@@ -19,10 +36,13 @@ pub use weft_session as session;
 pub use weft_store as store;
 
 pub use weft_catalog::{Catalog, Dataset};
+pub use weft_cli::{Environment, main_with, run_with};
 pub use weft_pipeline::{
-    Data, DataType, DataValue, FunctionRegistry, Node, Pipeline, node, opaque_data, serde_data,
+    CancelToken, Data, DataType, DataValue, FunctionRegistry, Node, Pipeline, PipelineError, node,
+    opaque_data, serde_data,
 };
 pub use weft_runner::{Hook, Hooks, RunContext, RunResult, RunStatus, SequentialRunner, ThreadRunner};
 pub use weft_session::{
-    Policy, ProjectCode, RunConfig, ServiceOptions, ServiceSession, Session, SessionError, SessionOptions,
+    CloseMode, Policy, ProjectCode, RunConfig, ServiceOptions, ServiceSession, Session, SessionError,
+    SessionOptions, StoreChoice,
 };

@@ -11,7 +11,7 @@
 #![allow(clippy::ptr_arg)]
 
 use serde::{Deserialize, Serialize};
-use weft_pipeline::{FunctionRegistry, PipelineError, serde_data};
+use weft::{FunctionRegistry, PipelineError, serde_data};
 
 /// A company as the raw CSV has it (ratings as `"85%"`, flags as `"t"`/`"f"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    weft_cli::main_with(weft_session::ProjectCode {
+    weft::main_with(weft::ProjectCode {
         functions: Arc::new(functions),
         ..Default::default()
     })

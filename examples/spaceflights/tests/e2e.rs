@@ -199,9 +199,18 @@ fn inspection_commands_describe_the_project() {
 
     let out = weft(&root, &["viz", "--format", "dot"]);
     let dot = String::from_utf8_lossy(&out.stdout);
+    // Ids are positional (`n3`, `d7`); names are the labels.
+    let id_of = |label: &str| {
+        dot.lines()
+            .find(|l| l.contains(&format!("label=\"{label}\"")))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no `{label}` in {dot}"))
+    };
+    let edge = format!("{} -> {};", id_of("train_model"), id_of("regressor"));
     assert!(
-        dot.starts_with("digraph pipeline {") && dot.contains("\"train_model\" -> \"ds:regressor\""),
-        "{dot}"
+        dot.starts_with("digraph pipeline {") && dot.contains(&edge),
+        "{edge}: {dot}"
     );
 
     let out = weft(&root, &["pipeline", "show", "--nodes", "train"]);
@@ -214,9 +223,20 @@ fn inspection_commands_describe_the_project() {
 fn sweep_r2(root: &Path, workers: &str) -> Vec<f64> {
     let out = weft(
         root,
-        &["multirun", "--params", "generation.seed=1,2,3,4", "--max-workers", workers, "--json"],
+        &[
+            "multirun",
+            "--params",
+            "generation.seed=1,2,3,4",
+            "--max-workers",
+            workers,
+            "--json",
+        ],
     );
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     results
         .as_array()

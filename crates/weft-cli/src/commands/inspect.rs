@@ -2,30 +2,107 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::bail;
 use serde_json::{Value, json};
 use weft_pipeline::Pipeline;
-use weft_session::{ProjectCode, RunConfig};
+use weft_session::{Project, ProjectCode, RunConfig, Session, StoreChoice};
 
 use super::*;
+use crate::error::EXIT_OK;
+
+/// A session for reading the project (nothing is recorded).
+pub(super) fn open_for_inspection(
+    edge: &Edge<'_>,
+    args: &SessionArgs,
+    code: ProjectCode,
+) -> anyhow::Result<Session> {
+    let project = Project::open(&edge.project)?;
+    let mut settings = crate::settings::resolve(args, None, edge.environment, &project)?;
+    settings.store = StoreChoice::Disabled;
+    let options = session_options(args, &settings, Value::Null, code, Default::default())?;
+    Ok(Session::create(&edge.project, options)?)
+}
+
+pub(super) fn pipeline(
+    edge: &Edge<'_>,
+    cmd: PipelineCommand,
+    code: ProjectCode,
+    io: &mut Io<'_>,
+) -> anyhow::Result<u8> {
+    match cmd {
+        PipelineCommand::List { json, session } => {
+            let s = open_for_inspection(edge, &session, code)?;
+            if json {
+                let list: Vec<Value> = s
+                    .pipelines()
+                    .iter()
+                    .map(|(n, p)| json!({"name": n, "nodes": p.len()}))
+                    .collect();
+                write_json(io.out, &json!({ "pipelines": list }))?;
+            } else {
+                for (n, p) in s.pipelines() {
+                    writeln!(io.out, "{n}  ({} nodes)", p.len())?;
+                }
+            }
+        }
+        PipelineCommand::Show {
+            json,
+            filter,
+            session,
+        } => {
+            let s = open_for_inspection(edge, &session, code)?;
+            let pipeline = s.select_pipeline(&filter_config(&filter))?;
+            if json {
+                let nodes: Vec<Value> = pipeline.nodes().iter().map(node_json).collect();
+                write_json(io.out, &json!({ "nodes": nodes }))?;
+            } else {
+                for n in pipeline.nodes() {
+                    let tags = if n.tags().is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "  tags: {}",
+                            n.tags().iter().cloned().collect::<Vec<_>>().join(",")
+                        )
+                    };
+                    writeln!(
+                        io.out,
+                        "{}  [{}]  ({}) -> ({}){tags}",
+                        n.name(),
+                        n.func_name(),
+                        n.inputs().join(", "),
+                        n.outputs().join(", "),
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
 
 pub(super) fn config_show(
-    project: &std::path::Path,
+    edge: &Edge<'_>,
     section: Option<String>,
     params: &[String],
     show_credentials: bool,
     args: &SessionArgs,
+    io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
     let runtime = runtime_params(params)?;
-    let proj = weft_session::Project::open(project)?;
-    let env = args.env.clone().unwrap_or_else(|| "local".to_string());
-    let loader = proj.config_loader(args.conf_source.as_deref(), &env, runtime)?;
     let sections = ["parameters", "catalog", "globals", "credentials"];
     let wanted: Vec<&str> = match &section {
         Some(s) if sections.contains(&s.as_str()) => vec![s.as_str()],
-        Some(s) => bail!("unknown section `{s}`; expected one of {}", sections.join(", ")),
+        Some(s) => {
+            return Err(UsageError::new(format!(
+                "--section: unknown section `{s}`; expected one of {}",
+                sections.join(", ")
+            ))
+            .into());
+        }
         None => sections.to_vec(),
     };
+    let proj = Project::open(&edge.project)?;
+    let settings = crate::settings::resolve(args, None, edge.environment, &proj)?;
+    let loader = proj.config_loader(args.conf_source.as_deref(), &settings.env, runtime)?;
     let mut out = serde_json::Map::new();
     for s in wanted {
         let mut value = if s == "parameters" {
@@ -42,18 +119,19 @@ pub(super) fn config_show(
         Some(s) => out.remove(&s).unwrap_or(Value::Null),
         None => Value::Object(out),
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
-    Ok(0)
+    write_json(io.out, &value)?;
+    Ok(EXIT_OK)
 }
 
 pub(super) fn catalog_list(
-    project: &std::path::Path,
+    edge: &Edge<'_>,
     json_out: bool,
     pipelines: &[String],
     args: &SessionArgs,
     code: ProjectCode,
+    io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
-    let session = open_session(project, args, Value::Null, code, true)?;
+    let session = open_for_inspection(edge, args, code)?;
     let context = session.load_context(&RunConfig::default())?;
     let mut rows: BTreeMap<String, Value> = BTreeMap::new();
     for info in context.catalog.list() {
@@ -66,13 +144,13 @@ pub(super) fn catalog_list(
             .iter()
             .map(|p| {
                 session.pipelines().get(p).ok_or_else(|| {
-                    anyhow::anyhow!(
+                    UsageError::new(format!(
                         "unknown pipeline `{p}`; available: {}",
                         session.pipelines().keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
+                    ))
                 })
             })
-            .collect::<anyhow::Result<_>>()?
+            .collect::<Result<_, _>>()?
     };
     let mut used = BTreeSet::new();
     for p in selected {
@@ -96,7 +174,7 @@ pub(super) fn catalog_list(
     }
     if json_out {
         let list: Vec<&Value> = rows.values().collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "datasets": list }))?);
+        write_json(io.out, &json!({ "datasets": list }))?;
     } else {
         let mut table = vec![vec![
             "name".to_string(),
@@ -112,7 +190,7 @@ pub(super) fn catalog_list(
                 v["versioned"].as_bool().unwrap_or(false).to_string(),
             ]);
         }
-        print!("{}", weft_store::report::table(&table));
+        write!(io.out, "{}", weft_store::report::table(&table))?;
     }
-    Ok(0)
+    Ok(EXIT_OK)
 }

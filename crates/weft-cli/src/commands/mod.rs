@@ -1,120 +1,80 @@
-//! Command implementations.
+//! Command implementations. Every command writes through [`Io`]; none
+//! prints directly.
 
-use std::collections::BTreeMap;
-
-use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
-use weft_pipeline::Node;
-use weft_runner::{Hooks, RunResult, TypeCheck};
-use weft_session::{ProjectCode, RunConfig, Session, SessionOptions, StoreChoice};
-
-use crate::args::*;
-use crate::sweep::{expand_sweeps, parse_assignments};
-
-/// Runs a parsed command; returns the process exit code.
 mod inspect;
+mod interrupt;
 mod multirun;
 mod new;
 mod run;
 mod runs;
 mod viz;
 
-use inspect::*;
-use multirun::*;
-use new::*;
-use run::*;
-use runs::*;
-use viz::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-pub fn dispatch(cli: Cli, code: ProjectCode) -> anyhow::Result<u8> {
-    let project = cli.project.clone();
+use serde_json::{Value, json};
+use weft_pipeline::Node;
+use weft_runner::{Hooks, RunResult, TypeCheck};
+use weft_session::{ProjectCode, Provenance, RunConfig, SessionOptions};
+
+use crate::Io;
+use crate::args::*;
+use crate::error::UsageError;
+use crate::settings::{Environment, Settings};
+use crate::sweep::{expand_sweeps, parse_assignments};
+
+/// What every command gets from the edge besides its arguments.
+pub(crate) struct Edge<'a> {
+    /// The project directory (flag, then `WEFT_PROJECT`, then `.`).
+    pub project: PathBuf,
+    /// The environment variables, captured once.
+    pub environment: &'a Environment,
+    /// The command line, as recorded with a session.
+    pub command: Vec<String>,
+}
+
+/// Runs a parsed command; returns the process exit code.
+pub(crate) fn dispatch(
+    cli: Cli,
+    environment: &Environment,
+    command: Vec<String>,
+    code: ProjectCode,
+    io: &mut Io<'_>,
+) -> anyhow::Result<u8> {
+    let edge = Edge {
+        project: crate::settings::project_dir(cli.project.as_deref(), environment),
+        environment,
+        command,
+    };
     match cli.command {
-        Command::New { name } => new_project(&name),
-        Command::Run(args) => run(&project, &args, code),
-        Command::Multirun(args) => multirun(&project, &args, code),
-        Command::Pipeline(PipelineCommand::List { json, session }) => {
-            let s = open_session(&project, &session, Value::Null, code, true)?;
-            let names: Vec<&String> = s.pipelines().keys().collect();
-            if json {
-                let list: Vec<Value> = s
-                    .pipelines()
-                    .iter()
-                    .map(|(n, p)| json!({"name": n, "nodes": p.len()}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&json!({ "pipelines": list }))?);
-            } else {
-                for n in names {
-                    println!("{n}  ({} nodes)", s.pipelines()[n].len());
-                }
-            }
-            Ok(0)
-        }
-        Command::Pipeline(PipelineCommand::Show {
-            json,
-            filter,
-            session,
-        }) => {
-            let s = open_session(&project, &session, Value::Null, code, true)?;
-            let pipeline = s.select_pipeline(&filter_config(&filter))?;
-            if json {
-                let nodes: Vec<Value> = pipeline.nodes().iter().map(node_json).collect();
-                println!("{}", serde_json::to_string_pretty(&json!({ "nodes": nodes }))?);
-            } else {
-                for n in pipeline.nodes() {
-                    println!(
-                        "{}  [{}]  ({}) -> ({}){}",
-                        n.name(),
-                        n.func_name(),
-                        n.inputs().join(", "),
-                        n.outputs().join(", "),
-                        if n.tags().is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                "  tags: {}",
-                                n.tags().iter().cloned().collect::<Vec<_>>().join(",")
-                            )
-                        }
-                    );
-                }
-            }
-            Ok(0)
-        }
+        Command::New { name } => new::new_project(Path::new("."), &name, io),
+        Command::Run(args) => run::run(&edge, &args, code, io),
+        Command::Multirun(args) => multirun::multirun(&edge, &args, code, io),
+        Command::Pipeline(cmd) => inspect::pipeline(&edge, cmd, code, io),
         Command::Config(ConfigCommand::Show {
             section,
             params,
             show_credentials,
+            json: _,
             session,
-        }) => config_show(&project, section, &params, show_credentials, &session),
+        }) => inspect::config_show(&edge, section, &params, show_credentials, &session, io),
         Command::Catalog(CatalogCommand::List {
             json,
             pipelines,
             session,
-        }) => catalog_list(&project, json, &pipelines, &session, code),
-        Command::Viz(args) => {
-            let s = open_session(&project, &args.session, Value::Null, code, true)?;
-            let pipeline = s.select_pipeline(&filter_config(&args.filter))?;
-            print!(
-                "{}",
-                match args.format {
-                    VizFormat::Mermaid => mermaid(&pipeline),
-                    VizFormat::Dot => dot(&pipeline),
-                }
-            );
-            Ok(0)
-        }
-        Command::Sessions(SessionsCommand::List { json, limit, store }) => {
-            let store = open_store(&project, store.as_deref())?;
-            let sessions = store.list_sessions(limit)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&sessions)?);
-            } else {
-                print!("{}", weft_store::report::sessions_table(&sessions));
-            }
-            Ok(0)
-        }
-        Command::Runs(cmd) => runs(&project, cmd),
+        }) => inspect::catalog_list(&edge, json, &pipelines, &session, code, io),
+        Command::Viz(args) => viz::viz(&edge, &args, code, io),
+        Command::Sessions(cmd) => runs::sessions(&edge, cmd, io),
+        Command::Runs(cmd) => runs::runs(&edge, cmd, io),
     }
+}
+
+/// Writes `value` as pretty JSON and a newline.
+pub(super) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 pub(super) fn node_json(n: &Node) -> Value {
@@ -142,106 +102,60 @@ pub(super) fn filter_config(f: &FilterArgs) -> RunConfig {
     }
 }
 
-pub(super) fn runtime_params(specs: &[String]) -> anyhow::Result<Value> {
-    let assignments = parse_assignments(specs, false).context("invalid --params")?;
+/// `--params` of one run (no sweeps): a usage error when malformed.
+pub(super) fn runtime_params(specs: &[String]) -> Result<Value, UsageError> {
+    let assignments =
+        parse_assignments(specs, false).map_err(|e| UsageError::caused_by("invalid --params", e))?;
     Ok(expand_sweeps(&assignments).pop().unwrap_or(Value::Null))
 }
 
-pub(super) fn load_versions(specs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `--load-versions ds:version,...`: a usage error when malformed.
+pub(super) fn load_versions(specs: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
     let mut out = BTreeMap::new();
     for spec in specs {
-        let Some((ds, version)) = spec.split_once(':') else {
-            bail!("invalid --load-versions item `{spec}`: expected `dataset:version`");
-        };
-        if ds.is_empty() || version.is_empty() {
-            bail!("invalid --load-versions item `{spec}`: expected `dataset:version`");
+        match spec.split_once(':') {
+            Some((ds, version)) if !ds.is_empty() && !version.is_empty() => {
+                out.insert(ds.to_string(), version.to_string());
+            }
+            _ => {
+                return Err(UsageError::new(format!(
+                    "invalid --load-versions item `{spec}`: expected `dataset:version`"
+                )));
+            }
         }
-        out.insert(ds.to_string(), version.to_string());
     }
     Ok(out)
 }
 
+/// `--type-check`: a usage error when unknown.
+fn type_check(arg: Option<&str>) -> Result<Option<TypeCheck>, UsageError> {
+    arg.map(|t| {
+        t.parse::<TypeCheck>()
+            .map_err(|e| UsageError::new(format!("--type-check: {e}")))
+    })
+    .transpose()
+}
+
+/// Session options with every value resolved at the edge; `provenance` is
+/// what the session records about who started it
+/// ([`crate::settings::provenance`], or the default for inspection).
 pub(super) fn session_options(
-    project: &std::path::Path,
     args: &SessionArgs,
+    settings: &Settings,
     params: Value,
     code: ProjectCode,
-    inspect_only: bool,
-) -> anyhow::Result<SessionOptions> {
-    let type_check = match &args.type_check {
-        Some(t) => Some(t.parse::<TypeCheck>().map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let store = if inspect_only || args.no_store {
-        StoreChoice::Disabled
-    } else {
-        match &args.store {
-            Some(url) => StoreChoice::Url(url.clone()),
-            None => StoreChoice::ProjectDefault,
-        }
-    };
+    provenance: Provenance,
+) -> Result<SessionOptions, UsageError> {
     Ok(SessionOptions {
-        env: args.env.clone(),
+        env: Some(settings.env.clone()),
         runtime_params: params,
         conf_source: args.conf_source.clone(),
         code,
         hooks: Hooks::new(),
-        store,
-        provenance: if inspect_only { weft_session::Provenance::default() } else { provenance(Some(project)) },
-        type_check,
+        store: settings.store.clone(),
+        provenance,
+        type_check: type_check(args.type_check.as_deref())?,
     })
-}
-
-/// Who runs the session and from what, read here at the edge: the user
-/// name from the environment, the project's git commit and dirty flag (two
-/// `git` calls, skipped outside a repository), the command line.
-pub(super) fn provenance(project: Option<&std::path::Path>) -> weft_session::Provenance {
-    let (git_commit, git_dirty) = project.map(git_info).unwrap_or((None, None));
-    weft_session::Provenance {
-        username: std::env::var("USER")
-            .ok()
-            .or_else(|| std::env::var("USERNAME").ok())
-            .filter(|u| !u.is_empty()),
-        git_commit,
-        git_dirty,
-        command: std::env::args().collect(),
-    }
-}
-
-fn git_info(dir: &std::path::Path) -> (Option<String>, Option<bool>) {
-    // Spawning git costs milliseconds: skip it outside a repository.
-    if !dir.ancestors().any(|d| d.join(".git").exists()) {
-        return (None, None);
-    }
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = run(&["rev-parse", "HEAD"]);
-    let dirty = commit
-        .as_ref()
-        .and_then(|_| run(&["status", "--porcelain"]))
-        .map(|s| !s.is_empty());
-    (commit, dirty)
-}
-
-pub(super) fn open_session(
-    project: &std::path::Path,
-    args: &SessionArgs,
-    params: Value,
-    code: ProjectCode,
-    inspect_only: bool,
-) -> anyhow::Result<Session> {
-    Ok(Session::create(
-        project,
-        session_options(project, args, params, code, inspect_only)?,
-    )?)
 }
 
 pub(super) fn data_json(d: &weft_pipeline::Data) -> Value {

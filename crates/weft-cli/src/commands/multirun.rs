@@ -1,24 +1,29 @@
 //! `weft multirun`: a sweep of runs in one service session.
 
-use std::io::IsTerminal;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Sender, channel};
 
-use anyhow::Context as _;
 use serde_json::Value;
 use weft_runner::{Hook, RunContext, RunResult, RunStatus};
-use weft_session::{Policy, ProjectCode, RunConfig, ServiceOptions, ServiceSession};
+use weft_session::{CloseMode, Policy, Project, ProjectCode, RunConfig, ServiceOptions, ServiceSession};
 
+use super::interrupt::supervise;
+use super::run::progress_bar;
 use super::*;
+use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK};
 use crate::sweep::{expand_sweeps, parse_assignments, parse_sweep_file};
 
 pub(super) fn multirun(
-    project: &std::path::Path,
+    edge: &Edge<'_>,
     args: &MultirunArgs,
     code: ProjectCode,
+    io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
-    let mut assignments = parse_assignments(&args.run.params, true).context("invalid --params")?;
+    let mut assignments = parse_assignments(&args.run.params, true)
+        .map_err(|e| UsageError::caused_by("invalid --params", e))?;
     if let Some(file) = &args.sweep_file {
-        for (k, v) in parse_sweep_file(file)? {
+        for (k, v) in parse_sweep_file(file).map_err(|e| UsageError::caused_by("invalid --sweep-file", e))? {
             match assignments.iter_mut().find(|(key, _)| *key == k) {
                 Some(entry) => entry.1 = v,
                 None => assignments.push((k, v)),
@@ -31,30 +36,37 @@ pub(super) fn multirun(
         .map(|(k, _)| k.clone())
         .collect();
     let combos = expand_sweeps(&assignments);
-    let policy: Policy = args.policy.parse().map_err(anyhow::Error::msg)?;
+    let policy: Policy = args
+        .policy
+        .parse()
+        .map_err(|e| UsageError::new(format!("--policy: {e}")))?;
     let policy = Policy {
         cleanup_on_error: args.cleanup_on_error,
         ..policy
     };
-    let mut session_opts = session_options(project, &args.run.session, Value::Null, code, false)?;
-    let bar = (std::io::stderr().is_terminal() && !args.run.json).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}",
-            )
-            .expect("valid template"),
-        );
-        bar
-    });
+    let project = Project::open(&edge.project)?;
+    let settings = crate::settings::resolve(
+        &args.run.session,
+        args.run.runner.as_deref(),
+        edge.environment,
+        &project,
+    )?;
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let mut session_opts = session_options(&args.run.session, &settings, Value::Null, code, provenance)?;
+    let bar = (io.progress_bars && !args.run.json)
+        .then(|| progress_bar("{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}"));
+    let (lines, received) = channel();
     if !args.run.json {
         session_opts.hooks.push(Arc::new(RunStatusLines {
             bar: bar.clone(),
             params: varying.clone(),
+            lines,
         }));
+    } else {
+        drop(lines);
     }
     let service = ServiceSession::create(
-        project,
+        &edge.project,
         ServiceOptions {
             session: session_opts,
             max_workers: args.run.max_workers,
@@ -63,7 +75,7 @@ pub(super) fn multirun(
     )?;
     let mut template = filter_config(&args.run.filter);
     template.load_versions = load_versions(&args.run.load_versions)?;
-    template.runner = args.run.runner.clone();
+    template.runner = settings.runner.clone();
     template.only_missing_outputs = args.run.only_missing_outputs;
     let configs: Vec<RunConfig> = combos
         .into_iter()
@@ -83,34 +95,57 @@ pub(super) fn multirun(
             bar.set_position(done as u64);
         }
     };
-    let results = service.run_all(configs, &policy, Some(&progress))?;
+    // The session calls, replaceable as a whole. On SIGINT/SIGTERM, close
+    // with cancel: no run starts afterwards (those are recorded `skipped`),
+    // runs in flight stop at their next node boundary (`cancelled`).
+    let stop_batch = |_: &AtomicBool| service.close(CloseMode::Cancel);
+    let supervised = supervise(io, received, &stop_batch, || {
+        service.run_all(configs, &policy, Some(&progress))
+    })?;
+    let interrupted = supervised.interrupted;
+    service.close(if interrupted {
+        CloseMode::Cancel
+    } else {
+        CloseMode::Wait
+    });
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    service.close(weft_session::CloseMode::Wait);
+    let results = supervised.value?;
     let failed = results
         .iter()
         .filter(|r| r.status != RunStatus::Succeeded)
         .count();
     if args.run.json {
         let list: Vec<Value> = results.iter().map(|r| result_json(r, &varying)).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        write_json(io.out, &list)?;
     } else {
-        print!("{}", multirun_table(&results, &varying, &args.metrics));
-        eprintln!(
+        write!(io.out, "{}", multirun_table(&results, &varying, &args.metrics))?;
+        io.out.flush()?;
+        writeln!(
+            io.err,
             "{} runs: {} succeeded, {} not",
             results.len(),
             results.len() - failed,
             failed
-        );
+        )?;
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    if interrupted {
+        writeln!(
+            io.err,
+            "interrupted: {failed} of {} planned runs did not complete",
+            results.len()
+        )?;
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(if failed > 0 { EXIT_FAILURE } else { EXIT_OK })
 }
 
 /// Prints one status line per finished run (above the progress bar on a terminal).
 struct RunStatusLines {
     bar: Option<indicatif::ProgressBar>,
     params: Vec<String>,
+    lines: Sender<String>,
 }
 
 impl Hook for RunStatusLines {
@@ -142,7 +177,10 @@ impl Hook for RunStatusLines {
         );
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            // The receiver is gone only once the command is over.
+            None => {
+                let _ = self.lines.send(line);
+            }
         }
     }
 }

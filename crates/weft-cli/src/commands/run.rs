@@ -1,19 +1,25 @@
 //! `weft run`: one session, one run.
 
-use std::io::IsTerminal;
+use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
 
-use weft_pipeline::Node;
-use weft_runner::{Hook, Hooks, RunContext};
-use weft_session::{ProjectCode, Session, SessionError, SessionOptions, StoreChoice};
+use weft_pipeline::{CancelToken, Node};
+use weft_runner::{Hook, RunContext, RunResult};
+use weft_session::{Project, ProjectCode, Session, SessionError};
 
+use super::interrupt::supervise;
 use super::*;
+use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK};
 
-/// Shows progress: a bar on a terminal, plain lines otherwise.
+/// Shows progress: a bar on a terminal, plain lines (sent to the CLI's
+/// stderr writer) otherwise.
 struct ProgressHook {
     bar: Option<indicatif::ProgressBar>,
-    total: usize,
-    done: std::sync::atomic::AtomicUsize,
+    total: AtomicUsize,
+    done: AtomicUsize,
+    lines: Sender<String>,
 }
 
 impl Hook for ProgressHook {
@@ -24,91 +30,110 @@ impl Hook for ProgressHook {
         _i: &[weft_pipeline::Data],
         _o: &[weft_pipeline::Data],
     ) {
-        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
         match &self.bar {
             Some(bar) => {
                 bar.set_message(node.name().to_string());
                 bar.inc(1);
             }
-            None => eprintln!("[{done}/{}] {} done", self.total, node.name()),
+            None => {
+                let total = self.total.load(Ordering::SeqCst);
+                // The receiver is gone only once the command is over.
+                let _ = self.lines.send(format!("[{done}/{total}] {} done", node.name()));
+            }
         }
     }
 }
 
-pub(super) fn run(project: &std::path::Path, args: &RunArgs, code: ProjectCode) -> anyhow::Result<u8> {
+pub(super) fn progress_bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut Io<'_>) -> anyhow::Result<u8> {
     let params = runtime_params(&args.params)?;
-    let mut options = session_options(project, &args.session, params, code, false)?;
+    let project = Project::open(&edge.project)?;
+    let settings =
+        crate::settings::resolve(&args.session, args.runner.as_deref(), edge.environment, &project)?;
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let mut options = session_options(&args.session, &settings, params, code, provenance)?;
     let mut config = filter_config(&args.filter);
     config.load_versions = load_versions(&args.load_versions)?;
-    config.runner = args.runner.clone();
+    config.runner = settings.runner.clone();
     config.max_workers = args.max_workers;
     config.only_missing_outputs = args.only_missing_outputs;
-    // Count the nodes first so the progress display knows the total.
-    let probe = Session::create(
-        project,
-        SessionOptions {
-            store: StoreChoice::Disabled,
-            hooks: Hooks::new(),
-            ..options.clone()
-        },
-    )?;
-    let total = probe.select_pipeline(&config)?.len();
-    drop(probe);
-    let bar = (std::io::stderr().is_terminal() && !args.json).then(|| {
-        let bar = indicatif::ProgressBar::new(total as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} nodes  {elapsed_precise}  {msg}")
-                .expect("valid template"),
-        );
-        bar
-    });
+    let bar = (io.progress_bars && !args.json)
+        .then(|| progress_bar("{bar:30} {pos}/{len} nodes  {elapsed_precise}  {msg}"));
+    let (lines, received) = channel();
     let hook = Arc::new(ProgressHook {
         bar: bar.clone(),
-        total,
-        done: Default::default(),
+        total: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        lines,
     });
     if !args.json {
-        options.hooks.push(hook);
+        options.hooks.push(hook.clone());
     }
-    let mut session = Session::create(project, options)?;
-    let outcome = session.run(config);
+    let mut session = Session::create(&edge.project, options)?;
+    let total = session.select_pipeline(&config)?.len();
+    hook.total.store(total, Ordering::SeqCst);
+    drop(hook);
+    if let Some(bar) = &bar {
+        bar.set_length(total as u64);
+    }
+    // The session call: replaceable as one expression.
+    let cancel = CancelToken::new();
+    let supervised = supervise(io, received, &|_| cancel.cancel(), || {
+        session.run_with_cancel(config, &cancel)
+    })?;
+    session.close();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    match outcome {
+    let interrupted = supervised.interrupted;
+    match supervised.value {
         Ok(result) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&result_json(&result, &[]))?);
+                write_json(io.out, &result_json(&result, &[]))?;
             } else {
-                eprintln!(
+                writeln!(
+                    io.err,
                     "run {} succeeded in {:.3}s ({} nodes)",
                     result.run_id,
                     result.duration().as_secs_f64(),
                     total
-                );
+                )?;
             }
-            Ok(0)
+            Ok(if interrupted { EXIT_INTERRUPTED } else { EXIT_OK })
         }
         Err(SessionError::RunFailed(result)) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&result_json(&result, &[]))?);
+                write_json(io.out, &result_json(&result, &[]))?;
             }
-            let err = result.error.clone().unwrap_or_else(|| weft_runner::RunFailure {
-                kind: "unknown".into(),
-                message: "run failed".into(),
-                node: None,
-                causes: vec![],
-            });
-            eprintln!("error: run {} {}", result.run_id, result.status);
-            for (i, cause) in err.causes.iter().enumerate() {
-                if i == 0 {
-                    eprintln!("  {cause}");
-                } else {
-                    eprintln!("  caused by: {cause}");
-                }
+            report_failure(io.err, &result)?;
+            if interrupted {
+                writeln!(io.err, "interrupted: run {} {}", result.run_id, result.status)?;
+                return Ok(EXIT_INTERRUPTED);
             }
-            Ok(1)
+            Ok(EXIT_FAILURE)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn report_failure(err: &mut dyn Write, result: &RunResult) -> anyhow::Result<()> {
+    writeln!(err, "error: run {} {}", result.run_id, result.status)?;
+    if let Some(failure) = &result.error {
+        for (i, cause) in failure.causes.iter().enumerate() {
+            if i == 0 {
+                writeln!(err, "  {cause}")?;
+            } else {
+                writeln!(err, "  caused by: {cause}")?;
+            }
+        }
+    }
+    Ok(())
 }

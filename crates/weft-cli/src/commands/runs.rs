@@ -1,24 +1,45 @@
 //! `weft runs ...` and `weft sessions ...`: the run store.
 
 use anyhow::bail;
+use weft_session::{Project, StoreChoice};
+use weft_store::BlockingStore;
 
 use super::*;
+use crate::error::EXIT_OK;
+use crate::settings::store_choice;
 
-pub(super) fn open_store(
-    project: &std::path::Path,
-    url: Option<&str>,
-) -> anyhow::Result<weft_store::BlockingStore> {
-    if let Some(url) = url {
-        return Ok(weft_store::BlockingStore::open(url)?);
+/// The store by the precedence rule: `--store`, `WEFT_STORE_URL`,
+/// `weft.toml`, the project's default. The project is opened only when
+/// neither the flag nor the environment names a store.
+pub(super) fn open_store(edge: &Edge<'_>, flag: Option<&str>) -> anyhow::Result<BlockingStore> {
+    if let StoreChoice::Url(url) = store_choice(flag, edge.environment, None)? {
+        return Ok(BlockingStore::open(&url)?);
     }
-    let proj = weft_session::Project::open(project)?;
-    Ok(match &proj.settings().store.url {
-        Some(url) => weft_store::BlockingStore::open(url)?,
-        None => weft_store::BlockingStore::open_project_default(proj.root())?,
+    let project = Project::open(&edge.project)?;
+    let choice = store_choice(
+        None,
+        &crate::settings::Environment::empty(),
+        project.settings().store.url.as_deref(),
+    )?;
+    Ok(match choice {
+        StoreChoice::Url(url) => BlockingStore::open(&url)?,
+        _ => BlockingStore::open_project_default(project.root())?,
     })
 }
 
-pub(super) fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Result<u8> {
+pub(super) fn sessions(edge: &Edge<'_>, cmd: SessionsCommand, io: &mut Io<'_>) -> anyhow::Result<u8> {
+    let SessionsCommand::List { json, limit, store } = cmd;
+    let store = open_store(edge, store.as_deref())?;
+    let sessions = store.list_sessions(limit)?;
+    if json {
+        write_json(io.out, &sessions)?;
+    } else {
+        write!(io.out, "{}", weft_store::report::sessions_table(&sessions))?;
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn runs(edge: &Edge<'_>, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow::Result<u8> {
     match cmd {
         RunsCommand::List {
             session,
@@ -27,37 +48,34 @@ pub(super) fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Resul
             json,
             store,
         } => {
-            let store = open_store(project, store.as_deref())?;
-            let status = match status {
-                Some(s) => Some(
+            let status = status
+                .map(|s| {
                     s.parse::<weft_store::RunStatus>()
-                        .map_err(|e| anyhow::anyhow!("--status: {e}"))?,
-                ),
-                None => None,
-            };
+                        .map_err(|e| UsageError::new(format!("--status: {e}")))
+                })
+                .transpose()?;
+            let store = open_store(edge, store.as_deref())?;
             let runs = store.list_runs(&weft_store::RunFilter {
                 session_id: session,
                 status,
                 limit,
             })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&runs)?);
+                write_json(io.out, &runs)?;
             } else {
-                print!("{}", weft_store::report::runs_table(&runs));
+                write!(io.out, "{}", weft_store::report::runs_table(&runs))?;
             }
-            Ok(0)
         }
         RunsCommand::Show { run_id, json, store } => {
-            let store = open_store(project, store.as_deref())?;
+            let store = open_store(edge, store.as_deref())?;
             let Some(run) = store.get_run(&run_id)? else {
                 bail!("no run `{run_id}` in the store");
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&run)?);
+                write_json(io.out, &run)?;
             } else {
-                print!("{}", weft_store::report::run_detail(&run));
+                write!(io.out, "{}", weft_store::report::run_detail(&run))?;
             }
-            Ok(0)
         }
         RunsCommand::Compare {
             run_a,
@@ -65,7 +83,7 @@ pub(super) fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Resul
             json,
             store,
         } => {
-            let store = open_store(project, store.as_deref())?;
+            let store = open_store(edge, store.as_deref())?;
             let a = store
                 .get_run(&run_a)?
                 .ok_or_else(|| anyhow::anyhow!("no run `{run_a}` in the store"))?;
@@ -73,14 +91,11 @@ pub(super) fn runs(project: &std::path::Path, cmd: RunsCommand) -> anyhow::Resul
                 .get_run(&run_b)?
                 .ok_or_else(|| anyhow::anyhow!("no run `{run_b}` in the store"))?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&weft_store::report::compare_json(&a, &b))?
-                );
+                write_json(io.out, &weft_store::report::compare_json(&a, &b))?;
             } else {
-                print!("{}", weft_store::report::compare(&a, &b));
+                write!(io.out, "{}", weft_store::report::compare(&a, &b))?;
             }
-            Ok(0)
         }
     }
+    Ok(EXIT_OK)
 }

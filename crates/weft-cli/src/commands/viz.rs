@@ -1,66 +1,229 @@
-//! `weft viz`: Mermaid and DOT graphs.
+//! `weft viz`: Mermaid, DOT and JSON graphs.
+//!
+//! Graph ids are positional and never derived from names (`n0`, `n1`, ...
+//! for nodes in topological order, `d0`, `d1`, ... for datasets in name
+//! order), so two names can never collide; the real name is the label,
+//! escaped for the target format.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
+use serde_json::json;
 use weft_pipeline::Pipeline;
+use weft_session::ProjectCode;
 
-pub(super) fn ident(s: &str) -> String {
-    let mut out = String::from("n_");
-    for c in s.chars() {
-        out.push(if c.is_ascii_alphanumeric() { c } else { '_' });
+use super::inspect::open_for_inspection;
+use super::*;
+use crate::error::EXIT_OK;
+
+pub(super) fn viz(edge: &Edge<'_>, args: &VizArgs, code: ProjectCode, io: &mut Io<'_>) -> anyhow::Result<u8> {
+    let session = open_for_inspection(edge, &args.session, code)?;
+    let pipeline = session.select_pipeline(&filter_config(&args.filter))?;
+    let graph = Graph::of(&pipeline);
+    let format = if args.json { VizFormat::Json } else { args.format };
+    match format {
+        VizFormat::Mermaid => write!(io.out, "{}", graph.mermaid())?,
+        VizFormat::Dot => write!(io.out, "{}", graph.dot())?,
+        VizFormat::Json => write_json(io.out, &graph.json())?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// A pipeline as nodes, datasets and edges, with positional ids.
+pub(super) struct Graph {
+    /// `(name, func)` per node; the id is `n<index>`.
+    nodes: Vec<(String, String)>,
+    /// Dataset names; the id is `d<index>`.
+    datasets: Vec<String>,
+    /// `(from, to)` ids.
+    edges: Vec<(String, String)>,
+}
+
+impl Graph {
+    pub(super) fn of(p: &Pipeline) -> Graph {
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in p.nodes() {
+            for d in n.inputs().iter().chain(n.outputs()) {
+                names.insert(d.as_str(), 0);
+            }
+        }
+        for (i, index) in names.values_mut().enumerate() {
+            *index = i;
+        }
+        let mut edges = Vec::new();
+        for (i, n) in p.nodes().iter().enumerate() {
+            for d in n.inputs() {
+                edges.push((format!("d{}", names[d.as_str()]), format!("n{i}")));
+            }
+            for d in n.outputs() {
+                edges.push((format!("n{i}"), format!("d{}", names[d.as_str()])));
+            }
+        }
+        Graph {
+            nodes: p
+                .nodes()
+                .iter()
+                .map(|n| (n.name().to_string(), n.func_name().to_string()))
+                .collect(),
+            datasets: names.keys().map(|s| s.to_string()).collect(),
+            edges,
+        }
+    }
+
+    pub(super) fn mermaid(&self) -> String {
+        let mut out = String::from("flowchart TD\n");
+        for (i, (name, _)) in self.nodes.iter().enumerate() {
+            let _ = writeln!(out, "    n{i}[\"{}\"]", mermaid_label(name));
+        }
+        for (i, name) in self.datasets.iter().enumerate() {
+            let _ = writeln!(out, "    d{i}[(\"{}\")]", mermaid_label(name));
+        }
+        for (from, to) in &self.edges {
+            let _ = writeln!(out, "    {from} --> {to}");
+        }
+        out
+    }
+
+    pub(super) fn dot(&self) -> String {
+        let mut out = String::from("digraph pipeline {\n    rankdir=TB;\n");
+        for (i, (name, _)) in self.nodes.iter().enumerate() {
+            let _ = writeln!(out, "    n{i} [shape=box, label=\"{}\"];", dot_label(name));
+        }
+        for (i, name) in self.datasets.iter().enumerate() {
+            let _ = writeln!(out, "    d{i} [shape=cylinder, label=\"{}\"];", dot_label(name));
+        }
+        for (from, to) in &self.edges {
+            let _ = writeln!(out, "    {from} -> {to};");
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    pub(super) fn json(&self) -> serde_json::Value {
+        json!({
+            "nodes": self.nodes.iter().enumerate()
+                .map(|(i, (name, func))| json!({"id": format!("n{i}"), "name": name, "func": func}))
+                .collect::<Vec<_>>(),
+            "datasets": self.datasets.iter().enumerate()
+                .map(|(i, name)| json!({"id": format!("d{i}"), "name": name}))
+                .collect::<Vec<_>>(),
+            "edges": self.edges.iter()
+                .map(|(from, to)| json!({"from": from, "to": to}))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A Mermaid label inside `"..."`: every character outside a small safe set
+/// becomes an entity code (`#34;` for `"`), so quotes, brackets, `|`, `#`,
+/// HTML and newlines cannot end the label or change the graph.
+fn mermaid_label(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.' | ':' | '@' | '/' | '+' | ',' | '=') {
+            out.push(c);
+        } else {
+            let _ = write!(out, "#{};", u32::from(c));
+        }
     }
     out
 }
 
-pub(super) fn mermaid(p: &Pipeline) -> String {
-    let mut out = String::from("flowchart TD\n");
-    let mut datasets = BTreeSet::new();
-    for n in p.nodes() {
-        out.push_str(&format!("    {}[\"{}\"]\n", ident(n.name()), n.name()));
-        datasets.extend(n.inputs().iter().cloned());
-        datasets.extend(n.outputs().iter().cloned());
-    }
-    for d in &datasets {
-        out.push_str(&format!("    {}[(\"{}\")]\n", ident(&format!("ds {d}")), d));
-    }
-    for n in p.nodes() {
-        for i in n.inputs() {
-            out.push_str(&format!(
-                "    {} --> {}\n",
-                ident(&format!("ds {i}")),
-                ident(n.name())
-            ));
-        }
-        for o in n.outputs() {
-            out.push_str(&format!(
-                "    {} --> {}\n",
-                ident(n.name()),
-                ident(&format!("ds {o}"))
-            ));
+/// A DOT label inside `"..."`: backslashes and quotes escaped, line breaks
+/// as `\n`, other control characters dropped.
+fn dot_label(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
         }
     }
     out
 }
 
-pub(super) fn dot(p: &Pipeline) -> String {
-    let mut out = String::from("digraph pipeline {\n    rankdir=TB;\n");
-    let mut datasets = BTreeSet::new();
-    for n in p.nodes() {
-        out.push_str(&format!("    \"{}\" [shape=box];\n", n.name()));
-        datasets.extend(n.inputs().iter().cloned());
-        datasets.extend(n.outputs().iter().cloned());
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_pipeline::node;
+
+    fn pass(x: &i64) -> i64 {
+        *x
     }
-    for d in &datasets {
-        out.push_str(&format!("    \"ds:{d}\" [shape=cylinder, label=\"{d}\"];\n"));
+
+    fn tricky() -> Pipeline {
+        Pipeline::new([
+            node(pass, ["in"], ["out-1"]).name("a-b").build().unwrap(),
+            node(pass, ["in"], ["out_1"]).name("a_b").build().unwrap(),
+            node(pass, ["out-1"], ["x\"y|z[1]\nnext"])
+                .name("say \"hi\" [x] |y| #z")
+                .build()
+                .unwrap(),
+        ])
+        .unwrap()
     }
-    for n in p.nodes() {
-        for i in n.inputs() {
-            out.push_str(&format!("    \"ds:{i}\" -> \"{}\";\n", n.name()));
-        }
-        for o in n.outputs() {
-            out.push_str(&format!("    \"{}\" -> \"ds:{o}\";\n", n.name()));
-        }
+
+    #[test]
+    fn names_that_sanitise_alike_stay_distinct_nodes() {
+        let g = Graph::of(&tricky());
+        let m = g.mermaid();
+        // Every node and dataset is declared once, under its own id.
+        let declared: Vec<&str> = m
+            .lines()
+            .skip(1)
+            .filter(|l| !l.contains("-->"))
+            .map(|l| l.trim().split(['[']).next().unwrap())
+            .collect();
+        assert_eq!(declared, ["n0", "n1", "n2", "d0", "d1", "d2", "d3"], "{m}");
+        assert!(m.contains("n0[\"a-b\"]") && m.contains("n1[\"a_b\"]"), "{m}");
+        assert!(
+            m.contains("d1[(\"out-1\")]") && m.contains("d2[(\"out_1\")]"),
+            "{m}"
+        );
+        let d = g.dot();
+        assert!(
+            d.contains("n0 [shape=box, label=\"a-b\"];") && d.contains("n1 [shape=box, label=\"a_b\"];"),
+            "{d}"
+        );
+        assert_eq!(d.matches("shape=box").count(), 3, "{d}");
+        assert_eq!(d.matches("shape=cylinder").count(), 4, "{d}");
     }
-    out.push_str("}\n");
-    out
+
+    #[test]
+    fn labels_are_escaped() {
+        let g = Graph::of(&tricky());
+        let m = g.mermaid();
+        assert!(
+            m.contains("n2[\"say #34;hi#34; #91;x#93; #124;y#124; #35;z\"]"),
+            "{m}"
+        );
+        assert!(m.contains("d3[(\"x#34;y#124;z#91;1#93;#10;next\")]"), "{m}");
+        // One line per declaration and edge: no raw newline from a name.
+        assert_eq!(m.lines().count(), 1 + 3 + 4 + 6, "{m}");
+        let d = g.dot();
+        assert!(
+            d.contains(r#"n2 [shape=box, label="say \"hi\" [x] |y| #z"];"#),
+            "{d}"
+        );
+        assert!(
+            d.contains(r#"d3 [shape=cylinder, label="x\"y|z[1]\nnext"];"#),
+            "{d}"
+        );
+        assert_eq!(d.lines().count(), 2 + 3 + 4 + 6 + 1, "{d}");
+    }
+
+    #[test]
+    fn json_graph_names_every_node_and_edge() {
+        let g = Graph::of(&tricky()).json();
+        assert_eq!(
+            g["nodes"][0],
+            json!({"id": "n0", "name": "a-b", "func": g["nodes"][0]["func"]})
+        );
+        assert_eq!(g["datasets"].as_array().unwrap().len(), 4);
+        assert_eq!(g["edges"].as_array().unwrap().len(), 6);
+        assert_eq!(g["edges"][0], json!({"from": "d0", "to": "n0"}));
+    }
 }

@@ -1,0 +1,137 @@
+//! Running a batch under supervision: status lines copied to stderr from
+//! the calling thread, and SIGINT/SIGTERM turned into a cancel request.
+//!
+//! Everything is scoped to one call: the signal thread is a scoped thread
+//! whose signal handle is closed when the work ends, so no thread outlives
+//! the command and no global state is left behind.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::Io;
+
+/// How the supervised work ended.
+pub(super) struct Supervised<T> {
+    /// What the work returned.
+    pub value: T,
+    /// A SIGINT or SIGTERM arrived while it ran.
+    pub interrupted: bool,
+}
+
+/// Runs `work` on a scoped thread. Meanwhile this thread writes every line
+/// received on `lines` to `io.err`; when `io.signals` is set, the first
+/// SIGINT or SIGTERM calls `on_interrupt` on the signal thread, with a flag
+/// that turns true once the work has returned (so `on_interrupt` may keep
+/// cancelling until then).
+pub(super) fn supervise<T: Send>(
+    io: &mut Io<'_>,
+    lines: Receiver<String>,
+    on_interrupt: &(dyn Fn(&AtomicBool) + Sync),
+    work: impl FnOnce() -> T + Send,
+) -> anyhow::Result<Supervised<T>> {
+    let interrupted = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let signals = if io.signals {
+        Some(Signals::new([SIGINT, SIGTERM]).context("installing the SIGINT/SIGTERM handlers")?)
+    } else {
+        None
+    };
+    let handle = signals.as_ref().map(Signals::handle);
+    let err = &mut *io.err;
+    let joined = std::thread::scope(|scope| {
+        if let Some(mut signals) = signals {
+            let (interrupted, finished) = (&interrupted, &finished);
+            scope.spawn(move || {
+                // Ends without a signal when the handle is closed.
+                if signals.forever().next().is_some() {
+                    interrupted.store(true, Ordering::SeqCst);
+                    on_interrupt(finished);
+                }
+            });
+        }
+        let worker = scope.spawn(work);
+        loop {
+            match lines.recv_timeout(Duration::from_millis(20)) {
+                Ok(line) => {
+                    let _ = writeln!(err, "{line}");
+                }
+                Err(RecvTimeoutError::Timeout) if !worker.is_finished() => {}
+                Err(_) => break,
+            }
+        }
+        let joined = worker.join();
+        for line in lines.try_iter() {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        finished.store(true, Ordering::SeqCst);
+        if let Some(handle) = &handle {
+            handle.close();
+        }
+        joined
+    });
+    match joined {
+        Ok(value) => Ok(Supervised {
+            value,
+            interrupted: interrupted.load(Ordering::SeqCst),
+        }),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            anyhow::bail!("internal error: the run thread panicked: {message}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_reach_stderr_in_order_and_the_value_comes_back() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            progress_bars: false,
+            signals: false,
+        };
+        let got = supervise(&mut io, rx, &|_| {}, move || {
+            for i in 0..3 {
+                tx.send(format!("line {i}")).unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            42
+        })
+        .unwrap();
+        assert_eq!(got.value, 42);
+        assert!(!got.interrupted);
+        assert_eq!(String::from_utf8(err).unwrap(), "line 0\nline 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_panicking_run_thread_is_an_error_not_a_panic() {
+        let (_tx, rx) = std::sync::mpsc::channel::<String>();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            progress_bars: false,
+            signals: false,
+        };
+        let got = supervise(&mut io, rx, &|_| {}, || -> u8 { panic!("boom") });
+        let e = got.err().expect("an error").to_string();
+        assert!(e.contains("boom"), "{e}");
+    }
+}
