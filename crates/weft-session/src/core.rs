@@ -13,9 +13,7 @@ use serde_json::Value;
 use weft_catalog::{CatalogConfig, DatasetTypeRegistry};
 use weft_core::{RunContext, RunFailure, RunResult, RunStatus};
 use weft_pipeline::{CancelToken, FunctionRegistry, Pipeline};
-use weft_runner::{Hooks, RunJob, TypeCheck};
-
-use crate::runner_compat::{RunnerRegistry, run_pipeline};
+use weft_runner::{Hooks, RunJob, RunnerRegistry, TypeCheck, run_pipeline};
 use weft_store::{BlockingStore, SessionRecord};
 
 use crate::prepare::PreparedRun;

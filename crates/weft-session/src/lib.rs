@@ -15,7 +15,6 @@ mod prepare;
 pub mod project;
 mod recorder;
 mod run_config;
-mod runner_compat;
 mod service;
 mod session;
 pub mod yaml_pipelines;
