@@ -461,7 +461,9 @@ impl SessionCore {
                 result.warnings.extend(failed.warnings);
             }
         }
-        result.warnings.extend(self.cross_run_reads(&spec, &catalog.loaded_versions()));
+        result
+            .warnings
+            .extend(self.cross_run_reads(&spec, &catalog.loaded_versions()));
         for warning in &result.warnings {
             tracing::warn!("{warning}");
         }
@@ -486,7 +488,13 @@ impl SessionCore {
 
     /// Whether `version` is the id of another run of this session.
     fn is_session_run(&self, version: &str) -> bool {
-        if self.recent_runs.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|r| r == version) {
+        if self
+            .recent_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|r| r == version)
+        {
             return true;
         }
         match self.recorder.session_of(version) {

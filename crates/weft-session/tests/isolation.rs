@@ -398,7 +398,9 @@ fn reading_another_runs_unpinned_version_warns_and_a_pin_silences_it() {
     assert_eq!(consumer.outputs["next"].to_json().unwrap(), 3);
     let warning = consumer.warnings.join("\n");
     assert!(
-        warning.contains(&producer.run_id) && warning.contains(&consumer.run_id) && warning.contains("`shared`"),
+        warning.contains(&producer.run_id)
+            && warning.contains(&consumer.run_id)
+            && warning.contains("`shared`"),
         "{warning}"
     );
     let pinned = s
