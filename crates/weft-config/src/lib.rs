@@ -35,6 +35,7 @@
 
 mod error;
 mod interpolate;
+pub mod overrides;
 mod params;
 pub mod yaml;
 
