@@ -14,7 +14,7 @@ use weft_session::{
 };
 
 use crate::args::*;
-use crate::sweep::{expand_sweeps, parse_assignments, parse_sweep_file};
+use crate::sweep::Sweep;
 
 /// Runs a parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli, code: ProjectCode) -> anyhow::Result<u8> {
@@ -134,8 +134,12 @@ fn filter_config(f: &FilterArgs) -> RunConfig {
 }
 
 fn runtime_params(specs: &[String]) -> anyhow::Result<Value> {
-    let assignments = parse_assignments(specs, false).context("invalid --params")?;
-    Ok(expand_sweeps(&assignments).pop().unwrap_or(Value::Null))
+    let mut params = Value::Object(Default::default());
+    for spec in specs {
+        let parsed = weft_config::parse_runtime_params(spec).context("invalid --params")?;
+        weft_config::deep_merge(&mut params, parsed);
+    }
+    Ok(params)
 }
 
 fn load_versions(specs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -339,21 +343,12 @@ fn lookup_dotted<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 fn multirun(project: &std::path::Path, args: &MultirunArgs, code: ProjectCode) -> anyhow::Result<u8> {
-    let mut assignments = parse_assignments(&args.run.params, true).context("invalid --params")?;
+    let mut sweep = Sweep::parse(&args.run.params).context("invalid --params")?;
     if let Some(file) = &args.sweep_file {
-        for (k, v) in parse_sweep_file(file)? {
-            match assignments.iter_mut().find(|(key, _)| *key == k) {
-                Some(entry) => entry.1 = v,
-                None => assignments.push((k, v)),
-            }
-        }
+        sweep.extend(Sweep::from_file(file)?);
     }
-    let varying: Vec<String> = assignments
-        .iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let combos = expand_sweeps(&assignments);
+    let varying = sweep.varying_keys();
+    let combos = sweep.expand(args.max_runs)?;
     let policy: Policy = args.policy.parse().map_err(anyhow::Error::msg)?;
     let policy = Policy {
         cleanup_on_error: args.cleanup_on_error,

@@ -22,7 +22,7 @@ use clap::Parser;
 use weft_session::ProjectCode;
 
 pub use args::Cli;
-pub use sweep::{SweepError, expand_sweeps, parse_assignments};
+pub use sweep::{DEFAULT_MAX_RUNS, OverrideError, Sweep};
 
 /// Runs the CLI with the process's arguments and the project's code.
 pub fn main_with(code: ProjectCode) -> ExitCode {
