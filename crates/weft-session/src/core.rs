@@ -15,7 +15,7 @@ use weft_runner::{
 use weft_store::{BlockingStore, RunRecord, SessionRecord};
 
 use crate::run_config::{RunConfig, new_session_id};
-use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines};
+use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, load_pipelines_optional};
 use crate::{Project, SessionError};
 
 /// Code a project brings: functions, dataset types and pipelines built in Rust.
@@ -144,7 +144,12 @@ impl SessionCore {
             .or_else(|| std::env::var("WEFT_ENV").ok().filter(|e| !e.is_empty()))
             .unwrap_or_else(|| "local".into());
         let conf_dir = project.conf_dir(options.conf_source.as_deref());
-        let mut pipelines = load_pipelines(&project.pipelines_file(), &options.code.functions)?;
+        let mut pipelines = if options.code.pipelines.is_empty() {
+            load_pipelines(&project.pipelines_file(), &options.code.functions)?
+        } else {
+            load_pipelines_optional(&project.pipelines_file(), &options.code.functions)?
+                .unwrap_or_else(|| [(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
+        };
         for (name, p) in &options.code.pipelines {
             let yaml_has = pipelines
                 .get(name)
