@@ -38,6 +38,7 @@ mod interpolate;
 pub mod overrides;
 mod params;
 pub mod yaml;
+mod yaml_fast;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

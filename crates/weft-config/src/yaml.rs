@@ -53,6 +53,19 @@ pub fn from_str(text: &str, origin: &Path) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
+    if let Some(v) = crate::yaml_fast::parse(text) {
+        return Ok(v);
+    }
+    Builder::new(origin).run(text)
+}
+
+/// [`from_str`] without the fast path for simple block YAML (tests compare
+/// the two).
+#[doc(hidden)]
+pub fn from_str_full(text: &str, origin: &Path) -> Result<Value, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
     Builder::new(origin).run(text)
 }
 
@@ -382,7 +395,7 @@ impl<'a> Builder<'a> {
     }
 }
 
-enum Resolved {
+pub(crate) enum Resolved {
     Value(Value),
     Str,
     Invalid(String),
@@ -398,7 +411,7 @@ pub fn yaml11_bool(s: &str) -> Option<bool> {
 }
 
 /// Types a plain scalar as PyYAML's resolver with OmegaConf's float rule.
-fn resolve_plain(s: &str) -> Resolved {
+pub(crate) fn resolve_plain(s: &str) -> Resolved {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Resolved::Value(Value::Null),
         _ => {}
