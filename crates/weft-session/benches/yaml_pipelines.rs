@@ -49,6 +49,12 @@ fn main() {
             let p = weft_session::parse_pipelines(file, &text, &registry).expect("valid pipelines");
             assert_eq!(p["__default__"].nodes().len(), n);
         });
+        let parsed = weft_session::parse_pipelines(file, &text, &registry).expect("valid pipelines");
+        let nodes = parsed["__default__"].nodes().to_vec();
+        let construct = best_us(reps, || {
+            weft_pipeline::Pipeline::new(nodes.clone()).expect("valid pipeline");
+        });
+        println!("  of which Pipeline::new (weft-pipeline, node clones included): {:.2} µs/node", construct / n as f64);
         if n == 1 {
             base = (yaml, full);
             println!("yaml_pipelines/1 node: yaml {yaml:.1} µs, parse_pipelines {full:.1} µs");

@@ -217,12 +217,15 @@ pub fn parse_pipelines(
     // Resolve `pipelines:` references, namespaces and mappings.
     let mut resolved: BTreeMap<String, Pipeline> = BTreeMap::new();
     let declared: BTreeSet<String> = own_nodes.keys().cloned().collect();
-    for pname in own_nodes.keys() {
+    let names_in_order: Vec<String> = own_nodes.keys().cloned().collect();
+    let mut own_nodes: BTreeMap<String, Option<Vec<Node>>> =
+        own_nodes.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    for pname in &names_in_order {
         let mut visiting = Vec::new();
         resolve(
             pname,
             &top,
-            &own_nodes,
+            &mut own_nodes,
             &mut resolved,
             &mut visiting,
             &at,
@@ -254,7 +257,7 @@ pub fn parse_pipelines(
 fn resolve(
     pname: &str,
     top: &serde_json::Map<String, Value>,
-    own_nodes: &BTreeMap<String, Vec<Node>>,
+    own_nodes: &mut BTreeMap<String, Option<Vec<Node>>>,
     resolved: &mut BTreeMap<String, Pipeline>,
     visiting: &mut Vec<String>,
     at: &Located<'_>,
@@ -275,7 +278,9 @@ fn resolve(
     let spec = top.get(pname)?.as_object()?;
     visiting.push(pname.to_string());
     let mut ok = true;
-    let mut pipeline = match Pipeline::new(own_nodes.get(pname).cloned().unwrap_or_default()) {
+    // Each pipeline's own nodes are used once: taken, not copied.
+    let nodes = own_nodes.get_mut(pname).and_then(Option::take).unwrap_or_default();
+    let mut pipeline = match Pipeline::new(nodes) {
         Ok(p) => p,
         Err(e) => {
             problems.push(at.at_pipeline(pname, e.to_string()));
