@@ -40,12 +40,37 @@ fn huge_sweeps_are_refused_before_anything_runs() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("10000000000 runs") && err.contains("--max-runs"), "{err}");
+    assert!(
+        err.contains("10000000000 runs") && err.contains("--max-runs"),
+        "{err}"
+    );
     // Raising the limit lets a sweep over it run.
-    let out = weft(&root, &["multirun", "--no-store", "--json", "--params", "start=range(3)", "--max-runs", "2"]);
+    let out = weft(
+        &root,
+        &[
+            "multirun",
+            "--no-store",
+            "--json",
+            "--params",
+            "start=range(3)",
+            "--max-runs",
+            "2",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 runs, more than the limit of 2"));
-    let out = weft(&root, &["multirun", "--no-store", "--json", "--params", "start=range(3)", "--max-runs", "3"]);
+    let out = weft(
+        &root,
+        &[
+            "multirun",
+            "--no-store",
+            "--json",
+            "--params",
+            "start=range(3)",
+            "--max-runs",
+            "3",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -63,7 +88,15 @@ fn quoted_lists_and_constants_reach_every_run() {
     let (_tmp, root) = scaffold();
     let out = weft(
         &root,
-        &["multirun", "--no-store", "--json", "--params", "start=1,2,offset=10", "--params", "tag='a,b'"],
+        &[
+            "multirun",
+            "--no-store",
+            "--json",
+            "--params",
+            "start=1,2,offset=10",
+            "--params",
+            "tag='a,b'",
+        ],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -78,10 +111,23 @@ fn quoted_lists_and_constants_reach_every_run() {
     // offset=10 is a constant override: part of both runs.
     assert!(totals.iter().all(|t| *t > 10.0), "{totals:?}");
     // `weft run --params` takes lists now (failed with an error about `2]`).
-    let out = weft(&root, &["config", "show", "--section", "parameters", "--params", "l=[1,2],s='x,y'"]);
+    let out = weft(
+        &root,
+        &[
+            "config",
+            "show",
+            "--section",
+            "parameters",
+            "--params",
+            "l=[1,2],s='x,y'",
+        ],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let params: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((&params["l"], &params["s"]), (&serde_json::json!([1, 2]), &serde_json::json!("x,y")));
+    assert_eq!(
+        (&params["l"], &params["s"]),
+        (&serde_json::json!([1, 2]), &serde_json::json!("x,y"))
+    );
     let out = weft(&root, &["run", "--no-store", "--params", "start=1,extra=[1,2]"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -220,11 +220,7 @@ impl RangeSweep {
 
     /// Exact decimal parameters on a common scale, if representable.
     fn decimal(&self) -> Option<(i128, i128, i128, u32)> {
-        let (a, b, c) = (
-            Dec::of(self.start)?,
-            Dec::of(self.stop)?,
-            Dec::of(self.step)?,
-        );
+        let (a, b, c) = (Dec::of(self.start)?, Dec::of(self.stop)?, Dec::of(self.step)?);
         let scale = a.scale.max(b.scale).max(c.scale);
         Some((a.rescale(scale)?, b.rescale(scale)?, c.rescale(scale)?, scale))
     }
@@ -330,10 +326,7 @@ enum Mode {
 
 /// A failure while parsing, before the override text is attached.
 enum Fail {
-    At {
-        pos: usize,
-        expected: String,
-    },
+    At { pos: usize, expected: String },
     Invalid(String),
 }
 
@@ -421,8 +414,7 @@ impl<'a> Parser<'a> {
         while self.peek_at(j).is_some_and(is_ws) {
             j += 1;
         }
-        (self.peek_at(j) == Some('('))
-            .then(|| (self.chars[i..end].iter().collect(), j + 1))
+        (self.peek_at(j) == Some('(')).then(|| (self.chars[i..end].iter().collect(), j + 1))
     }
 
     /// `true` when the text at `i` is `ws* ID ws* =` (a named argument).
@@ -466,10 +458,7 @@ impl<'a> Parser<'a> {
     fn plain(&self, e: Elem, where_: &str) -> PResult<Value> {
         match e {
             Elem::Value(v) => Ok(v),
-            other => Err(Fail::Invalid(format!(
-                "{} cannot be used {where_}",
-                other.kind()
-            ))),
+            other => Err(Fail::Invalid(format!("{} cannot be used {where_}", other.kind()))),
         }
     }
 
@@ -819,7 +808,10 @@ fn num_arg(func: &str, what: &str, e: Elem) -> Result<Num, String> {
 fn bool_arg(func: &str, what: &str, e: Elem) -> Result<bool, String> {
     match e {
         Elem::Value(Value::Bool(b)) => Ok(b),
-        other => Err(format!("{func}(): `{what}` must be true or false, got {}", describe(&other))),
+        other => Err(format!(
+            "{func}(): `{what}` must be true or false, got {}",
+            describe(&other)
+        )),
     }
 }
 
@@ -835,7 +827,12 @@ fn simple_choice(func: &str, args: Vec<Elem>) -> Result<Elem, String> {
     for a in args {
         match a {
             Elem::Value(v) => values.push(v),
-            other => return Err(format!("{func}(): {} cannot be one of several values", other.kind())),
+            other => {
+                return Err(format!(
+                    "{func}(): {} cannot be one of several values",
+                    other.kind()
+                ));
+            }
         }
     }
     Ok(Elem::Choice {
@@ -881,9 +878,8 @@ fn call(name: &str, args: Vec<Elem>, mut kwargs: Vec<(String, Elem)>) -> Result<
         }
         "range" => {
             let mut it = args.into_iter();
-            let mut next = |kw: &str, kwargs: &mut Vec<(String, Elem)>| {
-                it.next().or_else(|| take_kw(kwargs, kw))
-            };
+            let mut next =
+                |kw: &str, kwargs: &mut Vec<(String, Elem)>| it.next().or_else(|| take_kw(kwargs, kw));
             let first = next("start", &mut kwargs).ok_or("range() needs at least a stop value")?;
             let second = next("stop", &mut kwargs);
             let third = next("step", &mut kwargs);
@@ -948,7 +944,9 @@ fn call(name: &str, args: Vec<Elem>, mut kwargs: Vec<(String, Elem)>) -> Result<
                 (None, None) if args.len() == 1 => args.into_iter().next().expect("one"),
                 (None, None) if args.is_empty() => return Err("shuffle() needs values to shuffle".into()),
                 (None, None) => simple_choice(name, args)?,
-                _ => return Err("shuffle(): give the values positionally, or one of `list=`, `sweep=`".into()),
+                _ => {
+                    return Err("shuffle(): give the values positionally, or one of `list=`, `sweep=`".into());
+                }
             };
             no_more_kwargs(name, &kwargs)?;
             Ok(match target {
@@ -970,7 +968,11 @@ fn call(name: &str, args: Vec<Elem>, mut kwargs: Vec<(String, Elem)>) -> Result<
             no_more_kwargs(name, &kwargs)?;
             let target = match (value, args.len()) {
                 (Some(v), 0) => v,
-                (Some(_), _) => return Err(format!("{name}(): cannot use both positional and named arguments")),
+                (Some(_), _) => {
+                    return Err(format!(
+                        "{name}(): cannot use both positional and named arguments"
+                    ));
+                }
                 (None, 0) => return Err(format!("{name}() needs a value")),
                 (None, 1) => args.into_iter().next().expect("one"),
                 (None, _) => simple_choice(name, args)?,
@@ -1129,8 +1131,8 @@ fn cast_value(func: &str, v: Value) -> Result<Value, String> {
             Value::String(s) => {
                 let t = s.trim();
                 let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-                let ok = !body.is_empty()
-                    && (body.bytes().all(|c| c.is_ascii_digit()) || is_int_unsigned(body));
+                let ok =
+                    !body.is_empty() && (body.bytes().all(|c| c.is_ascii_digit()) || is_int_unsigned(body));
                 let digits: String = t.chars().filter(|&c| c != '_' && c != '+').collect();
                 match digits.parse::<i64>() {
                     Ok(i) if ok => Value::from(i),
@@ -1150,7 +1152,9 @@ fn cast_value(func: &str, v: Value) -> Result<Value, String> {
                 _ => return Err(bad(&v)),
             };
             if !f.is_finite() {
-                return Err(format!("{func}(`{v}`) is infinite or NaN, which JSON parameters cannot hold"));
+                return Err(format!(
+                    "{func}(`{v}`) is infinite or NaN, which JSON parameters cannot hold"
+                ));
             }
             Value::from(f)
         }
@@ -1176,14 +1180,22 @@ fn cast_value(func: &str, v: Value) -> Result<Value, String> {
 /// exponent form below 1e-4 and from 1e16.
 fn python_float_repr(f: f64) -> String {
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let s = format!("{f:e}");
     let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = e.parse().unwrap_or(0);
     if (-4..16).contains(&exp) {
         let plain = format!("{f}");
-        if plain.contains('.') { plain } else { format!("{plain}.0") }
+        if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        }
     } else {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{m}e{sign}{:02}", exp.abs())
@@ -1378,7 +1390,11 @@ fn parse_sweep_spec(spec: &str) -> Result<Vec<Override>, OverrideError> {
             _ => {}
         }
         let key_start = p.pos;
-        let Some(eq) = chars[key_start..].iter().position(|&c| c == '=').map(|i| key_start + i) else {
+        let Some(eq) = chars[key_start..]
+            .iter()
+            .position(|&c| c == '=')
+            .map(|i| key_start + i)
+        else {
             let end = chars.len();
             let key: String = chars[key_start..end].iter().collect();
             if key.trim().is_empty() {
@@ -1423,7 +1439,12 @@ fn parse_sweep_spec(spec: &str) -> Result<Vec<Override>, OverrideError> {
                     }
                 }
                 Some(_) => {
-                    return Err(syntax(spec, p.pos, "`,` or the end of the override".into(), &chars));
+                    return Err(syntax(
+                        spec,
+                        p.pos,
+                        "`,` or the end of the override".into(),
+                        &chars,
+                    ));
                 }
             }
         };
@@ -1470,7 +1491,12 @@ fn to_dimension(elems: Vec<Elem>) -> Result<(Dimension, bool), String> {
     for e in elems {
         match e {
             Elem::Value(v) => values.push(v),
-            other => return Err(format!("{} cannot be one of several values (`a,b,c`)", other.kind())),
+            other => {
+                return Err(format!(
+                    "{} cannot be one of several values (`a,b,c`)",
+                    other.kind()
+                ));
+            }
         }
     }
     Ok((Dimension::Values(values, Shuffle::No), true))
@@ -1496,7 +1522,10 @@ pub(crate) fn parse_params_value(text: &str, at: usize) -> Result<Value, Overrid
         Elem::Value(v) => Ok(v),
         other => Err(OverrideError::Invalid {
             text: text.into(),
-            message: format!("{} has several values; sweeps are for `weft multirun`", other.kind()),
+            message: format!(
+                "{} has several values; sweeps are for `weft multirun`",
+                other.kind()
+            ),
         }),
     }
 }
@@ -1535,7 +1564,10 @@ pub(crate) fn split_params_items(s: &str) -> Vec<String> {
                 }
                 '$' if chars.get(i + 1) == Some(&'{') => {
                     // `${...}` up to the first `}`.
-                    let end = chars[i..].iter().position(|&c| c == '}').map_or(chars.len(), |p| i + p + 1);
+                    let end = chars[i..]
+                        .iter()
+                        .position(|&c| c == '}')
+                        .map_or(chars.len(), |p| i + p + 1);
                     cur.extend(&chars[i..end]);
                     i = end;
                     continue;
@@ -1588,7 +1620,10 @@ impl Sweep {
         };
         let doc = crate::yaml::load_file(path).map_err(|e| file_err("cannot be loaded".into(), Some(e)))?;
         let Value::Object(map) = doc else {
-            return Err(file_err("a sweep file must be a map of parameter -> values".into(), None));
+            return Err(file_err(
+                "a sweep file must be a map of parameter -> values".into(),
+                None,
+            ));
         };
         let mut sweep = Sweep::default();
         for (key, v) in map {
@@ -1610,7 +1645,10 @@ impl Sweep {
                     let text = format!("{key}={s}");
                     let mut parsed = parse_sweep_spec(&text)?;
                     if parsed.len() != 1 {
-                        return Err(file_err(format!("`{key}`: one value expression expected, got `{s}`"), None));
+                        return Err(file_err(
+                            format!("`{key}`: one value expression expected, got `{s}`"),
+                            None,
+                        ));
                     }
                     let o = parsed.remove(0);
                     (o.dim, o.swept)
@@ -1812,6 +1850,8 @@ fn set_path(tree: &mut Value, parts: &[String], value: Value) {
             map.insert(part.clone(), value);
             return;
         }
-        cur = map.entry(part.clone()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }

@@ -110,10 +110,11 @@ pub fn parse_runtime_params(s: &str) -> Result<Value, ConfigError> {
             return Err(err("the parameter name before the separator is empty"));
         }
         let value_start = item[..at + 1].chars().count();
-        let value = parse_params_value(item, value_start).map_err(|source| ConfigError::RuntimeParamValue {
-            item: item.into(),
-            source,
-        })?;
+        let value =
+            parse_params_value(item, value_start).map_err(|source| ConfigError::RuntimeParamValue {
+                item: item.into(),
+                source,
+            })?;
         set_dotted(&mut out, key, value).map_err(|m| err(&m))?;
         previous = Some(key.to_string());
     }

@@ -148,8 +148,16 @@ impl<'a> Builder<'a> {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let tag = tag.as_ref().map(|t| (t.handle().to_string(), t.suffix().to_string()));
-                let is_key = matches!(self.stack.last(), Some(Frame::Map { pending_key: None, .. }));
+                let tag = tag
+                    .as_ref()
+                    .map(|t| (t.handle().to_string(), t.suffix().to_string()));
+                let is_key = matches!(
+                    self.stack.last(),
+                    Some(Frame::Map {
+                        pending_key: None,
+                        ..
+                    })
+                );
                 if is_key {
                     if let Some(Frame::Map { pending_key, .. }) = self.stack.last_mut() {
                         *pending_key = Some((text.to_string(), line));
@@ -213,7 +221,13 @@ impl<'a> Builder<'a> {
                 let Some(Some((value, nodes))) = self.anchors.get(id).cloned() else {
                     return Err(self.err(line, None, "an alias (`*name`) to an unknown anchor".into()));
                 };
-                if matches!(self.stack.last(), Some(Frame::Map { pending_key: None, .. })) {
+                if matches!(
+                    self.stack.last(),
+                    Some(Frame::Map {
+                        pending_key: None,
+                        ..
+                    })
+                ) {
                     return Err(self.err(line, None, "an alias used as a mapping key".into()));
                 }
                 self.push_value(value, nodes, line)?;
@@ -243,7 +257,13 @@ impl<'a> Builder<'a> {
     }
 
     fn check_key_position(&self, line: usize, what: &str) -> Result<(), ConfigError> {
-        if matches!(self.stack.last(), Some(Frame::Map { pending_key: None, .. })) {
+        if matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                pending_key: None,
+                ..
+            })
+        ) {
             return Err(self.err(
                 line,
                 None,
@@ -322,7 +342,8 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let mut own = std::collections::HashSet::with_capacity(if entries.len() > 8 { entries.len() } else { 0 });
+        let mut own =
+            std::collections::HashSet::with_capacity(if entries.len() > 8 { entries.len() } else { 0 });
         for (i, (key, line, _)) in entries.iter().enumerate() {
             let seen = if entries.len() > 8 {
                 !own.insert(key.as_str())
@@ -369,7 +390,11 @@ impl<'a> Builder<'a> {
             Some("str") => return Ok(Value::String(text.to_string())),
             Some("null") => return Ok(Value::Null),
             Some("bool") => return yaml11_bool(text).map(Value::Bool).ok_or_else(|| bad("a boolean")),
-            Some("int") => return yaml11_int(text).ok_or_else(|| bad("an integer"))?.map_err(|m| bad(&m)),
+            Some("int") => {
+                return yaml11_int(text)
+                    .ok_or_else(|| bad("an integer"))?
+                    .map_err(|m| bad(&m));
+            }
             Some("float") => {
                 return match yaml11_int(text) {
                     Some(Ok(Value::Number(n))) => Ok(Value::from(n.as_f64().unwrap_or(0.0))),
@@ -474,16 +499,22 @@ pub fn yaml11_int(s: &str) -> Option<Result<Value, String>> {
         })
     };
     if let Some(b) = body.strip_prefix("0b") {
-        return digits_in(b, |c| c == b'0' || c == b'1').then(|| parse(b, 2)).flatten();
+        return digits_in(b, |c| c == b'0' || c == b'1')
+            .then(|| parse(b, 2))
+            .flatten();
     }
     if let Some(b) = body.strip_prefix("0x") {
-        return digits_in(b, |c| c.is_ascii_hexdigit()).then(|| parse(b, 16)).flatten();
+        return digits_in(b, |c| c.is_ascii_hexdigit())
+            .then(|| parse(b, 16))
+            .flatten();
     }
     if body == "0" {
         return Some(Ok(Value::from(0)));
     }
     if let Some(b) = body.strip_prefix('0') {
-        return digits_in(b, |c| (b'0'..=b'7').contains(&c)).then(|| parse(b, 8)).flatten();
+        return digits_in(b, |c| (b'0'..=b'7').contains(&c))
+            .then(|| parse(b, 8))
+            .flatten();
     }
     if body.starts_with(|c: char| ('1'..='9').contains(&c)) {
         if digits_in(body, |c| c.is_ascii_digit()) {
@@ -600,7 +631,6 @@ pub fn yaml_options() -> serde_saphyr::Options {
     options.strict_booleans = true;
     options
 }
-
 
 /// Reads and parses a YAML or JSON file (by extension: `.json` is parsed
 /// as strict JSON, anything else as YAML).
@@ -722,7 +752,9 @@ mod tests {
             assert_eq!(v[k], false, "{k}");
         }
         assert_eq!(
-            [&v["s"], &v["t"], &v["u"], &v["v"], &v["w"], &v["x"], &v["y"], &v["z"]],
+            [
+                &v["s"], &v["t"], &v["u"], &v["v"], &v["w"], &v["x"], &v["y"], &v["z"]
+            ],
             ["y", "n", "Y", "yEs", "oN", "yes", "on", "no\n"]
         );
         let v = from_str(
@@ -740,7 +772,10 @@ mod tests {
                 "v": 4, "w": 1000.5, "x": "abc"})
         );
         let err = from_str("a: .inf\n", Path::new("t.yml")).unwrap_err().to_string();
-        assert!(err.starts_with("t.yml:1:4: `.inf` is a non-finite float"), "{err}");
+        assert!(
+            err.starts_with("t.yml:1:4: `.inf` is a non-finite float"),
+            "{err}"
+        );
         assert_eq!(from_str("a: '.inf'\n", Path::new("t.yml")).unwrap()["a"], ".inf");
     }
 
@@ -755,12 +790,16 @@ mod tests {
         let nested = from_str("m: {k: 1, j: 2, k: 3}\n", Path::new("p.yml")).unwrap_err();
         assert_eq!(nested.to_string(), "p.yml:1: duplicate key `k` (first at line 1)");
         let flow = format!("{}1{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-        let block: String = (0..=MAX_DEPTH).map(|i| format!("{}k:\n", "  ".repeat(i))).collect();
+        let block: String = (0..=MAX_DEPTH)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect();
         for deep in [flow, block] {
             let err = from_str(&deep, Path::new("d.yml")).unwrap_err().to_string();
             assert!(err.contains("nested deeper than 255 levels"), "{err}");
         }
-        let ok: String = (0..MAX_DEPTH - 1).map(|i| format!("{}k:\n", "  ".repeat(i))).collect();
+        let ok: String = (0..MAX_DEPTH - 1)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect();
         assert!(from_str(&ok, Path::new("d.yml")).is_ok());
         // An alias bomb: 10 levels of 10 copies is 10^10 values.
         let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
@@ -772,7 +811,12 @@ mod tests {
         }
         let err = from_str(&bomb, Path::new("b.yml")).unwrap_err().to_string();
         assert!(err.contains("more than 10000000 values once aliases"), "{err}");
-        for msg in [err, from_str("a: 1\n---\nb: 2\n", Path::new("m.yml")).unwrap_err().to_string()] {
+        for msg in [
+            err,
+            from_str("a: 1\n---\nb: 2\n", Path::new("m.yml"))
+                .unwrap_err()
+                .to_string(),
+        ] {
             assert!(!msg.contains("budget") && !msg.contains("Budget"), "{msg}");
         }
     }

@@ -16,7 +16,9 @@ struct Line<'a> {
 
 /// Parses `text` if it is in the simple subset.
 pub(crate) fn parse(text: &str) -> Option<Value> {
-    if text.contains(['\t', '\r', '"', '\'', '&', '*', '!', '|', '>', '%', '`', '?', '\u{feff}']) {
+    if text.contains([
+        '\t', '\r', '"', '\'', '&', '*', '!', '|', '>', '%', '`', '?', '\u{feff}',
+    ]) {
         return None;
     }
     let mut lines = Vec::new();
@@ -257,7 +259,10 @@ mod tests {
                 assert_eq!(full.ok().as_ref(), Some(&v), "{doc:?}");
             }
         }
-        assert!(fast_answers >= 10, "the fast path answered only {fast_answers} documents");
+        assert!(
+            fast_answers >= 10,
+            "the fast path answered only {fast_answers} documents"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! list, dict, choice, range, sort, shuffle, casts and errors), plus
 //! weft's bounded expansion and `--params` rules.
 
+#![allow(clippy::approx_constant)] // Hydra's cases use 3.14 as text.
+
 use serde_json::{Value, json};
 use weft_config::overrides::{DEFAULT_MAX_RUNS, OverrideError, Sweep};
 use weft_config::{ConfigError, parse_runtime_params};
@@ -25,7 +27,12 @@ fn check(cases: &[(&str, Value)]) {
             Err(e) => failures.push(format!("x={input}: error {e}, expected {expected}")),
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -155,9 +162,15 @@ fn lists_and_dicts() {
         ("{123: 1, 0: 2, -1: 3}", json!([{"123": 1, "0": 2, "-1": 3}])),
         ("{true: 1, fAlSe: 0}", json!([{"true": 1, "false": 0}])),
         (r"{/-\+.$%*@?|: 1}", json!([{r"/-\+.$%*@?|": 1}])),
-        ("{\\\\\\(\\)\\[\\]\\{\\}\\:\\=\\ \\\t\\,: 1}", json!([{"\\()[]{}:= \t,": 1}])),
+        (
+            "{\\\\\\(\\)\\[\\]\\{\\}\\:\\=\\ \\\t\\,: 1}",
+            json!([{"\\()[]{}:= \t,": 1}]),
+        ),
         ("{white spaces: 1}", json!([{"white spaces": 1}])),
-        ("{a_b: 1, ab 123.5 True: 2}", json!([{"a_b": 1, "ab 123.5 True": 2}])),
+        (
+            "{a_b: 1, ab 123.5 True: 2}",
+            json!([{"a_b": 1, "ab 123.5 True": 2}]),
+        ),
         (r"{a: 'a\\', b: 'b\\'}", json!([{"a": "a\\", "b": "b\\"}])),
     ]);
 }
@@ -253,13 +266,20 @@ fn shuffles_are_permutations_and_reproducible_with_a_seed() {
         v
     };
     let expected: Vec<Value> = (1..10).map(Value::from).collect();
-    for spec in ["shuffle(1,2,3,4,5,6,7,8,9)", "shuffle(range(1,10))", "shuffle(choice(1,2,3,4,5,6,7,8,9))"] {
+    for spec in [
+        "shuffle(1,2,3,4,5,6,7,8,9)",
+        "shuffle(range(1,10))",
+        "shuffle(choice(1,2,3,4,5,6,7,8,9))",
+    ] {
         assert_eq!(sorted(values(spec).unwrap()), expected, "{spec}");
         let seeded = format!("{}, seed=42)", spec.strip_suffix(')').unwrap());
         let a = values(&seeded).unwrap();
         assert_eq!(a, values(&seeded).unwrap(), "{seeded} is reproducible");
         assert_eq!(sorted(a.clone()), expected);
-        assert_ne!(a, expected, "{seeded} shuffles (a fixed seed, a fixed permutation)");
+        assert_ne!(
+            a, expected,
+            "{seeded} shuffles (a fixed seed, a fixed permutation)"
+        );
         let other = format!("{}, seed=7)", spec.strip_suffix(')').unwrap());
         assert_ne!(a, values(&other).unwrap(), "different seeds, different orders");
     }
@@ -291,8 +311,16 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("a='abc", 3, "expected a closing ' for the quote opened here"),
     ("a=\"abc", 3, "expected a closing \" for the quote opened here"),
     (r"a=['a\', 'b']", 0, ""),
-    ("key=[]aa", 7, "expected `,` or the end of the override, found `a`"),
-    ("key=[1,2,3]'", 12, "expected `,` or the end of the override, found `'`"),
+    (
+        "key=[]aa",
+        7,
+        "expected `,` or the end of the override, found `a`",
+    ),
+    (
+        "key=[1,2,3]'",
+        12,
+        "expected `,` or the end of the override, found `'`",
+    ),
     ("a=x#y", 4, "found `#`"),
     ("a=(1)", 3, "expected a value, found `(`"),
     ("a=range(1,2", 12, "expected `,` or `)` to close range("),
@@ -309,11 +337,19 @@ const MALFORMED: &[(&str, usize, &str)] = &[
     ("a=interval(0,1)", 0, "interval() is not supported"),
     ("a=sort(3,2,str(1))", 0, "cannot compare"),
     ("a=sort([1],reverse=yes)", 0, "`reverse` must be true or false"),
-    ("a=shuffle(1,2,seed=-1)", 0, "`seed` must be a non-negative integer"),
+    (
+        "a=shuffle(1,2,seed=-1)",
+        0,
+        "`seed` must be a non-negative integer",
+    ),
     ("a=int(abc)", 0, "cannot convert `\"abc\"` with int()"),
     ("a=bool(maybe)", 0, "cannot convert"),
     ("a=str(range(1,3))", 0, "a range can only be cast to int or float"),
-    ("a=[choice(1,2)]", 0, "a choice sweep cannot be used inside a list"),
+    (
+        "a=[choice(1,2)]",
+        0,
+        "a choice sweep cannot be used inside a list",
+    ),
     ("a={k:range(3)}", 0, "a range sweep cannot be used inside a map"),
     ("a=1,range(3)", 0, "a range sweep cannot be one of several values"),
     ("a=inf", 0, "JSON parameters cannot hold"),
@@ -343,9 +379,9 @@ fn malformed_overrides_are_errors_naming_override_position_and_expectation() {
                     (OverrideError::Syntax { column: c, .. }, col) if col != 0 && *c != col => {
                         failures.push(format!("`{input}`: column {c}, expected {col}: {msg}"))
                     }
-                    (OverrideError::Syntax { .. }, 0) if !words.is_empty() => {
-                        failures.push(format!("`{input}`: a syntax error, expected a semantic one: {msg}"))
-                    }
+                    (OverrideError::Syntax { .. }, 0) if !words.is_empty() => failures.push(format!(
+                        "`{input}`: a syntax error, expected a semantic one: {msg}"
+                    )),
                     (OverrideError::Invalid { .. }, col) if col != 0 => {
                         failures.push(format!("`{input}`: not a syntax error: {msg}"))
                     }
@@ -354,7 +390,12 @@ fn malformed_overrides_are_errors_naming_override_position_and_expectation() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -385,7 +426,10 @@ fn several_overrides_in_one_string_and_constants_in_every_run() {
     let err = Sweep::parse(&["a=1", "a.b=2"]).unwrap().expand(10).unwrap_err();
     assert!(err.to_string().contains("`a.b` nests under `a`"), "{err}");
     let ok = Sweep::parse(&["a={x:1}", "a.y=2"]).unwrap();
-    assert_eq!(ok.expand(10).unwrap().next(), Some(json!({"a": {"x": 1, "y": 2}})));
+    assert_eq!(
+        ok.expand(10).unwrap().next(),
+        Some(json!({"a": {"x": 1, "y": 2}}))
+    );
 }
 
 #[test]
@@ -400,10 +444,16 @@ fn run_counts_are_arithmetic_and_bounded_before_allocation() {
     };
     assert_eq!((count.as_str(), limit), ("10000000000", 10_000));
     let msg = err.to_string();
-    assert!(msg.contains("10000000000 runs") && msg.contains("--max-runs"), "{msg}");
+    assert!(
+        msg.contains("10000000000 runs") && msg.contains("--max-runs"),
+        "{msg}"
+    );
     // Ranges far beyond memory are counted exactly, in ints and floats.
     let big = Sweep::parse(&["a=range(0,9000000000000000000)", "b=range(0,1,0.000001)"]).unwrap();
-    assert_eq!(big.run_count().unwrap(), 9_000_000_000_000_000_000u128 * 1_000_000);
+    assert_eq!(
+        big.run_count().unwrap(),
+        9_000_000_000_000_000_000u128 * 1_000_000
+    );
     // The product overflowing 128 bits is a clean error too.
     let r = "range(0,9000000000000000000)";
     let over = Sweep::parse(&[format!("a={r}"), format!("b={r}"), format!("c={r}")]).unwrap();
@@ -411,14 +461,24 @@ fn run_counts_are_arithmetic_and_bounded_before_allocation() {
     assert!(err.to_string().contains("more than 2^128"), "{err}");
     // The limit can be raised, and the expansion is lazy and exact-sized.
     let ten_k = Sweep::parse(&["a=range(100)", "b=range(0,10,0.1)", "c=x"]).unwrap();
-    assert!(matches!(ten_k.expand(9_999), Err(OverrideError::TooManyRuns { .. })));
+    assert!(matches!(
+        ten_k.expand(9_999),
+        Err(OverrideError::TooManyRuns { .. })
+    ));
     let runs = ten_k.expand(10_000).unwrap();
     assert_eq!(runs.len(), 10_000);
     let last = runs.last().unwrap();
     assert_eq!(last, json!({"a": 99, "b": 9.9, "c": "x"}));
     // An empty sweep is an error naming it, not zero runs.
-    let err = Sweep::parse(&["a=1,2", "b=range(5,1)"]).unwrap().run_count().unwrap_err();
-    assert!(err.to_string().contains("`b=range(5,1)`: the sweep has no values"), "{err}");
+    let err = Sweep::parse(&["a=1,2", "b=range(5,1)"])
+        .unwrap()
+        .run_count()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`b=range(5,1)`: the sweep has no values"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -442,7 +502,10 @@ fn runtime_params_take_the_same_values() {
         (".a=1", "empty segment"),
         ("a.=1", "empty segment"),
         ("=1", "name before the separator is empty"),
-        ("a=1,2", "several values for `a` (a sweep) are for `weft multirun`"),
+        (
+            "a=1,2",
+            "several values for `a` (a sweep) are for `weft multirun`",
+        ),
     ] {
         let err = parse_runtime_params(bad).unwrap_err();
         assert!(matches!(err, ConfigError::RuntimeParams { .. }), "{bad}: {err:?}");
@@ -474,12 +537,23 @@ fn sweep_files_use_the_same_functions() {
     let sweep = Sweep::from_file(&path).unwrap();
     assert_eq!(sweep.run_count().unwrap(), 12);
     let first = sweep.expand(100).unwrap().next().unwrap();
-    assert_eq!(first, json!({"lr": 0.1, "batch": 16, "opt": "adam", "name": "fixed"}));
+    assert_eq!(
+        first,
+        json!({"lr": 0.1, "batch": 16, "opt": "adam", "name": "fixed"})
+    );
     std::fs::write(&path, "- a\n").unwrap();
     let err = Sweep::from_file(&path).unwrap_err();
     assert!(err.to_string().contains("must be a map"), "{err}");
     std::fs::write(&path, "a: []\n").unwrap();
-    assert!(Sweep::from_file(&path).unwrap_err().to_string().contains("`a` has no values"));
+    assert!(
+        Sweep::from_file(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("`a` has no values")
+    );
     let err = Sweep::from_file(&dir.path().join("missing.yml")).unwrap_err();
-    assert!(std::error::Error::source(&err).is_some(), "the read error is kept: {err}");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the read error is kept: {err}"
+    );
 }

@@ -54,7 +54,10 @@ fn main() {
         let construct = best_us(reps, || {
             weft_pipeline::Pipeline::new(nodes.clone()).expect("valid pipeline");
         });
-        println!("  of which Pipeline::new (weft-pipeline, node clones included): {:.2} µs/node", construct / n as f64);
+        println!(
+            "  of which Pipeline::new (weft-pipeline, node clones included): {:.2} µs/node",
+            construct / n as f64
+        );
         if n == 1 {
             base = (yaml, full);
             println!("yaml_pipelines/1 node: yaml {yaml:.1} µs, parse_pipelines {full:.1} µs");

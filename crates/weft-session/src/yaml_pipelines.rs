@@ -154,11 +154,13 @@ pub fn parse_pipelines(
 ) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let at = Located { file, text };
     let doc = weft_config::yaml::from_str(text, file)?;
-    let empty = || SessionError::PipelineYaml {
+    let empty = || {
+        SessionError::PipelineYaml {
         file: file.to_path_buf(),
         problems: vec![
             "the file declares no pipeline (Kedro refuses an empty pipeline): add one with `nodes`, or supply pipelines from Rust code".into(),
         ],
+    }
     };
     let top = match doc {
         Value::Object(map) if map.keys().any(|k| !k.starts_with('_') || k == DEFAULT_PIPELINE) => map,
@@ -279,7 +281,10 @@ fn resolve(
     visiting.push(pname.to_string());
     let mut ok = true;
     // Each pipeline's own nodes are used once: taken, not copied.
-    let nodes = own_nodes.get_mut(pname).and_then(Option::take).unwrap_or_default();
+    let nodes = own_nodes
+        .get_mut(pname)
+        .and_then(Option::take)
+        .unwrap_or_default();
     let mut pipeline = match Pipeline::new(nodes) {
         Ok(p) => p,
         Err(e) => {
@@ -443,7 +448,8 @@ pub fn load_pipelines(
     load_pipelines_optional(file, registry)?.ok_or_else(|| SessionError::PipelineYaml {
         file: file.to_path_buf(),
         problems: vec![
-            "the file is missing: declare the project's pipelines there, or supply them from Rust code".into(),
+            "the file is missing: declare the project's pipelines there, or supply them from Rust code"
+                .into(),
         ],
     })
 }
@@ -487,7 +493,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pipelines.yml");
         let missing = load_pipelines(&file, &registry()).unwrap_err().to_string();
-        assert!(missing.contains("pipelines.yml") && missing.contains("missing"), "{missing}");
+        assert!(
+            missing.contains("pipelines.yml") && missing.contains("missing"),
+            "{missing}"
+        );
         for text in ["", "# nothing yet\n", "---\n", "_anchors: {a: 1}\n", "{}\n"] {
             std::fs::write(&file, text).unwrap();
             let err = load_pipelines(&file, &registry()).unwrap_err().to_string();
@@ -502,8 +511,15 @@ mod tests {
         std::fs::write(&file, "# pipelines come from code\n").unwrap();
         assert!(load_pipelines_optional(&file, &registry()).unwrap().is_none());
         std::fs::write(&file, "{}\n").unwrap();
-        assert!(load_pipelines_optional(&file, &registry()).is_err(), "a map without pipelines is still an error");
-        std::fs::write(&file, "p:\n  nodes:\n    - {name: a, func: noop, inputs: x, outputs: y}\n").unwrap();
+        assert!(
+            load_pipelines_optional(&file, &registry()).is_err(),
+            "a map without pipelines is still an error"
+        );
+        std::fs::write(
+            &file,
+            "p:\n  nodes:\n    - {name: a, func: noop, inputs: x, outputs: y}\n",
+        )
+        .unwrap();
         let loaded = load_pipelines_optional(&file, &registry()).unwrap().unwrap();
         assert_eq!(loaded[DEFAULT_PIPELINE].nodes().len(), 1);
     }
@@ -534,7 +550,10 @@ mod tests {
         let p = &pipelines[DEFAULT_PIPELINE];
         assert_eq!(p.nodes().len(), n);
         let first = p.node("n0").unwrap();
-        assert_eq!((first.inputs(), first.outputs()), (&["d0".to_string()][..], &["d1".to_string()][..]));
+        assert_eq!(
+            (first.inputs(), first.outputs()),
+            (&["d0".to_string()][..], &["d1".to_string()][..])
+        );
         let last = p.node(&format!("n{}", n - 1)).unwrap();
         assert_eq!(last.outputs(), [format!("d{n}")]);
         assert!(last.tags().contains(&format!("t{}", (n - 1) % 7)));
