@@ -122,7 +122,7 @@ pub struct RunArgs {
     /// Session configuration.
     #[command(flatten)]
     pub session: SessionArgs,
-    /// Runtime parameters: "a=1,b.c=x" (dotted keys nest; values typed like YAML).
+    /// Runtime parameters: "a=1,b.c=x,l=[1,2]" (dotted keys nest; values in Hydra's override grammar). In multirun, sweeps: "lr=0.1,0.2", "b=range(16,65,16)", "o=choice(adam,sgd)".
     #[arg(long)]
     pub params: Vec<String>,
     /// Dataset versions to load: "ds:version,ds2:version".
@@ -158,6 +158,9 @@ pub struct MultirunArgs {
     /// Delete the versioned outputs of failed runs.
     #[arg(long)]
     pub cleanup_on_error: bool,
+    /// Refuse sweeps of more runs than this (the product of the sweep sizes).
+    #[arg(long, default_value_t = weft_config::overrides::DEFAULT_MAX_RUNS)]
+    pub max_runs: u64,
     /// Metrics (free outputs) to show in the table, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,

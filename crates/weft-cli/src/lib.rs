@@ -33,7 +33,7 @@ use weft_session::ProjectCode;
 pub use args::Cli;
 pub use error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError};
 pub use settings::{Environment, Settings};
-pub use sweep::{SweepError, expand_sweeps, parse_assignments};
+pub use sweep::{DEFAULT_MAX_RUNS, OverrideError, Sweep};
 
 /// Where a command writes, and what it may do to the process.
 pub(crate) struct Io<'a> {

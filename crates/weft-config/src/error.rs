@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 ///   [`ConfigError::Invalid`], [`ConfigError::MissingBase`]): each names the
 ///   file, the line where known, and the key;
 /// * the caller's input ([`ConfigError::RuntimeParams`],
+///   [`ConfigError::RuntimeParamValue`],
 ///   [`ConfigError::UnknownSection`]);
 /// * the machine ([`ConfigError::Io`]): a file or folder could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,15 @@ pub enum ConfigError {
         item: String,
         /// What is wrong.
         message: String,
+    },
+    /// A malformed value in runtime parameters (`--params "a=[1,2"`).
+    #[error("invalid runtime parameter `{item}`")]
+    RuntimeParamValue {
+        /// The offending item, as written.
+        item: String,
+        /// What is wrong with its value.
+        #[source]
+        source: crate::overrides::OverrideError,
     },
     /// A section that is neither built in (`catalog`, `parameters`,
     /// `credentials`, `globals`) nor registered with

@@ -21,6 +21,15 @@
 //! * Top-level keys starting with `_` are dropped after interpolation (use
 //!   them as YAML anchors or variables).
 //!
+//! * YAML is read as Kedro's loader reads it (YAML 1.1 via PyYAML and
+//!   OmegaConf): `yes`/`on`/`No`/`OFF`... are booleans, `y`/`n` are not;
+//!   the full table is in [`yaml`]. Duplicate keys, nesting and alias limits
+//!   are reported with file and line in weft's words.
+//! * Runtime parameters and sweeps follow Hydra 1.3's override grammar
+//!   ([`overrides`]: values, lists, maps, quotes, escapes, `range`,
+//!   `choice`, `sort`, `shuffle`, casts), with sweep sizes counted before
+//!   anything is expanded.
+//!
 //! Every problem found in one load (including those of the globals the
 //! section uses) is reported at once in [`ConfigError::Invalid`].
 //!
@@ -36,8 +45,10 @@
 mod error;
 mod interpolate;
 mod locate;
+pub mod overrides;
 mod params;
 pub mod yaml;
+mod yaml_fast;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use crate::ConfigError;
+use crate::overrides::{parse_params_value, split_params_items};
 
 /// Types a raw string like a YAML 1.2 scalar: `1`, `0x1f`, `0o17` int,
 /// `1.5`, `1e3` float, `true`/`false` bool, `null`/`~`/empty null, anything
@@ -72,16 +73,22 @@ pub(crate) fn set_dotted(target: &mut Value, key: &str, value: Value) -> Result<
 
 /// Parses `"a=1,b.c=x"` into a nested object, like Kedro's `--params`.
 ///
-/// Items are separated by `,`; key and value by `=` or `:` (whichever comes
-/// first, so `url=http://h:1` and `url:http://h` both work). Dotted keys
-/// nest; values are typed like YAML scalars (see [`scalar`]; an empty value
-/// is null, as in Kedro). Empty items are skipped; a later item overrides an
-/// earlier one. An item without separator, with an empty key or key segment,
-/// or nesting under a plain value is an error naming the item.
+/// Items are separated by top-level commas (commas inside brackets, braces,
+/// parentheses, quotes or `${...}`, and escaped `\,`, do not split); key and
+/// value by `=` or `:` (whichever comes first, so `url=http://h:1` and
+/// `url:http://h` both work). Dotted keys nest (blanks around segments are
+/// trimmed). Values follow the override grammar of
+/// [`crate::overrides`] (so `a=[1,2]`, `d={x:1}`, `s='a,b'` work), one
+/// value per key, with `=` allowed inside a value and an empty value
+/// meaning null, as in Kedro. Empty items are skipped; a later item
+/// overrides an earlier one. An item without separator, an empty key or key
+/// segment (`a..b`, `.a`, `a.`), nesting under a plain value, or a
+/// malformed value is an error naming the item.
 pub fn parse_runtime_params(s: &str) -> Result<Value, ConfigError> {
     let mut out = Value::Object(Default::default());
-    for item in s.split(',') {
-        let item = item.trim();
+    let mut previous: Option<String> = None;
+    for raw in split_params_items(s) {
+        let item = raw.trim();
         if item.is_empty() {
             continue;
         }
@@ -90,13 +97,26 @@ pub fn parse_runtime_params(s: &str) -> Result<Value, ConfigError> {
             message: message.into(),
         };
         let Some(at) = item.find(['=', ':']) else {
-            return Err(err("expected `key=value` (or `key:value`)"));
+            let looks_like_a_value = item.starts_with(|c: char| c.is_ascii_digit() || "+-.[{'\"".contains(c));
+            return Err(match &previous {
+                Some(p) if looks_like_a_value => err(&format!(
+                    "expected `key=value` (or `key:value`); several values for `{p}` (a sweep) are for `weft multirun`"
+                )),
+                _ => err("expected `key=value` (or `key:value`)"),
+            });
         };
         let key = item[..at].trim();
         if key.is_empty() {
             return Err(err("the parameter name before the separator is empty"));
         }
-        set_dotted(&mut out, key, scalar(&item[at + 1..])).map_err(|m| err(&m))?;
+        let value_start = item[..at + 1].chars().count();
+        let value =
+            parse_params_value(item, value_start).map_err(|source| ConfigError::RuntimeParamValue {
+                item: item.into(),
+                source,
+            })?;
+        set_dotted(&mut out, key, value).map_err(|m| err(&m))?;
+        previous = Some(key.to_string());
     }
     Ok(out)
 }

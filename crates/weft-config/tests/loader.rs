@@ -675,3 +675,37 @@ fn interpolation_problems_point_at_the_file_that_defined_the_value() {
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0].key, "model.b");
 }
+
+#[test]
+fn yaml_1_1_booleans_mean_what_they_mean_in_kedro_in_every_section() {
+    let d = conf();
+    write(
+        d.path(),
+        "base/parameters.yml",
+        "flag: yes\nother: on\nno_way: No\nshort: y\nquoted: 'yes'\n",
+    );
+    write(
+        d.path(),
+        "base/catalog.yml",
+        "model:\n  type: json\n  path: data/m.json\n  versioned: Yes\non: {type: json, path: x}\n",
+    );
+    write(d.path(), "base/globals.yml", "debug: OFF\n");
+    let l = loader(d.path(), None);
+    assert_eq!(
+        l.get("parameters").unwrap(),
+        json!({"flag": true, "other": true, "no_way": false, "short": "y", "quoted": "yes"})
+    );
+    let catalog = l.get("catalog").unwrap();
+    assert_eq!(catalog["model"]["versioned"], true);
+    assert!(catalog.get("on").is_some(), "mapping keys keep their text: {catalog}");
+    assert_eq!(l.get("globals").unwrap(), json!({"debug": false}));
+}
+
+#[test]
+fn duplicate_keys_in_one_file_name_both_lines_in_our_words() {
+    let d = conf();
+    write(d.path(), "base/parameters.yml", "a: 1\n\nlr: 0.1\nb: 2\nc: 3\nd: 4\nlr: 0.2\n");
+    let err = loader(d.path(), None).get("parameters").unwrap_err().to_string();
+    assert!(err.contains("parameters.yml:7: duplicate key `lr` (first at line 3)"), "{err}");
+    assert!(!err.to_lowercase().contains("duplicatekeypolicy") && !err.contains("budget"), "{err}");
+}

@@ -19,7 +19,7 @@ use weft_store::{BlockingStore, SessionRecord};
 use crate::prepare::PreparedRun;
 use crate::recorder::Recorder;
 use crate::run_config::new_session_id;
-use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines};
+use crate::yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, load_pipelines_optional};
 use crate::{Project, RunSpec, SessionError};
 
 /// Code a project brings: functions, dataset types, runners and pipelines
@@ -188,7 +188,12 @@ impl SessionCore {
             .unwrap_or_else(|| DEFAULT_ENV.into());
         let conf_dir = project.conf_dir(options.conf_source.as_deref());
         check_env(&conf_dir, &env).map_err(|message| SessionError::field("env", message))?;
-        let mut pipelines = load_pipelines(&project.pipelines_file(), &options.code.functions)?;
+        let mut pipelines = if options.code.pipelines.is_empty() {
+            load_pipelines(&project.pipelines_file(), &options.code.functions)?
+        } else {
+            load_pipelines_optional(&project.pipelines_file(), &options.code.functions)?
+                .unwrap_or_else(|| [(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
+        };
         for (name, p) in &options.code.pipelines {
             let yaml_has = pipelines
                 .get(name)

@@ -26,4 +26,4 @@ pub use project::{Project, ProjectSettings};
 pub use run_config::{Isolation, RunConfig, RunSpec, new_run_id};
 pub use service::{CloseMode, Policy, Progress, ServiceOptions, ServiceSession};
 pub use session::Session;
-pub use yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, parse_pipelines};
+pub use yaml_pipelines::{DEFAULT_PIPELINE, load_pipelines, load_pipelines_optional, parse_pipelines};

@@ -154,9 +154,17 @@ pub fn parse_pipelines(
 ) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let at = Located { file, text };
     let doc = weft_config::yaml::from_str(text, file)?;
+    let empty = || {
+        SessionError::PipelineYaml {
+        file: file.to_path_buf(),
+        problems: vec![
+            "the file declares no pipeline (Kedro refuses an empty pipeline): add one with `nodes`, or supply pipelines from Rust code".into(),
+        ],
+    }
+    };
     let top = match doc {
-        Value::Object(map) => map,
-        Value::Null => serde_json::Map::new(),
+        Value::Object(map) if map.keys().any(|k| !k.starts_with('_') || k == DEFAULT_PIPELINE) => map,
+        Value::Object(_) | Value::Null => return Err(empty()),
         other => {
             return Err(SessionError::PipelineYaml {
                 file: file.to_path_buf(),
@@ -211,12 +219,15 @@ pub fn parse_pipelines(
     // Resolve `pipelines:` references, namespaces and mappings.
     let mut resolved: BTreeMap<String, Pipeline> = BTreeMap::new();
     let declared: BTreeSet<String> = own_nodes.keys().cloned().collect();
-    for pname in own_nodes.keys() {
+    let names_in_order: Vec<String> = own_nodes.keys().cloned().collect();
+    let mut own_nodes: BTreeMap<String, Option<Vec<Node>>> =
+        own_nodes.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    for pname in &names_in_order {
         let mut visiting = Vec::new();
         resolve(
             pname,
             &top,
-            &own_nodes,
+            &mut own_nodes,
             &mut resolved,
             &mut visiting,
             &at,
@@ -248,7 +259,7 @@ pub fn parse_pipelines(
 fn resolve(
     pname: &str,
     top: &serde_json::Map<String, Value>,
-    own_nodes: &BTreeMap<String, Vec<Node>>,
+    own_nodes: &mut BTreeMap<String, Option<Vec<Node>>>,
     resolved: &mut BTreeMap<String, Pipeline>,
     visiting: &mut Vec<String>,
     at: &Located<'_>,
@@ -269,7 +280,12 @@ fn resolve(
     let spec = top.get(pname)?.as_object()?;
     visiting.push(pname.to_string());
     let mut ok = true;
-    let mut pipeline = match Pipeline::new(own_nodes.get(pname).cloned().unwrap_or_default()) {
+    // Each pipeline's own nodes are used once: taken, not copied.
+    let nodes = own_nodes
+        .get_mut(pname)
+        .and_then(Option::take)
+        .unwrap_or_default();
+    let mut pipeline = match Pipeline::new(nodes) {
         Ok(p) => p,
         Err(e) => {
             problems.push(at.at_pipeline(pname, e.to_string()));
@@ -422,19 +438,124 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
     builder.build().map_err(|e| (name, vec![e.to_string()]))
 }
 
-/// Reads and parses a pipelines file; a missing file means no YAML pipelines.
+/// Reads and parses a pipelines file. A missing or empty file is an error
+/// naming it (Kedro refuses an empty pipeline); projects whose pipelines
+/// come from Rust code use [`load_pipelines_optional`].
 pub fn load_pipelines(
     file: &Path,
     registry: &FunctionRegistry,
 ) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+    load_pipelines_optional(file, registry)?.ok_or_else(|| SessionError::PipelineYaml {
+        file: file.to_path_buf(),
+        problems: vec![
+            "the file is missing: declare the project's pipelines there, or supply them from Rust code"
+                .into(),
+        ],
+    })
+}
+
+/// Like [`load_pipelines`], for projects that may supply their pipelines
+/// from Rust code: `None` when the file is missing or holds nothing but
+/// blanks and comments; any other problem is still an error.
+pub fn load_pipelines_optional(
+    file: &Path,
+    registry: &FunctionRegistry,
+) -> Result<Option<BTreeMap<String, Pipeline>>, SessionError> {
     match std::fs::read_to_string(file) {
-        Ok(text) => parse_pipelines(file, &text, registry),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok([(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
-        }
+        Ok(text) if is_blank_yaml(&text) => Ok(None),
+        Ok(text) => parse_pipelines(file, &text, registry).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(SessionError::Io {
             path: file.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// Only blanks, comments and document markers.
+fn is_blank_yaml(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> FunctionRegistry {
+        FunctionRegistry::with_builtins()
+    }
+
+    #[test]
+    fn empty_or_missing_pipelines_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pipelines.yml");
+        let missing = load_pipelines(&file, &registry()).unwrap_err().to_string();
+        assert!(
+            missing.contains("pipelines.yml") && missing.contains("missing"),
+            "{missing}"
+        );
+        for text in ["", "# nothing yet\n", "---\n", "_anchors: {a: 1}\n", "{}\n"] {
+            std::fs::write(&file, text).unwrap();
+            let err = load_pipelines(&file, &registry()).unwrap_err().to_string();
+            assert!(
+                err.contains("pipelines.yml") && (err.contains("no pipeline") || err.contains("missing")),
+                "{text:?}: {err}"
+            );
+        }
+        // The opt-out for projects whose pipelines come from Rust code.
+        std::fs::remove_file(&file).unwrap();
+        assert!(load_pipelines_optional(&file, &registry()).unwrap().is_none());
+        std::fs::write(&file, "# pipelines come from code\n").unwrap();
+        assert!(load_pipelines_optional(&file, &registry()).unwrap().is_none());
+        std::fs::write(&file, "{}\n").unwrap();
+        assert!(
+            load_pipelines_optional(&file, &registry()).is_err(),
+            "a map without pipelines is still an error"
+        );
+        std::fs::write(
+            &file,
+            "p:\n  nodes:\n    - {name: a, func: noop, inputs: x, outputs: y}\n",
+        )
+        .unwrap();
+        let loaded = load_pipelines_optional(&file, &registry()).unwrap().unwrap();
+        assert_eq!(loaded[DEFAULT_PIPELINE].nodes().len(), 1);
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_in_our_words() {
+        let text = "p:\n  nodes:\n    - name: a\n      func: noop\n      func: identity\n";
+        let err = parse_pipelines(Path::new("pipelines.yml"), text, &registry()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pipelines.yml:5: duplicate key `func` (first at line 4)"
+        );
+    }
+
+    #[test]
+    fn a_100000_node_pipelines_file_loads() {
+        let n = 100_000;
+        let mut text = String::with_capacity(n * 90);
+        text.push_str("__default__:\n  nodes:\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "    - name: n{i}\n      func: identity\n      inputs: d{i}\n      outputs: d{}\n      tags: [t{}]\n",
+                i + 1,
+                i % 7
+            ));
+        }
+        let pipelines = parse_pipelines(Path::new("pipelines.yml"), &text, &registry()).unwrap();
+        let p = &pipelines[DEFAULT_PIPELINE];
+        assert_eq!(p.nodes().len(), n);
+        let first = p.node("n0").unwrap();
+        assert_eq!(
+            (first.inputs(), first.outputs()),
+            (&["d0".to_string()][..], &["d1".to_string()][..])
+        );
+        let last = p.node(&format!("n{}", n - 1)).unwrap();
+        assert_eq!(last.outputs(), [format!("d{n}")]);
+        assert!(last.tags().contains(&format!("t{}", (n - 1) % 7)));
     }
 }

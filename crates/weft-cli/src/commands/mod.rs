@@ -22,7 +22,6 @@ use crate::Io;
 use crate::args::*;
 use crate::error::UsageError;
 use crate::settings::{Environment, Settings};
-use crate::sweep::{expand_sweeps, parse_assignments};
 
 /// What every command gets from the edge besides its arguments.
 pub(crate) struct Edge<'a> {
@@ -104,9 +103,13 @@ pub(super) fn filter_config(f: &FilterArgs) -> RunConfig {
 
 /// `--params` of one run (no sweeps): a usage error when malformed.
 pub(super) fn runtime_params(specs: &[String]) -> Result<Value, UsageError> {
-    let assignments =
-        parse_assignments(specs, false).map_err(|e| UsageError::caused_by("invalid --params", e))?;
-    Ok(expand_sweeps(&assignments).pop().unwrap_or(Value::Null))
+    let mut params = Value::Object(Default::default());
+    for spec in specs {
+        let parsed =
+            weft_config::parse_runtime_params(spec).map_err(|e| UsageError::caused_by("invalid --params", e))?;
+        weft_config::deep_merge(&mut params, parsed);
+    }
+    Ok(params)
 }
 
 /// `--load-versions ds:version,...`: a usage error when malformed.

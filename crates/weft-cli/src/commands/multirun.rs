@@ -12,7 +12,7 @@ use super::interrupt::supervise;
 use super::run::progress_bar;
 use super::*;
 use crate::error::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK};
-use crate::sweep::{expand_sweeps, parse_assignments, parse_sweep_file};
+use crate::sweep::Sweep;
 
 pub(super) fn multirun(
     edge: &Edge<'_>,
@@ -20,22 +20,14 @@ pub(super) fn multirun(
     code: ProjectCode,
     io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
-    let mut assignments = parse_assignments(&args.run.params, true)
-        .map_err(|e| UsageError::caused_by("invalid --params", e))?;
+    let mut sweep = Sweep::parse(&args.run.params).map_err(|e| UsageError::caused_by("invalid --params", e))?;
     if let Some(file) = &args.sweep_file {
-        for (k, v) in parse_sweep_file(file).map_err(|e| UsageError::caused_by("invalid --sweep-file", e))? {
-            match assignments.iter_mut().find(|(key, _)| *key == k) {
-                Some(entry) => entry.1 = v,
-                None => assignments.push((k, v)),
-            }
-        }
+        sweep.extend(Sweep::from_file(file).map_err(|e| UsageError::caused_by("invalid --sweep-file", e))?);
     }
-    let varying: Vec<String> = assignments
-        .iter()
-        .filter(|(_, v)| v.len() > 1)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let combos = expand_sweeps(&assignments);
+    let varying = sweep.varying_keys();
+    let combos = sweep
+        .expand(args.max_runs)
+        .map_err(|e| UsageError::caused_by("invalid sweep", e))?;
     let policy: Policy = args
         .policy
         .parse()

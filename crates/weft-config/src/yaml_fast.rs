@@ -1,0 +1,283 @@
+//! A fast path for the plain block-style YAML most configuration files use
+//! (`key: value`, `- item`, `- key: value`, `[a, b]`, comments). It returns
+//! `None` as soon as it sees anything else (anchors, tags, quotes, block
+//! scalars, multi-line scalars, complex flow collections, duplicate or merge
+//! keys, tabs...), and the full parser then reads the file: results are the
+//! same, errors always come from the full parser.
+
+use serde_json::{Map, Value};
+
+use crate::yaml::{Resolved, resolve_plain};
+
+struct Line<'a> {
+    indent: usize,
+    content: &'a str,
+}
+
+/// Parses `text` if it is in the simple subset.
+pub(crate) fn parse(text: &str) -> Option<Value> {
+    if text.contains([
+        '\t', '\r', '"', '\'', '&', '*', '!', '|', '>', '%', '`', '?', '\u{feff}',
+    ]) {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for raw in text.split('\n') {
+        let content = raw.trim_start_matches(' ');
+        let trimmed = content.trim_end_matches(' ');
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.contains('#') || trimmed.starts_with("---") || trimmed.starts_with("...") {
+            return None;
+        }
+        lines.push(Line {
+            indent: raw.len() - content.len(),
+            content: trimmed,
+        });
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    let mut i = 0;
+    let indent = lines[0].indent;
+    let v = block(&lines, &mut i, indent, 0)?;
+    (i == lines.len()).then_some(v)
+}
+
+/// A block (mapping or sequence) whose lines start at `indent`.
+fn block(lines: &[Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+    if depth >= crate::yaml::MAX_DEPTH {
+        return None;
+    }
+    let first = lines.get(*i)?;
+    if first.indent != indent {
+        return None;
+    }
+    if is_item(first.content) {
+        sequence(lines, i, indent, depth)
+    } else {
+        mapping(lines, i, indent, None, depth)
+    }
+}
+
+fn is_item(content: &str) -> bool {
+    content == "-" || content.starts_with("- ")
+}
+
+fn sequence(lines: &[Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+    let mut items = Vec::new();
+    while let Some(line) = lines.get(*i) {
+        if line.indent < indent {
+            break;
+        }
+        if line.indent > indent {
+            return None;
+        }
+        if !is_item(line.content) {
+            break;
+        }
+        let rest = line.content.strip_prefix('-')?;
+        let after = rest.trim_start_matches(' ');
+        if after.is_empty() {
+            return None;
+        }
+        let col = indent + 1 + (rest.len() - after.len());
+        if key_value(after).is_some() {
+            items.push(mapping(lines, i, col, Some(after), depth + 1)?);
+        } else {
+            *i += 1;
+            items.push(inline_value(after)?);
+            if lines.get(*i).is_some_and(|l| l.indent > indent) {
+                return None;
+            }
+        }
+    }
+    Some(Value::Array(items))
+}
+
+/// `key: rest` or `key:`; the key plain and simple.
+fn key_value(content: &str) -> Option<(&str, &str)> {
+    let (key, rest) = match content.find(": ") {
+        Some(p) => (&content[..p], content[p + 2..].trim_start_matches(' ')),
+        None => (content.strip_suffix(':')?, ""),
+    };
+    let simple = !key.is_empty()
+        && key != "<<"
+        && !key.starts_with(['-', '[', '{', ':', ',', ']', '}', ' '])
+        && !key.ends_with(' ')
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-@/$+ ".contains(&c));
+    simple.then_some((key, rest))
+}
+
+/// A mapping at `indent`; `first` is an entry already on the current line
+/// (after `- `).
+fn mapping(
+    lines: &[Line<'_>],
+    i: &mut usize,
+    indent: usize,
+    first: Option<&str>,
+    depth: usize,
+) -> Option<Value> {
+    if depth >= crate::yaml::MAX_DEPTH {
+        return None;
+    }
+    let mut map = Map::new();
+    let mut pending = first;
+    loop {
+        let content = match pending.take() {
+            Some(c) => c,
+            None => {
+                let Some(line) = lines.get(*i) else { break };
+                if line.indent < indent {
+                    break;
+                }
+                if line.indent > indent {
+                    return None;
+                }
+                line.content
+            }
+        };
+        let (key, rest) = key_value(content)?;
+        *i += 1;
+        let value = if !rest.is_empty() {
+            let v = inline_value(rest)?;
+            if lines.get(*i).is_some_and(|l| l.indent > indent) {
+                return None;
+            }
+            v
+        } else {
+            match lines.get(*i) {
+                Some(next) if next.indent > indent => block(lines, i, next.indent, depth + 1)?,
+                Some(next) if next.indent == indent && is_item(next.content) => {
+                    sequence(lines, i, indent, depth + 1)?
+                }
+                _ => Value::Null,
+            }
+        };
+        if map.insert(key.to_string(), value).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(map))
+}
+
+/// A scalar, or a flow list of plain scalars, or `{}`.
+fn inline_value(s: &str) -> Option<Value> {
+    if s == "{}" {
+        return Some(Value::Object(Map::new()));
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        let inner = inner.strip_suffix(']')?;
+        if inner.trim().is_empty() {
+            return Some(Value::Array(Vec::new()));
+        }
+        return inner
+            .split(',')
+            .map(|item| {
+                let item = item.trim_matches(' ');
+                if item.is_empty() || item.contains(['[', ']', '{', '}', ':']) {
+                    None
+                } else {
+                    plain(item)
+                }
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array);
+    }
+    if s.contains(": ") || s.ends_with(':') || s.contains(['{', '}', '[', ']']) {
+        return None;
+    }
+    plain(s)
+}
+
+fn plain(s: &str) -> Option<Value> {
+    if s.starts_with([',', '[', ']', '{', '}', '#', '@', ':']) || s == "-" || s.starts_with("- ") {
+        return None;
+    }
+    match resolve_plain(s) {
+        Resolved::Value(v) => Some(v),
+        Resolved::Str => Some(Value::String(s.to_string())),
+        Resolved::Invalid(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Documents in and out of the subset: whenever the fast path answers,
+    /// it answers what the full parser does.
+    const DOCS: &[&str] = &[
+        "a: 1\nb: x\n",
+        "a:\n  b:\n    c: [1, 2, x]\n  d: yes\n  e: ~\n  f:\n",
+        "__default__:\n  nodes:\n    - name: n1\n      func: add_one\n      inputs: [a, b]\n      outputs: c\n      tags: []\n",
+        "a:\n- x\n- y\nb: 1\n",
+        "- 1\n- two\n- 3.5\n- on\n- n\n",
+        "- - a\n  - b\n",
+        "- a: 1\n  b: 2\n- c: 3\n",
+        "a: 1 # comment\n",
+        "# only a comment\na: 1\n",
+        "a: 'quoted'\n",
+        "a: &x 1\nb: *x\n",
+        "a: |\n  text\n",
+        "a: 1\na: 2\n",
+        "a: b: c\n",
+        "a: multi\n  line\n",
+        "a:\n  - x\n   - y\n",
+        "a: [1, [2]]\n",
+        "a: {x: 1}\n",
+        "a: {}\nb: []\n",
+        "a: .inf\n",
+        "a: -1\nb: -x\nc: 0x1f\nd: 017\ne: 1e3\nf: 2024-01-01\ng: 1_000\n",
+        "a: x,y\nb: http://h:1/p\nc: a:b\n",
+        "key with spaces: 1\n1: one\ntrue: t\n",
+        "<<: {a: 1}\n",
+        "a:\tb\n",
+        "a: 1\r\nb: 2\r\n",
+        "scalar\n",
+        "a:\n  b: 1\n c: 2\n",
+        "---\na: 1\n",
+        "-\n  a: 1\n",
+        "a: - x\n",
+        "a: [x, - y]\n",
+        "a: [ ]\nb: [,]\n",
+    ];
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parser() {
+        let file = Path::new("t.yml");
+        let mut fast_answers = 0;
+        for doc in DOCS {
+            if let Some(v) = parse(doc) {
+                fast_answers += 1;
+                let full = crate::yaml::from_str_full(doc, file);
+                assert_eq!(full.ok().as_ref(), Some(&v), "{doc:?}");
+            }
+        }
+        assert!(
+            fast_answers >= 10,
+            "the fast path answered only {fast_answers} documents"
+        );
+    }
+
+    #[test]
+    fn pipeline_and_config_files_take_the_fast_path() {
+        let mut chain = String::from("__default__:\n  nodes:\n");
+        for i in 0..50 {
+            chain.push_str(&format!(
+                "    - name: n{i}\n      func: add_one\n      inputs: d{i}\n      outputs: d{}\n      tags: [a, b]\n",
+                i + 1
+            ));
+        }
+        let catalog = "companies:\n  type: csv\n  filepath: data/01_raw/companies.csv\n\nmodel:\n  type: json\n  filepath: data/06_models/model.json\n  versioned: true\n";
+        for doc in [chain.as_str(), catalog] {
+            let fast = parse(doc).expect("fast path");
+            assert_eq!(fast, crate::yaml::from_str_full(doc, Path::new("t.yml")).unwrap());
+        }
+    }
+}
