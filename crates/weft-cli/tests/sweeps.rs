@@ -39,7 +39,8 @@ fn huge_sweeps_are_refused_before_anything_runs() {
         ],
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    // A sweep too large is the caller's input: a usage error (exit 2).
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("10000000000 runs") && err.contains("--max-runs"),
         "{err}"
