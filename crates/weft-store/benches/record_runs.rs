@@ -27,8 +27,9 @@ fn record(session: &str, i: u32) -> RunRecord {
         attempts: 1,
         node_timings: vec![],
         peak_memory_bytes: None,
-        metrics: serde_json::json!({}),
+        metrics: BTreeMap::new(),
         owner: Some(weft_store::current_owner()),
+        updated_at: None,
     }
 }
 

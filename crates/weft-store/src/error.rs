@@ -14,13 +14,43 @@ pub enum Fault {
 /// Everything that can go wrong with the run store.
 ///
 /// Grouped by fault (see [`StoreError::fault`]): `Open`, `Corrupt`,
-/// `Unreachable` and `SchemaTooNew` are the environment; `DuplicateRun`,
-/// `RunNotFound`, `DuplicateSession`, `SessionNotFound` and
-/// `InvalidTransition` are callers' mistakes; `Database` is anything else
+/// `Unreachable` and `SchemaTooNew` are the environment; `UnsupportedUrl`,
+/// `Closed`, `DuplicateRun`, `RunNotFound`, `DuplicateSession`,
+/// `SessionNotFound` and `InvalidTransition` are callers' mistakes;
+/// `Deferred` has the fault of its first failure; `Database` is anything else
 /// the database reported. Every variant names the file/URL or the run or
 /// session it is about.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `--store` / `[store] url` names a scheme weft does not know.
+    #[error(
+        "unsupported run store `{url}`: unknown scheme `{scheme}:`; use a SQLite file path (`.weft/weft.db`), `sqlite://PATH`, `sqlite:PATH`, `postgres://USER:PASSWORD@HOST:PORT/DB` or `postgresql://...`"
+    )]
+    UnsupportedUrl {
+        /// What was given (password masked).
+        url: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The store was closed (or its writer stopped) and cannot take writes.
+    #[error("run store {target} is closed")]
+    Closed {
+        /// The file or URL.
+        target: String,
+    },
+    /// Deferred writes ([`crate::Store::update_run_deferred`],
+    /// [`crate::Store::update_progress`]) failed; reported by the next
+    /// [`crate::Store::flush`] or [`crate::Store::close`].
+    #[error("run store {target}: {failed} deferred write(s) failed; the first: {first}")]
+    Deferred {
+        /// The file or URL.
+        target: String,
+        /// How many failed since the last flush.
+        failed: usize,
+        /// The first failure.
+        #[source]
+        first: Box<StoreError>,
+    },
     /// The store could not be opened (bad path, permissions, ...).
     #[error("cannot open run store {target}: {message}")]
     Open {
@@ -125,6 +155,8 @@ impl StoreError {
             | StoreError::DuplicateSession { .. }
             | StoreError::SessionNotFound { .. }
             | StoreError::InvalidTransition { .. } => Fault::User,
+            StoreError::UnsupportedUrl { .. } | StoreError::Closed { .. } => Fault::User,
+            StoreError::Deferred { first, .. } => first.fault(),
             StoreError::Database { .. } => Fault::Internal,
         }
     }

@@ -18,6 +18,7 @@ mod error;
 mod model;
 pub mod report;
 mod store;
+mod writer;
 
 pub use blocking::BlockingStore;
 pub use error::{Fault, StoreError};

@@ -84,8 +84,9 @@ impl RunStatus {
 
     /// The one place run transitions are decided:
     /// `queued → running → succeeded | failed | cancelled | interrupted`,
-    /// `queued → skipped | cancelled`, and `failed | interrupted → queued |
-    /// running` (retries, recovery). A `queued` or `running` run may be
+    /// `queued → skipped | cancelled | interrupted` (the process that
+    /// planned it died before it started), and `failed | interrupted →
+    /// queued | running` (retries, recovery). A `queued` or `running` run may be
     /// rewritten with the same status (progress updates); a finished one may
     /// not.
     pub fn can_transition(from: RunStatus, to: RunStatus) -> bool {
@@ -93,7 +94,7 @@ impl RunStatus {
         (from == to && !from.is_terminal())
             || matches!(
                 (from, to),
-                (Queued, Running | Skipped | Cancelled)
+                (Queued, Running | Skipped | Cancelled | Interrupted)
                     | (Running, Succeeded | Failed | Cancelled | Interrupted)
                     | (Failed | Interrupted, Queued | Running)
             )
@@ -206,10 +207,67 @@ pub struct RunRecord {
     pub node_timings: Vec<NodeTiming>,
     /// Peak resident memory of the process running it.
     pub peak_memory_bytes: Option<u64>,
-    /// User metrics.
-    pub metrics: serde_json::Value,
+    /// Numeric metrics by name (numeric outputs, metrics datasets), sorted
+    /// by name. Nested objects are stored flattened with dotted names
+    /// (`model.r2`); a non-finite value is stored as `null` and reads back
+    /// as NaN.
+    #[serde(default, with = "metrics_serde")]
+    pub metrics: BTreeMap<String, f64>,
     /// `host:pid` of the process running it.
     pub owner: Option<String>,
+    /// When the run last made progress: set by the store on every insert,
+    /// update and [`crate::Store::update_progress`]. A run found
+    /// interrupted keeps this as its end time.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// `metrics` on the wire: a JSON object of numbers. Reading is lenient so
+/// older records decode: nested objects are flattened with dotted names,
+/// `null` reads as NaN, other values (strings, lists, booleans) are
+/// dropped.
+mod metrics_serde {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, v)| (k, v.is_finite().then_some(*v))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        let v = Option::<Value>::deserialize(d)?;
+        let mut out = BTreeMap::new();
+        if let Some(v) = v {
+            flatten("", &v, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            Value::Number(n) if !prefix.is_empty() => {
+                if let Some(f) = n.as_f64() {
+                    out.insert(prefix.to_string(), f);
+                }
+            }
+            Value::Null if !prefix.is_empty() => {
+                out.insert(prefix.to_string(), f64::NAN);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Which runs to list.
@@ -253,6 +311,40 @@ mod tests {
             assert_eq!(s.to_string().parse::<RunStatus>().unwrap(), s);
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
-        assert_eq!(RunStatus::sources(Interrupted), vec![Running]);
+        assert!(RunStatus::can_transition(Queued, Interrupted));
+    }
+
+    fn minimal_record(metrics: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": "r", "session_id": "s", "run_index": 0, "status": "running",
+            "env": "local", "runtime_params": {}, "pipeline_names": [], "filters": {},
+            "load_versions": {}, "saved_versions": {}, "start_time": null, "end_time": null,
+            "duration_ms": null, "error": null, "attempts": 1, "node_timings": [],
+            "peak_memory_bytes": null, "metrics": metrics, "owner": null
+        })
+    }
+
+    #[test]
+    fn metrics_are_typed_numbers_and_old_records_decode() {
+        // An older record: no `updated_at`, nested and non-numeric metrics.
+        let old = minimal_record(serde_json::json!({"r2": 0.5, "model": {"mae": 2, "name": "lin"}, "gone": null}));
+        let r: RunRecord = serde_json::from_value(old).unwrap();
+        assert_eq!(r.updated_at, None);
+        assert_eq!(r.metrics.keys().collect::<Vec<_>>(), ["gone", "model.mae", "r2"]);
+        assert_eq!(r.metrics["model.mae"], 2.0);
+        assert!(r.metrics["gone"].is_nan());
+        let mut r: RunRecord = serde_json::from_value(minimal_record(serde_json::json!({}))).unwrap();
+        assert!(r.metrics.is_empty());
+        // A non-finite value is written as null and still decodes.
+        r.metrics = BTreeMap::from([("inf".to_string(), f64::INFINITY), ("x".to_string(), 1.5)]);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""metrics":{"inf":null,"x":1.5}"#), "{text}");
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert!(back.metrics["inf"].is_nan());
+        assert_eq!(back.metrics["x"], 1.5);
+        assert_eq!(
+            RunStatus::sources(RunStatus::Interrupted),
+            vec![RunStatus::Queued, RunStatus::Running]
+        );
     }
 }

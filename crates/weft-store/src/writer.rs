@@ -1,0 +1,850 @@
+//! The store's writer: one thread owning one connection, taking every write
+//! of a [`crate::Store`] handle from a channel and committing them in group
+//! transactions (see the crate docs for the durability contract).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{Connection, Row};
+use tokio::sync::oneshot;
+
+use crate::{NodeTiming, RunRecord, RunStatus, SessionRecord, StoreError};
+
+/// How long the writer waits for more deferred writes before committing a
+/// group that nobody waits for.
+pub(crate) const LINGER: Duration = Duration::from_millis(5);
+/// At most this many jobs per group transaction.
+const MAX_GROUP: usize = 4096;
+/// At most this many running runs' records kept in memory for progress.
+const MAX_CACHED: usize = 4096;
+/// Rows per multi-row `INSERT` (6 parameters each).
+const INSERT_CHUNK: usize = 256;
+
+/// A bound query parameter (the few types the store uses).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Arg<'a> {
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    I64(i64),
+    OptI64(Option<i64>),
+}
+
+/// Binds `args` to a query of either backend.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match *a {
+                $crate::writer::Arg::Str(s) => q.bind(s),
+                $crate::writer::Arg::OptStr(s) => q.bind(s),
+                $crate::writer::Arg::I64(i) => q.bind(i),
+                $crate::writer::Arg::OptI64(i) => q.bind(i),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_args;
+
+/// SQLite numbers its parameters `?1`; PostgreSQL `$1`. Queries are
+/// written once with `$n`.
+pub(crate) fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+/// How to open the writer's connection.
+#[derive(Clone)]
+pub(crate) enum ConnectTo {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Conn {
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                let sql = sqlite_sql(sql);
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
+                Ok(q.execute(&mut *c).await?.rows_affected())
+            }
+            Conn::Postgres(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                Ok(q.execute(&mut *c).await?.rows_affected())
+            }
+        }
+    }
+
+    /// The first column of the first row, as text.
+    async fn fetch_text(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<String>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                let sql = sqlite_sql(sql);
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
+                q.fetch_optional(&mut *c)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()
+            }
+            Conn::Postgres(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                q.fetch_optional(&mut *c)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()
+            }
+        }
+    }
+
+    async fn raw(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
+            Conn::Postgres(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            // Take the write lock up front: a deferred transaction that
+            // reads first could not upgrade under contention.
+            Conn::Sqlite(_) => self.raw("BEGIN IMMEDIATE").await,
+            Conn::Postgres(_) => self.raw("BEGIN").await,
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// One write.
+pub(crate) enum Job {
+    /// New runs, all or none.
+    Insert { runs: Vec<RunRecord>, reply: Reply },
+    /// A run's new record; `reply` is `None` for deferred updates.
+    Update { record: RunRecord, reply: Option<Reply> },
+    /// A node finished (deferred).
+    Progress {
+        run_id: String,
+        timing: NodeTiming,
+        at: Timestamp,
+    },
+    CreateSession { record: SessionRecord, reply: Reply },
+    CloseSession { id: String, at: Timestamp, reply: Reply },
+    /// Answered once everything sent before it is committed; with
+    /// `take_errors`, answers with the deferred failures since the last
+    /// such flush.
+    Flush { take_errors: bool, reply: Reply },
+    /// Commit what is queued, answer, stop.
+    Shutdown { reply: Reply },
+}
+
+impl Job {
+    fn waited_for(&self) -> bool {
+        !matches!(
+            self,
+            Job::Update { reply: None, .. } | Job::Progress { .. }
+        )
+    }
+}
+
+/// The sending side, shared by every clone of a [`crate::Store`]. Dropping
+/// the last one commits what is queued and stops the thread.
+pub(crate) struct Handle {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Deferred jobs sent and not yet committed (or failed).
+    pending: Arc<AtomicUsize>,
+    target: String,
+}
+
+impl Handle {
+    /// Starts the writer thread and opens its connection.
+    pub(crate) async fn start(connect: ConnectTo, target: String) -> Result<Handle, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), StoreError>>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let name = target.clone();
+            let pending = pending.clone();
+            std::thread::Builder::new()
+                .name("weft-store-writer".into())
+                .spawn(move || writer_thread(connect, name, rx, pending, ready_tx))
+                .map_err(|e| StoreError::Open {
+                    target: target.clone(),
+                    message: format!("cannot start the writer thread: {e}"),
+                })?
+        };
+        let closed = || StoreError::Closed {
+            target: target.clone(),
+        };
+        ready_rx.await.map_err(|_| closed())??;
+        Ok(Handle {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            pending,
+            target,
+        })
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Closed {
+            target: self.target.clone(),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let deferred = !job.waited_for();
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = guard.as_ref().ok_or_else(|| self.closed())?;
+        if deferred {
+            self.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        tx.send(job).map_err(|_| {
+            if deferred {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+            }
+            self.closed()
+        })
+    }
+
+    /// Sends a job and waits for its answer.
+    pub(crate) async fn call(&self, job: impl FnOnce(Reply) -> Job) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(job(reply))?;
+        answer.await.map_err(|_| self.closed())?
+    }
+
+    /// Sends a job nobody waits for.
+    pub(crate) fn post(&self, job: Job) -> Result<(), StoreError> {
+        self.send(job)
+    }
+
+    /// Whether deferred writes are queued (reads then wait for them).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::SeqCst) > 0
+    }
+
+    /// Commits what is queued, stops the thread and waits for it; later
+    /// writes fail with [`StoreError::Closed`]. Returns the deferred
+    /// failures not yet reported.
+    pub(crate) async fn shutdown(&self) -> Result<(), StoreError> {
+        let result = match self.call(|reply| Job::Shutdown { reply }).await {
+            Err(StoreError::Closed { .. }) => Ok(()),
+            other => other,
+        };
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Closing the channel makes the writer commit what is queued and
+        // return; wait for it so nothing acknowledged is lost on exit.
+        self.tx.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_thread(
+    connect: ConnectTo,
+    target: String,
+    rx: mpsc::Receiver<Job>,
+    pending: Arc<AtomicUsize>,
+    ready: oneshot::Sender<Result<(), StoreError>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Open {
+                target,
+                message: format!("cannot start the writer's runtime: {e}"),
+            }));
+            return;
+        }
+    };
+    let conn = runtime.block_on(async {
+        match &connect {
+            ConnectTo::Sqlite(o) => SqliteConnection::connect_with(o).await.map(Conn::Sqlite),
+            ConnectTo::Postgres(o) => PgConnection::connect_with(o).await.map(Conn::Postgres),
+        }
+    });
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(StoreError::Unreachable {
+                target,
+                message: format!("the writer cannot connect: {e}"),
+            }));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let mut writer = Writer {
+        conn,
+        target,
+        cache: HashMap::new(),
+        errors: Vec::new(),
+        pending,
+    };
+    loop {
+        let Ok(first) = rx.recv() else {
+            break; // every handle is gone
+        };
+        let mut group = vec![first];
+        let mut stop = matches!(group[0], Job::Shutdown { .. });
+        let mut waited = group[0].waited_for();
+        let deadline = Instant::now() + LINGER;
+        while !stop && group.len() < MAX_GROUP {
+            let next = match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    stop = true;
+                    None
+                }
+                Err(mpsc::TryRecvError::Empty) if waited => None,
+                Err(mpsc::TryRecvError::Empty) => {
+                    // Nobody waits: linger a little to commit more at once.
+                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                        Ok(job) => Some(job),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            stop = true;
+                            None
+                        }
+                    }
+                }
+            };
+            let Some(job) = next else { break };
+            stop |= matches!(job, Job::Shutdown { .. });
+            waited |= job.waited_for();
+            group.push(job);
+        }
+        runtime.block_on(writer.apply(group));
+        if stop {
+            break;
+        }
+    }
+    let Writer { conn, .. } = writer;
+    runtime.block_on(async {
+        match conn {
+            Conn::Sqlite(c) => {
+                let _ = c.close().await;
+            }
+            Conn::Postgres(c) => {
+                let _ = c.close().await;
+            }
+        }
+    });
+}
+
+/// Writes of one group to one run, coalesced: the last record, the
+/// statuses the stored row may have for the chain to be valid, and who
+/// waits for the outcome.
+struct PendingRun {
+    record: RunRecord,
+    /// Stored statuses that allow the first write of the chain.
+    allowed: Vec<RunStatus>,
+    /// The first status requested (for the error when the row refuses).
+    first: Option<RunStatus>,
+    waiters: Vec<Reply>,
+    /// Whether an update (not only progress) is in the chain.
+    updated: bool,
+}
+
+struct Writer {
+    conn: Conn,
+    target: String,
+    /// Records of running runs as last committed by this writer.
+    cache: HashMap<String, RunRecord>,
+    /// Failures of deferred writes since the last flush that took them.
+    errors: Vec<StoreError>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    fn db_err(&self, e: sqlx::Error, context: &str) -> StoreError {
+        crate::store::classify(&self.target, matches!(self.conn, Conn::Sqlite(_)), e, context)
+    }
+
+    fn json_err(&self, e: serde_json::Error, context: &str) -> StoreError {
+        StoreError::Database {
+            target: self.target.clone(),
+            context: context.to_string(),
+            message: format!("malformed record: {e}"),
+        }
+    }
+
+    /// Applies one group in one transaction. A logical refusal
+    /// (duplicate, forbidden transition, unknown id) fails only its job; a
+    /// database failure fails the whole group.
+    async fn apply(&mut self, group: Vec<Job>) {
+        let deferred = group.iter().filter(|j| !j.waited_for()).count();
+        let mut done: Vec<(Reply, Result<(), StoreError>)> = Vec::new();
+        let mut flushes: Vec<(bool, Reply)> = Vec::new();
+        let mut failed_deferred: Vec<StoreError> = Vec::new();
+        let outcome = self
+            .apply_in_transaction(group, &mut done, &mut flushes, &mut failed_deferred)
+            .await;
+        match outcome {
+            Ok(()) => {
+                for (reply, result) in done {
+                    let _ = reply.send(result);
+                }
+                self.errors.extend(failed_deferred);
+            }
+            Err((e, waiters)) => {
+                self.cache.clear();
+                for (reply, _) in done {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                for reply in waiters {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                if deferred > 0 {
+                    self.errors.push(e);
+                }
+            }
+        }
+        self.pending.fetch_sub(deferred, Ordering::SeqCst);
+        for (take, reply) in flushes {
+            let result = if take && !self.errors.is_empty() {
+                let errors = std::mem::take(&mut self.errors);
+                Err(StoreError::Deferred {
+                    target: self.target.clone(),
+                    failed: errors.len(),
+                    first: Box::new(errors.into_iter().next().expect("not empty")),
+                })
+            } else {
+                Ok(())
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// On a database failure returns it with the waiters not yet in `done`.
+    async fn apply_in_transaction(
+        &mut self,
+        group: Vec<Job>,
+        done: &mut Vec<(Reply, Result<(), StoreError>)>,
+        flushes: &mut Vec<(bool, Reply)>,
+        failed_deferred: &mut Vec<StoreError>,
+    ) -> Result<(), (StoreError, Vec<Reply>)> {
+        let mut runs: Vec<(String, PendingRun)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        if group
+            .iter()
+            .all(|j| matches!(j, Job::Flush { .. } | Job::Shutdown { .. }))
+        {
+            for job in group {
+                match job {
+                    Job::Flush { take_errors, reply } => flushes.push((take_errors, reply)),
+                    Job::Shutdown { reply } => flushes.push((true, reply)),
+                    _ => {}
+                }
+            }
+            return Ok(());
+        }
+        if let Err(e) = self.conn.begin().await {
+            let e = self.db_err(e, "starting a write transaction");
+            return Err((e, take_waiters(group)));
+        }
+        let mut jobs = group.into_iter();
+        let result: Result<(), StoreError> = async {
+            for job in jobs.by_ref() {
+                match job {
+                    Job::Insert { runs: new, reply } => {
+                        if new.iter().any(|r| index.contains_key(&r.run_id)) {
+                            self.write_runs(&mut runs, &mut index, done, failed_deferred)
+                                .await?;
+                        }
+                        let result = self.insert(&new).await?;
+                        if result.is_ok() {
+                            for r in new {
+                                if r.status == RunStatus::Running {
+                                    self.cache_put(r);
+                                }
+                            }
+                        }
+                        done.push((reply, result));
+                    }
+                    Job::Update { record, reply } => {
+                        let at = index.get(&record.run_id).copied();
+                        match at {
+                            Some(i) => {
+                                let p = &mut runs[i].1;
+                                match RunStatus::check_transition(&record.run_id, p.record.status, record.status) {
+                                    Ok(()) => {
+                                        p.record = record;
+                                        p.updated = true;
+                                        p.first.get_or_insert(p.record.status);
+                                        p.waiters.extend(reply);
+                                    }
+                                    Err(e) => match reply {
+                                        Some(reply) => done.push((reply, Err(e))),
+                                        None => failed_deferred.push(e),
+                                    },
+                                }
+                            }
+                            None => {
+                                index.insert(record.run_id.clone(), runs.len());
+                                runs.push((
+                                    record.run_id.clone(),
+                                    PendingRun {
+                                        allowed: RunStatus::sources(record.status),
+                                        first: Some(record.status),
+                                        record,
+                                        waiters: reply.into_iter().collect(),
+                                        updated: true,
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    Job::Progress { run_id, timing, at } => {
+                        if let Some(&i) = index.get(&run_id) {
+                            let p = &mut runs[i].1;
+                            if p.record.status == RunStatus::Running {
+                                p.record.node_timings.push(timing);
+                                p.record.updated_at = Some(at);
+                            }
+                            continue;
+                        }
+                        let Some(mut record) = self.running_record(&run_id).await? else {
+                            continue; // not running (any more): nothing to add
+                        };
+                        record.node_timings.push(timing);
+                        record.updated_at = Some(at);
+                        index.insert(run_id.clone(), runs.len());
+                        runs.push((
+                            run_id,
+                            PendingRun {
+                                record,
+                                allowed: vec![RunStatus::Running],
+                                first: None,
+                                waiters: Vec::new(),
+                                updated: false,
+                            },
+                        ));
+                    }
+                    Job::CreateSession { record, reply } => {
+                        let result = self.create_session(&record).await?;
+                        done.push((reply, result));
+                    }
+                    Job::CloseSession { id, at, reply } => {
+                        let result = self.close_session(&id, at).await?;
+                        done.push((reply, result));
+                    }
+                    Job::Flush { take_errors, reply } => flushes.push((take_errors, reply)),
+                    Job::Shutdown { reply } => flushes.push((true, reply)),
+                }
+            }
+            self.write_runs(&mut runs, &mut index, done, failed_deferred)
+                .await?;
+            self.conn
+                .raw("COMMIT")
+                .await
+                .map_err(|e| self.db_err(e, "committing writes"))
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.raw("ROLLBACK").await;
+                let mut waiters = take_waiters(jobs.collect());
+                for (_, p) in runs {
+                    waiters.extend(p.waiters);
+                }
+                // Everything already answered is undone too.
+                waiters.extend(done.drain(..).map(|(r, _)| r));
+                Err((e, waiters))
+            }
+        }
+    }
+
+    fn cache_put(&mut self, r: RunRecord) {
+        if self.cache.len() >= MAX_CACHED && !self.cache.contains_key(&r.run_id) {
+            self.cache.clear();
+        }
+        self.cache.insert(r.run_id.clone(), r);
+    }
+
+    /// The record of a run that is running, from the cache or the row.
+    async fn running_record(&mut self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        if let Some(r) = self.cache.get(run_id) {
+            return Ok(Some(r.clone()));
+        }
+        let ctx = format!("reading run {run_id}");
+        let text = self
+            .conn
+            .fetch_text(
+                "SELECT record FROM weft_runs WHERE run_id = $1 AND status = 'running'",
+                &[Arg::Str(run_id)],
+            )
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| self.json_err(e, &ctx)))
+            .transpose()
+    }
+
+    /// Writes the coalesced run updates of the group so far.
+    async fn write_runs(
+        &mut self,
+        runs: &mut Vec<(String, PendingRun)>,
+        index: &mut HashMap<String, usize>,
+        done: &mut Vec<(Reply, Result<(), StoreError>)>,
+        failed_deferred: &mut Vec<StoreError>,
+    ) -> Result<(), StoreError> {
+        index.clear();
+        for (run_id, p) in std::mem::take(runs) {
+            let result = self.write_run(&run_id, &p).await?;
+            match &result {
+                Ok(()) if p.record.status == RunStatus::Running => self.cache_put(p.record),
+                _ => {
+                    self.cache.remove(&run_id);
+                }
+            }
+            match result {
+                Err(e) if p.updated => {
+                    if p.waiters.is_empty() {
+                        failed_deferred.push(e);
+                    } else {
+                        // Every write of the chain depended on the first.
+                        done.extend(p.waiters.into_iter().map(|w| (w, Err(e.clone()))));
+                    }
+                }
+                // Progress of a run that stopped meanwhile: nothing to add.
+                Err(_) => {}
+                Ok(()) => done.extend(p.waiters.into_iter().map(|w| (w, Ok(())))),
+            }
+        }
+        Ok(())
+    }
+
+    /// One coalesced update: `Ok(Err(_))` is a logical refusal.
+    async fn write_run(&mut self, run_id: &str, p: &PendingRun) -> Result<Result<(), StoreError>, StoreError> {
+        let ctx = format!("updating run {run_id}");
+        let record = serde_json::to_string(&p.record).map_err(|e| self.json_err(e, &ctx))?;
+        // Always seven status slots (one statement to prepare): unused
+        // ones repeat a real one, or are empty when none is allowed.
+        let mut slots: Vec<&str> = p.allowed.iter().map(|s| s.as_str()).collect();
+        let fill = slots.first().copied().unwrap_or("");
+        slots.resize(RunStatus::ALL.len(), fill);
+        let mut args = vec![
+            Arg::Str(p.record.status.as_str()),
+            Arg::OptStr(p.record.owner.as_deref()),
+            Arg::OptI64(p.record.start_time.map(|t| t.as_microsecond())),
+            Arg::Str(&record),
+            Arg::Str(run_id),
+        ];
+        args.extend(slots.iter().map(|s| Arg::Str(s)));
+        let affected = self
+            .conn
+            .execute(
+                "UPDATE weft_runs SET status = $1, owner = $2, start_us = $3, record = $4
+                 WHERE run_id = $5 AND status IN ($6, $7, $8, $9, $10, $11, $12)",
+                &args,
+            )
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        if affected == 1 {
+            return Ok(Ok(()));
+        }
+        let stored = self
+            .conn
+            .fetch_text("SELECT status FROM weft_runs WHERE run_id = $1", &[Arg::Str(run_id)])
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        let to = p.first.unwrap_or(p.record.status);
+        Ok(Err(match stored {
+            None => StoreError::RunNotFound {
+                run_id: run_id.to_string(),
+                target: self.target.clone(),
+            },
+            Some(from) => StoreError::InvalidTransition {
+                run_id: run_id.to_string(),
+                from,
+                to: to.to_string(),
+            },
+        }))
+    }
+
+    /// New rows, all or none: `Ok(Err(DuplicateRun))` when an id exists.
+    async fn insert(&mut self, runs: &[RunRecord]) -> Result<Result<(), StoreError>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Ok(()));
+        }
+        let duplicate = |run_id: &str| StoreError::DuplicateRun {
+            run_id: run_id.to_string(),
+            target: self.target.clone(),
+        };
+        let mut seen = HashSet::new();
+        if let Some(r) = runs.iter().find(|r| !seen.insert(r.run_id.as_str())) {
+            return Ok(Err(duplicate(&r.run_id)));
+        }
+        let encoded = runs
+            .iter()
+            .map(|r| serde_json::to_string(r).map_err(|e| self.json_err(e, &format!("encoding run {}", r.run_id))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = if runs.len() == 1 {
+            format!("recording run {}", runs[0].run_id)
+        } else {
+            format!("recording {} runs", runs.len())
+        };
+        let batch = runs.len() > 1;
+        if batch {
+            self.conn
+                .raw("SAVEPOINT weft_insert")
+                .await
+                .map_err(|e| self.db_err(e, &ctx))?;
+        }
+        let mut inserted = 0u64;
+        for (chunk, records) in runs.chunks(INSERT_CHUNK).zip(encoded.chunks(INSERT_CHUNK)) {
+            let mut sql = String::from(
+                "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES ",
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 6);
+            for (i, (r, record)) in chunk.iter().zip(records).enumerate() {
+                let n = i * 6;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                ));
+                args.extend([
+                    Arg::Str(&r.run_id),
+                    Arg::Str(&r.session_id),
+                    Arg::Str(r.status.as_str()),
+                    Arg::OptStr(r.owner.as_deref()),
+                    Arg::OptI64(r.start_time.map(|t| t.as_microsecond())),
+                    Arg::Str(record),
+                ]);
+            }
+            sql.push_str(" ON CONFLICT (run_id) DO NOTHING");
+            inserted += self
+                .conn
+                .execute(&sql, &args)
+                .await
+                .map_err(|e| self.db_err(e, &ctx))?;
+        }
+        if inserted == runs.len() as u64 {
+            if batch {
+                self.conn
+                    .raw("RELEASE SAVEPOINT weft_insert")
+                    .await
+                    .map_err(|e| self.db_err(e, &ctx))?;
+            }
+            return Ok(Ok(()));
+        }
+        if batch {
+            self.conn
+                .raw("ROLLBACK TO SAVEPOINT weft_insert")
+                .await
+                .map_err(|e| self.db_err(e, &ctx))?;
+            self.conn
+                .raw("RELEASE SAVEPOINT weft_insert")
+                .await
+                .map_err(|e| self.db_err(e, &ctx))?;
+        }
+        // Name the first id that is recorded already.
+        for r in runs {
+            let exists = self
+                .conn
+                .fetch_text("SELECT run_id FROM weft_runs WHERE run_id = $1", &[Arg::Str(&r.run_id)])
+                .await
+                .map_err(|e| self.db_err(e, &ctx))?;
+            if exists.is_some() {
+                return Ok(Err(duplicate(&r.run_id)));
+            }
+        }
+        Ok(Err(duplicate(&runs[0].run_id)))
+    }
+
+    async fn create_session(&mut self, s: &SessionRecord) -> Result<Result<(), StoreError>, StoreError> {
+        let ctx = format!("recording session {}", s.session_id);
+        let record = serde_json::to_string(s).map_err(|e| self.json_err(e, &ctx))?;
+        let affected = self
+            .conn
+            .execute(
+                "INSERT INTO weft_sessions (session_id, created_us, record) VALUES ($1, $2, $3)
+                 ON CONFLICT (session_id) DO NOTHING",
+                &[
+                    Arg::Str(&s.session_id),
+                    Arg::I64(s.created_at.as_microsecond()),
+                    Arg::Str(&record),
+                ],
+            )
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        Ok(if affected == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::DuplicateSession {
+                session_id: s.session_id.clone(),
+                target: self.target.clone(),
+            })
+        })
+    }
+
+    async fn close_session(&mut self, id: &str, at: Timestamp) -> Result<Result<(), StoreError>, StoreError> {
+        let ctx = format!("closing session {id}");
+        let text = self
+            .conn
+            .fetch_text("SELECT record FROM weft_sessions WHERE session_id = $1", &[Arg::Str(id)])
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        let Some(text) = text else {
+            return Ok(Err(StoreError::SessionNotFound {
+                session_id: id.to_string(),
+                target: self.target.clone(),
+            }));
+        };
+        let mut s: SessionRecord = serde_json::from_str(&text).map_err(|e| self.json_err(e, &ctx))?;
+        s.closed_at = Some(at);
+        let record = serde_json::to_string(&s).map_err(|e| self.json_err(e, &ctx))?;
+        self.conn
+            .execute(
+                "UPDATE weft_sessions SET record = $1 WHERE session_id = $2",
+                &[Arg::Str(&record), Arg::Str(id)],
+            )
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        Ok(Ok(()))
+    }
+}
+
+/// The reply channels of jobs that were not applied.
+fn take_waiters(jobs: Vec<Job>) -> Vec<Reply> {
+    jobs.into_iter()
+        .filter_map(|j| match j {
+            Job::Insert { reply, .. }
+            | Job::CreateSession { reply, .. }
+            | Job::CloseSession { reply, .. }
+            | Job::Flush { reply, .. }
+            | Job::Shutdown { reply } => Some(reply),
+            Job::Update { reply, .. } => reply,
+            Job::Progress { .. } => None,
+        })
+        .collect()
+}
