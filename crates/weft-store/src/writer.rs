@@ -3,7 +3,7 @@
 //! transactions (see the crate docs for the durability contract).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ const MAX_GROUP: usize = 4096;
 const MAX_CACHED: usize = 4096;
 /// Rows per multi-row `INSERT` (6 parameters each).
 const INSERT_CHUNK: usize = 256;
+/// Runs per multi-row `UPDATE` (6 parameters each).
+const UPDATE_CHUNK: usize = 256;
 
 /// A bound query parameter (the few types the store uses).
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +82,29 @@ impl Conn {
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 Ok(q.execute(&mut *c).await?.rows_affected())
+            }
+        }
+    }
+
+    /// The first column of every row, as text.
+    async fn fetch_all_text(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<String>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                let sql = sqlite_sql(sql);
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
+                q.fetch_all(&mut *c)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect()
+            }
+            Conn::Postgres(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                q.fetch_all(&mut *c)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect()
             }
         }
     }
@@ -162,6 +187,10 @@ pub(crate) struct Handle {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Deferred jobs sent and not yet committed (or failed).
     pending: Arc<AtomicUsize>,
+    /// Set while the writer waits for more deferred writes: only a job
+    /// someone waits for wakes it then (deferred ones wait for the group).
+    lingering: Arc<AtomicBool>,
+    writer: std::thread::Thread,
     target: String,
 }
 
@@ -171,12 +200,16 @@ impl Handle {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), StoreError>>();
         let pending = Arc::new(AtomicUsize::new(0));
+        let lingering = Arc::new(AtomicBool::new(false));
         let thread = {
             let name = target.clone();
-            let pending = pending.clone();
+            let shared = Shared {
+                pending: pending.clone(),
+                lingering: lingering.clone(),
+            };
             std::thread::Builder::new()
                 .name("weft-store-writer".into())
-                .spawn(move || writer_thread(connect, name, rx, pending, ready_tx))
+                .spawn(move || writer_thread(connect, name, rx, shared, ready_tx))
                 .map_err(|e| StoreError::Open {
                     target: target.clone(),
                     message: format!("cannot start the writer thread: {e}"),
@@ -188,8 +221,10 @@ impl Handle {
         ready_rx.await.map_err(|_| closed())??;
         Ok(Handle {
             tx: Mutex::new(Some(tx)),
+            writer: thread.thread().clone(),
             thread: Mutex::new(Some(thread)),
             pending,
+            lingering,
             target,
         })
     }
@@ -212,7 +247,11 @@ impl Handle {
                 self.pending.fetch_sub(1, Ordering::SeqCst);
             }
             self.closed()
-        })
+        })?;
+        if !deferred && self.lingering.load(Ordering::SeqCst) {
+            self.writer.unpark();
+        }
+        Ok(())
     }
 
     /// Sends a job and waits for its answer.
@@ -241,6 +280,7 @@ impl Handle {
             other => other,
         };
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.unpark();
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
             let _ = t.join();
@@ -254,8 +294,34 @@ impl Drop for Handle {
         // Closing the channel makes the writer commit what is queued and
         // return; wait for it so nothing acknowledged is lost on exit.
         self.tx.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        self.writer.unpark();
         if let Some(t) = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// State shared by the handle and the writer thread.
+struct Shared {
+    pending: Arc<AtomicUsize>,
+    lingering: Arc<AtomicBool>,
+}
+
+/// Moves what is queued into `group`, noting whether someone waits for a
+/// job and whether the writer must stop.
+fn drain(rx: &mpsc::Receiver<Job>, group: &mut Vec<Job>, waited: &mut bool, stop: &mut bool) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(job) => {
+                *stop |= matches!(job, Job::Shutdown { .. });
+                *waited |= job.waited_for();
+                group.push(job);
+            }
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                *stop = true;
+                return;
+            }
         }
     }
 }
@@ -264,7 +330,7 @@ fn writer_thread(
     connect: ConnectTo,
     target: String,
     rx: mpsc::Receiver<Job>,
-    pending: Arc<AtomicUsize>,
+    shared: Shared,
     ready: oneshot::Sender<Result<(), StoreError>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -299,40 +365,33 @@ fn writer_thread(
         target,
         cache: HashMap::new(),
         errors: Vec::new(),
-        pending,
+        pending: shared.pending,
     };
     loop {
         let Ok(first) = rx.recv() else {
             break; // every handle is gone
         };
+        let mut stop = matches!(first, Job::Shutdown { .. });
+        let mut waited = first.waited_for();
         let mut group = vec![first];
-        let mut stop = matches!(group[0], Job::Shutdown { .. });
-        let mut waited = group[0].waited_for();
-        let deadline = Instant::now() + LINGER;
-        while !stop && group.len() < MAX_GROUP {
-            let next = match rx.try_recv() {
-                Ok(job) => Some(job),
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    stop = true;
-                    None
+        drain(&rx, &mut group, &mut waited, &mut stop);
+        if !waited && !stop && group.len() < MAX_GROUP {
+            // Nobody waits: linger a little to commit more at once. Senders
+            // of deferred writes do not wake the thread meanwhile (a wake-up
+            // per write would cost more than the write); a waited-for job
+            // or a closed channel does.
+            let deadline = Instant::now() + LINGER;
+            shared.lingering.store(true, Ordering::SeqCst);
+            loop {
+                drain(&rx, &mut group, &mut waited, &mut stop);
+                let now = Instant::now();
+                if waited || stop || group.len() >= MAX_GROUP || now >= deadline {
+                    break;
                 }
-                Err(mpsc::TryRecvError::Empty) if waited => None,
-                Err(mpsc::TryRecvError::Empty) => {
-                    // Nobody waits: linger a little to commit more at once.
-                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                        Ok(job) => Some(job),
-                        Err(mpsc::RecvTimeoutError::Timeout) => None,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            stop = true;
-                            None
-                        }
-                    }
-                }
-            };
-            let Some(job) = next else { break };
-            stop |= matches!(job, Job::Shutdown { .. });
-            waited |= job.waited_for();
-            group.push(job);
+                std::thread::park_timeout(deadline - now);
+            }
+            shared.lingering.store(false, Ordering::SeqCst);
+            drain(&rx, &mut group, &mut waited, &mut stop);
         }
         runtime.block_on(writer.apply(group));
         if stop {
@@ -459,7 +518,17 @@ impl Writer {
             }
             return Ok(());
         }
-        if let Err(e) = self.conn.begin().await {
+        // One write that is one statement needs no transaction (saves two
+        // round trips for callers that wait).
+        let writes: Vec<&Job> = group
+            .iter()
+            .filter(|j| !matches!(j, Job::Flush { .. } | Job::Shutdown { .. }))
+            .collect();
+        let autocommit = matches!(
+            writes.as_slice(),
+            [Job::Update { .. } | Job::CreateSession { .. }]
+        ) || matches!(writes.as_slice(), [Job::Insert { runs, .. }] if runs.len() <= 1);
+        if !autocommit && let Err(e) = self.conn.begin().await {
             let e = self.db_err(e, "starting a write transaction");
             return Err((e, take_waiters(group)));
         }
@@ -555,6 +624,9 @@ impl Writer {
             }
             self.write_runs(&mut runs, &mut index, done, failed_deferred)
                 .await?;
+            if autocommit {
+                return Ok(());
+            }
             self.conn
                 .raw("COMMIT")
                 .await
@@ -564,7 +636,9 @@ impl Writer {
         match result {
             Ok(()) => Ok(()),
             Err(e) => {
-                let _ = self.conn.raw("ROLLBACK").await;
+                if !autocommit {
+                    let _ = self.conn.raw("ROLLBACK").await;
+                }
                 let mut waiters = take_waiters(jobs.collect());
                 for (_, p) in runs {
                     waiters.extend(p.waiters);
@@ -610,67 +684,56 @@ impl Writer {
         failed_deferred: &mut Vec<StoreError>,
     ) -> Result<(), StoreError> {
         index.clear();
-        for (run_id, p) in std::mem::take(runs) {
-            let result = self.write_run(&run_id, &p).await?;
-            match &result {
-                Ok(()) if p.record.status == RunStatus::Running => self.cache_put(p.record),
-                _ => {
-                    self.cache.remove(&run_id);
-                }
-            }
-            match result {
-                Err(e) if p.updated => {
-                    if p.waiters.is_empty() {
-                        failed_deferred.push(e);
+        let runs = std::mem::take(runs);
+        let mut refused: HashMap<String, StoreError> = HashMap::new();
+        for chunk in runs.chunks(UPDATE_CHUNK) {
+            let written = self.write_chunk(chunk).await?;
+            for (run_id, p) in chunk {
+                if written.contains(run_id.as_str()) {
+                    if p.record.status == RunStatus::Running {
+                        self.cache_put(p.record.clone());
                     } else {
-                        // Every write of the chain depended on the first.
-                        done.extend(p.waiters.into_iter().map(|w| (w, Err(e.clone()))));
+                        self.cache.remove(run_id);
                     }
+                    continue;
                 }
-                // Progress of a run that stopped meanwhile: nothing to add.
-                Err(_) => {}
-                Ok(()) => done.extend(p.waiters.into_iter().map(|w| (w, Ok(())))),
+                self.cache.remove(run_id);
+                if !p.updated {
+                    continue; // progress of a run that stopped meanwhile
+                }
+                let e = self.refusal(run_id, p).await?;
+                if p.waiters.is_empty() {
+                    failed_deferred.push(e);
+                } else {
+                    refused.insert(run_id.clone(), e);
+                }
             }
+        }
+        // Answer the waiters (moved out of the chunks above).
+        for (run_id, p) in runs {
+            if p.waiters.is_empty() {
+                continue;
+            }
+            let result = match refused.remove(&run_id) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            // Every write of a chain depended on its first.
+            done.extend(p.waiters.into_iter().map(|w| (w, result.clone())));
         }
         Ok(())
     }
 
-    /// One coalesced update: `Ok(Err(_))` is a logical refusal.
-    async fn write_run(&mut self, run_id: &str, p: &PendingRun) -> Result<Result<(), StoreError>, StoreError> {
+    /// Why the row of `run_id` refused the chain `p`.
+    async fn refusal(&mut self, run_id: &str, p: &PendingRun) -> Result<StoreError, StoreError> {
         let ctx = format!("updating run {run_id}");
-        let record = serde_json::to_string(&p.record).map_err(|e| self.json_err(e, &ctx))?;
-        // Always seven status slots (one statement to prepare): unused
-        // ones repeat a real one, or are empty when none is allowed.
-        let mut slots: Vec<&str> = p.allowed.iter().map(|s| s.as_str()).collect();
-        let fill = slots.first().copied().unwrap_or("");
-        slots.resize(RunStatus::ALL.len(), fill);
-        let mut args = vec![
-            Arg::Str(p.record.status.as_str()),
-            Arg::OptStr(p.record.owner.as_deref()),
-            Arg::OptI64(p.record.start_time.map(|t| t.as_microsecond())),
-            Arg::Str(&record),
-            Arg::Str(run_id),
-        ];
-        args.extend(slots.iter().map(|s| Arg::Str(s)));
-        let affected = self
-            .conn
-            .execute(
-                "UPDATE weft_runs SET status = $1, owner = $2, start_us = $3, record = $4
-                 WHERE run_id = $5 AND status IN ($6, $7, $8, $9, $10, $11, $12)",
-                &args,
-            )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
-        if affected == 1 {
-            return Ok(Ok(()));
-        }
         let stored = self
             .conn
             .fetch_text("SELECT status FROM weft_runs WHERE run_id = $1", &[Arg::Str(run_id)])
             .await
             .map_err(|e| self.db_err(e, &ctx))?;
         let to = p.first.unwrap_or(p.record.status);
-        Ok(Err(match stored {
+        let e = match stored {
             None => StoreError::RunNotFound {
                 run_id: run_id.to_string(),
                 target: self.target.clone(),
@@ -680,7 +743,66 @@ impl Writer {
                 from,
                 to: to.to_string(),
             },
-        }))
+        };
+        Ok(e)
+    }
+
+    /// Many coalesced updates in one statement; returns the run ids whose
+    /// row accepted theirs (stored status among the chain's `allowed`).
+    async fn write_chunk(&mut self, chunk: &[(String, PendingRun)]) -> Result<HashSet<String>, StoreError> {
+        let ctx = if chunk.len() == 1 {
+            format!("updating run {}", chunk[0].0)
+        } else {
+            format!("updating {} runs", chunk.len())
+        };
+        let mut encoded = Vec::with_capacity(chunk.len());
+        let mut allowed = Vec::with_capacity(chunk.len());
+        for (_, p) in chunk {
+            encoded.push(serde_json::to_string(&p.record).map_err(|e| self.json_err(e, &ctx))?);
+            // `,queued,running,`: matched with LIKE on both backends.
+            let mut list = String::from(",");
+            for st in &p.allowed {
+                list.push_str(st.as_str());
+                list.push(',');
+            }
+            allowed.push(list);
+        }
+        let mut sql = String::from("WITH v (run_id, status, owner, start_us, record, allowed) AS (VALUES ");
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for (i, (run_id, p)) in chunk.iter().enumerate() {
+            let n = i * 6;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            args.extend([
+                Arg::Str(run_id),
+                Arg::Str(p.record.status.as_str()),
+                Arg::OptStr(p.record.owner.as_deref()),
+                Arg::OptI64(p.record.start_time.map(|t| t.as_microsecond())),
+                Arg::Str(&encoded[i]),
+                Arg::Str(&allowed[i]),
+            ]);
+        }
+        sql.push_str(
+            ") UPDATE weft_runs SET status = v.status, owner = v.owner, start_us = v.start_us, record = v.record
+             FROM v WHERE weft_runs.run_id = v.run_id AND v.allowed LIKE '%,' || weft_runs.status || ',%'
+             RETURNING weft_runs.run_id",
+        );
+        let written = self
+            .conn
+            .fetch_all_text(&sql, &args)
+            .await
+            .map_err(|e| self.db_err(e, &ctx))?;
+        Ok(written.into_iter().collect())
     }
 
     /// New rows, all or none: `Ok(Err(DuplicateRun))` when an id exists.

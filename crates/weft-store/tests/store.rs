@@ -288,15 +288,43 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
     r.peak_memory_bytes = Some(42);
     r.metrics = metrics(json!({"r2": 0.5, "nested.x": 1.25}));
     store.insert_run(&r).await.unwrap();
-    assert_eq!(store.get_run(&r.run_id).await.unwrap(), Some(r.clone()));
+    let stored = store.get_run(&r.run_id).await.unwrap().unwrap();
+    assert!(stored.updated_at.is_some(), "the store stamps every write");
+    assert_eq!(stored, RunRecord { updated_at: stored.updated_at, ..r.clone() });
     assert_eq!(store.get_run("nope").await.unwrap(), None);
 
-    let err = store.insert_run(&r).await.unwrap_err();
+    // A caller-supplied id that exists is refused, and the stored row is
+    // untouched, whatever the new record says.
+    let mut other = run("other-session", &r.run_id, RunStatus::Queued);
+    other.runtime_params = json!({"lr": 99});
+    for attempt in [&r, &other] {
+        let err = store.insert_run(attempt).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == r.run_id),
+            "{err:?}"
+        );
+        assert_eq!(err.fault(), Fault::User);
+        assert!(err.to_string().contains(&r.run_id), "{err}");
+        assert_eq!(store.get_run(&r.run_id).await.unwrap().as_ref(), Some(&stored));
+    }
+    // Also when the duplicate is in a batch (named), or twice in one batch.
+    let err = store
+        .insert_runs(&[run("s", &run_id(9), RunStatus::Queued), other.clone()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == r.run_id),
         "{err:?}"
     );
-    assert_eq!(err.fault(), Fault::User);
+    let twice = run("s", &run_id(8), RunStatus::Queued);
+    let err = store.insert_runs(&[twice.clone(), twice.clone()]).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == twice.run_id),
+        "{err:?}"
+    );
+    assert_eq!(store.get_run(&run_id(9)).await.unwrap(), None);
+    assert_eq!(store.get_run(&run_id(8)).await.unwrap(), None);
+    assert_eq!(store.get_run(&r.run_id).await.unwrap(), Some(stored));
 
     // A batch with a duplicate inside records nothing.
     let batch = vec![
@@ -310,6 +338,41 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
     store.insert_runs(&batch[..1]).await.unwrap();
     store.insert_runs(&[]).await.unwrap();
     assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    // Before: `mysql://...` was taken for a SQLite path (creating `mysql:/`).
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    for (url, scheme) in [
+        ("mysql://weft:secret@db.example:3306/weft", "mysql"),
+        ("foo:bar", "foo"),
+        ("http://example.com/weft.db", "http"),
+        ("Sqlite3:x.db", "Sqlite3"),
+    ] {
+        let err = match Store::open(url).await {
+            Ok(_) => panic!("{url} was opened"),
+            Err(e) => e,
+        };
+        match &err {
+            StoreError::UnsupportedUrl { scheme: found, .. } => assert_eq!(found, scheme),
+            other => panic!("{url}: {other:?}"),
+        }
+        assert_eq!(err.fault(), Fault::User);
+        let msg = err.to_string();
+        for form in ["sqlite://", "postgres://", "postgresql://", "file path"] {
+            assert!(msg.contains(form), "{form} missing: {msg}");
+        }
+        assert!(!msg.contains("secret"), "password leaked: {msg}");
+        assert!(!cwd.join(format!("{scheme}:")).exists(), "{url} created a folder");
+    }
+    // The accepted forms still open (a drive-letter-like or colon path
+    // written `./` is a path).
+    let path = dir.path().join("a:b.db");
+    let s = Store::open(&path.display().to_string()).await.unwrap();
+    s.close().await.unwrap();
+    assert!(path.is_file());
 }
 
 both!(transitions_are_validated);
