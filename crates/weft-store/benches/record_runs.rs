@@ -155,7 +155,10 @@ fn main() {
     println!(
         "{n} runs, multirun pattern, writer + 10 progress: {per:>8.1} µs per run end to end ({caller:.1} µs in the caller)"
     );
-    let last = store.get_run(&record("bench", base + n - 1).run_id).unwrap().unwrap();
+    let last = store
+        .get_run(&record("bench", base + n - 1).run_id)
+        .unwrap()
+        .unwrap();
     assert_eq!(last.status, RunStatus::Succeeded);
     assert_eq!(last.node_timings.len(), 10);
 }

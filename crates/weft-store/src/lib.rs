@@ -22,5 +22,7 @@ mod writer;
 
 pub use blocking::BlockingStore;
 pub use error::{Fault, StoreError};
-pub use model::{NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus, SessionRecord};
+pub use model::{
+    NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus, SessionRecord, metrics_from_json,
+};
 pub use store::{SCHEMA_VERSION, Store, current_owner};

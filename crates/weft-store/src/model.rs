@@ -222,6 +222,17 @@ pub struct RunRecord {
     pub updated_at: Option<Timestamp>,
 }
 
+/// Numeric metrics from a JSON value, as [`RunRecord::metrics`] stores
+/// them: numbers of nested objects under dotted names (`{"model": {"r2":
+/// 0.9}}` → `model.r2`), `null` as NaN, anything else (strings, lists,
+/// booleans) left out. For a session turning numeric outputs or a metrics
+/// dataset into metrics.
+pub fn metrics_from_json(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    metrics_serde::flatten("", v, &mut out);
+    out
+}
+
 /// `metrics` on the wire: a JSON object of numbers. Reading is lenient so
 /// older records decode: nested objects are flattened with dotted names,
 /// `null` reads as NaN, other values (strings, lists, booleans) are
@@ -238,14 +249,10 @@ mod metrics_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
         let v = Option::<Value>::deserialize(d)?;
-        let mut out = BTreeMap::new();
-        if let Some(v) = v {
-            flatten("", &v, &mut out);
-        }
-        Ok(out)
+        Ok(v.map(|v| super::metrics_from_json(&v)).unwrap_or_default())
     }
 
-    fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
+    pub(super) fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
@@ -327,7 +334,8 @@ mod tests {
     #[test]
     fn metrics_are_typed_numbers_and_old_records_decode() {
         // An older record: no `updated_at`, nested and non-numeric metrics.
-        let old = minimal_record(serde_json::json!({"r2": 0.5, "model": {"mae": 2, "name": "lin"}, "gone": null}));
+        let old =
+            minimal_record(serde_json::json!({"r2": 0.5, "model": {"mae": 2, "name": "lin"}, "gone": null}));
         let r: RunRecord = serde_json::from_value(old).unwrap();
         assert_eq!(r.updated_at, None);
         assert_eq!(r.metrics.keys().collect::<Vec<_>>(), ["gone", "model.mae", "r2"]);

@@ -311,7 +311,12 @@ pub fn compare_json(a: &RunRecord, b: &RunRecord) -> Value {
 /// (sorted by name), node durations.
 pub fn compare(a: &RunRecord, b: &RunRecord) -> String {
     let c = comparison(a, b);
-    let mut table_rows = vec![vec![String::new(), "key".into(), c.run_a.clone(), c.run_b.clone()]];
+    let mut table_rows = vec![vec![
+        String::new(),
+        "key".into(),
+        c.run_a.clone(),
+        c.run_b.clone(),
+    ]];
     table_rows.push(vec![
         if c.status.a != c.status.b { "*" } else { "" }.into(),
         "status".into(),
@@ -355,7 +360,8 @@ mod tests {
     use super::*;
 
     fn run(id: &str, params: Value, metrics: Value) -> RunRecord {
-        let metrics = serde_json::from_value::<BTreeMap<String, f64>>(metrics).unwrap();
+        // `null` stands for NaN (json! cannot hold one).
+        let metrics = crate::metrics_from_json(&metrics);
         RunRecord {
             run_id: id.into(),
             session_id: "s".into(),
@@ -412,6 +418,61 @@ mod tests {
             t.lines()
                 .any(|l| !l.starts_with('*') && l.contains("params.seed")),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn compare_shows_metrics_and_node_times_side_by_side_sorted() {
+        let mut a = run("r1", json!({}), json!({"r2": 0.9, "mae": 1.5, "loss": f64::NAN}));
+        let mut b = run("r2", json!({}), json!({"r2": 0.8, "rmse": 2.0, "loss": f64::NAN}));
+        let t = |node: &str, ms: f64| crate::NodeTiming {
+            node: node.into(),
+            start: "2026-01-01T00:00:00Z".parse().unwrap(),
+            duration_ms: ms,
+            peak_memory_bytes: None,
+        };
+        a.node_timings = vec![t("train", 2.0), t("evaluate", 1.0), t("train", 0.5)];
+        b.node_timings = vec![t("train", 3.0)];
+        let c = comparison(&a, &b);
+        let keys: Vec<&str> = c.metrics.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["loss", "mae", "r2", "rmse"], "sorted, both sides' keys");
+        assert_eq!(c.metrics[1].a, Some(json!(1.5)));
+        assert_eq!(c.metrics[1].b, None);
+        assert_eq!(
+            (c.metrics[2].a.clone(), c.metrics[2].b.clone()),
+            (Some(json!(0.9)), Some(json!(0.8)))
+        );
+        assert!(!c.metrics[0].differs, "NaN on both sides is the same (null)");
+        let nodes: Vec<(&str, Option<Value>)> =
+            c.node_ms.iter().map(|r| (r.key.as_str(), r.a.clone())).collect();
+        assert_eq!(
+            nodes,
+            [("evaluate", Some(json!(1.0))), ("train", Some(json!(2.5)))]
+        );
+        assert_eq!(
+            compare_json(&a, &b)["metrics"][2],
+            json!({"key": "r2", "a": 0.9, "b": 0.8, "differs": true})
+        );
+        let table = compare(&a, &b);
+        let lines: Vec<&str> = table.lines().collect();
+        let pos = |k: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(k))
+                .unwrap_or_else(|| panic!("{k}: {table}"))
+        };
+        assert!(pos("metrics.loss") < pos("metrics.mae") && pos("metrics.mae") < pos("metrics.r2"));
+        assert!(pos("metrics.r2") < pos("metrics.rmse") && pos("metrics.rmse") < pos("node_ms.evaluate"));
+        let r2 = lines[pos("metrics.r2")];
+        assert!(
+            r2.starts_with('*') && r2.contains("0.9") && r2.contains("0.8"),
+            "{r2}"
+        );
+        let mae = lines[pos("metrics.mae")];
+        assert!(mae.contains("1.5") && mae.trim_end().ends_with('-'), "{mae}");
+        assert!(
+            lines[pos("node_ms.train")].contains("2.500 ms")
+                && lines[pos("node_ms.train")].contains("3.000 ms")
         );
     }
 

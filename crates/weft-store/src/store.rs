@@ -345,7 +345,8 @@ impl Store {
             .connect_with(Store::sqlite_options(path))
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        let writer = writer::Handle::start(ConnectTo::Sqlite(Store::sqlite_options(path)), target.clone()).await?;
+        let writer =
+            writer::Handle::start(ConnectTo::Sqlite(Store::sqlite_options(path)), target.clone()).await?;
         Ok(Store {
             backend: Backend::Sqlite(pool),
             target,
@@ -407,7 +408,12 @@ impl Store {
     }
 
     fn classify(&self, e: sqlx::Error, context: &str) -> StoreError {
-        classify(&self.target, matches!(self.backend, Backend::Sqlite(_)), e, context)
+        classify(
+            &self.target,
+            matches!(self.backend, Backend::Sqlite(_)),
+            e,
+            context,
+        )
     }
 
     async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
@@ -737,7 +743,8 @@ impl Store {
             if record.duration_ms.is_none()
                 && let Some(start) = record.start_time
             {
-                record.duration_ms = Some((end.as_microsecond() - start.as_microsecond()).max(0) as f64 / 1000.0);
+                record.duration_ms =
+                    Some((end.as_microsecond() - start.as_microsecond()).max(0) as f64 / 1000.0);
             }
             record.error.get_or_insert_with(|| crate::RunErrorRecord {
                 kind: "interrupted".into(),

@@ -152,31 +152,46 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 /// One write.
 pub(crate) enum Job {
     /// New runs, all or none.
-    Insert { runs: Vec<RunRecord>, reply: Reply },
+    Insert {
+        runs: Vec<RunRecord>,
+        reply: Reply,
+    },
     /// A run's new record; `reply` is `None` for deferred updates.
-    Update { record: RunRecord, reply: Option<Reply> },
+    Update {
+        record: RunRecord,
+        reply: Option<Reply>,
+    },
     /// A node finished (deferred).
     Progress {
         run_id: String,
         timing: NodeTiming,
         at: Timestamp,
     },
-    CreateSession { record: SessionRecord, reply: Reply },
-    CloseSession { id: String, at: Timestamp, reply: Reply },
+    CreateSession {
+        record: SessionRecord,
+        reply: Reply,
+    },
+    CloseSession {
+        id: String,
+        at: Timestamp,
+        reply: Reply,
+    },
     /// Answered once everything sent before it is committed; with
     /// `take_errors`, answers with the deferred failures since the last
     /// such flush.
-    Flush { take_errors: bool, reply: Reply },
+    Flush {
+        take_errors: bool,
+        reply: Reply,
+    },
     /// Commit what is queued, answer, stop.
-    Shutdown { reply: Reply },
+    Shutdown {
+        reply: Reply,
+    },
 }
 
 impl Job {
     fn waited_for(&self) -> bool {
-        !matches!(
-            self,
-            Job::Update { reply: None, .. } | Job::Progress { .. }
-        )
+        !matches!(self, Job::Update { reply: None, .. } | Job::Progress { .. })
     }
 }
 
@@ -556,7 +571,11 @@ impl Writer {
                         match at {
                             Some(i) => {
                                 let p = &mut runs[i].1;
-                                match RunStatus::check_transition(&record.run_id, p.record.status, record.status) {
+                                match RunStatus::check_transition(
+                                    &record.run_id,
+                                    p.record.status,
+                                    record.status,
+                                ) {
                                     Ok(()) => {
                                         p.record = record;
                                         p.updated = true;
@@ -729,7 +748,10 @@ impl Writer {
         let ctx = format!("updating run {run_id}");
         let stored = self
             .conn
-            .fetch_text("SELECT status FROM weft_runs WHERE run_id = $1", &[Arg::Str(run_id)])
+            .fetch_text(
+                "SELECT status FROM weft_runs WHERE run_id = $1",
+                &[Arg::Str(run_id)],
+            )
             .await
             .map_err(|e| self.db_err(e, &ctx))?;
         let to = p.first.unwrap_or(p.record.status);
@@ -820,7 +842,9 @@ impl Writer {
         }
         let encoded = runs
             .iter()
-            .map(|r| serde_json::to_string(r).map_err(|e| self.json_err(e, &format!("encoding run {}", r.run_id))))
+            .map(|r| {
+                serde_json::to_string(r).map_err(|e| self.json_err(e, &format!("encoding run {}", r.run_id)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ctx = if runs.len() == 1 {
             format!("recording run {}", runs[0].run_id)
@@ -893,7 +917,10 @@ impl Writer {
         for r in runs {
             let exists = self
                 .conn
-                .fetch_text("SELECT run_id FROM weft_runs WHERE run_id = $1", &[Arg::Str(&r.run_id)])
+                .fetch_text(
+                    "SELECT run_id FROM weft_runs WHERE run_id = $1",
+                    &[Arg::Str(&r.run_id)],
+                )
                 .await
                 .map_err(|e| self.db_err(e, &ctx))?;
             if exists.is_some() {
@@ -933,7 +960,10 @@ impl Writer {
         let ctx = format!("closing session {id}");
         let text = self
             .conn
-            .fetch_text("SELECT record FROM weft_sessions WHERE session_id = $1", &[Arg::Str(id)])
+            .fetch_text(
+                "SELECT record FROM weft_sessions WHERE session_id = $1",
+                &[Arg::Str(id)],
+            )
             .await
             .map_err(|e| self.db_err(e, &ctx))?;
         let Some(text) = text else {

@@ -174,7 +174,7 @@ fn run(session: &str, id: &str, status: RunStatus) -> RunRecord {
 
 /// Metrics from a JSON object of numbers.
 fn metrics(v: serde_json::Value) -> BTreeMap<String, f64> {
-    serde_json::from_value(v).unwrap()
+    weft_store::metrics_from_json(&v)
 }
 
 fn run_id(i: u32) -> String {
@@ -290,7 +290,13 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
     store.insert_run(&r).await.unwrap();
     let stored = store.get_run(&r.run_id).await.unwrap().unwrap();
     assert!(stored.updated_at.is_some(), "the store stamps every write");
-    assert_eq!(stored, RunRecord { updated_at: stored.updated_at, ..r.clone() });
+    assert_eq!(
+        stored,
+        RunRecord {
+            updated_at: stored.updated_at,
+            ..r.clone()
+        }
+    );
     assert_eq!(store.get_run("nope").await.unwrap(), None);
 
     // A caller-supplied id that exists is refused, and the stored row is
@@ -317,7 +323,10 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
         "{err:?}"
     );
     let twice = run("s", &run_id(8), RunStatus::Queued);
-    let err = store.insert_runs(&[twice.clone(), twice.clone()]).await.unwrap_err();
+    let err = store
+        .insert_runs(&[twice.clone(), twice.clone()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == twice.run_id),
         "{err:?}"
@@ -490,6 +499,141 @@ async fn list_runs_filters_and_order(t: Target) {
     assert!(none.is_empty());
 }
 
+// ------------------------------------------------------- deferred writes
+
+fn timing(node: &str, ms: f64) -> NodeTiming {
+    NodeTiming {
+        node: node.into(),
+        start: Timestamp::now(),
+        duration_ms: ms,
+        peak_memory_bytes: None,
+    }
+}
+
+both_blocking!(deferred_updates_are_committed_and_read_back);
+fn deferred_updates_are_committed_and_read_back(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let planned: Vec<RunRecord> = (0..20u32)
+        .map(|i| RunRecord {
+            run_index: i,
+            start_time: None,
+            ..run("multi", &run_id(i), RunStatus::Queued)
+        })
+        .collect();
+    store.insert_runs(&planned).unwrap();
+    for mut r in planned.clone() {
+        r.status = RunStatus::Running;
+        r.start_time = Some(Timestamp::now());
+        store.update_run_deferred(&r).unwrap();
+        store.update_progress(&r.run_id, timing("a", 1.0)).unwrap();
+        store.update_progress(&r.run_id, timing("b", 2.0)).unwrap();
+        if r.run_index % 2 == 0 {
+            r.status = RunStatus::Succeeded;
+            r.node_timings = vec![timing("a", 1.0), timing("b", 2.0), timing("c", 3.0)];
+            r.metrics = metrics(json!({"score": r.run_index}));
+            store.update_run_deferred(&r).unwrap();
+        }
+    }
+    // Read-your-writes: a read through the handle sees the queued writes.
+    let runs = store
+        .list_runs(&RunFilter {
+            session_id: Some("multi".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 20);
+    for r in &runs {
+        if r.run_index % 2 == 0 {
+            assert_eq!(r.status, RunStatus::Succeeded, "{}", r.run_id);
+            assert_eq!(r.node_timings.len(), 3, "the final record replaces the progress");
+            assert_eq!(r.metrics["score"], f64::from(r.run_index));
+        } else {
+            assert_eq!(r.status, RunStatus::Running, "{}", r.run_id);
+            let nodes: Vec<&str> = r.node_timings.iter().map(|t| t.node.as_str()).collect();
+            assert_eq!(nodes, ["a", "b"], "progress appends node timings");
+            assert!(r.updated_at.unwrap() >= r.start_time.unwrap());
+        }
+    }
+    store.flush().unwrap();
+
+    // Drop without flush or close: the queued writes are committed.
+    let mut last = runs.iter().find(|r| r.run_index == 1).unwrap().clone();
+    store.update_progress(&last.run_id, timing("c", 3.0)).unwrap();
+    last.status = RunStatus::Failed;
+    store.update_run_deferred(&last).unwrap();
+    drop(store);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let got = store.get_run(&last.run_id).unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Failed);
+
+    // Progress of a run that is not running adds nothing and is no error.
+    store.update_progress(&last.run_id, timing("late", 9.0)).unwrap();
+    store.update_progress("no-such-run", timing("x", 1.0)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(
+        store.get_run(&last.run_id).unwrap().unwrap().node_timings,
+        got.node_timings
+    );
+
+    // After close, writes are refused with a clear error.
+    store.close().unwrap();
+    let err = store.update_run_deferred(&got).unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err:?}");
+    assert!(matches!(
+        store.insert_run(&run("s", "new", RunStatus::Queued)),
+        Err(StoreError::Closed { .. })
+    ));
+}
+
+both_blocking!(refused_deferred_updates_are_reported_by_flush);
+fn refused_deferred_updates_are_reported_by_flush(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let mut done = run("s", &run_id(1), RunStatus::Succeeded);
+    store.insert_run(&done).unwrap();
+    done.status = RunStatus::Running; // succeeded → running is forbidden
+    done.metrics = metrics(json!({"changed": 1}));
+    store.update_run_deferred(&done).unwrap();
+    store
+        .update_run_deferred(&run("s", "missing", RunStatus::Running))
+        .unwrap();
+    // In-memory chain check: queued → succeeded within one group.
+    let mut queued = run("s", &run_id(2), RunStatus::Queued);
+    store.insert_run(&queued).unwrap();
+    queued.status = RunStatus::Running;
+    store.update_run_deferred(&queued).unwrap();
+    queued.status = RunStatus::Queued; // running → queued is forbidden
+    store.update_run_deferred(&queued).unwrap();
+    let err = store.flush().unwrap_err();
+    match &err {
+        StoreError::Deferred { failed, first, .. } => {
+            assert_eq!(*failed, 3, "{err}");
+            assert!(
+                matches!(&**first, StoreError::InvalidTransition { run_id, from, to }
+                    if *run_id == done.run_id && from == "succeeded" && to == "running"),
+                "{first:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.fault(), Fault::User);
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the first failure is the source"
+    );
+    // Reported once; the refused write changed nothing.
+    store.flush().unwrap();
+    let stored = store.get_run(&done.run_id).unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    assert!(stored.metrics.is_empty());
+    assert_eq!(
+        store.get_run(&queued.run_id).unwrap().unwrap().status,
+        RunStatus::Running,
+        "the valid part of the chain is kept"
+    );
+}
+
 // ----------------------------------------------------------------- orphans
 
 fn dead_pid() -> u32 {
@@ -544,6 +688,74 @@ async fn orphans_become_interrupted(t: Target) {
         store.get_run(&dead2.run_id).await.unwrap().unwrap().status,
         RunStatus::Interrupted
     );
+}
+
+both!(interrupted_runs_keep_their_last_progress);
+async fn interrupted_runs_keep_their_last_progress(t: Target) {
+    let host = weft_store::current_owner()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let dead = format!("{host}:{}", dead_pid());
+    let store = Store::open(&t.url).await.unwrap();
+    let mut running = run("s", &run_id(1), RunStatus::Running);
+    running.owner = Some(dead.clone());
+    let mut queued = run("s", &run_id(2), RunStatus::Queued);
+    queued.owner = Some(dead.clone());
+    queued.start_time = None;
+    store
+        .insert_runs(&[running.clone(), queued.clone()])
+        .await
+        .unwrap();
+    store
+        .update_progress(&running.run_id, timing("first", 5.0))
+        .unwrap();
+    store
+        .update_progress(&running.run_id, timing("second", 7.0))
+        .unwrap();
+    store.flush().await.unwrap();
+    let last_progress = store
+        .get_run(&running.run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at
+        .unwrap();
+    let inserted = store
+        .get_run(&queued.run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at
+        .unwrap();
+    // The next command reads the store a while later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let swept_at = Timestamp::now();
+    let mut ids = store.mark_orphans_interrupted().await.unwrap();
+    ids.sort();
+    assert_eq!(ids, [running.run_id.clone(), queued.run_id.clone()]);
+
+    let got = store.get_run(&running.run_id).await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Interrupted);
+    assert_eq!(
+        got.end_time,
+        Some(last_progress),
+        "the end time is when it died, not {swept_at}"
+    );
+    let nodes: Vec<&str> = got.node_timings.iter().map(|t| t.node.as_str()).collect();
+    assert_eq!(nodes, ["first", "second"], "finished nodes keep their timings");
+    let expected_ms =
+        (last_progress.as_microsecond() - running.start_time.unwrap().as_microsecond()) as f64 / 1000.0;
+    assert_eq!(got.duration_ms, Some(expected_ms));
+    assert!(got.duration_ms.unwrap() < 300.0, "{:?}", got.duration_ms);
+    assert_eq!(got.error.unwrap().kind, "interrupted");
+
+    // A planned run whose process died before it started is interrupted too.
+    let got = store.get_run(&queued.run_id).await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Interrupted);
+    assert_eq!(got.end_time, Some(inserted));
+    assert_eq!(got.duration_ms, None);
 }
 
 // ----------------------------------------------------------------- schema
@@ -675,7 +887,11 @@ fn concurrent_writers_lose_no_update(kind: Kind) {
     for (i, th) in winners {
         let c = shared.get_run(&contested[i as usize].run_id).unwrap().unwrap();
         assert!(c.status.is_terminal());
-        assert_eq!(c.metrics, metrics(json!({"winner": th})), "the winner's record is stored");
+        assert_eq!(
+            c.metrics,
+            metrics(json!({"winner": th})),
+            "the winner's record is stored"
+        );
     }
 }
 
@@ -816,9 +1032,16 @@ fn child_writer() {
             })
             .collect();
         store.insert_run(&r).unwrap();
+        // Half the runs finish through waited updates, half through the
+        // writer's deferred ones (with progress).
+        store.update_progress(&r.run_id, timing("extra", 0.5)).unwrap();
         if let Some(mut p) = previous.take() {
             p.status = RunStatus::Succeeded;
-            store.update_run(&p).unwrap();
+            if i % 2 == 0 {
+                store.update_run(&p).unwrap();
+            } else {
+                store.update_run_deferred(&p).unwrap();
+            }
         }
         if i % 10 == 0 {
             let batch: Vec<RunRecord> = (0..5)
@@ -905,6 +1128,12 @@ async fn sigkill_mid_write_leaves_a_consistent_store(t: Target) {
         interrupted
             .iter()
             .all(|r| r.owner.as_deref() == Some(child_owner.as_str()))
+    );
+    // Each keeps the time of its last recorded write as its end time.
+    assert!(
+        interrupted
+            .iter()
+            .all(|r| r.end_time.is_some() && r.end_time == r.updated_at)
     );
     assert!(runs.iter().any(|r| r.status == RunStatus::Succeeded));
 }
