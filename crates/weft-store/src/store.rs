@@ -523,7 +523,7 @@ impl Store {
     /// Records a new session (a duplicate session id is
     /// [`StoreError::DuplicateSession`]; the stored one is untouched).
     pub async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let record = s.clone();
+        let record = Box::new(s.clone());
         self.writer
             .call(|reply| Job::CreateSession { record, reply })
             .await
@@ -634,7 +634,7 @@ impl Store {
     async fn write_update(&self, record: RunRecord) -> Result<(), StoreError> {
         self.writer
             .call(|reply| Job::Update {
-                record,
+                record: Box::new(record),
                 reply: Some(reply),
             })
             .await
@@ -647,10 +647,10 @@ impl Store {
     /// [`Store::flush`] / [`Store::close`]. Reads through this handle see
     /// it; a crash before the commit loses it (see the crate docs).
     pub fn update_run_deferred(&self, r: &RunRecord) -> Result<(), StoreError> {
-        let record = RunRecord {
+        let record = Box::new(RunRecord {
             updated_at: Some(jiff::Timestamp::now()),
             ..r.clone()
-        };
+        });
         self.writer.post(Job::Update { record, reply: None })
     }
 

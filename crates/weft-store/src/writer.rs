@@ -158,7 +158,7 @@ pub(crate) enum Job {
     },
     /// A run's new record; `reply` is `None` for deferred updates.
     Update {
-        record: RunRecord,
+        record: Box<RunRecord>,
         reply: Option<Reply>,
     },
     /// A node finished (deferred).
@@ -168,7 +168,7 @@ pub(crate) enum Job {
         at: Timestamp,
     },
     CreateSession {
-        record: SessionRecord,
+        record: Box<SessionRecord>,
         reply: Reply,
     },
     CloseSession {
@@ -577,7 +577,7 @@ impl Writer {
                                     record.status,
                                 ) {
                                     Ok(()) => {
-                                        p.record = record;
+                                        p.record = *record;
                                         p.updated = true;
                                         p.first.get_or_insert(p.record.status);
                                         p.waiters.extend(reply);
@@ -595,7 +595,7 @@ impl Writer {
                                     PendingRun {
                                         allowed: RunStatus::sources(record.status),
                                         first: Some(record.status),
-                                        record,
+                                        record: *record,
                                         waiters: reply.into_iter().collect(),
                                         updated: true,
                                     },
