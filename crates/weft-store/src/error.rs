@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 /// Who has to act on a [`StoreError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -17,9 +19,12 @@ pub enum Fault {
 /// `Unreachable` and `SchemaTooNew` are the environment; `UnsupportedUrl`,
 /// `Closed`, `DuplicateRun`, `RunNotFound`, `DuplicateSession`,
 /// `SessionNotFound` and `InvalidTransition` are callers' mistakes;
-/// `Deferred` has the fault of its first failure; `Database` is anything else
+/// `Deferred` has the fault of its first failure; `Malformed` (a record
+/// that does not decode) and `Database` is anything else
 /// the database reported. Every variant names the file/URL or the run or
-/// session it is about.
+/// session it is about. Database and JSON causes are kept as typed
+/// sources, shared (`Arc<sqlx::Error>`, `Arc<serde_json::Error>`) so an
+/// error can be cloned to every caller of a failed group commit.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// `--store` / `[store] url` names a scheme weft does not know.
@@ -131,14 +136,26 @@ pub enum StoreError {
         to: String,
     },
     /// Any other database error.
-    #[error("run store {target}: query failed ({context}): {message}")]
+    #[error("run store {target}: query failed ({context}): {source}")]
     Database {
         /// The file or URL (password masked).
         target: String,
         /// What was being done (names the run or session when there is one).
         context: String,
         /// What the database said.
-        message: String,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// A record does not encode, or a stored one does not decode.
+    #[error("run store {target}: malformed record ({context}): {source}")]
+    Malformed {
+        /// The file or URL (password masked).
+        target: String,
+        /// What was being done (names the run or session when there is one).
+        context: String,
+        /// The JSON error.
+        #[source]
+        source: Arc<serde_json::Error>,
     },
 }
 
@@ -157,7 +174,7 @@ impl StoreError {
             | StoreError::InvalidTransition { .. } => Fault::User,
             StoreError::UnsupportedUrl { .. } | StoreError::Closed { .. } => Fault::User,
             StoreError::Deferred { first, .. } => first.fault(),
-            StoreError::Database { .. } => Fault::Internal,
+            StoreError::Database { .. } | StoreError::Malformed { .. } => Fault::Internal,
         }
     }
 }

@@ -113,7 +113,7 @@ pub(crate) fn classify(target: &str, sqlite: bool, e: sqlx::Error, context: &str
         StoreError::Database {
             target: target.to_string(),
             context: context.to_string(),
-            message: e.to_string(),
+            source: Arc::new(e),
         }
     }
 }
@@ -138,10 +138,10 @@ macro_rules! db_err {
 
 macro_rules! json_err {
     ($self:expr, $ctx:expr) => {
-        |e: serde_json::Error| StoreError::Database {
+        |e: serde_json::Error| StoreError::Malformed {
             target: $self.target.clone(),
             context: $ctx.to_string(),
-            message: format!("malformed record: {e}"),
+            source: Arc::new(e),
         }
     };
 }

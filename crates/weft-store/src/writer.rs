@@ -456,10 +456,10 @@ impl Writer {
     }
 
     fn json_err(&self, e: serde_json::Error, context: &str) -> StoreError {
-        StoreError::Database {
+        StoreError::Malformed {
             target: self.target.clone(),
             context: context.to_string(),
-            message: format!("malformed record: {e}"),
+            source: Arc::new(e),
         }
     }
 

@@ -758,6 +758,32 @@ async fn interrupted_runs_keep_their_last_progress(t: Target) {
     assert_eq!(got.duration_ms, None);
 }
 
+both!(bad_rows_are_typed_errors_with_their_cause);
+async fn bad_rows_are_typed_errors_with_their_cause(t: Target) {
+    let store = Store::open(&t.url).await.unwrap();
+    let r = run("s", &run_id(1), RunStatus::Running);
+    store.insert_run(&r).await.unwrap();
+    raw_exec(&t, "UPDATE weft_runs SET record = '{\"run_id\": 5}'").await;
+    let err = store.get_run(&r.run_id).await.unwrap_err();
+    match &err {
+        StoreError::Malformed { context, .. } => assert!(context.contains(&r.run_id), "{context}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.fault(), Fault::Internal);
+    let source = std::error::Error::source(&err).expect("a typed source");
+    assert!(
+        source.downcast_ref::<Arc<serde_json::Error>>().is_some(),
+        "{source:?}"
+    );
+
+    raw_exec(&t, "DROP TABLE weft_sessions").await;
+    let err = store.list_sessions(None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    let source = std::error::Error::source(&err).expect("a typed source");
+    assert!(source.downcast_ref::<Arc<sqlx::Error>>().is_some(), "{source:?}");
+    assert!(err.to_string().contains("listing sessions"), "{err}");
+}
+
 // ----------------------------------------------------------------- schema
 
 both!(newer_schema_is_refused_and_left_untouched);
