@@ -552,11 +552,25 @@ impl Writer {
             for job in jobs.by_ref() {
                 match job {
                     Job::Insert { runs: new, reply } => {
+                        let mut written = Ok(());
                         if new.iter().any(|r| index.contains_key(&r.run_id)) {
-                            self.write_runs(&mut runs, &mut index, done, failed_deferred)
-                                .await?;
+                            written = self
+                                .write_runs(&mut runs, &mut index, done, failed_deferred)
+                                .await;
                         }
-                        let result = self.insert(&new).await?;
+                        let result = match written {
+                            Ok(()) => self.insert(&new).await,
+                            Err(e) => Err(e),
+                        };
+                        // On a database failure the reply joins `done`,
+                        // whose waiters all get the failure.
+                        let result = match result {
+                            Ok(r) => r,
+                            Err(e) => {
+                                done.push((reply, Err(e.clone())));
+                                return Err(e);
+                            }
+                        };
                         if result.is_ok() {
                             for r in new {
                                 if r.status == RunStatus::Running {
@@ -630,12 +644,20 @@ impl Writer {
                         ));
                     }
                     Job::CreateSession { record, reply } => {
-                        let result = self.create_session(&record).await?;
-                        done.push((reply, result));
+                        let result = self.create_session(&record).await;
+                        let failed = result.as_ref().err().cloned();
+                        done.push((reply, result.unwrap_or_else(Err)));
+                        if let Some(e) = failed {
+                            return Err(e);
+                        }
                     }
                     Job::CloseSession { id, at, reply } => {
-                        let result = self.close_session(&id, at).await?;
-                        done.push((reply, result));
+                        let result = self.close_session(&id, at).await;
+                        let failed = result.as_ref().err().cloned();
+                        done.push((reply, result.unwrap_or_else(Err)));
+                        if let Some(e) = failed {
+                            return Err(e);
+                        }
                     }
                     Job::Flush { take_errors, reply } => flushes.push((take_errors, reply)),
                     Job::Shutdown { reply } => flushes.push((true, reply)),
@@ -702,9 +724,34 @@ impl Writer {
         done: &mut Vec<(Reply, Result<(), StoreError>)>,
         failed_deferred: &mut Vec<StoreError>,
     ) -> Result<(), StoreError> {
-        index.clear();
-        let runs = std::mem::take(runs);
         let mut refused: HashMap<String, StoreError> = HashMap::new();
+        // On failure the runs stay in `runs`: the caller answers their
+        // waiters with the error.
+        self.check_runs(runs, &mut refused, failed_deferred).await?;
+        index.clear();
+        // Answer the waiters.
+        for (run_id, p) in std::mem::take(runs) {
+            if p.waiters.is_empty() {
+                continue;
+            }
+            let result = match refused.remove(&run_id) {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            // Every write of a chain depended on its first.
+            done.extend(p.waiters.into_iter().map(|w| (w, result.clone())));
+        }
+        Ok(())
+    }
+
+    /// Writes `runs`, noting the refused ones (by waiters) in `refused`
+    /// and the refused deferred ones in `failed_deferred`.
+    async fn check_runs(
+        &mut self,
+        runs: &[(String, PendingRun)],
+        refused: &mut HashMap<String, StoreError>,
+        failed_deferred: &mut Vec<StoreError>,
+    ) -> Result<(), StoreError> {
         for chunk in runs.chunks(UPDATE_CHUNK) {
             let written = self.write_chunk(chunk).await?;
             for (run_id, p) in chunk {
@@ -727,18 +774,6 @@ impl Writer {
                     refused.insert(run_id.clone(), e);
                 }
             }
-        }
-        // Answer the waiters (moved out of the chunks above).
-        for (run_id, p) in runs {
-            if p.waiters.is_empty() {
-                continue;
-            }
-            let result = match refused.remove(&run_id) {
-                Some(e) => Err(e),
-                None => Ok(()),
-            };
-            // Every write of a chain depended on its first.
-            done.extend(p.waiters.into_iter().map(|w| (w, result.clone())));
         }
         Ok(())
     }

@@ -634,6 +634,111 @@ fn refused_deferred_updates_are_reported_by_flush(kind: Kind) {
     );
 }
 
+both_blocking!(a_failed_group_fails_its_writes_and_the_writer_goes_on);
+fn a_failed_group_fails_its_writes_and_the_writer_goes_on(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let r = run("s", &run_id(1), RunStatus::Running);
+    store.insert_run(&r).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(raw_exec(&t, "DROP TABLE weft_runs"));
+    let mut done = r.clone();
+    done.status = RunStatus::Succeeded;
+    store.update_run_deferred(&done).unwrap();
+    store.update_progress(&r.run_id, timing("n", 1.0)).unwrap();
+    let err = store.flush().unwrap_err();
+    match &err {
+        StoreError::Deferred { first, .. } => {
+            assert!(matches!(**first, StoreError::Database { .. }), "{first:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = store.update_run(&done).unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    let err = store
+        .insert_runs(&[
+            run("s", &run_id(2), RunStatus::Queued),
+            run("s", &run_id(3), RunStatus::Queued),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    // The writer still serves the tables that exist.
+    store
+        .create_session(&session("after", "2026-01-01T00:00:00Z"))
+        .unwrap();
+    assert!(store.get_session("after").unwrap().is_some());
+    store.flush().unwrap();
+}
+
+both_blocking!(threads_sharing_a_handle_mix_waited_and_deferred_writes);
+fn threads_sharing_a_handle_mix_waited_and_deferred_writes(kind: Kind) {
+    const THREADS: u32 = 4;
+    const RUNS: u32 = 40;
+    let t = target_blocking(kind);
+    let store = Arc::new(BlockingStore::open(&t.url).unwrap());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|th| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let planned: Vec<RunRecord> = (0..RUNS)
+                    .map(|i| RunRecord {
+                        run_index: th * 1000 + i,
+                        ..run(&format!("t{th}"), &run_id(th * 1000 + i), RunStatus::Queued)
+                    })
+                    .collect();
+                store.insert_runs(&planned).unwrap();
+                for mut r in planned {
+                    r.status = RunStatus::Running;
+                    if r.run_index % 3 == 0 {
+                        store.update_run(&r).unwrap();
+                    } else {
+                        store.update_run_deferred(&r).unwrap();
+                    }
+                    for k in 0..3 {
+                        store
+                            .update_progress(&r.run_id, timing(&format!("n{k}"), 1.0))
+                            .unwrap();
+                    }
+                    if r.run_index % 5 == 0 {
+                        // A read in the middle sees this thread's writes.
+                        let got = store.get_run(&r.run_id).unwrap().unwrap();
+                        assert_eq!(got.status, RunStatus::Running);
+                        assert_eq!(got.node_timings.len(), 3);
+                    }
+                    r.status = if r.run_index % 2 == 0 {
+                        RunStatus::Succeeded
+                    } else {
+                        RunStatus::Failed
+                    };
+                    r.node_timings = (0..3).map(|k| timing(&format!("n{k}"), 1.0)).collect();
+                    r.metrics = metrics(json!({"i": r.run_index}));
+                    store.update_run_deferred(&r).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    store.flush().unwrap();
+    let all = store.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(all.len(), (THREADS * RUNS) as usize);
+    for r in &all {
+        let expected = if r.run_index % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        assert_eq!(r.status, expected, "{}", r.run_id);
+        assert_eq!(r.metrics["i"], f64::from(r.run_index));
+        assert_eq!(r.node_timings.len(), 3);
+        assert!(r.updated_at.is_some());
+    }
+}
+
 // ----------------------------------------------------------------- orphans
 
 fn dead_pid() -> u32 {
