@@ -496,15 +496,19 @@ impl Writer {
         }
         self.pending.fetch_sub(deferred, Ordering::SeqCst);
         for (take, reply) in flushes {
-            let result = if take && !self.errors.is_empty() {
-                let errors = std::mem::take(&mut self.errors);
-                Err(StoreError::Deferred {
-                    target: self.target.clone(),
-                    failed: errors.len(),
-                    first: Box::new(errors.into_iter().next().expect("not empty")),
-                })
+            let errors = if take {
+                std::mem::take(&mut self.errors)
             } else {
-                Ok(())
+                Vec::new()
+            };
+            let failed = errors.len();
+            let result = match errors.into_iter().next() {
+                Some(first) => Err(StoreError::Deferred {
+                    target: self.target.clone(),
+                    failed,
+                    first: Box::new(first),
+                }),
+                None => Ok(()),
             };
             let _ = reply.send(result);
         }
