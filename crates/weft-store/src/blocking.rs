@@ -7,7 +7,11 @@ use crate::{NodeTiming, RunFilter, RunRecord, SessionRecord, Store, StoreError};
 /// [`Store`] with blocking methods, for the CLI and sessions. Owns a small
 /// tokio runtime (one worker thread, so connections keep being served
 /// while callers block); safe to share between threads (`Arc`). Do not
-/// call it from inside an async runtime: use [`Store`] there.
+/// call it from inside an async runtime: use [`Store`] there. Writes go
+/// through the store's writer thread (see the crate docs); the deferred
+/// ones ([`BlockingStore::update_run_deferred`],
+/// [`BlockingStore::update_progress`]) never block. Dropping it commits
+/// what is queued.
 pub struct BlockingStore {
     runtime: tokio::runtime::Runtime,
     store: Store,

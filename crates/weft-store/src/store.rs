@@ -597,7 +597,7 @@ impl Store {
     }
 
     /// Records several new runs in one transaction, all or none (a planned
-    /// batch: about 10 µs per run on SQLite, see the crate docs). Any id
+    /// batch: about 20 µs per run on SQLite, see the crate docs). Any id
     /// recorded already, or twice in `runs`, is
     /// [`StoreError::DuplicateRun`] and nothing is recorded.
     pub async fn insert_runs(&self, runs: &[RunRecord]) -> Result<(), StoreError> {
