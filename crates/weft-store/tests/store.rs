@@ -853,7 +853,6 @@ async fn interrupted_runs_keep_their_last_progress(t: Target) {
     let expected_ms =
         (last_progress.as_microsecond() - running.start_time.unwrap().as_microsecond()) as f64 / 1000.0;
     assert_eq!(got.duration_ms, Some(expected_ms));
-    assert!(got.duration_ms.unwrap() < 300.0, "{:?}", got.duration_ms);
     assert_eq!(got.error.unwrap().kind, "interrupted");
 
     // A planned run whose process died before it started is interrupted too.
