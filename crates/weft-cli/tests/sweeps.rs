@@ -58,7 +58,7 @@ fn huge_sweeps_are_refused_before_anything_runs() {
             "2",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 runs, more than the limit of 2"));
     let out = weft(
         &root,

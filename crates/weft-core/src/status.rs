@@ -69,7 +69,8 @@ impl RunStatus {
 
     /// The one place run transitions are decided:
     /// `queued → running → succeeded | failed | cancelled | interrupted`,
-    /// `queued → skipped | cancelled`, and `failed | interrupted → queued |
+    /// `queued → skipped | cancelled | interrupted` (the process that
+    /// planned it died before it started), and `failed | interrupted → queued |
     /// running` (retries, recovery). A `queued` or `running` run may be
     /// rewritten with the same status (progress updates); a finished one may
     /// not.
@@ -78,7 +79,7 @@ impl RunStatus {
         (from == to && !from.is_terminal())
             || matches!(
                 (from, to),
-                (Queued, Running | Skipped | Cancelled)
+                (Queued, Running | Skipped | Cancelled | Interrupted)
                     | (Running, Succeeded | Failed | Cancelled | Interrupted)
                     | (Failed | Interrupted, Queued | Running)
             )
@@ -157,7 +158,7 @@ mod tests {
             assert_eq!(s.to_string().parse::<RunStatus>().unwrap(), s);
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
-        assert_eq!(RunStatus::sources(Interrupted), vec![Running]);
+        assert_eq!(RunStatus::sources(Interrupted), vec![Queued, Running]);
         let err = RunStatus::check_transition("r1", Succeeded, Running).unwrap_err();
         assert_eq!(err.to_string(), "run r1: cannot go from `succeeded` to `running`");
     }

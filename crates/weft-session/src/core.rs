@@ -237,6 +237,11 @@ impl SessionCore {
                 None => BlockingStore::open_project_default(project.root())?,
             }),
         };
+        let recorder = Recorder::new(store);
+        let mut hooks = options.hooks;
+        if let Some(progress) = recorder.progress_hook() {
+            hooks.push(progress);
+        }
         let core = SessionCore {
             id: new_session_id(),
             env,
@@ -247,9 +252,9 @@ impl SessionCore {
             },
             conf_dir,
             code: options.code,
-            hooks: options.hooks,
+            hooks,
             pipelines,
-            recorder: Recorder::new(store),
+            recorder,
             type_check,
             default_runner,
             config_cache: Mutex::new(ConfigCache::default()),
@@ -471,9 +476,6 @@ impl SessionCore {
             .extend(self.cross_run_reads(&spec, &catalog.loaded_versions()));
         for warning in &result.warnings {
             tracing::warn!("{warning}");
-        }
-        for (name, ms) in result.node_timings.iter().map(|t| (&t.node, t.duration_ms)) {
-            result.metrics.insert(format!("node_ms.{name}"), ms);
         }
         result.end_time = jiff::Timestamp::now();
         // Reading the high-water mark costs a /proc read: only for the store.

@@ -3,8 +3,8 @@
 //! A metric is a numeric free output (`r2: 0.91`), a numeric leaf of a free
 //! output that is a map (`scores.r2`), or a numeric leaf of a dataset
 //! declared in `weft.toml`'s `[run] metrics` (loaded after the run, so a
-//! versioned metrics file gives this run's version). Node timings are added
-//! by the session as `node_ms.<node>`.
+//! versioned metrics file gives this run's version). Node timings are
+//! recorded beside them (`node_timings`); `weft runs compare` shows both.
 
 use std::collections::BTreeMap;
 

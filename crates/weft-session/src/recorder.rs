@@ -1,26 +1,45 @@
 //! The one component that maps runs to store records: a planned run becomes
-//! a `queued` row before anything starts, then `running`, then its terminal
-//! status with the whole result. Store failures are logged, never fatal to a
-//! run that already started; failures to record a *planned* run refuse the
-//! run (a dispatch is written before it is acknowledged).
+//! a `queued` row before anything starts (a waited write: a dispatch is
+//! durable before it is acknowledged), then `running`, progress after each
+//! node and its terminal status with the whole result (deferred writes the
+//! store's writer commits in groups, so recording costs little per run; a
+//! crash loses at most the last few milliseconds of them, and the orphan
+//! sweep then marks the run `interrupted` with its last progress as its end).
+//! Store failures are logged, never fatal to a run that already started.
 
-use weft_core::{RunResult, RunStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use weft_core::{NodeTiming, RunContext, RunResult, RunStatus};
+use weft_pipeline::{Data, Node};
+use weft_runner::Hook;
 use weft_store::{BlockingStore, RunRecord, SessionRecord, StoreError};
 
 use crate::RunSpec;
 
 /// Writes session and run records, or nothing when the store is disabled.
 pub(crate) struct Recorder {
-    store: Option<BlockingStore>,
+    store: Option<Arc<BlockingStore>>,
     owner: String,
 }
 
 impl Recorder {
     pub(crate) fn new(store: Option<BlockingStore>) -> Self {
         Recorder {
-            store,
+            store: store.map(Arc::new),
             owner: weft_store::current_owner(),
         }
+    }
+
+    /// A hook that records each finished node as the run's progress.
+    pub(crate) fn progress_hook(&self) -> Option<Arc<dyn Hook>> {
+        self.store.as_ref().map(|store| {
+            Arc::new(ProgressHook {
+                store: Arc::clone(store),
+                started: Mutex::new(HashMap::new()),
+            }) as Arc<dyn Hook>
+        })
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
@@ -35,9 +54,11 @@ impl Recorder {
     }
 
     pub(crate) fn session_closed(&self, session_id: &str) {
-        if let Some(store) = &self.store
-            && let Err(e) = store.close_session(session_id, jiff::Timestamp::now())
-        {
+        let Some(store) = &self.store else { return };
+        if let Err(e) = store.flush() {
+            tracing::error!("could not record every run update of session {session_id}: {e}");
+        }
+        if let Err(e) = store.close_session(session_id, jiff::Timestamp::now()) {
             tracing::error!("could not record the close of session {session_id}: {e}");
         }
     }
@@ -75,7 +96,7 @@ impl Recorder {
         let mut record = self.base_record(spec, RunStatus::Running);
         record.start_time = Some(jiff::Timestamp::now());
         record.attempts = attempt;
-        if let Err(e) = store.update_run(&record) {
+        if let Err(e) = store.update_run_deferred(&record) {
             tracing::error!(run_id = spec.run_id(), "could not record run start: {e}");
         }
     }
@@ -84,7 +105,7 @@ impl Recorder {
     pub(crate) fn finished(&self, spec: &RunSpec, result: &RunResult) {
         let Some(store) = &self.store else { return };
         let record = self.record_of(spec, result);
-        if let Err(e) = store.update_run(&record) {
+        if let Err(e) = store.update_run_deferred(&record) {
             tracing::error!(run_id = spec.run_id(), "could not record run end: {e}");
         }
     }
@@ -108,9 +129,10 @@ impl Recorder {
             error: None,
             attempts: 0,
             node_timings: Vec::new(),
-            peak_memory_bytes: None,
-            metrics: serde_json::Value::Object(Default::default()),
+            process_peak_rss_bytes: None,
+            metrics: Default::default(),
             owner: Some(self.owner.clone()),
+            updated_at: None,
         }
     }
 
@@ -125,8 +147,47 @@ impl Recorder {
         record.error = result.error.clone();
         record.attempts = result.attempts;
         record.node_timings = result.node_timings.clone();
-        record.peak_memory_bytes = result.process_peak_rss_bytes;
-        record.metrics = serde_json::to_value(&result.metrics).unwrap_or_default();
+        record.process_peak_rss_bytes = result.process_peak_rss_bytes;
+        record.metrics = result.metrics.clone();
         record
+    }
+}
+
+/// Records a node's timing as its run's progress once the node finished
+/// (outputs saved), so a run that dies keeps what it did.
+struct ProgressHook {
+    store: Arc<BlockingStore>,
+    started: Mutex<HashMap<(String, String), (Instant, jiff::Timestamp)>>,
+}
+
+impl Hook for ProgressHook {
+    fn before_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data]) {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((ctx.run_id.clone(), node.name().to_string()), (Instant::now(), jiff::Timestamp::now()));
+    }
+
+    fn after_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data], _outputs: &[Data]) {
+        let key = (ctx.run_id.clone(), node.name().to_string());
+        let Some((t0, start)) = self.started.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) else {
+            return;
+        };
+        let timing = NodeTiming {
+            node: key.1,
+            start,
+            duration_ms: t0.elapsed().as_secs_f64() * 1e3,
+            peak_memory_bytes: None,
+        };
+        if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
+            tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");
+        }
+    }
+
+    fn on_node_error(&self, ctx: &RunContext, node: &Node, _error: &weft_runner::RunError) {
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(ctx.run_id.clone(), node.name().to_string()));
     }
 }

@@ -357,12 +357,12 @@ fn unknown_env_lists_the_envs() {
 }
 
 #[test]
-fn metrics_hold_numeric_outputs_and_node_timings() {
+fn metrics_hold_numeric_outputs() {
     let (_tmp, root) = chain_project();
     let s = service(&root, 1, StoreChoice::ProjectDefault);
     let r = s.run(point(3, 0)).unwrap();
     assert_eq!(r.metrics["c"], 5.0);
-    assert!(r.metrics.contains_key("node_ms.first"));
+    assert_eq!(r.metrics.len(), 1, "{:?}", r.metrics);
     s.close(CloseMode::Wait);
     let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
     let rec = store.get_run(&r.run_id).unwrap().unwrap();

@@ -2,12 +2,16 @@
 
 use std::path::Path;
 
-use crate::{RunFilter, RunRecord, SessionRecord, Store, StoreError};
+use crate::{NodeTiming, RunFilter, RunRecord, SessionRecord, Store, StoreError};
 
 /// [`Store`] with blocking methods, for the CLI and sessions. Owns a small
 /// tokio runtime (one worker thread, so connections keep being served
 /// while callers block); safe to share between threads (`Arc`). Do not
-/// call it from inside an async runtime: use [`Store`] there.
+/// call it from inside an async runtime: use [`Store`] there. Writes go
+/// through the store's writer thread (see the crate docs); the deferred
+/// ones ([`BlockingStore::update_run_deferred`],
+/// [`BlockingStore::update_progress`]) never block. Dropping it commits
+/// what is queued.
 pub struct BlockingStore {
     runtime: tokio::runtime::Runtime,
     store: Store,
@@ -56,8 +60,13 @@ impl BlockingStore {
     }
 
     /// See [`Store::close`].
-    pub fn close(&self) {
+    pub fn close(&self) -> Result<(), StoreError> {
         self.runtime.block_on(self.store.close())
+    }
+
+    /// See [`Store::flush`].
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.runtime.block_on(self.store.flush())
     }
 
     /// See [`Store::create_session`].
@@ -93,6 +102,16 @@ impl BlockingStore {
     /// See [`Store::update_run`].
     pub fn update_run(&self, r: &RunRecord) -> Result<(), StoreError> {
         self.runtime.block_on(self.store.update_run(r))
+    }
+
+    /// See [`Store::update_run_deferred`] (does not block).
+    pub fn update_run_deferred(&self, r: &RunRecord) -> Result<(), StoreError> {
+        self.store.update_run_deferred(r)
+    }
+
+    /// See [`Store::update_progress`] (does not block).
+    pub fn update_progress(&self, run_id: &str, timing: NodeTiming) -> Result<(), StoreError> {
+        self.store.update_progress(run_id, timing)
     }
 
     /// See [`Store::get_run`].

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 /// Who has to act on a [`StoreError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -14,13 +16,46 @@ pub enum Fault {
 /// Everything that can go wrong with the run store.
 ///
 /// Grouped by fault (see [`StoreError::fault`]): `Open`, `Corrupt`,
-/// `Unreachable` and `SchemaTooNew` are the environment; `DuplicateRun`,
-/// `RunNotFound`, `DuplicateSession`, `SessionNotFound` and
-/// `InvalidTransition` are callers' mistakes; `Database` is anything else
+/// `Unreachable` and `SchemaTooNew` are the environment; `UnsupportedUrl`,
+/// `Closed`, `DuplicateRun`, `RunNotFound`, `DuplicateSession`,
+/// `SessionNotFound` and `InvalidTransition` are callers' mistakes;
+/// `Deferred` has the fault of its first failure; `Malformed` (a record
+/// that does not decode) and `Database` is anything else
 /// the database reported. Every variant names the file/URL or the run or
-/// session it is about.
-#[derive(Debug, thiserror::Error)]
+/// session it is about. Database and JSON causes are kept as typed
+/// sources, shared (`Arc<sqlx::Error>`, `Arc<serde_json::Error>`) so an
+/// error can be cloned to every caller of a failed group commit.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
+    /// `--store` / `[store] url` names a scheme weft does not know.
+    #[error(
+        "unsupported run store `{url}`: unknown scheme `{scheme}:`; use a SQLite file path (`.weft/weft.db`), `sqlite://PATH`, `sqlite:PATH`, `postgres://USER:PASSWORD@HOST:PORT/DB` or `postgresql://...`"
+    )]
+    UnsupportedUrl {
+        /// What was given (password masked).
+        url: String,
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The store was closed (or its writer stopped) and cannot take writes.
+    #[error("run store {target} is closed")]
+    Closed {
+        /// The file or URL.
+        target: String,
+    },
+    /// Deferred writes ([`crate::Store::update_run_deferred`],
+    /// [`crate::Store::update_progress`]) failed; reported by the next
+    /// [`crate::Store::flush`] or [`crate::Store::close`].
+    #[error("run store {target}: {failed} deferred write(s) failed; the first: {first}")]
+    Deferred {
+        /// The file or URL.
+        target: String,
+        /// How many failed since the last flush.
+        failed: usize,
+        /// The first failure.
+        #[source]
+        first: Box<StoreError>,
+    },
     /// The store could not be opened (bad path, permissions, ...).
     #[error("cannot open run store {target}: {message}")]
     Open {
@@ -101,14 +136,26 @@ pub enum StoreError {
         to: String,
     },
     /// Any other database error.
-    #[error("run store {target}: query failed ({context}): {message}")]
+    #[error("run store {target}: query failed ({context}): {source}")]
     Database {
         /// The file or URL (password masked).
         target: String,
         /// What was being done (names the run or session when there is one).
         context: String,
         /// What the database said.
-        message: String,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// A record does not encode, or a stored one does not decode.
+    #[error("run store {target}: malformed record ({context}): {source}")]
+    Malformed {
+        /// The file or URL (password masked).
+        target: String,
+        /// What was being done (names the run or session when there is one).
+        context: String,
+        /// The JSON error.
+        #[source]
+        source: Arc<serde_json::Error>,
     },
 }
 
@@ -125,7 +172,9 @@ impl StoreError {
             | StoreError::DuplicateSession { .. }
             | StoreError::SessionNotFound { .. }
             | StoreError::InvalidTransition { .. } => Fault::User,
-            StoreError::Database { .. } => Fault::Internal,
+            StoreError::UnsupportedUrl { .. } | StoreError::Closed { .. } => Fault::User,
+            StoreError::Deferred { first, .. } => first.fault(),
+            StoreError::Database { .. } | StoreError::Malformed { .. } => Fault::Internal,
         }
     }
 }

@@ -70,12 +70,79 @@ pub struct RunRecord {
     pub attempts: u32,
     /// Per-node timings.
     pub node_timings: Vec<NodeTiming>,
-    /// Peak resident memory of the process running it.
-    pub peak_memory_bytes: Option<u64>,
-    /// User metrics.
-    pub metrics: serde_json::Value,
+    /// The peak resident memory of the whole process that ran it, read when
+    /// the run ended: a process figure (concurrent runs share it), not the
+    /// run's own allocations.
+    #[serde(alias = "peak_memory_bytes")]
+    pub process_peak_rss_bytes: Option<u64>,
+    /// Numeric metrics by name (numeric outputs, metrics datasets), sorted
+    /// by name. Nested objects are stored flattened with dotted names
+    /// (`model.r2`); a non-finite value is stored as `null` and reads back
+    /// as NaN.
+    #[serde(default, with = "metrics_serde")]
+    pub metrics: BTreeMap<String, f64>,
     /// `host:pid` of the process running it.
     pub owner: Option<String>,
+    /// When the run last made progress: set by the store on every insert,
+    /// update and [`crate::Store::update_progress`]. A run found
+    /// interrupted keeps this as its end time.
+    #[serde(default)]
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Numeric metrics from a JSON value, as [`RunRecord::metrics`] stores
+/// them: numbers of nested objects under dotted names (`{"model": {"r2":
+/// 0.9}}` → `model.r2`), `null` as NaN, anything else (strings, lists,
+/// booleans) left out. For a session turning numeric outputs or a metrics
+/// dataset into metrics.
+pub fn metrics_from_json(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    metrics_serde::flatten("", v, &mut out);
+    out
+}
+
+/// `metrics` on the wire: a JSON object of numbers. Reading is lenient so
+/// older records decode: nested objects are flattened with dotted names,
+/// `null` reads as NaN, other values (strings, lists, booleans) are
+/// dropped.
+mod metrics_serde {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, f64>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(k, v)| (k, v.is_finite().then_some(*v))))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+        let v = Option::<Value>::deserialize(d)?;
+        Ok(v.map(|v| super::metrics_from_json(&v)).unwrap_or_default())
+    }
+
+    pub(super) fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            Value::Number(n) if !prefix.is_empty() => {
+                if let Some(f) = n.as_f64() {
+                    out.insert(prefix.to_string(), f);
+                }
+            }
+            Value::Null if !prefix.is_empty() => {
+                out.insert(prefix.to_string(), f64::NAN);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Which runs to list.

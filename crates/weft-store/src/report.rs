@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{RunRecord, SessionRecord};
+use crate::{RunRecord, RunStatus, SessionRecord};
 
 /// Left-aligned columns separated by two spaces; the first row is the header.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -163,7 +164,7 @@ pub fn run_detail(r: &RunRecord) -> String {
     );
     line(&mut out, "duration", duration(r));
     line(&mut out, "attempts", r.attempts.to_string());
-    if let Some(m) = r.peak_memory_bytes {
+    if let Some(m) = r.process_peak_rss_bytes {
         line(&mut out, "peak_memory", format!("{:.1} MB", m as f64 / 1e6));
     }
     for (k, v) in &r.load_versions {
@@ -194,77 +195,173 @@ pub fn run_detail(r: &RunRecord) -> String {
     out
 }
 
-fn sections(r: &RunRecord) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
-    let mut params = BTreeMap::new();
-    flatten("", &r.runtime_params, &mut params);
-    let mut metrics = BTreeMap::new();
-    flatten("", &r.metrics, &mut metrics);
-    let versions = |m: &BTreeMap<String, String>| m.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    BTreeMap::from([
-        ("params", params),
-        ("load_versions", versions(&r.load_versions)),
-        ("saved_versions", versions(&r.saved_versions)),
-        ("metrics", metrics),
-    ])
+/// One key of a compared section: both runs' values (`None` when a run
+/// has no such key) and whether they differ.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CompareRow {
+    /// The key (dotted for nested params).
+    pub key: String,
+    /// Run A's value.
+    pub a: Option<Value>,
+    /// Run B's value.
+    pub b: Option<Value>,
+    /// Whether they differ (a missing value differs from any value).
+    pub differs: bool,
 }
 
-/// Two runs side by side as JSON: per section, each key with both values
-/// and whether they differ.
-pub fn compare_json(a: &RunRecord, b: &RunRecord) -> Value {
-    let (sa, sb) = (sections(a), sections(b));
-    let mut out = serde_json::Map::new();
-    out.insert("run_a".into(), json!(a.run_id));
-    out.insert("run_b".into(), json!(b.run_id));
-    out.insert("status".into(), json!({"a": a.status, "b": b.status}));
-    for (name, ma) in &sa {
-        let mb = &sb[name];
-        let keys: BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
-        let rows: Vec<Value> = keys
-            .into_iter()
-            .map(|k| {
-                let (va, vb) = (ma.get(k), mb.get(k));
-                json!({"key": k, "a": va, "b": vb, "differs": va != vb})
-            })
-            .collect();
-        out.insert((*name).into(), Value::Array(rows));
+/// Both runs' statuses.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusPair {
+    /// Run A's.
+    pub a: RunStatus,
+    /// Run B's.
+    pub b: RunStatus,
+}
+
+/// Two runs side by side, section by section, keys sorted in each.
+/// Serialized, it is the stable `weft runs compare --json` document.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Run A's id.
+    pub run_a: String,
+    /// Run B's id.
+    pub run_b: String,
+    /// Both statuses.
+    pub status: StatusPair,
+    /// Runtime parameters, flattened to dotted keys.
+    pub params: Vec<CompareRow>,
+    /// Versions loaded.
+    pub load_versions: Vec<CompareRow>,
+    /// Versions saved.
+    pub saved_versions: Vec<CompareRow>,
+    /// Metrics (numbers; a non-finite one is `null`).
+    pub metrics: Vec<CompareRow>,
+    /// Node durations in milliseconds (a node run twice is summed).
+    pub node_ms: Vec<CompareRow>,
+}
+
+/// The rows of one section: every key of either side, sorted.
+fn rows(a: &BTreeMap<String, Value>, b: &BTreeMap<String, Value>) -> Vec<CompareRow> {
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .map(|k| {
+            let (va, vb) = (a.get(k).cloned(), b.get(k).cloned());
+            CompareRow {
+                key: k.clone(),
+                differs: va != vb,
+                a: va,
+                b: vb,
+            }
+        })
+        .collect()
+}
+
+fn number(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+fn params(r: &RunRecord) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    flatten("", &r.runtime_params, &mut out);
+    out
+}
+
+fn versions(m: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    m.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+}
+
+fn metrics(r: &RunRecord) -> BTreeMap<String, Value> {
+    r.metrics.iter().map(|(k, v)| (k.clone(), number(*v))).collect()
+}
+
+fn node_ms(r: &RunRecord) -> BTreeMap<String, Value> {
+    let mut total: BTreeMap<String, f64> = BTreeMap::new();
+    for t in &r.node_timings {
+        *total.entry(t.node.clone()).or_default() += t.duration_ms;
     }
-    Value::Object(out)
+    total.into_iter().map(|(k, v)| (k, number(v))).collect()
+}
+
+/// Two runs side by side.
+pub fn comparison(a: &RunRecord, b: &RunRecord) -> Comparison {
+    Comparison {
+        run_a: a.run_id.clone(),
+        run_b: b.run_id.clone(),
+        status: StatusPair {
+            a: a.status,
+            b: b.status,
+        },
+        params: rows(&params(a), &params(b)),
+        load_versions: rows(&versions(&a.load_versions), &versions(&b.load_versions)),
+        saved_versions: rows(&versions(&a.saved_versions), &versions(&b.saved_versions)),
+        metrics: rows(&metrics(a), &metrics(b)),
+        node_ms: rows(&node_ms(a), &node_ms(b)),
+    }
+}
+
+/// [`comparison`] as JSON: `{"run_a", "run_b", "status": {"a", "b"}, and
+/// per section (`params`, `load_versions`, `saved_versions`, `metrics`,
+/// `node_ms`) a list of `{"key", "a", "b", "differs"}`}`.
+pub fn compare_json(a: &RunRecord, b: &RunRecord) -> Value {
+    serde_json::to_value(comparison(a, b)).unwrap_or(Value::Null)
 }
 
 /// Two runs side by side as a table; differing rows are marked `*`.
+/// Sections in order: status, params, versions loaded and saved, metrics
+/// (sorted by name), node durations.
 pub fn compare(a: &RunRecord, b: &RunRecord) -> String {
-    let j = compare_json(a, b);
-    let mut rows = vec![vec![
+    let c = comparison(a, b);
+    let mut table_rows = vec![vec![
         String::new(),
         "key".into(),
-        a.run_id.clone(),
-        b.run_id.clone(),
+        c.run_a.clone(),
+        c.run_b.clone(),
     ]];
-    rows.push(vec![
-        if a.status != b.status { "*" } else { "" }.into(),
+    table_rows.push(vec![
+        if c.status.a != c.status.b { "*" } else { "" }.into(),
         "status".into(),
-        a.status.to_string(),
-        b.status.to_string(),
+        c.status.a.to_string(),
+        c.status.b.to_string(),
     ]);
-    for section in ["params", "load_versions", "saved_versions", "metrics"] {
-        for row in j[section].as_array().into_iter().flatten() {
-            rows.push(vec![
-                if row["differs"] == true { "*" } else { "" }.into(),
-                format!("{section}.{}", row["key"].as_str().unwrap_or("")),
-                show(row.get("a").filter(|v| !v.is_null())),
-                show(row.get("b").filter(|v| !v.is_null())),
+    let ms = |v: &Option<Value>| match v {
+        Some(Value::Number(n)) => format!("{:.3} ms", n.as_f64().unwrap_or(0.0)),
+        other => show(other.as_ref()),
+    };
+    let sections: [(&str, &Vec<CompareRow>, bool); 5] = [
+        ("params", &c.params, false),
+        ("load_versions", &c.load_versions, false),
+        ("saved_versions", &c.saved_versions, false),
+        ("metrics", &c.metrics, false),
+        ("node_ms", &c.node_ms, true),
+    ];
+    for (name, section, in_ms) in sections {
+        for row in section {
+            let (va, vb) = if in_ms {
+                (ms(&row.a), ms(&row.b))
+            } else {
+                (
+                    show(row.a.as_ref().filter(|v| !v.is_null())),
+                    show(row.b.as_ref().filter(|v| !v.is_null())),
+                )
+            };
+            table_rows.push(vec![
+                if row.differs { "*" } else { "" }.into(),
+                format!("{name}.{}", row.key),
+                va,
+                vb,
             ]);
         }
     }
-    table(&rows)
+    table(&table_rows)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RunStatus;
 
     fn run(id: &str, params: Value, metrics: Value) -> RunRecord {
+        // `null` stands for NaN (json! cannot hold one).
+        let metrics = crate::metrics_from_json(&metrics);
         RunRecord {
             run_id: id.into(),
             session_id: "s".into(),
@@ -282,9 +379,10 @@ mod tests {
             error: None,
             attempts: 1,
             node_timings: vec![],
-            peak_memory_bytes: None,
+            process_peak_rss_bytes: None,
             metrics,
             owner: None,
+            updated_at: None,
         }
     }
 
@@ -320,6 +418,61 @@ mod tests {
             t.lines()
                 .any(|l| !l.starts_with('*') && l.contains("params.seed")),
             "{t}"
+        );
+    }
+
+    #[test]
+    fn compare_shows_metrics_and_node_times_side_by_side_sorted() {
+        let mut a = run("r1", json!({}), json!({"r2": 0.9, "mae": 1.5, "loss": f64::NAN}));
+        let mut b = run("r2", json!({}), json!({"r2": 0.8, "rmse": 2.0, "loss": f64::NAN}));
+        let t = |node: &str, ms: f64| crate::NodeTiming {
+            node: node.into(),
+            start: "2026-01-01T00:00:00Z".parse().unwrap(),
+            duration_ms: ms,
+            peak_memory_bytes: None,
+        };
+        a.node_timings = vec![t("train", 2.0), t("evaluate", 1.0), t("train", 0.5)];
+        b.node_timings = vec![t("train", 3.0)];
+        let c = comparison(&a, &b);
+        let keys: Vec<&str> = c.metrics.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["loss", "mae", "r2", "rmse"], "sorted, both sides' keys");
+        assert_eq!(c.metrics[1].a, Some(json!(1.5)));
+        assert_eq!(c.metrics[1].b, None);
+        assert_eq!(
+            (c.metrics[2].a.clone(), c.metrics[2].b.clone()),
+            (Some(json!(0.9)), Some(json!(0.8)))
+        );
+        assert!(!c.metrics[0].differs, "NaN on both sides is the same (null)");
+        let nodes: Vec<(&str, Option<Value>)> =
+            c.node_ms.iter().map(|r| (r.key.as_str(), r.a.clone())).collect();
+        assert_eq!(
+            nodes,
+            [("evaluate", Some(json!(1.0))), ("train", Some(json!(2.5)))]
+        );
+        assert_eq!(
+            compare_json(&a, &b)["metrics"][2],
+            json!({"key": "r2", "a": 0.9, "b": 0.8, "differs": true})
+        );
+        let table = compare(&a, &b);
+        let lines: Vec<&str> = table.lines().collect();
+        let pos = |k: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(k))
+                .unwrap_or_else(|| panic!("{k}: {table}"))
+        };
+        assert!(pos("metrics.loss") < pos("metrics.mae") && pos("metrics.mae") < pos("metrics.r2"));
+        assert!(pos("metrics.r2") < pos("metrics.rmse") && pos("metrics.rmse") < pos("node_ms.evaluate"));
+        let r2 = lines[pos("metrics.r2")];
+        assert!(
+            r2.starts_with('*') && r2.contains("0.9") && r2.contains("0.8"),
+            "{r2}"
+        );
+        let mae = lines[pos("metrics.mae")];
+        assert!(mae.contains("1.5") && mae.trim_end().ends_with('-'), "{mae}");
+        assert!(
+            lines[pos("node_ms.train")].contains("2.500 ms")
+                && lines[pos("node_ms.train")].contains("3.000 ms")
         );
     }
 

@@ -165,10 +165,16 @@ fn run(session: &str, id: &str, status: RunStatus) -> RunRecord {
         error: None,
         attempts: 1,
         node_timings: vec![],
-        peak_memory_bytes: None,
-        metrics: json!({}),
+        process_peak_rss_bytes: None,
+        metrics: BTreeMap::new(),
         owner: Some(weft_store::current_owner()),
+        updated_at: None,
     }
+}
+
+/// Metrics from a JSON object of numbers.
+fn metrics(v: serde_json::Value) -> BTreeMap<String, f64> {
+    weft_store::metrics_from_json(&v)
 }
 
 fn run_id(i: u32) -> String {
@@ -279,18 +285,55 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
         duration_ms: 3.25,
         peak_memory_bytes: Some(1 << 20),
     }];
-    r.peak_memory_bytes = Some(42);
-    r.metrics = json!({"r2": 0.5, "nested": {"x": [1, 2]}});
+    r.process_peak_rss_bytes = Some(42);
+    r.metrics = metrics(json!({"r2": 0.5, "nested.x": 1.25}));
     store.insert_run(&r).await.unwrap();
-    assert_eq!(store.get_run(&r.run_id).await.unwrap(), Some(r.clone()));
+    let stored = store.get_run(&r.run_id).await.unwrap().unwrap();
+    assert!(stored.updated_at.is_some(), "the store stamps every write");
+    assert_eq!(
+        stored,
+        RunRecord {
+            updated_at: stored.updated_at,
+            ..r.clone()
+        }
+    );
     assert_eq!(store.get_run("nope").await.unwrap(), None);
 
-    let err = store.insert_run(&r).await.unwrap_err();
+    // A caller-supplied id that exists is refused, and the stored row is
+    // untouched, whatever the new record says.
+    let mut other = run("other-session", &r.run_id, RunStatus::Queued);
+    other.runtime_params = json!({"lr": 99});
+    for attempt in [&r, &other] {
+        let err = store.insert_run(attempt).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == r.run_id),
+            "{err:?}"
+        );
+        assert_eq!(err.fault(), Fault::User);
+        assert!(err.to_string().contains(&r.run_id), "{err}");
+        assert_eq!(store.get_run(&r.run_id).await.unwrap().as_ref(), Some(&stored));
+    }
+    // Also when the duplicate is in a batch (named), or twice in one batch.
+    let err = store
+        .insert_runs(&[run("s", &run_id(9), RunStatus::Queued), other.clone()])
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == r.run_id),
         "{err:?}"
     );
-    assert_eq!(err.fault(), Fault::User);
+    let twice = run("s", &run_id(8), RunStatus::Queued);
+    let err = store
+        .insert_runs(&[twice.clone(), twice.clone()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DuplicateRun { run_id, .. } if *run_id == twice.run_id),
+        "{err:?}"
+    );
+    assert_eq!(store.get_run(&run_id(9)).await.unwrap(), None);
+    assert_eq!(store.get_run(&run_id(8)).await.unwrap(), None);
+    assert_eq!(store.get_run(&r.run_id).await.unwrap(), Some(stored));
 
     // A batch with a duplicate inside records nothing.
     let batch = vec![
@@ -306,6 +349,41 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
     assert_eq!(store.list_runs(&RunFilter::default()).await.unwrap().len(), 2);
 }
 
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    // Before: `mysql://...` was taken for a SQLite path (creating `mysql:/`).
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    for (url, scheme) in [
+        ("mysql://weft:secret@db.example:3306/weft", "mysql"),
+        ("foo:bar", "foo"),
+        ("http://example.com/weft.db", "http"),
+        ("Sqlite3:x.db", "Sqlite3"),
+    ] {
+        let err = match Store::open(url).await {
+            Ok(_) => panic!("{url} was opened"),
+            Err(e) => e,
+        };
+        match &err {
+            StoreError::UnsupportedUrl { scheme: found, .. } => assert_eq!(found, scheme),
+            other => panic!("{url}: {other:?}"),
+        }
+        assert_eq!(err.fault(), Fault::User);
+        let msg = err.to_string();
+        for form in ["sqlite://", "postgres://", "postgresql://", "file path"] {
+            assert!(msg.contains(form), "{form} missing: {msg}");
+        }
+        assert!(!msg.contains("secret"), "password leaked: {msg}");
+        assert!(!cwd.join(format!("{scheme}:")).exists(), "{url} created a folder");
+    }
+    // The accepted forms still open (a drive-letter-like or colon path
+    // written `./` is a path).
+    let path = dir.path().join("a:b.db");
+    let s = Store::open(&path.display().to_string()).await.unwrap();
+    s.close().await.unwrap();
+    assert!(path.is_file());
+}
+
 both!(transitions_are_validated);
 async fn transitions_are_validated(t: Target) {
     let store = Store::open(&t.url).await.unwrap();
@@ -315,7 +393,7 @@ async fn transitions_are_validated(t: Target) {
         r.status = next;
         store.update_run(&r).await.unwrap();
     }
-    r.metrics = json!({"changed": true});
+    r.metrics = metrics(json!({"changed": 1}));
     for bad in [
         RunStatus::Running,
         RunStatus::Succeeded,
@@ -336,7 +414,7 @@ async fn transitions_are_validated(t: Target) {
     }
     let stored = store.get_run(&r.run_id).await.unwrap().unwrap();
     assert_eq!(stored.status, RunStatus::Succeeded);
-    assert_eq!(stored.metrics, json!({}), "a refused update changes nothing");
+    assert!(stored.metrics.is_empty(), "a refused update changes nothing");
 
     let mut missing = run("s", "missing", RunStatus::Running);
     let err = store.update_run(&missing).await.unwrap_err();
@@ -421,6 +499,246 @@ async fn list_runs_filters_and_order(t: Target) {
     assert!(none.is_empty());
 }
 
+// ------------------------------------------------------- deferred writes
+
+fn timing(node: &str, ms: f64) -> NodeTiming {
+    NodeTiming {
+        node: node.into(),
+        start: Timestamp::now(),
+        duration_ms: ms,
+        peak_memory_bytes: None,
+    }
+}
+
+both_blocking!(deferred_updates_are_committed_and_read_back);
+fn deferred_updates_are_committed_and_read_back(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let planned: Vec<RunRecord> = (0..20u32)
+        .map(|i| RunRecord {
+            run_index: i,
+            start_time: None,
+            ..run("multi", &run_id(i), RunStatus::Queued)
+        })
+        .collect();
+    store.insert_runs(&planned).unwrap();
+    for mut r in planned.clone() {
+        r.status = RunStatus::Running;
+        r.start_time = Some(Timestamp::now());
+        store.update_run_deferred(&r).unwrap();
+        store.update_progress(&r.run_id, timing("a", 1.0)).unwrap();
+        store.update_progress(&r.run_id, timing("b", 2.0)).unwrap();
+        if r.run_index % 2 == 0 {
+            r.status = RunStatus::Succeeded;
+            r.node_timings = vec![timing("a", 1.0), timing("b", 2.0), timing("c", 3.0)];
+            r.metrics = metrics(json!({"score": r.run_index}));
+            store.update_run_deferred(&r).unwrap();
+        }
+    }
+    // Read-your-writes: a read through the handle sees the queued writes.
+    let runs = store
+        .list_runs(&RunFilter {
+            session_id: Some("multi".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 20);
+    for r in &runs {
+        if r.run_index % 2 == 0 {
+            assert_eq!(r.status, RunStatus::Succeeded, "{}", r.run_id);
+            assert_eq!(r.node_timings.len(), 3, "the final record replaces the progress");
+            assert_eq!(r.metrics["score"], f64::from(r.run_index));
+        } else {
+            assert_eq!(r.status, RunStatus::Running, "{}", r.run_id);
+            let nodes: Vec<&str> = r.node_timings.iter().map(|t| t.node.as_str()).collect();
+            assert_eq!(nodes, ["a", "b"], "progress appends node timings");
+            assert!(r.updated_at.unwrap() >= r.start_time.unwrap());
+        }
+    }
+    store.flush().unwrap();
+
+    // Drop without flush or close: the queued writes are committed.
+    let mut last = runs.iter().find(|r| r.run_index == 1).unwrap().clone();
+    store.update_progress(&last.run_id, timing("c", 3.0)).unwrap();
+    last.status = RunStatus::Failed;
+    store.update_run_deferred(&last).unwrap();
+    drop(store);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let got = store.get_run(&last.run_id).unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Failed);
+
+    // Progress of a run that is not running adds nothing and is no error.
+    store.update_progress(&last.run_id, timing("late", 9.0)).unwrap();
+    store.update_progress("no-such-run", timing("x", 1.0)).unwrap();
+    store.flush().unwrap();
+    assert_eq!(
+        store.get_run(&last.run_id).unwrap().unwrap().node_timings,
+        got.node_timings
+    );
+
+    // After close, writes are refused with a clear error.
+    store.close().unwrap();
+    let err = store.update_run_deferred(&got).unwrap_err();
+    assert!(matches!(err, StoreError::Closed { .. }), "{err:?}");
+    assert!(matches!(
+        store.insert_run(&run("s", "new", RunStatus::Queued)),
+        Err(StoreError::Closed { .. })
+    ));
+}
+
+both_blocking!(refused_deferred_updates_are_reported_by_flush);
+fn refused_deferred_updates_are_reported_by_flush(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let mut done = run("s", &run_id(1), RunStatus::Succeeded);
+    store.insert_run(&done).unwrap();
+    done.status = RunStatus::Running; // succeeded → running is forbidden
+    done.metrics = metrics(json!({"changed": 1}));
+    store.update_run_deferred(&done).unwrap();
+    store
+        .update_run_deferred(&run("s", "missing", RunStatus::Running))
+        .unwrap();
+    // In-memory chain check: queued → succeeded within one group.
+    let mut queued = run("s", &run_id(2), RunStatus::Queued);
+    store.insert_run(&queued).unwrap();
+    queued.status = RunStatus::Running;
+    store.update_run_deferred(&queued).unwrap();
+    queued.status = RunStatus::Queued; // running → queued is forbidden
+    store.update_run_deferred(&queued).unwrap();
+    let err = store.flush().unwrap_err();
+    match &err {
+        StoreError::Deferred { failed, first, .. } => {
+            assert_eq!(*failed, 3, "{err}");
+            assert!(
+                matches!(&**first, StoreError::InvalidTransition { run_id, from, to }
+                    if *run_id == done.run_id && from == "succeeded" && to == "running"),
+                "{first:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.fault(), Fault::User);
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the first failure is the source"
+    );
+    // Reported once; the refused write changed nothing.
+    store.flush().unwrap();
+    let stored = store.get_run(&done.run_id).unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Succeeded);
+    assert!(stored.metrics.is_empty());
+    assert_eq!(
+        store.get_run(&queued.run_id).unwrap().unwrap().status,
+        RunStatus::Running,
+        "the valid part of the chain is kept"
+    );
+}
+
+both_blocking!(a_failed_group_fails_its_writes_and_the_writer_goes_on);
+fn a_failed_group_fails_its_writes_and_the_writer_goes_on(kind: Kind) {
+    let t = target_blocking(kind);
+    let store = BlockingStore::open(&t.url).unwrap();
+    let r = run("s", &run_id(1), RunStatus::Running);
+    store.insert_run(&r).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(raw_exec(&t, "DROP TABLE weft_runs"));
+    let mut done = r.clone();
+    done.status = RunStatus::Succeeded;
+    store.update_run_deferred(&done).unwrap();
+    store.update_progress(&r.run_id, timing("n", 1.0)).unwrap();
+    let err = store.flush().unwrap_err();
+    match &err {
+        StoreError::Deferred { first, .. } => {
+            assert!(matches!(**first, StoreError::Database { .. }), "{first:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = store.update_run(&done).unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    let err = store
+        .insert_runs(&[
+            run("s", &run_id(2), RunStatus::Queued),
+            run("s", &run_id(3), RunStatus::Queued),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    // The writer still serves the tables that exist.
+    store
+        .create_session(&session("after", "2026-01-01T00:00:00Z"))
+        .unwrap();
+    assert!(store.get_session("after").unwrap().is_some());
+    store.flush().unwrap();
+}
+
+both_blocking!(threads_sharing_a_handle_mix_waited_and_deferred_writes);
+fn threads_sharing_a_handle_mix_waited_and_deferred_writes(kind: Kind) {
+    const THREADS: u32 = 4;
+    const RUNS: u32 = 40;
+    let t = target_blocking(kind);
+    let store = Arc::new(BlockingStore::open(&t.url).unwrap());
+    let handles: Vec<_> = (0..THREADS)
+        .map(|th| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let planned: Vec<RunRecord> = (0..RUNS)
+                    .map(|i| RunRecord {
+                        run_index: th * 1000 + i,
+                        ..run(&format!("t{th}"), &run_id(th * 1000 + i), RunStatus::Queued)
+                    })
+                    .collect();
+                store.insert_runs(&planned).unwrap();
+                for mut r in planned {
+                    r.status = RunStatus::Running;
+                    if r.run_index % 3 == 0 {
+                        store.update_run(&r).unwrap();
+                    } else {
+                        store.update_run_deferred(&r).unwrap();
+                    }
+                    for k in 0..3 {
+                        store
+                            .update_progress(&r.run_id, timing(&format!("n{k}"), 1.0))
+                            .unwrap();
+                    }
+                    if r.run_index % 5 == 0 {
+                        // A read in the middle sees this thread's writes.
+                        let got = store.get_run(&r.run_id).unwrap().unwrap();
+                        assert_eq!(got.status, RunStatus::Running);
+                        assert_eq!(got.node_timings.len(), 3);
+                    }
+                    r.status = if r.run_index % 2 == 0 {
+                        RunStatus::Succeeded
+                    } else {
+                        RunStatus::Failed
+                    };
+                    r.node_timings = (0..3).map(|k| timing(&format!("n{k}"), 1.0)).collect();
+                    r.metrics = metrics(json!({"i": r.run_index}));
+                    store.update_run_deferred(&r).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    store.flush().unwrap();
+    let all = store.list_runs(&RunFilter::default()).unwrap();
+    assert_eq!(all.len(), (THREADS * RUNS) as usize);
+    for r in &all {
+        let expected = if r.run_index % 2 == 0 {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        assert_eq!(r.status, expected, "{}", r.run_id);
+        assert_eq!(r.metrics["i"], f64::from(r.run_index));
+        assert_eq!(r.node_timings.len(), 3);
+        assert!(r.updated_at.is_some());
+    }
+}
+
 // ----------------------------------------------------------------- orphans
 
 fn dead_pid() -> u32 {
@@ -469,12 +787,105 @@ async fn orphans_become_interrupted(t: Target) {
     let mut dead2 = run("s", &run_id(5), RunStatus::Running);
     dead2.owner = dead.owner.clone();
     store.insert_run(&dead2).await.unwrap();
-    store.close().await;
+    store.close().await.unwrap();
     let store = Store::open(&t.url).await.unwrap();
     assert_eq!(
         store.get_run(&dead2.run_id).await.unwrap().unwrap().status,
         RunStatus::Interrupted
     );
+}
+
+both!(interrupted_runs_keep_their_last_progress);
+async fn interrupted_runs_keep_their_last_progress(t: Target) {
+    let host = weft_store::current_owner()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let dead = format!("{host}:{}", dead_pid());
+    let store = Store::open(&t.url).await.unwrap();
+    let mut running = run("s", &run_id(1), RunStatus::Running);
+    running.owner = Some(dead.clone());
+    let mut queued = run("s", &run_id(2), RunStatus::Queued);
+    queued.owner = Some(dead.clone());
+    queued.start_time = None;
+    store
+        .insert_runs(&[running.clone(), queued.clone()])
+        .await
+        .unwrap();
+    store
+        .update_progress(&running.run_id, timing("first", 5.0))
+        .unwrap();
+    store
+        .update_progress(&running.run_id, timing("second", 7.0))
+        .unwrap();
+    store.flush().await.unwrap();
+    let last_progress = store
+        .get_run(&running.run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at
+        .unwrap();
+    let inserted = store
+        .get_run(&queued.run_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at
+        .unwrap();
+    // The next command reads the store a while later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let swept_at = Timestamp::now();
+    let mut ids = store.mark_orphans_interrupted().await.unwrap();
+    ids.sort();
+    assert_eq!(ids, [running.run_id.clone(), queued.run_id.clone()]);
+
+    let got = store.get_run(&running.run_id).await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Interrupted);
+    assert_eq!(
+        got.end_time,
+        Some(last_progress),
+        "the end time is when it died, not {swept_at}"
+    );
+    let nodes: Vec<&str> = got.node_timings.iter().map(|t| t.node.as_str()).collect();
+    assert_eq!(nodes, ["first", "second"], "finished nodes keep their timings");
+    let expected_ms =
+        (last_progress.as_microsecond() - running.start_time.unwrap().as_microsecond()) as f64 / 1000.0;
+    assert_eq!(got.duration_ms, Some(expected_ms));
+    assert_eq!(got.error.unwrap().kind, "interrupted");
+
+    // A planned run whose process died before it started is interrupted too.
+    let got = store.get_run(&queued.run_id).await.unwrap().unwrap();
+    assert_eq!(got.status, RunStatus::Interrupted);
+    assert_eq!(got.end_time, Some(inserted));
+    assert_eq!(got.duration_ms, None);
+}
+
+both!(bad_rows_are_typed_errors_with_their_cause);
+async fn bad_rows_are_typed_errors_with_their_cause(t: Target) {
+    let store = Store::open(&t.url).await.unwrap();
+    let r = run("s", &run_id(1), RunStatus::Running);
+    store.insert_run(&r).await.unwrap();
+    raw_exec(&t, "UPDATE weft_runs SET record = '{\"run_id\": 5}'").await;
+    let err = store.get_run(&r.run_id).await.unwrap_err();
+    match &err {
+        StoreError::Malformed { context, .. } => assert!(context.contains(&r.run_id), "{context}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.fault(), Fault::Internal);
+    let source = std::error::Error::source(&err).expect("a typed source");
+    assert!(
+        source.downcast_ref::<Arc<serde_json::Error>>().is_some(),
+        "{source:?}"
+    );
+
+    raw_exec(&t, "DROP TABLE weft_sessions").await;
+    let err = store.list_sessions(None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
+    let source = std::error::Error::source(&err).expect("a typed source");
+    assert!(source.downcast_ref::<Arc<sqlx::Error>>().is_some(), "{source:?}");
+    assert!(err.to_string().contains("listing sessions"), "{err}");
 }
 
 // ----------------------------------------------------------------- schema
@@ -490,9 +901,9 @@ async fn newer_schema_is_refused_and_left_untouched(t: Target) {
         .insert_run(&run("s", &run_id(1), RunStatus::Running))
         .await
         .unwrap();
-    store.close().await;
+    store.close().await.unwrap();
     // Reopening the current version is a no-op.
-    Store::open(&t.url).await.unwrap().close().await;
+    Store::open(&t.url).await.unwrap().close().await.unwrap();
     assert_eq!(
         raw_i64(&t, "SELECT MAX(version) FROM weft_schema").await,
         weft_store::SCHEMA_VERSION
@@ -560,7 +971,7 @@ fn concurrent_writers_lose_no_update(kind: Kind) {
                     r.status = RunStatus::Running;
                     store.update_run(&r).unwrap();
                     r.status = RunStatus::Succeeded;
-                    r.metrics = json!({"thread": th, "i": i});
+                    r.metrics = metrics(json!({"thread": th, "i": i}));
                     store.update_run(&r).unwrap();
                     // Everyone tries to finish the contested runs too.
                     if i < CONTESTED {
@@ -570,7 +981,7 @@ fn concurrent_writers_lose_no_update(kind: Kind) {
                         } else {
                             RunStatus::Failed
                         };
-                        c.metrics = json!({"winner": th});
+                        c.metrics = metrics(json!({"winner": th}));
                         match store.update_run(&c) {
                             Ok(()) => won.push((i, th)),
                             Err(StoreError::InvalidTransition { .. }) => {}
@@ -601,12 +1012,16 @@ fn concurrent_writers_lose_no_update(kind: Kind) {
     assert_eq!(many.len(), (THREADS * RUNS) as usize);
     assert!(
         many.iter()
-            .all(|r| r.status == RunStatus::Succeeded && r.metrics["i"].is_number())
+            .all(|r| r.status == RunStatus::Succeeded && r.metrics.contains_key("i"))
     );
     for (i, th) in winners {
         let c = shared.get_run(&contested[i as usize].run_id).unwrap().unwrap();
         assert!(c.status.is_terminal());
-        assert_eq!(c.metrics, json!({"winner": th}), "the winner's record is stored");
+        assert_eq!(
+            c.metrics,
+            metrics(json!({"winner": th})),
+            "the winner's record is stored"
+        );
     }
 }
 
@@ -621,7 +1036,7 @@ async fn project_default_is_a_wal_sqlite_file() {
         .create_session(&session("s", "2026-01-01T00:00:00Z"))
         .await
         .unwrap();
-    store.close().await;
+    store.close().await.unwrap();
     let file = dir.path().join(".weft").join("weft.db");
     assert!(file.is_file());
     let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
@@ -747,9 +1162,16 @@ fn child_writer() {
             })
             .collect();
         store.insert_run(&r).unwrap();
+        // Half the runs finish through waited updates, half through the
+        // writer's deferred ones (with progress).
+        store.update_progress(&r.run_id, timing("extra", 0.5)).unwrap();
         if let Some(mut p) = previous.take() {
             p.status = RunStatus::Succeeded;
-            store.update_run(&p).unwrap();
+            if i % 2 == 0 {
+                store.update_run(&p).unwrap();
+            } else {
+                store.update_run_deferred(&p).unwrap();
+            }
         }
         if i % 10 == 0 {
             let batch: Vec<RunRecord> = (0..5)
@@ -802,7 +1224,7 @@ async fn sigkill_mid_write_leaves_a_consistent_store(t: Target) {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    store.close().await;
+    store.close().await.unwrap();
 
     if let Some(f) = &t.file {
         let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", f.display()))
@@ -836,6 +1258,12 @@ async fn sigkill_mid_write_leaves_a_consistent_store(t: Target) {
         interrupted
             .iter()
             .all(|r| r.owner.as_deref() == Some(child_owner.as_str()))
+    );
+    // Each keeps the time of its last recorded write as its end time.
+    assert!(
+        interrupted
+            .iter()
+            .all(|r| r.end_time.is_some() && r.end_time == r.updated_at)
     );
     assert!(runs.iter().any(|r| r.status == RunStatus::Succeeded));
 }
