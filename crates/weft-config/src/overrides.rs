@@ -945,7 +945,9 @@ fn call(name: &str, args: Vec<Elem>, mut kwargs: Vec<(String, Elem)>) -> Result<
                 (None, None) if args.is_empty() => return Err("shuffle() needs values to shuffle".into()),
                 (None, None) => simple_choice(name, args)?,
                 _ => {
-                    return Err("shuffle(): give the values positionally, or one of `list=`, `sweep=`".into());
+                    return Err(
+                        "shuffle(): give the values positionally, or one of `list=`, `sweep=`".into(),
+                    );
                 }
             };
             no_more_kwargs(name, &kwargs)?;

@@ -162,15 +162,20 @@ struct ProgressHook {
 
 impl Hook for ProgressHook {
     fn before_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data]) {
-        self.started
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((ctx.run_id.clone(), node.name().to_string()), (Instant::now(), jiff::Timestamp::now()));
+        self.started.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (ctx.run_id.clone(), node.name().to_string()),
+            (Instant::now(), jiff::Timestamp::now()),
+        );
     }
 
     fn after_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data], _outputs: &[Data]) {
         let key = (ctx.run_id.clone(), node.name().to_string());
-        let Some((t0, start)) = self.started.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) else {
+        let Some((t0, start)) = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key)
+        else {
             return;
         };
         let timing = NodeTiming {

@@ -105,8 +105,8 @@ pub(super) fn filter_config(f: &FilterArgs) -> RunConfig {
 pub(super) fn runtime_params(specs: &[String]) -> Result<Value, UsageError> {
     let mut params = Value::Object(Default::default());
     for spec in specs {
-        let parsed =
-            weft_config::parse_runtime_params(spec).map_err(|e| UsageError::caused_by("invalid --params", e))?;
+        let parsed = weft_config::parse_runtime_params(spec)
+            .map_err(|e| UsageError::caused_by("invalid --params", e))?;
         weft_config::deep_merge(&mut params, parsed);
     }
     Ok(params)

@@ -20,7 +20,8 @@ pub(super) fn multirun(
     code: ProjectCode,
     io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
-    let mut sweep = Sweep::parse(&args.run.params).map_err(|e| UsageError::caused_by("invalid --params", e))?;
+    let mut sweep =
+        Sweep::parse(&args.run.params).map_err(|e| UsageError::caused_by("invalid --params", e))?;
     if let Some(file) = &args.sweep_file {
         sweep.extend(Sweep::from_file(file).map_err(|e| UsageError::caused_by("invalid --sweep-file", e))?);
     }
