@@ -236,9 +236,40 @@ impl fmt::Debug for DataType {
 }
 
 impl fmt::Display for DataType {
+    /// The type as its user writes it: module paths dropped
+    /// (`Vec<Row>`, not `alloc::vec::Vec<my_crate::Row>`), and
+    /// `serde_json::Value` shown as `JSON value`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
+        f.write_str(&user_type_name(self.name))
     }
+}
+
+/// `std::any::type_name` output without module paths.
+pub fn user_type_name(full: &str) -> String {
+    if full == "serde_json::value::Value" {
+        return "JSON value".to_string();
+    }
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    let flush = |segment: &mut String, out: &mut String| {
+        let short = segment.rsplit("::").next().unwrap_or(segment);
+        out.push_str(if segment == "serde_json::value::Value" {
+            "JSON value"
+        } else {
+            short
+        });
+        segment.clear();
+    };
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            flush(&mut segment, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut segment, &mut out);
+    out
 }
 
 /// A shareable, type-erased value: what datasets load and nodes exchange.
@@ -344,6 +375,23 @@ impl fmt::Debug for Data {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_names_read_as_the_user_writes_them() {
+        assert_eq!(
+            user_type_name("alloc::vec::Vec<my_crate::model::Row>"),
+            "Vec<Row>"
+        );
+        assert_eq!(user_type_name("serde_json::value::Value"), "JSON value");
+        assert_eq!(
+            user_type_name(
+                "std::collections::hash::map::HashMap<alloc::string::String, serde_json::value::Value>"
+            ),
+            "HashMap<String, JSON value>"
+        );
+        assert_eq!(user_type_name("(i64, f64)"), "(i64, f64)");
+        assert_eq!(DataType::of::<Vec<i64>>().to_string(), "Vec<i64>");
+    }
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Params {

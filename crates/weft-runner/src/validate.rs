@@ -49,14 +49,41 @@ pub fn validate_run(
     mode: TypeCheck,
 ) -> Result<Vec<String>, RunError> {
     let mut missing = Vec::new();
-    for input in pipeline.inputs() {
-        if !catalog.contains(&input) {
-            if is_param(&input) {
+    let free = pipeline.inputs();
+    let known = || -> Vec<String> {
+        let mut names: Vec<String> = catalog.list().into_iter().map(|i| i.name).collect();
+        names.extend(pipeline.all_outputs());
+        names.sort();
+        names.dedup();
+        names
+    };
+    for input in &free {
+        if !catalog.contains(input) {
+            let needed_by = pipeline
+                .nodes()
+                .iter()
+                .find(|n| n.inputs().iter().any(|i| i == input))
+                .map(|n| format!(" (needed by node `{}`)", n.name()))
+                .unwrap_or_default();
+            let close: Vec<String> = known()
+                .into_iter()
+                .filter(|k| k != input && weft_pipeline::registry::edit_distance(k, input) <= 2)
+                .take(3)
+                .map(|k| format!("`{k}`"))
+                .collect();
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!("; did you mean {}?", close.join(", "))
+            };
+            if is_param(input) {
                 missing.push(format!(
-                    "parameter `{input}` is not defined in the run's parameters"
+                    "parameter `{input}`{needed_by} is not defined in the run's parameters{hint}"
                 ));
             } else {
-                missing.push(format!("pipeline input `{input}` is not in the catalog"));
+                missing.push(format!(
+                    "pipeline input `{input}`{needed_by} is not in the catalog{hint}"
+                ));
             }
         }
     }

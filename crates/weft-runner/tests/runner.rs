@@ -327,7 +327,7 @@ fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
     assert!(
         problems[0..2]
             .iter()
-            .any(|p| p.contains("pipeline input `x` is not in the catalog")),
+            .any(|p| p.contains("pipeline input `x`") && p.contains("is not in the catalog")),
         "{problems:?}"
     );
     assert!(
@@ -335,9 +335,10 @@ fn validation_reports_missing_inputs_and_type_mismatches_at_once() {
         "{problems:?}"
     );
     assert!(
-        problems.iter().any(|p| p.contains(
-            "node `wants_float` takes `f64` as `s`, but node `to_string` outputs `alloc::string::String`"
-        )),
+        problems
+            .iter()
+            .any(|p| p
+                .contains("node `wants_float` takes `f64` as `s`, but node `to_string` outputs `String`")),
         "{problems:?}"
     );
     // warn: mismatches are warnings, the run starts (and fails at the node instead)
@@ -560,4 +561,35 @@ fn only_missing_outputs_skips_nodes_whose_persisted_outputs_exist() {
         assert_eq!(again.node_timings.len(), 1);
         assert_eq!(again.outputs["c"].to_json().unwrap(), serde_json::json!(4));
     }
+}
+
+/// Regression (issue 8 §6): a missing input names the node that needs it
+/// and the close matches.
+#[test]
+fn a_missing_input_names_its_node_and_close_matches() {
+    let p = Pipeline::new(vec![
+        node(|x: &i64| *x, "compnies", "out")
+            .name("use_companies")
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let mut catalog = Catalog::new();
+    catalog.add_data("companies", Data::new(1i64));
+    let err = run_with(
+        &p,
+        &catalog,
+        &Hooks::new(),
+        &SequentialRunner,
+        false,
+        TypeCheck::Strict,
+    )
+    .unwrap_err()
+    .error;
+    let text = err.to_string();
+    assert!(
+        text.contains("`compnies` (needed by node `use_companies`)")
+            && text.contains("did you mean `companies`?"),
+        "{text}"
+    );
 }

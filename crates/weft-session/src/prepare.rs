@@ -239,18 +239,36 @@ fn missing_inputs(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionError> {
             consumers.entry(input.as_str()).or_insert(node.name());
         }
     }
-    catalog
-        .check_available(&names)
+    let unavailable = catalog.check_available(&names);
+    if unavailable.is_empty() {
+        return Vec::new();
+    }
+    let mut known: Vec<String> = catalog.list().into_iter().map(|i| i.name).collect();
+    known.extend(pipeline.all_outputs());
+    unavailable
         .into_iter()
-        .map(|u| SessionError::MissingInput {
-            node: consumers
-                .get(u.dataset.as_str())
-                .copied()
-                .unwrap_or("?")
-                .to_string(),
-            dataset: u.dataset,
-            path: u.path,
-            reason: u.reason,
+        .map(|u| {
+            let close: Vec<String> = known
+                .iter()
+                .filter(|k| **k != u.dataset && weft_pipeline::registry::edit_distance(k, &u.dataset) <= 2)
+                .take(3)
+                .map(|k| format!("`{k}`"))
+                .collect();
+            let reason = if close.is_empty() {
+                u.reason
+            } else {
+                format!("{}; did you mean {}?", u.reason, close.join(", "))
+            };
+            SessionError::MissingInput {
+                node: consumers
+                    .get(u.dataset.as_str())
+                    .copied()
+                    .unwrap_or("?")
+                    .to_string(),
+                dataset: u.dataset,
+                path: u.path,
+                reason,
+            }
         })
         .collect()
 }

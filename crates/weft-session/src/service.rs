@@ -360,6 +360,7 @@ impl ServiceSession {
         if !problems.is_empty() {
             return Err(SessionError::InvalidBatch { problems });
         }
+        warn_mixed_transcodings(&mut prepared);
         let specs: Vec<RunSpec> = prepared.iter().map(|p| p.spec.clone()).collect();
         self.core.recorder.planned(&specs.iter().collect::<Vec<_>>())?;
         {
@@ -578,6 +579,44 @@ impl ServiceSession {
         drop(state);
         if first {
             self.core.close();
+        }
+    }
+}
+
+/// Runs of one batch that use different transcodings of one dataset
+/// (`cars@csv` in one, `cars@parquet` in another) read and write one
+/// logical dataset through different files: each such run gets a warning.
+fn warn_mixed_transcodings(runs: &mut [PreparedRun]) {
+    let used: Vec<BTreeSet<(String, String)>> = runs
+        .iter()
+        .map(|r| {
+            let p = r.pipeline();
+            p.all_inputs()
+                .into_iter()
+                .chain(p.all_outputs())
+                .filter_map(|name| name.split_once('@').map(|(b, f)| (b.to_string(), f.to_string())))
+                .collect()
+        })
+        .collect();
+    let mut formats: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for set in &used {
+        for (base, fmt) in set {
+            formats.entry(base).or_default().insert(fmt);
+        }
+    }
+    for (run, set) in runs.iter_mut().zip(&used) {
+        let mut seen = BTreeSet::new();
+        for (base, _) in set {
+            let fmts = &formats[base.as_str()];
+            if fmts.len() > 1 && seen.insert(base) {
+                let listed: Vec<String> = fmts.iter().map(|f| format!("{base}@{f}")).collect();
+                let warning = format!(
+                    "runs of this batch use different transcodings of dataset `{base}` ({}): they read and write one logical dataset through different files",
+                    listed.join(", ")
+                );
+                tracing::warn!(run_id = run.spec.run_id(), "{warning}");
+                run.warnings.push(warning);
+            }
         }
     }
 }

@@ -412,3 +412,54 @@ fn reading_another_runs_unpinned_version_warns_and_a_pin_silences_it() {
         .unwrap();
     assert!(pinned.warnings.is_empty(), "{:?}", pinned.warnings);
 }
+
+#[test]
+fn a_misspelled_input_suggests_close_names() {
+    let (_tmp, root) = chain_project();
+    write(
+        &root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - {name: use_b, func: add_one, inputs: bb, outputs: out}\n    - {name: make_b, func: add_one, inputs: params:start, outputs: b_}\n",
+    );
+    let s = service(&root, 1, StoreChoice::Disabled);
+    let err = s.run(RunConfig::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("`bb` needed by node `use_b`") && err.contains("did you mean"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_batch_mixing_transcodings_of_one_dataset_warns() {
+    let (_tmp, root) = chain_project();
+    write(
+        &root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - {name: w0, func: add_one, inputs: params:start, outputs: other}\nas_json:\n  nodes:\n    - {name: w1, func: add_one, inputs: params:start, outputs: t@json}\nas_yaml:\n  nodes:\n    - {name: w2, func: add_one, inputs: params:start, outputs: t@yaml}\n",
+    );
+    write(
+        &root,
+        "conf/base/catalog.yml",
+        "t@json:\n  type: json.JSONDataset\n  filepath: data/t.json\n  versioned: true\nt@yaml:\n  type: yaml.YAMLDataset\n  filepath: data/t.yml\n  versioned: true\n",
+    );
+    let s = service(&root, 1, StoreChoice::Disabled);
+    let pick = |p: &str| RunConfig {
+        pipeline_names: vec![p.into()],
+        ..Default::default()
+    };
+    let results = s
+        .run_all(vec![pick("as_json"), pick("as_yaml")], &Policy::default(), None)
+        .unwrap();
+    for r in &results {
+        assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("t@json, t@yaml")),
+            "{:?}",
+            r.warnings
+        );
+    }
+    let alone = s
+        .run_all(vec![pick("as_json")], &Policy::default(), None)
+        .unwrap();
+    assert!(alone[0].warnings.is_empty(), "{:?}", alone[0].warnings);
+}
