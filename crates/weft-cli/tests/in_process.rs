@@ -354,3 +354,51 @@ fn a_closed_output_writer_ends_every_command_quietly() {
         assert!(!err.contains("error"), "{args:?}: {err}");
     }
 }
+
+/// Regression (issue 8 §2): a node that panics fails its run through the
+/// CLI (exit 1, the node and the panic message in the error), for `run`
+/// and for `multirun` with two workers; nothing hangs.
+#[test]
+fn a_panicking_node_fails_run_and_multirun_cleanly() {
+    let (_tmp, root) = scaffold();
+    std::fs::write(
+        root.join("pipelines.yml"),
+        "__default__:\n  nodes:\n    - {name: bad, func: explode, inputs: params:x, outputs: y}\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("conf/base/parameters.yml"), "x: 1\n").unwrap();
+    let code = || {
+        let mut functions = weft_pipeline::FunctionRegistry::with_builtins();
+        functions
+            .register("explode", |x: &i64| -> i64 {
+                if *x > 0 {
+                    panic!("kaboom {x}");
+                }
+                *x
+            })
+            .unwrap();
+        ProjectCode {
+            functions: std::sync::Arc::new(functions),
+            ..Default::default()
+        }
+    };
+    let invoke = |args: &[&str]| {
+        let mut argv = vec!["weft".to_string(), "--project".into(), root.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let exit = run_with(argv, &Environment::empty(), code(), &mut out, &mut err);
+        (exit, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    };
+    let (exit, out, err) = invoke(&["run", "--json"]);
+    assert_eq!(exit, 1, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} / {err}"));
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["node"], "bad");
+    assert!(v["error"]["causes"].to_string().contains("kaboom 1"), "{v}");
+    let (exit, out, err) = invoke(&["multirun", "--json", "--params", "x=1,2,3", "--max-workers", "2", "--policy", "continue"]);
+    assert_eq!(exit, 1, "{out}\n{err}");
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["status"] == "failed" && r["error"]["node"] == "bad"), "{runs:?}");
+}
