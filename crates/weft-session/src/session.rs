@@ -84,6 +84,12 @@ impl Session {
         config: RunConfig,
         cancel: &CancelToken,
     ) -> Result<RunResult, SessionError> {
+        self.ensure_runnable()?;
+        let prepared = self.prepare(&config)?;
+        self.run_prepared(prepared, cancel)
+    }
+
+    fn ensure_runnable(&self) -> Result<(), SessionError> {
         if self.closed {
             return Err(SessionError::Session(format!(
                 "session {} is closed",
@@ -97,7 +103,13 @@ impl Session {
                 self.core.id
             )));
         }
-        let prepared = self.prepare(&config)?;
+        Ok(())
+    }
+
+    /// Runs a run prepared by [`Session::prepare`] (so a caller that
+    /// inspected it, e.g. to count its nodes, does not prepare it twice).
+    pub fn run_prepared(&mut self, prepared: PreparedRun, cancel: &CancelToken) -> Result<RunResult, SessionError> {
+        self.ensure_runnable()?;
         let spec = prepared.spec.clone();
         self.core.recorder.planned(&[&spec])?;
         self.core.recorder.started(&spec, 1);

@@ -78,7 +78,8 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
         options.hooks.push(hook.clone());
     }
     let mut session = Session::create(&edge.project, options)?;
-    let total = session.select_pipeline(&config)?.len();
+    let prepared = session.prepare(&config)?;
+    let total = prepared.pipeline().len();
     hook.total.store(total, Ordering::SeqCst);
     drop(hook);
     if let Some(bar) = &bar {
@@ -87,7 +88,7 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     // The session call: replaceable as one expression.
     let cancel = CancelToken::new();
     let supervised = supervise(io, received, &|_| cancel.cancel(), || {
-        session.run_with_cancel(config, &cancel)
+        session.run_prepared(prepared, &cancel)
     })?;
     session.close();
     if let Some(bar) = bar {
