@@ -1,8 +1,8 @@
 //! Hydra 1.3's override grammar: runtime parameters and sweeps.
 //!
 //! `weft multirun --params` (and the service's sweep requests) take Hydra
-//! overrides; `weft run --params` takes the same values, one per key
-//! ([`crate::parse_runtime_params`]).
+//! overrides; `weft run --params` takes the same values, one per key, with
+//! Kedro's free-text top-level values ([`crate::parse_runtime_params`]).
 //!
 //! # Overrides
 //!
@@ -336,10 +336,28 @@ struct Parser<'a> {
     chars: Vec<char>,
     pos: usize,
     mode: Mode,
+    /// Nesting inside lists, maps and function calls.
+    depth: usize,
     _src: &'a str,
 }
 
 const UNQUOTED_SPECIAL: &str = "/-\\+.$%*@?|";
+/// Function names the grammar knows (the unsupported ones give a clear error).
+const FUNCTIONS: &[&str] = &[
+    "choice",
+    "range",
+    "sort",
+    "shuffle",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "interval",
+    "tag",
+    "glob",
+    "extend_list",
+    "json_str",
+];
 const ESCAPABLE: &str = "\\()[]{}:=, \t";
 
 fn is_id_start(c: char) -> bool {
@@ -360,6 +378,7 @@ impl<'a> Parser<'a> {
             chars: src.chars().collect(),
             pos: 0,
             mode,
+            depth: 0,
             _src: src,
         }
     }
@@ -414,7 +433,11 @@ impl<'a> Parser<'a> {
         while self.peek_at(j).is_some_and(is_ws) {
             j += 1;
         }
-        (self.peek_at(j) == Some('(')).then(|| (self.chars[i..end].iter().collect(), j + 1))
+        let name: String = self.chars[i..end].iter().collect();
+        // Kedro-style `--params` values are free text: only known
+        // functions are calls there (`f(x)` stays a string).
+        let known = self.mode == Mode::Sweep || FUNCTIONS.contains(&name.as_str());
+        (known && self.peek_at(j) == Some('(')).then_some((name, j + 1))
     }
 
     /// `true` when the text at `i` is `ws* ID ws* =` (a named argument).
@@ -431,8 +454,15 @@ impl<'a> Parser<'a> {
         (self.peek_at(j) == Some('=')).then(|| (self.chars[i..end].iter().collect(), j + 1))
     }
 
-    /// `element`.
+    /// `element`, tracking the nesting depth.
     fn element(&mut self) -> PResult<Elem> {
+        self.depth += 1;
+        let e = self.element_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn element_inner(&mut self) -> PResult<Elem> {
         self.skip_ws();
         match self.peek() {
             Some('[') => {
@@ -558,11 +588,18 @@ impl<'a> Parser<'a> {
         }
         // (character, escaped) pairs, so escaped blanks survive trimming.
         let mut text: Vec<(char, bool)> = Vec::new();
+        // A top-level `--params` value (depth 1: the value itself) is free
+        // text up to the end of its item, as in Kedro.
+        let free = self.mode == Mode::Params && self.depth == 1;
         loop {
             match self.peek() {
                 Some('\\') if self.peek_at(self.pos + 1).is_some_and(|c| ESCAPABLE.contains(c)) => {
                     text.push((self.chars[self.pos + 1], true));
                     self.pos += 2;
+                }
+                Some(c) if free => {
+                    text.push((c, false));
+                    self.pos += 1;
                 }
                 Some('$') if self.peek_at(self.pos + 1) == Some('{') => {
                     // INTERPOLATION: `${` up to the first `}`.
@@ -945,7 +982,9 @@ fn call(name: &str, args: Vec<Elem>, mut kwargs: Vec<(String, Elem)>) -> Result<
                 (None, None) if args.is_empty() => return Err("shuffle() needs values to shuffle".into()),
                 (None, None) => simple_choice(name, args)?,
                 _ => {
-                    return Err("shuffle(): give the values positionally, or one of `list=`, `sweep=`".into());
+                    return Err(
+                        "shuffle(): give the values positionally, or one of `list=`, `sweep=`".into(),
+                    );
                 }
             };
             no_more_kwargs(name, &kwargs)?;

@@ -697,15 +697,28 @@ fn yaml_1_1_booleans_mean_what_they_mean_in_kedro_in_every_section() {
     );
     let catalog = l.get("catalog").unwrap();
     assert_eq!(catalog["model"]["versioned"], true);
-    assert!(catalog.get("on").is_some(), "mapping keys keep their text: {catalog}");
+    assert!(
+        catalog.get("on").is_some(),
+        "mapping keys keep their text: {catalog}"
+    );
     assert_eq!(l.get("globals").unwrap(), json!({"debug": false}));
 }
 
 #[test]
 fn duplicate_keys_in_one_file_name_both_lines_in_our_words() {
     let d = conf();
-    write(d.path(), "base/parameters.yml", "a: 1\n\nlr: 0.1\nb: 2\nc: 3\nd: 4\nlr: 0.2\n");
+    write(
+        d.path(),
+        "base/parameters.yml",
+        "a: 1\n\nlr: 0.1\nb: 2\nc: 3\nd: 4\nlr: 0.2\n",
+    );
     let err = loader(d.path(), None).get("parameters").unwrap_err().to_string();
-    assert!(err.contains("parameters.yml:7: duplicate key `lr` (first at line 3)"), "{err}");
-    assert!(!err.to_lowercase().contains("duplicatekeypolicy") && !err.contains("budget"), "{err}");
+    assert!(
+        err.contains("parameters.yml:7: duplicate key `lr` (first at line 3)"),
+        "{err}"
+    );
+    assert!(
+        !err.to_lowercase().contains("duplicatekeypolicy") && !err.contains("budget"),
+        "{err}"
+    );
 }
