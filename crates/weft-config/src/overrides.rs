@@ -332,13 +332,12 @@ enum Fail {
 
 type PResult<T> = Result<T, Fail>;
 
-struct Parser<'a> {
+struct Parser {
     chars: Vec<char>,
     pos: usize,
     mode: Mode,
     /// Nesting inside lists, maps and function calls.
     depth: usize,
-    _src: &'a str,
 }
 
 const UNQUOTED_SPECIAL: &str = "/-\\+.$%*@?|";
@@ -372,14 +371,13 @@ fn is_ws(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-impl<'a> Parser<'a> {
-    fn new(src: &'a str, mode: Mode) -> Self {
+impl Parser {
+    fn new(src: &str, mode: Mode) -> Self {
         Parser {
             chars: src.chars().collect(),
             pos: 0,
             mode,
             depth: 0,
-            _src: src,
         }
     }
 
@@ -1468,7 +1466,7 @@ fn parse_sweep_spec(spec: &str) -> Result<Vec<Override>, OverrideError> {
             match p.peek() {
                 None => break None,
                 Some(',') => {
-                    if let Some(_eq) = key_at(&chars, p.pos + 1) {
+                    if key_at(&chars, p.pos + 1).is_some() {
                         break Some(p.pos + 1);
                     }
                     p.pos += 1;
@@ -1571,7 +1569,6 @@ pub(crate) fn parse_params_value(text: &str, at: usize) -> Result<Value, Overrid
 
 /// Splits a `weft run --params` string into items at top-level commas
 /// (outside brackets, braces, parentheses, quotes, `${...}` and after `\`).
-/// Returns each item with its start (char index) in `s`.
 pub(crate) fn split_params_items(s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     let mut items = Vec::new();
