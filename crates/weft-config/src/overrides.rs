@@ -270,10 +270,11 @@ impl RangeSweep {
         {
             return Value::from((a as i128 + i as i128 * c as i128) as i64);
         }
-        match self.decimal() {
-            Some((a, _, c, scale)) => Value::from(Dec::to_f64(a + i as i128 * c, scale)),
-            None => Value::from(self.start.as_f64() + i as f64 * self.step.as_f64()),
-        }
+        let exact = self.decimal().and_then(|(a, _, c, scale)| {
+            let m = i128::try_from(i).ok()?.checked_mul(c)?.checked_add(a)?;
+            Some(Dec::to_f64(m, scale))
+        });
+        Value::from(exact.unwrap_or_else(|| self.start.as_f64() + i as f64 * self.step.as_f64()))
     }
 }
 
