@@ -1,8 +1,8 @@
 //! Hydra 1.3's override grammar: runtime parameters and sweeps.
 //!
 //! `weft multirun --params` (and the service's sweep requests) take Hydra
-//! overrides; `weft run --params` takes the same values, one per key
-//! ([`crate::parse_runtime_params`]).
+//! overrides; `weft run --params` takes the same values, one per key, with
+//! Kedro's free-text top-level values ([`crate::parse_runtime_params`]).
 //!
 //! # Overrides
 //!
@@ -270,10 +270,11 @@ impl RangeSweep {
         {
             return Value::from((a as i128 + i as i128 * c as i128) as i64);
         }
-        match self.decimal() {
-            Some((a, _, c, scale)) => Value::from(Dec::to_f64(a + i as i128 * c, scale)),
-            None => Value::from(self.start.as_f64() + i as f64 * self.step.as_f64()),
-        }
+        let exact = self.decimal().and_then(|(a, _, c, scale)| {
+            let m = i128::try_from(i).ok()?.checked_mul(c)?.checked_add(a)?;
+            Some(Dec::to_f64(m, scale))
+        });
+        Value::from(exact.unwrap_or_else(|| self.start.as_f64() + i as f64 * self.step.as_f64()))
     }
 }
 
@@ -332,14 +333,31 @@ enum Fail {
 
 type PResult<T> = Result<T, Fail>;
 
-struct Parser<'a> {
+struct Parser {
     chars: Vec<char>,
     pos: usize,
     mode: Mode,
-    _src: &'a str,
+    /// Nesting inside lists, maps and function calls.
+    depth: usize,
 }
 
 const UNQUOTED_SPECIAL: &str = "/-\\+.$%*@?|";
+/// Function names the grammar knows (the unsupported ones give a clear error).
+const FUNCTIONS: &[&str] = &[
+    "choice",
+    "range",
+    "sort",
+    "shuffle",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "interval",
+    "tag",
+    "glob",
+    "extend_list",
+    "json_str",
+];
 const ESCAPABLE: &str = "\\()[]{}:=, \t";
 
 fn is_id_start(c: char) -> bool {
@@ -354,13 +372,13 @@ fn is_ws(c: char) -> bool {
     c == ' ' || c == '\t'
 }
 
-impl<'a> Parser<'a> {
-    fn new(src: &'a str, mode: Mode) -> Self {
+impl Parser {
+    fn new(src: &str, mode: Mode) -> Self {
         Parser {
             chars: src.chars().collect(),
             pos: 0,
             mode,
-            _src: src,
+            depth: 0,
         }
     }
 
@@ -414,7 +432,11 @@ impl<'a> Parser<'a> {
         while self.peek_at(j).is_some_and(is_ws) {
             j += 1;
         }
-        (self.peek_at(j) == Some('(')).then(|| (self.chars[i..end].iter().collect(), j + 1))
+        let name: String = self.chars[i..end].iter().collect();
+        // Kedro-style `--params` values are free text: only known
+        // functions are calls there (`f(x)` stays a string).
+        let known = self.mode == Mode::Sweep || FUNCTIONS.contains(&name.as_str());
+        (known && self.peek_at(j) == Some('(')).then_some((name, j + 1))
     }
 
     /// `true` when the text at `i` is `ws* ID ws* =` (a named argument).
@@ -431,8 +453,15 @@ impl<'a> Parser<'a> {
         (self.peek_at(j) == Some('=')).then(|| (self.chars[i..end].iter().collect(), j + 1))
     }
 
-    /// `element`.
+    /// `element`, tracking the nesting depth.
     fn element(&mut self) -> PResult<Elem> {
+        self.depth += 1;
+        let e = self.element_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn element_inner(&mut self) -> PResult<Elem> {
         self.skip_ws();
         match self.peek() {
             Some('[') => {
@@ -558,11 +587,18 @@ impl<'a> Parser<'a> {
         }
         // (character, escaped) pairs, so escaped blanks survive trimming.
         let mut text: Vec<(char, bool)> = Vec::new();
+        // A top-level `--params` value (depth 1: the value itself) is free
+        // text up to the end of its item, as in Kedro.
+        let free = self.mode == Mode::Params && self.depth == 1;
         loop {
             match self.peek() {
                 Some('\\') if self.peek_at(self.pos + 1).is_some_and(|c| ESCAPABLE.contains(c)) => {
                     text.push((self.chars[self.pos + 1], true));
                     self.pos += 2;
+                }
+                Some(c) if free => {
+                    text.push((c, false));
+                    self.pos += 1;
                 }
                 Some('$') if self.peek_at(self.pos + 1) == Some('{') => {
                     // INTERPOLATION: `${` up to the first `}`.
@@ -1431,7 +1467,7 @@ fn parse_sweep_spec(spec: &str) -> Result<Vec<Override>, OverrideError> {
             match p.peek() {
                 None => break None,
                 Some(',') => {
-                    if let Some(_eq) = key_at(&chars, p.pos + 1) {
+                    if key_at(&chars, p.pos + 1).is_some() {
                         break Some(p.pos + 1);
                     }
                     p.pos += 1;
@@ -1534,7 +1570,6 @@ pub(crate) fn parse_params_value(text: &str, at: usize) -> Result<Value, Overrid
 
 /// Splits a `weft run --params` string into items at top-level commas
 /// (outside brackets, braces, parentheses, quotes, `${...}` and after `\`).
-/// Returns each item with its start (char index) in `s`.
 pub(crate) fn split_params_items(s: &str) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     let mut items = Vec::new();

@@ -78,9 +78,11 @@ pub(crate) fn set_dotted(target: &mut Value, key: &str, value: Value) -> Result<
 /// value by `=` or `:` (whichever comes first, so `url=http://h:1` and
 /// `url:http://h` both work). Dotted keys nest (blanks around segments are
 /// trimmed). Values follow the override grammar of
-/// [`crate::overrides`] (so `a=[1,2]`, `d={x:1}`, `s='a,b'` work), one
-/// value per key, with `=` allowed inside a value and an empty value
-/// meaning null, as in Kedro. Empty items are skipped; a later item
+/// [`crate::overrides`] (so `a=[1,2]`, `d={x:1}`, `s='a,b'`, `n=int('5')`
+/// work), one value per key. As in Kedro, a value that is not a list, map,
+/// quoted string or known function call is free text up to the next
+/// separating comma (any character, `\,` for a comma; typed when it is
+/// exactly an int, float, bool or null), and an empty value is null. Empty items are skipped; a later item
 /// overrides an earlier one. An item without separator, an empty key or key
 /// segment (`a..b`, `.a`, `a.`), nesting under a plain value, or a
 /// malformed value is an error naming the item.

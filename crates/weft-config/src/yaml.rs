@@ -624,14 +624,6 @@ pub fn yaml11_float(s: &str) -> Option<Result<Value, String>> {
     None
 }
 
-/// Kept for callers that parse YAML with serde-saphyr directly (dataset
-/// files): YAML 1.2 core booleans only.
-pub fn yaml_options() -> serde_saphyr::Options {
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    options
-}
-
 /// Reads and parses a YAML or JSON file (by extension: `.json` is parsed
 /// as strict JSON, anything else as YAML).
 pub fn load_file(path: &Path) -> Result<Value, ConfigError> {

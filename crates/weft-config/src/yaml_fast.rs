@@ -280,4 +280,143 @@ mod tests {
             assert_eq!(fast, crate::yaml::from_str_full(doc, Path::new("t.yml")).unwrap());
         }
     }
+
+    /// Random block documents from pieces that are in and out of the
+    /// subset: the fast path, when it answers, agrees with the full parser.
+    mod random {
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "1",
+                "-2",
+                "+3",
+                "0",
+                "017",
+                "09",
+                "0x1f",
+                "0b11",
+                "1_000",
+                "1.5",
+                ".5",
+                "1.",
+                "1e3",
+                "1e",
+                "-.5e-3",
+                "yes",
+                "No",
+                "ON",
+                "off",
+                "y",
+                "n",
+                "true",
+                "FALSE",
+                "~",
+                "null",
+                "Null",
+                "abc",
+                "a b",
+                "a,b",
+                "a:b",
+                "http://h:1/x",
+                "-x",
+                "x-",
+                "2024-01-01",
+                "1:30",
+                "190:20:30.5",
+                ".inf",
+                "a.b",
+                "$x",
+                "a/b",
+                "é",
+                "1 2",
+                "[]",
+                "[a, 1]",
+                "[a,b,c]",
+                "{}",
+                "[1, [2]]",
+                "- x",
+                "-",
+                "@x",
+                ",x",
+                ":x",
+                "x:",
+                "a: b",
+                "[a",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "a", "b", "c", "k1", "1", "on", "a b", "x.y", "-k", "<<", "k:",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        /// A block at `indent`: lines of a mapping or a sequence.
+        fn block(depth: u32) -> BoxedStrategy<Vec<(usize, String)>> {
+            let leaf = prop::collection::vec((key(), scalar()), 1..4).prop_map(|kv| {
+                kv.into_iter()
+                    .map(|(k, v)| (0, format!("{k}: {v}")))
+                    .collect::<Vec<_>>()
+            });
+            if depth == 0 {
+                return leaf.boxed();
+            }
+            let map = prop::collection::vec(
+                (key(), prop::option::of(block(depth - 1)), scalar(), 0usize..3),
+                1..4,
+            )
+            .prop_map(|entries| {
+                let mut lines = Vec::new();
+                for (k, child, v, extra) in entries {
+                    match child {
+                        Some(c) => {
+                            lines.push((0, format!("{k}:")));
+                            lines.extend(c.into_iter().map(|(i, l)| (i + 2 + extra % 2, l)));
+                        }
+                        None => lines.push((0, format!("{k}: {v}"))),
+                    }
+                }
+                lines
+            });
+            let seq = prop::collection::vec(prop::option::of(block(depth - 1)), 1..4).prop_map(|items| {
+                let mut lines = Vec::new();
+                for item in items {
+                    match item {
+                        Some(c) if !c.is_empty() => {
+                            let mut it = c.into_iter();
+                            let (_, first) = it.next().expect("non-empty");
+                            lines.push((0, format!("- {first}")));
+                            lines.extend(it.map(|(i, l)| (i + 2, l)));
+                        }
+                        _ => lines.push((0, "- x".to_string())),
+                    }
+                }
+                lines
+            });
+            prop_oneof![leaf, map, seq].boxed()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+            #[test]
+            fn fast_path_agrees(lines in block(3), comment in any::<bool>()) {
+                let mut doc = String::new();
+                for (i, l) in lines {
+                    doc.push_str(&" ".repeat(i));
+                    doc.push_str(&l);
+                    doc.push('\n');
+                    if comment {
+                        doc.push_str("# note\n");
+                    }
+                }
+                if let Some(fast) = super::super::parse(&doc) {
+                    let full = crate::yaml::from_str_full(&doc, std::path::Path::new("t.yml"));
+                    prop_assert_eq!(full.ok(), Some(fast), "{}", doc);
+                }
+            }
+        }
+    }
 }

@@ -497,6 +497,13 @@ fn runtime_params_take_the_same_values() {
         parse_runtime_params("a:b=c,url=http://h:1,e:true,n=,, x . y = 2 ").unwrap(),
         json!({"a": "b=c", "url": "http://h:1", "e": true, "n": null, "x": {"y": 2}})
     );
+    // Top-level values stay Kedro's free text: any character but a
+    // separating comma, unknown `name(...)` is text, `\,` is a comma.
+    assert_eq!(
+        parse_runtime_params(r"name=café,msg=hello world!,f=f(x),q=a#b;c,p=C:\data\x,w=1\,5,i=int('5')")
+            .unwrap(),
+        json!({"name": "café", "msg": "hello world!", "f": "f(x)", "q": "a#b;c", "p": "C:\\data\\x", "w": "1,5", "i": 5})
+    );
     for (bad, words) in [
         ("a..b=1", "empty segment"),
         (".a=1", "empty segment"),

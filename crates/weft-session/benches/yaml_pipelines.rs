@@ -3,9 +3,9 @@
 //! `cargo bench -p weft-session --bench yaml_pipelines`
 //!
 //! For a chain of N `add_one` nodes (N = 1, 1,000 and 100,000) it prints the
-//! time per node of: the YAML parse alone (`weft_config::yaml::from_str`),
-//! and the whole `parse_pipelines` (YAML, node construction, `Pipeline`
-//! validation). Target (issue 8 §9): a 1,000-node chain costs at most 5 µs
+//! time per node of: the YAML parse alone (`weft_config::yaml::from_str`,
+//! and without its fast path), the whole `parse_pipelines` (YAML, node
+//! construction, `Pipeline` validation), and `Pipeline::new` alone. Target (issue 8 §9): a 1,000-node chain costs at most 5 µs
 //! per node over a 1-node one.
 
 use std::path::Path;
@@ -49,6 +49,13 @@ fn main() {
             let p = weft_session::parse_pipelines(file, &text, &registry).expect("valid pipelines");
             assert_eq!(p["__default__"].nodes().len(), n);
         });
+        let full_yaml = best_us(reps, || {
+            weft_config::yaml::from_str_full(&text, file).expect("valid YAML");
+        });
+        println!(
+            "  YAML without the fast path (files using anchors, quotes, flow maps...): {:.2} µs/node",
+            full_yaml / n as f64
+        );
         let parsed = weft_session::parse_pipelines(file, &text, &registry).expect("valid pipelines");
         let nodes = parsed["__default__"].nodes().to_vec();
         let construct = best_us(reps, || {
