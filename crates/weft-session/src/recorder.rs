@@ -63,6 +63,16 @@ impl Recorder {
         }
     }
 
+    /// Commits every deferred update: when a session call returns, its runs'
+    /// records are in the store for every reader.
+    pub(crate) fn flush(&self) {
+        if let Some(store) = &self.store
+            && let Err(e) = store.flush()
+        {
+            tracing::error!("could not record run updates: {e}");
+        }
+    }
+
     /// Whether a run id is already recorded (a caller-supplied id must be new).
     pub(crate) fn run_exists(&self, run_id: &str) -> Result<bool, StoreError> {
         match &self.store {

@@ -279,6 +279,7 @@ impl ServiceSession {
             }
             Err(reason) => self.core.not_started(&prepared.spec, RunStatus::Skipped, &reason),
         };
+        self.core.recorder.flush();
         self.core
             .hooks
             .after_all_runs(&self.core.id, std::slice::from_ref(&result));
@@ -418,6 +419,7 @@ impl ServiceSession {
                     })
             })
             .collect();
+        self.core.recorder.flush();
         self.core.hooks.after_all_runs(&self.core.id, &results);
         Ok(results)
     }

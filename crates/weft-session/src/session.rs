@@ -115,6 +115,7 @@ impl Session {
         self.core.recorder.started(&spec, 1);
         let result = self.core.execute(prepared, 1, 1, cancel);
         self.core.recorder.finished(&spec, &result);
+        self.core.recorder.flush();
         self.core.hooks.after_run(
             &weft_core::RunContext {
                 session_id: self.core.id.clone(),
