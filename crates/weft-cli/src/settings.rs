@@ -43,15 +43,17 @@ impl Environment {
         Self::default()
     }
 
-    /// Captures [`VARIABLES`] from the process environment.
+    /// Captures the process environment: [`VARIABLES`] steer weft itself;
+    /// every variable is also what credentials' `${oc.env:NAME}` may read.
     pub fn from_process() -> Self {
-        let mut env = Self::default();
-        for name in VARIABLES {
-            if let Ok(value) = std::env::var(name) {
-                env = env.with(name, value);
-            }
+        Environment {
+            vars: std::env::vars().collect(),
         }
-        env
+    }
+
+    /// Every variable, for `${oc.env:NAME}` in credentials.
+    pub fn variables(&self) -> std::sync::Arc<BTreeMap<String, String>> {
+        std::sync::Arc::new(self.vars.clone())
     }
 
     /// This environment with `name` set to `value`.
@@ -75,6 +77,8 @@ pub struct Settings {
     pub store: StoreChoice,
     /// The runner name, if the flag or `weft.toml` names one.
     pub runner: Option<String>,
+    /// Environment variables credentials' `${oc.env:NAME}` resolves against.
+    pub variables: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 /// The default configuration environment; it may be absent from `conf/`.
@@ -117,7 +121,12 @@ pub fn resolve(
     let runner = runner_flag
         .map(str::to_string)
         .or_else(|| project.settings().run.runner.clone());
-    Ok(Settings { env, store, runner })
+    Ok(Settings {
+        env,
+        store,
+        runner,
+        variables: environment.variables(),
+    })
 }
 
 /// Who starts a session and from what, collected here at the edge: the

@@ -19,6 +19,8 @@ pub(crate) struct Sources<'a> {
     pub globals: &'a Value,
     pub runtime_params: &'a Value,
     pub allow_env: bool,
+    /// What `oc.env` resolves against (handed in by the caller).
+    pub environment: &'a std::collections::BTreeMap<String, String>,
     pub allow_runtime_params: bool,
     /// The merged section before `_` keys are dropped.
     pub root: &'a Value,
@@ -202,9 +204,9 @@ fn evaluate(
                     "`{path}` in {section}: `{reference}`: the env resolver is only allowed in credentials, not in {section}"
                 ));
             }
-            match std::env::var(key) {
-                Ok(v) => Ok(Value::String(v)),
-                Err(_) => missing(format!("environment variable `{key}` is not set")),
+            match src.environment.get(key) {
+                Some(v) => Ok(Value::String(v.clone())),
+                None => missing(format!("environment variable `{key}` is not set")),
             }
         }
         Some(other) => Err(format!(
@@ -247,6 +249,7 @@ mod tests {
             globals: &json!({"g": {"n": 2}}),
             runtime_params: &json!({"r": true}),
             allow_env: false,
+            environment: &Default::default(),
             allow_runtime_params: true,
             root,
         };

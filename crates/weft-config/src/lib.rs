@@ -82,6 +82,7 @@ pub struct ConfigLoader {
     runtime_params: Value,
     strategies: BTreeMap<String, MergeStrategy>,
     patterns: BTreeMap<String, Vec<String>>,
+    environment: std::sync::Arc<BTreeMap<String, String>>,
 }
 
 /// The sections with built-in file patterns.
@@ -267,7 +268,16 @@ impl ConfigLoader {
             },
             strategies: BTreeMap::new(),
             patterns: BTreeMap::new(),
+            environment: Default::default(),
         }
+    }
+
+    /// Sets the environment variables `${oc.env:NAME}` (credentials only)
+    /// resolves against. The library reads no process environment: the
+    /// caller (CLI, server) hands it in; without this call none is set.
+    pub fn with_environment(mut self, environment: std::sync::Arc<BTreeMap<String, String>>) -> Self {
+        self.environment = environment;
+        self
     }
 
     /// Sets how `section` merges the run environment over base
@@ -483,6 +493,7 @@ impl ConfigLoader {
             globals,
             runtime_params: &self.runtime_params,
             allow_env: section == "credentials",
+            environment: &self.environment,
             allow_runtime_params: section != "globals",
             root: &raw,
         };

@@ -296,10 +296,14 @@ fn runtime_params_resolver_is_rejected_in_globals() {
 #[test]
 fn env_resolver_works_in_credentials_only() {
     let d = conf();
-    // No test may set variables (unsafe in edition 2024): use PATH, which is
-    // always set, and a name nobody sets.
+    // The loader reads no process environment: the caller hands one in.
     let unset = "WEFT_CONFIG_TEST_UNSET_5821";
-    let path_var = std::env::var("PATH").unwrap();
+    let path_var = "/opt/bin:/usr/bin".to_string();
+    let environment = std::sync::Arc::new(
+        [("PATH".to_string(), path_var.clone())]
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    );
     write(
         d.path(),
         "base/credentials.yml",
@@ -308,7 +312,10 @@ fn env_resolver_works_in_credentials_only() {
         ),
     );
     assert_eq!(
-        loader(d.path(), None).get("credentials").unwrap(),
+        loader(d.path(), None)
+            .with_environment(environment.clone())
+            .get("credentials")
+            .unwrap(),
         json!({"db": {"password": "fallback", "port": 5432, "path": path_var, "prefixed": format!("p-{path_var}")}})
     );
     write(

@@ -94,6 +94,9 @@ pub struct SessionOptions {
     pub provenance: Provenance,
     /// Connection validation mode (default: `weft.toml`'s, else strict).
     pub type_check: Option<TypeCheck>,
+    /// Environment variables credentials' `${oc.env:NAME}` may read, handed
+    /// in by the caller (the library reads no process environment).
+    pub environment: Arc<BTreeMap<String, String>>,
 }
 
 /// The default configuration environment.
@@ -161,6 +164,7 @@ pub(crate) struct SessionCore {
     pub(crate) recorder: Recorder,
     pub(crate) type_check: TypeCheck,
     pub(crate) default_runner: String,
+    environment: Arc<BTreeMap<String, String>>,
     config_cache: Mutex<ConfigCache>,
     /// Whether any configuration file mentions `runtime_params:`; when none
     /// does, runtime params only merge over parameters, so one loaded
@@ -257,6 +261,7 @@ impl SessionCore {
             recorder,
             type_check,
             default_runner,
+            environment: options.environment,
             config_cache: Mutex::new(ConfigCache::default()),
             conf_uses_runtime_params: OnceLock::new(),
             recent_runs: Mutex::new(VecDeque::new()),
@@ -310,7 +315,8 @@ impl SessionCore {
             None => {
                 let loader = self
                     .project
-                    .config_loader(Some(&self.conf_dir), env, load_params.clone())?;
+                    .config_loader(Some(&self.conf_dir), env, load_params.clone())?
+                    .with_environment(Arc::clone(&self.environment));
                 let parameters = loader.parameters()?;
                 let catalog = loader.get("catalog")?;
                 let credentials = loader.get("credentials")?;

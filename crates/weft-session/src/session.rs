@@ -108,7 +108,11 @@ impl Session {
 
     /// Runs a run prepared by [`Session::prepare`] (so a caller that
     /// inspected it, e.g. to count its nodes, does not prepare it twice).
-    pub fn run_prepared(&mut self, prepared: PreparedRun, cancel: &CancelToken) -> Result<RunResult, SessionError> {
+    pub fn run_prepared(
+        &mut self,
+        prepared: PreparedRun,
+        cancel: &CancelToken,
+    ) -> Result<RunResult, SessionError> {
         self.ensure_runnable()?;
         let spec = prepared.spec.clone();
         self.core.recorder.planned(&[&spec])?;

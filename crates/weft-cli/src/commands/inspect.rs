@@ -102,7 +102,9 @@ pub(super) fn config_show(
     };
     let proj = Project::open(&edge.project)?;
     let settings = crate::settings::resolve(args, None, edge.environment, &proj)?;
-    let loader = proj.config_loader(args.conf_source.as_deref(), &settings.env, runtime)?;
+    let loader = proj
+        .config_loader(args.conf_source.as_deref(), &settings.env, runtime)?
+        .with_environment(settings.variables.clone());
     let mut out = serde_json::Map::new();
     for s in wanted {
         let mut value = if s == "parameters" {

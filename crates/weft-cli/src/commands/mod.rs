@@ -158,6 +158,7 @@ pub(super) fn session_options(
         store: settings.store.clone(),
         provenance,
         type_check: type_check(args.type_check.as_deref())?,
+        environment: settings.variables.clone(),
     })
 }
 
