@@ -463,3 +463,48 @@ fn a_batch_mixing_transcodings_of_one_dataset_warns() {
         .unwrap();
     assert!(alone[0].warnings.is_empty(), "{:?}", alone[0].warnings);
 }
+
+#[test]
+fn a_custom_runner_registered_by_name_runs_sessions() {
+    let (_tmp, root) = chain_project();
+    let used = Arc::new(AtomicUsize::new(0));
+    let mut runners = weft_runner::RunnerRegistry::with_builtins();
+    let counter = Arc::clone(&used);
+    runners
+        .register("counting", move |_workers| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Box::new(weft_runner::SequentialRunner) as Box<dyn weft_runner::Runner>
+        })
+        .unwrap();
+    let s = ServiceSession::create(
+        &root,
+        ServiceOptions {
+            session: SessionOptions {
+                code: ProjectCode {
+                    runners: Arc::new(runners),
+                    ..code()
+                },
+                store: StoreChoice::Disabled,
+                ..Default::default()
+            },
+            max_workers: Some(1),
+            history_limit: None,
+        },
+    )
+    .unwrap();
+    let r = s
+        .run(RunConfig {
+            runner: Some("counting".into()),
+            ..point(1, 0)
+        })
+        .unwrap();
+    assert_eq!(c_of(&r), 3);
+    assert_eq!(used.load(Ordering::SeqCst), 1);
+    let err = s
+        .run(RunConfig {
+            runner: Some("warp".into()),
+            ..point(1, 0)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("counting"), "known runners listed: {err}");
+}
