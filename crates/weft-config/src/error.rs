@@ -76,6 +76,17 @@ pub enum ConfigError {
         /// The requested section.
         section: String,
     },
+    /// A file pattern of a section is not a valid glob.
+    #[error("section `{section}`: invalid file pattern `{pattern}`: {source}")]
+    Pattern {
+        /// The section.
+        section: String,
+        /// The pattern.
+        pattern: String,
+        /// Why it is invalid.
+        #[source]
+        source: globset::Error,
+    },
 
     // ---- the machine ----
     /// A file or folder could not be read.

@@ -99,38 +99,26 @@ fn default_patterns(section: &str) -> Vec<String> {
     ]
 }
 
-/// Matches one path component against a pattern component with `*` wildcards.
-fn component_matches(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
+/// The glob set of a section's file patterns (`*` within a name, `**` for
+/// any number of folders), relative to an environment folder.
+fn glob_set(section: &str, patterns: &[String]) -> Result<globset::GlobSet, ConfigError> {
+    let mut set = globset::GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|source| ConfigError::Pattern {
+                section: section.to_string(),
+                pattern: pattern.clone(),
+                source,
+            })?;
+        set.add(glob);
     }
-    let mut rest = text;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            let Some(r) = rest.strip_prefix(part) else {
-                return false;
-            };
-            rest = r;
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            let Some(at) = rest.find(part) else { return false };
-            rest = &rest[at + part.len()..];
-        }
-    }
-    true
-}
-
-/// Glob match on `/`-separated components; `**` matches any number of them.
-fn glob_matches(pattern: &[&str], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((&"**", rest)) => (0..=path.len()).any(|i| glob_matches(rest, &path[i..])),
-        Some((first, rest)) => {
-            !path.is_empty() && component_matches(first, path[0]) && glob_matches(rest, &path[1..])
-        }
-    }
+    set.build().map_err(|source| ConfigError::Pattern {
+        section: section.to_string(),
+        pattern: patterns.join(", "),
+        source,
+    })
 }
 
 /// Deepest folder nesting followed under an environment (guards symlink loops).
@@ -325,17 +313,13 @@ impl ConfigLoader {
         if !env_dir.is_dir() {
             return Ok(Vec::new());
         }
-        let patterns = self.patterns_of(section)?;
-        let patterns: Vec<Vec<&str>> = patterns.iter().map(|p| p.split('/').collect()).collect();
+        let patterns = glob_set(section, &self.patterns_of(section)?)?;
         let mut all = Vec::new();
         walk(env_dir, &mut Vec::new(), &mut all)?;
         let mut matched: Vec<(String, PathBuf)> = all
             .into_iter()
-            .filter(|(_, rel)| {
-                let rel: Vec<&str> = rel.iter().map(String::as_str).collect();
-                patterns.iter().any(|p| glob_matches(p, &rel))
-            })
             .map(|(path, rel)| (rel.join("/"), path))
+            .filter(|(rel, _)| patterns.is_match(rel))
             .collect();
         matched.sort();
         Ok(matched.into_iter().map(|(_, p)| p).collect())
@@ -581,12 +565,7 @@ mod tests {
 
     #[test]
     fn globs() {
-        let m = |p: &str, path: &str| {
-            glob_matches(
-                &p.split('/').collect::<Vec<_>>(),
-                &path.split('/').collect::<Vec<_>>(),
-            )
-        };
+        let m = |p: &str, path: &str| glob_set("s", &[p.to_string()]).unwrap().is_match(path);
         assert!(m("catalog*", "catalog.yml"));
         assert!(m("catalog*", "catalog_extra.yaml"));
         assert!(!m("catalog*", "sub/catalog.yml"));
@@ -597,5 +576,7 @@ mod tests {
         assert!(m("globals.yml", "globals.yml"));
         assert!(m("a*b*c", "axxbyyc"));
         assert!(!m("a*b*c", "axxbyy"));
+        let err = glob_set("catalog", &["cat[".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("invalid file pattern `cat[`"), "{err}");
     }
 }
