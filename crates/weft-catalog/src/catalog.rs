@@ -307,7 +307,11 @@ fn suggest(types: &DatasetTypeRegistry, name: &str) -> String {
 
 /// Names in backticks, comma-separated: `` `a`, `b` ``.
 fn backticked(names: &[impl std::fmt::Display]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why a load version is not a plain folder name, if it is not.
@@ -503,7 +507,10 @@ impl CatalogConfig {
             let mut p = problem(
                 catch_all[1],
                 None,
-                format!("only one catch-all pattern is allowed, found {}", backticked(&catch_all)),
+                format!(
+                    "only one catch-all pattern is allowed, found {}",
+                    backticked(&catch_all)
+                ),
             );
             p.dataset = None;
             problems.push(p);

@@ -387,7 +387,11 @@ fn a_panicking_node_fails_run_and_multirun_cleanly() {
         argv.extend(args.iter().map(|a| a.to_string()));
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let exit = run_with(argv, &Environment::empty(), code(), &mut out, &mut err);
-        (exit, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+        (
+            exit,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
     };
     let (exit, out, err) = invoke(&["run", "--json"]);
     assert_eq!(exit, 1, "{out}\n{err}");
@@ -395,10 +399,23 @@ fn a_panicking_node_fails_run_and_multirun_cleanly() {
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"]["node"], "bad");
     assert!(v["error"]["causes"].to_string().contains("kaboom 1"), "{v}");
-    let (exit, out, err) = invoke(&["multirun", "--json", "--params", "x=1,2,3", "--max-workers", "2", "--policy", "continue"]);
+    let (exit, out, err) = invoke(&[
+        "multirun",
+        "--json",
+        "--params",
+        "x=1,2,3",
+        "--max-workers",
+        "2",
+        "--policy",
+        "continue",
+    ]);
     assert_eq!(exit, 1, "{out}\n{err}");
     let runs: Value = serde_json::from_str(&out).unwrap();
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 3);
-    assert!(runs.iter().all(|r| r["status"] == "failed" && r["error"]["node"] == "bad"), "{runs:?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["status"] == "failed" && r["error"]["node"] == "bad"),
+        "{runs:?}"
+    );
 }

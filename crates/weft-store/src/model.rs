@@ -105,7 +105,11 @@ pub fn metrics_from_json(v: &serde_json::Value) -> BTreeMap<String, f64> {
 /// 1}}` → `a.b`). Non-empty objects are walked into; anything else,
 /// empty objects included, is a leaf. A leaf at the top (no name) is
 /// skipped.
-pub(crate) fn for_each_leaf(prefix: &str, v: &serde_json::Value, f: &mut dyn FnMut(String, &serde_json::Value)) {
+pub(crate) fn for_each_leaf(
+    prefix: &str,
+    v: &serde_json::Value,
+    f: &mut dyn FnMut(String, &serde_json::Value),
+) {
     match v {
         serde_json::Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {

@@ -379,7 +379,10 @@ mod tests {
     #[test]
     fn params_flatten_to_dotted_leaves_keeping_empty_objects() {
         let mut out = BTreeMap::new();
-        flatten(&json!({"model": {"lr": 0.1, "opts": {}}, "tag": "x", "none": null}), &mut out);
+        flatten(
+            &json!({"model": {"lr": 0.1, "opts": {}}, "tag": "x", "none": null}),
+            &mut out,
+        );
         assert_eq!(
             out,
             BTreeMap::from([

@@ -483,6 +483,13 @@ impl Writer {
         crate::store::classify(&self.target, matches!(self.conn, Conn::Sqlite(_)), e, context)
     }
 
+    /// The text column `sql` selects for the row whose key (`$1`) is `key`,
+    /// if there is one; failures carry `context`.
+    async fn text_for(&mut self, sql: &str, key: &str, context: &str) -> Result<Option<String>, StoreError> {
+        let found = self.conn.fetch_text(sql, &[Arg::Str(key)]).await;
+        found.map_err(|e| self.db_err(e, context))
+    }
+
     fn json_err(&self, e: serde_json::Error, context: &str) -> StoreError {
         StoreError::Malformed {
             target: self.target.clone(),
@@ -737,13 +744,12 @@ impl Writer {
         }
         let ctx = format!("reading run {run_id}");
         let text = self
-            .conn
-            .fetch_text(
+            .text_for(
                 "SELECT record FROM weft_runs WHERE run_id = $1 AND status = 'running'",
-                &[Arg::Str(run_id)],
+                run_id,
+                &ctx,
             )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .await?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| self.json_err(e, &ctx)))
             .transpose()
     }
@@ -814,13 +820,8 @@ impl Writer {
     async fn refusal(&mut self, run_id: &str, p: &PendingRun) -> Result<StoreError, StoreError> {
         let ctx = format!("updating run {run_id}");
         let stored = self
-            .conn
-            .fetch_text(
-                "SELECT status FROM weft_runs WHERE run_id = $1",
-                &[Arg::Str(run_id)],
-            )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .text_for("SELECT status FROM weft_runs WHERE run_id = $1", run_id, &ctx)
+            .await?;
         let to = p.first.unwrap_or(p.record.status);
         let e = match stored {
             None => StoreError::RunNotFound {
@@ -994,13 +995,8 @@ impl Writer {
     async fn close_session(&mut self, id: &str, at: Timestamp) -> Result<Result<(), StoreError>, StoreError> {
         let ctx = format!("closing session {id}");
         let text = self
-            .conn
-            .fetch_text(
-                "SELECT record FROM weft_sessions WHERE session_id = $1",
-                &[Arg::Str(id)],
-            )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .text_for("SELECT record FROM weft_sessions WHERE session_id = $1", id, &ctx)
+            .await?;
         let Some(text) = text else {
             return Ok(Err(StoreError::SessionNotFound {
                 session_id: id.to_string(),
@@ -1046,12 +1042,18 @@ mod tests {
         for row in 0..2 {
             push_values_row(&mut sql, row, 6);
         }
-        assert_eq!(sql, "VALUES ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12)");
+        assert_eq!(
+            sql,
+            "VALUES ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12)"
+        );
     }
 
     #[test]
     fn batch_context_names_one_run_or_counts_many() {
         assert_eq!(batch_context("updating", ["r1"].into_iter()), "updating run r1");
-        assert_eq!(batch_context("recording", ["a", "b", "c"].into_iter()), "recording 3 runs");
+        assert_eq!(
+            batch_context("recording", ["a", "b", "c"].into_iter()),
+            "recording 3 runs"
+        );
     }
 }

@@ -101,9 +101,20 @@ impl Graph {
         tail: &str,
     ) -> String {
         let mut out = String::from(head);
-        let nodes = self.nodes.iter().enumerate().map(|(i, (name, _))| node(i, name));
-        let datasets = self.datasets.iter().enumerate().map(|(i, name)| dataset(i, name));
-        let edges = self.edges.iter().map(|(from, to)| edge(from, to));
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| node(i, name.as_str()));
+        let datasets = self
+            .datasets
+            .iter()
+            .enumerate()
+            .map(|(i, name)| dataset(i, name.as_str()));
+        let edges = self
+            .edges
+            .iter()
+            .map(|(from, to)| edge(from.as_str(), to.as_str()));
         for line in nodes.chain(datasets).chain(edges) {
             let _ = writeln!(out, "    {line}");
         }
