@@ -301,15 +301,17 @@ fn suggest(types: &DatasetTypeRegistry, name: &str) -> String {
     if close.is_empty() {
         format!(" (known types: {})", types.names().collect::<Vec<_>>().join(", "))
     } else {
-        format!(
-            " (did you mean {}?)",
-            close
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!(" (did you mean {}?)", backticked(&close))
     }
+}
+
+/// Names in backticks, comma-separated: `` `a`, `b` ``.
+fn backticked(names: &[impl std::fmt::Display]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why a load version is not a plain folder name, if it is not.
@@ -507,11 +509,7 @@ impl CatalogConfig {
                 None,
                 format!(
                     "only one catch-all pattern is allowed, found {}",
-                    catch_all
-                        .iter()
-                        .map(|p| format!("`{p}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    backticked(&catch_all)
                 ),
             );
             p.dataset = None;

@@ -97,8 +97,33 @@ pub struct RunRecord {
 /// dataset into metrics.
 pub fn metrics_from_json(v: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    metrics_serde::flatten("", v, &mut out);
+    metrics_serde::flatten(v, &mut out);
     out
+}
+
+/// Calls `f` with every leaf of `v` under its dotted name (`{"a": {"b":
+/// 1}}` → `a.b`). Non-empty objects are walked into; anything else,
+/// empty objects included, is a leaf. A leaf at the top (no name) is
+/// skipped.
+pub(crate) fn for_each_leaf(
+    prefix: &str,
+    v: &serde_json::Value,
+    f: &mut dyn FnMut(String, &serde_json::Value),
+) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                for_each_leaf(&key, v, f);
+            }
+        }
+        _ if !prefix.is_empty() => f(prefix.to_string(), v),
+        _ => {}
+    }
 }
 
 /// `metrics` on the wire: a JSON object of numbers. Reading is lenient so
@@ -120,28 +145,18 @@ mod metrics_serde {
         Ok(v.map(|v| super::metrics_from_json(&v)).unwrap_or_default())
     }
 
-    pub(super) fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, f64>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    flatten(&key, v, out);
-                }
-            }
-            Value::Number(n) if !prefix.is_empty() => {
+    pub(super) fn flatten(v: &Value, out: &mut BTreeMap<String, f64>) {
+        super::for_each_leaf("", v, &mut |key, v| match v {
+            Value::Number(n) => {
                 if let Some(f) = n.as_f64() {
-                    out.insert(prefix.to_string(), f);
+                    out.insert(key, f);
                 }
             }
-            Value::Null if !prefix.is_empty() => {
-                out.insert(prefix.to_string(), f64::NAN);
+            Value::Null => {
+                out.insert(key, f64::NAN);
             }
             _ => {}
-        }
+        });
     }
 }
 
@@ -154,4 +169,23 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many (newest first).
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_keep_numbers_and_nulls_under_dotted_names() {
+        let m = metrics_from_json(&serde_json::json!({
+            "model": {"r2": 0.9, "extra": {}, "name": "lin", "loss": null},
+            "n": 3,
+            "tags": [1, 2],
+        }));
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["model.loss", "model.r2", "n"]);
+        assert_eq!(m["model.r2"], 0.9);
+        assert_eq!(m["n"], 3.0);
+        assert!(m["model.loss"].is_nan());
+        assert!(metrics_from_json(&serde_json::json!(1.5)).is_empty());
+    }
 }

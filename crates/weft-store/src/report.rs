@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{RunRecord, RunStatus, SessionRecord};
+use crate::{RunErrorRecord, RunRecord, RunStatus, SessionRecord};
 
 /// Left-aligned columns separated by two spaces; the first row is the header.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -31,23 +31,10 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, v) in m {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        _ if !prefix.is_empty() => {
-            out.insert(prefix.to_string(), v.clone());
-        }
-        _ => {}
-    }
+fn flatten(v: &Value, out: &mut BTreeMap<String, Value>) {
+    crate::model::for_each_leaf("", v, &mut |key, v| {
+        out.insert(key, v.clone());
+    });
 }
 
 fn show(v: Option<&Value>) -> String {
@@ -64,6 +51,14 @@ fn duration(r: &RunRecord) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// A table cell for a run's error: the first line of its message, empty
+/// when the run did not fail.
+pub fn error_cell(error: Option<&RunErrorRecord>) -> String {
+    error
+        .map(|e| e.message.lines().next().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
 /// Runs as a table: id, status, duration, and the runtime params that
 /// differ between the listed runs.
 pub fn runs_table(runs: &[RunRecord]) -> String {
@@ -74,7 +69,7 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
         .iter()
         .map(|r| {
             let mut m = BTreeMap::new();
-            flatten("", &r.runtime_params, &mut m);
+            flatten(&r.runtime_params, &mut m);
             m
         })
         .collect();
@@ -98,12 +93,7 @@ pub fn runs_table(runs: &[RunRecord]) -> String {
     for (r, params) in runs.iter().zip(&flat) {
         let mut row = vec![r.run_id.clone(), r.status.to_string(), duration(r)];
         row.extend(varying.iter().map(|k| show(params.get(*k))));
-        row.push(
-            r.error
-                .as_ref()
-                .map(|e| e.message.lines().next().unwrap_or("").to_string())
-                .unwrap_or_default(),
-        );
+        row.push(error_cell(r.error.as_ref()));
         rows.push(row);
     }
     table(&rows)
@@ -262,7 +252,7 @@ fn number(x: f64) -> Value {
 
 fn params(r: &RunRecord) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
-    flatten("", &r.runtime_params, &mut out);
+    flatten(&r.runtime_params, &mut out);
     out
 }
 
@@ -384,6 +374,39 @@ mod tests {
             owner: None,
             updated_at: None,
         }
+    }
+
+    #[test]
+    fn params_flatten_to_dotted_leaves_keeping_empty_objects() {
+        let mut out = BTreeMap::new();
+        flatten(
+            &json!({"model": {"lr": 0.1, "opts": {}}, "tag": "x", "none": null}),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            BTreeMap::from([
+                ("model.lr".to_string(), json!(0.1)),
+                ("model.opts".to_string(), json!({})),
+                ("none".to_string(), Value::Null),
+                ("tag".to_string(), json!("x")),
+            ])
+        );
+        let mut top = BTreeMap::new();
+        flatten(&json!(3), &mut top);
+        assert!(top.is_empty(), "{top:?}");
+    }
+
+    #[test]
+    fn error_cell_is_the_first_line_of_the_message() {
+        let failure = RunErrorRecord {
+            kind: "node".into(),
+            message: "node `train` failed\ncaused by: boom".into(),
+            node: Some("train".into()),
+            causes: vec![],
+        };
+        assert_eq!(error_cell(Some(&failure)), "node `train` failed");
+        assert_eq!(error_cell(None), "");
     }
 
     #[test]

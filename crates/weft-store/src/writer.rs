@@ -59,6 +59,34 @@ pub(crate) fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
+/// Appends the placeholders of row `row` (0-based) of a multi-row
+/// `VALUES` list of `width` columns: `($1, $2, …)` for the first row,
+/// `, ($7, $8, …)` for the second, and so on.
+fn push_values_row(sql: &mut String, row: usize, width: usize) {
+    if row > 0 {
+        sql.push_str(", ");
+    }
+    sql.push('(');
+    let first = row * width;
+    for col in 1..=width {
+        if col > 1 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&(first + col).to_string());
+    }
+    sql.push(')');
+}
+
+/// Error context for a write of one or many runs: `"<verb> run <id>"` for
+/// one, `"<verb> <n> runs"` for several.
+fn batch_context<'a>(verb: &str, mut run_ids: impl ExactSizeIterator<Item = &'a str>) -> String {
+    match run_ids.len() {
+        1 => format!("{verb} run {}", run_ids.next().unwrap_or_default()),
+        n => format!("{verb} {n} runs"),
+    }
+}
+
 /// How to open the writer's connection.
 #[derive(Clone)]
 pub(crate) enum ConnectTo {
@@ -455,6 +483,13 @@ impl Writer {
         crate::store::classify(&self.target, matches!(self.conn, Conn::Sqlite(_)), e, context)
     }
 
+    /// The text column `sql` selects for the row whose key (`$1`) is `key`,
+    /// if there is one; failures carry `context`.
+    async fn text_for(&mut self, sql: &str, key: &str, context: &str) -> Result<Option<String>, StoreError> {
+        let found = self.conn.fetch_text(sql, &[Arg::Str(key)]).await;
+        found.map_err(|e| self.db_err(e, context))
+    }
+
     fn json_err(&self, e: serde_json::Error, context: &str) -> StoreError {
         StoreError::Malformed {
             target: self.target.clone(),
@@ -709,13 +744,12 @@ impl Writer {
         }
         let ctx = format!("reading run {run_id}");
         let text = self
-            .conn
-            .fetch_text(
+            .text_for(
                 "SELECT record FROM weft_runs WHERE run_id = $1 AND status = 'running'",
-                &[Arg::Str(run_id)],
+                run_id,
+                &ctx,
             )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .await?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| self.json_err(e, &ctx)))
             .transpose()
     }
@@ -786,13 +820,8 @@ impl Writer {
     async fn refusal(&mut self, run_id: &str, p: &PendingRun) -> Result<StoreError, StoreError> {
         let ctx = format!("updating run {run_id}");
         let stored = self
-            .conn
-            .fetch_text(
-                "SELECT status FROM weft_runs WHERE run_id = $1",
-                &[Arg::Str(run_id)],
-            )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .text_for("SELECT status FROM weft_runs WHERE run_id = $1", run_id, &ctx)
+            .await?;
         let to = p.first.unwrap_or(p.record.status);
         let e = match stored {
             None => StoreError::RunNotFound {
@@ -811,11 +840,7 @@ impl Writer {
     /// Many coalesced updates in one statement; returns the run ids whose
     /// row accepted theirs (stored status among the chain's `allowed`).
     async fn write_chunk(&mut self, chunk: &[(String, PendingRun)]) -> Result<HashSet<String>, StoreError> {
-        let ctx = if chunk.len() == 1 {
-            format!("updating run {}", chunk[0].0)
-        } else {
-            format!("updating {} runs", chunk.len())
-        };
+        let ctx = batch_context("updating", chunk.iter().map(|(id, _)| id.as_str()));
         let mut encoded = Vec::with_capacity(chunk.len());
         let mut allowed = Vec::with_capacity(chunk.len());
         for (_, p) in chunk {
@@ -831,19 +856,7 @@ impl Writer {
         let mut sql = String::from("WITH v (run_id, status, owner, start_us, record, allowed) AS (VALUES ");
         let mut args = Vec::with_capacity(chunk.len() * 6);
         for (i, (run_id, p)) in chunk.iter().enumerate() {
-            let n = i * 6;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
+            push_values_row(&mut sql, i, 6);
             args.extend([
                 Arg::Str(run_id),
                 Arg::Str(p.record.status.as_str()),
@@ -885,11 +898,7 @@ impl Writer {
                 serde_json::to_string(r).map_err(|e| self.json_err(e, &format!("encoding run {}", r.run_id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let ctx = if runs.len() == 1 {
-            format!("recording run {}", runs[0].run_id)
-        } else {
-            format!("recording {} runs", runs.len())
-        };
+        let ctx = batch_context("recording", runs.iter().map(|r| r.run_id.as_str()));
         let batch = runs.len() > 1;
         if batch {
             self.conn
@@ -904,19 +913,7 @@ impl Writer {
             );
             let mut args = Vec::with_capacity(chunk.len() * 6);
             for (i, (r, record)) in chunk.iter().zip(records).enumerate() {
-                let n = i * 6;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6
-                ));
+                push_values_row(&mut sql, i, 6);
                 args.extend([
                     Arg::Str(&r.run_id),
                     Arg::Str(&r.session_id),
@@ -998,13 +995,8 @@ impl Writer {
     async fn close_session(&mut self, id: &str, at: Timestamp) -> Result<Result<(), StoreError>, StoreError> {
         let ctx = format!("closing session {id}");
         let text = self
-            .conn
-            .fetch_text(
-                "SELECT record FROM weft_sessions WHERE session_id = $1",
-                &[Arg::Str(id)],
-            )
-            .await
-            .map_err(|e| self.db_err(e, &ctx))?;
+            .text_for("SELECT record FROM weft_sessions WHERE session_id = $1", id, &ctx)
+            .await?;
         let Some(text) = text else {
             return Ok(Err(StoreError::SessionNotFound {
                 session_id: id.to_string(),
@@ -1038,4 +1030,30 @@ fn take_waiters(jobs: Vec<Job>) -> Vec<Reply> {
             Job::Progress { .. } => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_rows_number_their_placeholders_on() {
+        let mut sql = String::from("VALUES ");
+        for row in 0..2 {
+            push_values_row(&mut sql, row, 6);
+        }
+        assert_eq!(
+            sql,
+            "VALUES ($1, $2, $3, $4, $5, $6), ($7, $8, $9, $10, $11, $12)"
+        );
+    }
+
+    #[test]
+    fn batch_context_names_one_run_or_counts_many() {
+        assert_eq!(batch_context("updating", ["r1"].into_iter()), "updating run r1");
+        assert_eq!(
+            batch_context("recording", ["a", "b", "c"].into_iter()),
+            "recording 3 runs"
+        );
+    }
 }

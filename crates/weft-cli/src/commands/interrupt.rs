@@ -95,17 +95,22 @@ pub(super) fn supervise<T: Send>(
 mod tests {
     use super::*;
 
+    /// Output to buffers, without progress bars or signal handling.
+    fn plain_io<'a>(out: &'a mut Vec<u8>, err: &'a mut Vec<u8>) -> Io<'a> {
+        Io {
+            out,
+            err,
+            progress_bars: false,
+            signals: false,
+        }
+    }
+
     #[test]
     fn lines_reach_stderr_in_order_and_the_value_comes_back() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let mut io = Io {
-            out: &mut out,
-            err: &mut err,
-            progress_bars: false,
-            signals: false,
-        };
+        let mut io = plain_io(&mut out, &mut err);
         let got = supervise(&mut io, rx, &|_| {}, move || {
             for i in 0..3 {
                 tx.send(format!("line {i}")).unwrap();
@@ -124,12 +129,7 @@ mod tests {
         let (_tx, rx) = std::sync::mpsc::channel::<String>();
         let mut out = Vec::new();
         let mut err = Vec::new();
-        let mut io = Io {
-            out: &mut out,
-            err: &mut err,
-            progress_bars: false,
-            signals: false,
-        };
+        let mut io = plain_io(&mut out, &mut err);
         let got = supervise(&mut io, rx, &|_| {}, || -> u8 { panic!("boom") });
         let e = got.err().expect("an error").to_string();
         assert!(e.contains("boom"), "{e}");

@@ -201,12 +201,7 @@ pub(super) fn multirun_table(results: &[RunResult], varying: &[String], metrics:
                     .unwrap_or_default(),
             );
         }
-        row.push(
-            r.error
-                .as_ref()
-                .map(|e| e.message.lines().next().unwrap_or("").to_string())
-                .unwrap_or_default(),
-        );
+        row.push(weft_store::report::error_cell(r.error.as_ref()));
         rows.push(row);
     }
     weft_store::report::table(&rows)

@@ -71,31 +71,54 @@ impl Graph {
     }
 
     pub(super) fn mermaid(&self) -> String {
-        let mut out = String::from("flowchart TD\n");
-        for (i, (name, _)) in self.nodes.iter().enumerate() {
-            let _ = writeln!(out, "    n{i}[\"{}\"]", mermaid_label(name));
-        }
-        for (i, name) in self.datasets.iter().enumerate() {
-            let _ = writeln!(out, "    d{i}[(\"{}\")]", mermaid_label(name));
-        }
-        for (from, to) in &self.edges {
-            let _ = writeln!(out, "    {from} --> {to}");
-        }
-        out
+        self.text(
+            "flowchart TD\n",
+            |i, name| format!("n{i}[\"{}\"]", mermaid_label(name)),
+            |i, name| format!("d{i}[(\"{}\")]", mermaid_label(name)),
+            |from, to| format!("{from} --> {to}"),
+            "",
+        )
     }
 
     pub(super) fn dot(&self) -> String {
-        let mut out = String::from("digraph pipeline {\n    rankdir=TB;\n");
-        for (i, (name, _)) in self.nodes.iter().enumerate() {
-            let _ = writeln!(out, "    n{i} [shape=box, label=\"{}\"];", dot_label(name));
+        self.text(
+            "digraph pipeline {\n    rankdir=TB;\n",
+            |i, name| format!("n{i} [shape=box, label=\"{}\"];", dot_label(name)),
+            |i, name| format!("d{i} [shape=cylinder, label=\"{}\"];", dot_label(name)),
+            |from, to| format!("{from} -> {to};"),
+            "}\n",
+        )
+    }
+
+    /// A text graph: `head`, one indented line per node, dataset and edge
+    /// (in that order) as the closures write them, then `tail`.
+    fn text(
+        &self,
+        head: &str,
+        node: impl Fn(usize, &str) -> String,
+        dataset: impl Fn(usize, &str) -> String,
+        edge: impl Fn(&str, &str) -> String,
+        tail: &str,
+    ) -> String {
+        let mut out = String::from(head);
+        let nodes = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| node(i, name.as_str()));
+        let datasets = self
+            .datasets
+            .iter()
+            .enumerate()
+            .map(|(i, name)| dataset(i, name.as_str()));
+        let edges = self
+            .edges
+            .iter()
+            .map(|(from, to)| edge(from.as_str(), to.as_str()));
+        for line in nodes.chain(datasets).chain(edges) {
+            let _ = writeln!(out, "    {line}");
         }
-        for (i, name) in self.datasets.iter().enumerate() {
-            let _ = writeln!(out, "    d{i} [shape=cylinder, label=\"{}\"];", dot_label(name));
-        }
-        for (from, to) in &self.edges {
-            let _ = writeln!(out, "    {from} -> {to};");
-        }
-        out.push_str("}\n");
+        out.push_str(tail);
         out
     }
 
