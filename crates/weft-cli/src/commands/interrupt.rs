@@ -6,14 +6,25 @@
 //! the command and no global state is left behind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, Sender};
 
 use anyhow::Context as _;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::Io;
+
+/// Sent (on drop, so also after a panic) when the work has returned. Lines
+/// from hooks never hold a NUL character.
+const WORK_DONE: &str = "\u{0}work done";
+
+struct WakeOnDrop(Sender<String>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(WORK_DONE.to_string());
+    }
+}
 
 /// How the supervised work ended.
 pub(super) struct Supervised<T> {
@@ -30,6 +41,7 @@ pub(super) struct Supervised<T> {
 /// cancelling until then).
 pub(super) fn supervise<T: Send>(
     io: &mut Io<'_>,
+    wake: Sender<String>,
     lines: Receiver<String>,
     on_interrupt: &(dyn Fn(&AtomicBool) + Sync),
     work: impl FnOnce() -> T + Send,
@@ -54,15 +66,17 @@ pub(super) fn supervise<T: Send>(
                 }
             });
         }
-        let worker = scope.spawn(work);
-        loop {
-            match lines.recv_timeout(Duration::from_millis(20)) {
-                Ok(line) => {
-                    let _ = writeln!(err, "{line}");
-                }
-                Err(RecvTimeoutError::Timeout) if !worker.is_finished() => {}
-                Err(_) => break,
+        // The worker says when it is done (even if it panics), so the loop
+        // below never polls: lines are written as they come.
+        let worker = scope.spawn(move || {
+            let _done = WakeOnDrop(wake);
+            work()
+        });
+        while let Ok(line) = lines.recv() {
+            if line == WORK_DONE {
+                break;
             }
+            let _ = writeln!(err, "{line}");
         }
         let joined = worker.join();
         for line in lines.try_iter() {
@@ -111,10 +125,10 @@ mod tests {
         let mut out = Vec::new();
         let mut err = Vec::new();
         let mut io = plain_io(&mut out, &mut err);
-        let got = supervise(&mut io, rx, &|_| {}, move || {
+        let got = supervise(&mut io, tx.clone(), rx, &|_| {}, move || {
             for i in 0..3 {
                 tx.send(format!("line {i}")).unwrap();
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
             42
         })
@@ -126,11 +140,11 @@ mod tests {
 
     #[test]
     fn a_panicking_run_thread_is_an_error_not_a_panic() {
-        let (_tx, rx) = std::sync::mpsc::channel::<String>();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let mut out = Vec::new();
         let mut err = Vec::new();
         let mut io = plain_io(&mut out, &mut err);
-        let got = supervise(&mut io, rx, &|_| {}, || -> u8 { panic!("boom") });
+        let got = supervise(&mut io, tx, rx, &|_| {}, || -> u8 { panic!("boom") });
         let e = got.err().expect("an error").to_string();
         assert!(e.contains("boom"), "{e}");
     }

@@ -49,6 +49,7 @@ pub(super) fn multirun(
     let bar = (io.progress_bars && !args.run.json)
         .then(|| progress_bar("{bar:30} {pos}/{len} runs  {elapsed_precise}  ETA {eta}"));
     let (lines, received) = channel();
+    let wake = lines.clone();
     if !args.run.json {
         session_opts.hooks.push(Arc::new(RunStatusLines {
             bar: bar.clone(),
@@ -92,7 +93,7 @@ pub(super) fn multirun(
     // with cancel: no run starts afterwards (those are recorded `skipped`),
     // runs in flight stop at their next node boundary (`cancelled`).
     let stop_batch = |_: &AtomicBool| service.close(CloseMode::Cancel);
-    let supervised = supervise(io, received, &stop_batch, || {
+    let supervised = supervise(io, wake, received, &stop_batch, || {
         service.run_all(configs, &policy, Some(&progress))
     })?;
     let interrupted = supervised.interrupted;

@@ -68,6 +68,7 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     let bar = (io.progress_bars && !args.json)
         .then(|| progress_bar("{bar:30} {pos}/{len} nodes  {elapsed_precise}  {msg}"));
     let (lines, received) = channel();
+    let wake = lines.clone();
     let hook = Arc::new(ProgressHook {
         bar: bar.clone(),
         total: AtomicUsize::new(0),
@@ -87,7 +88,7 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     }
     // The session call: replaceable as one expression.
     let cancel = CancelToken::new();
-    let supervised = supervise(io, received, &|_| cancel.cancel(), || {
+    let supervised = supervise(io, wake, received, &|_| cancel.cancel(), || {
         session.run_prepared(prepared, &cancel)
     })?;
     session.close();
