@@ -71,15 +71,15 @@ pub(super) fn multirun(
     template.load_versions = load_versions(&args.run.load_versions)?;
     template.runner = settings.runner.clone();
     template.only_missing_outputs = args.run.only_missing_outputs;
+    // run_all prepares every run once (all problems at once, nothing
+    // started): no separate validation pass here.
     let configs: Vec<RunConfig> = combos
         .into_iter()
-        .map(|params| {
-            service.create_run_config(RunConfig {
-                runtime_params: params,
-                ..template.clone()
-            })
+        .map(|params| RunConfig {
+            runtime_params: params,
+            ..template.clone()
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     let total = configs.len();
     if let Some(bar) = &bar {
         bar.set_length(total as u64);
