@@ -195,6 +195,11 @@ impl SessionCore {
                 Err(e) => problems.push(e),
             }
         }
+        // Runs that can overlap must not share a persisted dataset the
+        // isolation rule cannot move (a custom type without a file path).
+        if let (Isolation::RunScoped { .. }, Some(p), Some(c)) = (&spec.isolation, &pipeline, &catalog) {
+            problems.extend(unscopable_outputs(p, c));
+        }
         // With only_missing_outputs, nodes whose outputs exist are skipped
         // and their inputs need not exist: the runner reports what is missing.
         if let (Some(p), Some(c), false) = (&pipeline, &catalog, cfg.only_missing_outputs) {
@@ -222,6 +227,29 @@ impl SessionCore {
         };
         self.prepare_with(&spec.config, spec.run_index, overlap, false)
     }
+}
+
+/// Outputs of the pipeline that are persisted, unversioned and have no file
+/// path: overlapping runs would share them, so the run is refused with the
+/// ways out.
+fn unscopable_outputs(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionError> {
+    pipeline
+        .all_outputs()
+        .into_iter()
+        .filter(|name| catalog.contains(name) && !catalog.is_memory(name))
+        .filter_map(|name| catalog.describe(&name).map(|info| (name, info)))
+        .filter(|(_, info)| !info.versioned && info.filepath.is_none())
+        .map(|(name, info)| {
+            SessionError::field(
+                "isolation",
+                format!(
+                    "dataset `{name}` ({}) is persisted without a file path, so runs that overlap would share it; \
+                     run with max_workers = 1, make it versioned, or give it a filepath",
+                    info.type_name
+                ),
+            )
+        })
+        .collect()
 }
 
 /// Every free input of the pipeline that cannot be loaded, naming the

@@ -262,14 +262,26 @@ fn close_stops_a_running_batch_and_records_every_planned_run() {
     assert_eq!(results.len(), 10);
     let count = |st: RunStatus| statuses.iter().filter(|s| **s == st).count();
     assert!(count(RunStatus::Cancelled) >= 1, "{statuses:?}");
-    assert!(count(RunStatus::Skipped) >= 6, "no run starts after close: {statuses:?}");
-    assert_eq!(count(RunStatus::Skipped) + count(RunStatus::Cancelled) + count(RunStatus::Succeeded), 10);
+    assert!(
+        count(RunStatus::Skipped) >= 6,
+        "no run starts after close: {statuses:?}"
+    );
+    assert_eq!(
+        count(RunStatus::Skipped) + count(RunStatus::Cancelled) + count(RunStatus::Succeeded),
+        10
+    );
     assert!(matches!(s.run(point(1, 0)), Err(SessionError::Session(_))));
     let store = weft_store::BlockingStore::open_project_default(&root).unwrap();
     for r in &results {
-        let rec = store.get_run(&r.run_id).unwrap().expect("every planned run is recorded");
+        let rec = store
+            .get_run(&r.run_id)
+            .unwrap()
+            .expect("every planned run is recorded");
         assert_eq!(rec.status, r.status);
-        assert_eq!(rec.runtime_params["start"], r.runtime_params["start"], "params kept");
+        assert_eq!(
+            rec.runtime_params["start"], r.runtime_params["start"],
+            "params kept"
+        );
     }
 }
 
@@ -506,5 +518,87 @@ fn a_custom_runner_registered_by_name_runs_sessions() {
             ..point(1, 0)
         })
         .unwrap_err();
-    assert!(err.to_string().contains("counting"), "known runners listed: {err}");
+    assert!(
+        err.to_string().contains("counting"),
+        "known runners listed: {err}"
+    );
+}
+
+/// A custom dataset type with no file path: the isolation rule cannot move it.
+struct Counter(std::sync::Mutex<Option<weft_pipeline::Data>>);
+
+impl weft_catalog::Dataset for Counter {
+    fn load(
+        &self,
+        _: Option<&weft_pipeline::DataType>,
+    ) -> Result<weft_pipeline::Data, weft_catalog::CatalogError> {
+        Ok(self.0.lock().unwrap().clone().expect("saved first"))
+    }
+    fn save(&self, data: &weft_pipeline::Data) -> Result<(), weft_catalog::CatalogError> {
+        *self.0.lock().unwrap() = Some(data.clone());
+        Ok(())
+    }
+    fn exists(&self) -> Result<bool, weft_catalog::CatalogError> {
+        Ok(self.0.lock().unwrap().is_some())
+    }
+    fn describe(&self) -> weft_catalog::DatasetInfo {
+        weft_catalog::DatasetInfo {
+            name: "b".into(),
+            type_name: "test.Counter".into(),
+            filepath: None,
+            versioned: false,
+            pattern: None,
+        }
+    }
+    fn load_type(&self) -> weft_catalog::LoadType {
+        weft_catalog::LoadType::Any
+    }
+}
+
+#[test]
+fn overlapping_runs_refuse_a_shared_dataset_they_cannot_scope() {
+    let (_tmp, root) = chain_project();
+    write(
+        &root,
+        "conf/base/catalog.yml",
+        "a:\n  type: json.JSONDataset\n  filepath: data/a.json\nb:\n  type: test.Counter\n",
+    );
+    let mut types = weft_catalog::DatasetTypeRegistry::with_builtins();
+    types
+        .register(
+            "test.Counter",
+            Arc::new(|_spec: &weft_catalog::DatasetSpec<'_>| {
+                Ok(Arc::new(Counter(std::sync::Mutex::new(None))) as Arc<dyn weft_catalog::Dataset>)
+            }),
+        )
+        .unwrap();
+    let make = |workers| {
+        ServiceSession::create(
+            &root,
+            ServiceOptions {
+                session: SessionOptions {
+                    code: ProjectCode {
+                        dataset_types: Arc::new(types.clone()),
+                        ..code()
+                    },
+                    store: StoreChoice::Disabled,
+                    ..Default::default()
+                },
+                max_workers: Some(workers),
+                history_limit: None,
+            },
+        )
+        .unwrap()
+    };
+    let err = make(2)
+        .run_all(vec![point(1, 0), point(2, 0)], &Policy::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dataset `b` (test.Counter)") && err.contains("max_workers = 1"),
+        "{err}"
+    );
+    // One worker: runs never overlap, so the dataset may be shared.
+    let ok = make(1).run(point(1, 0)).unwrap();
+    assert_eq!(c_of(&ok), 3);
 }
