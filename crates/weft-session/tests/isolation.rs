@@ -602,3 +602,42 @@ fn overlapping_runs_refuse_a_shared_dataset_they_cannot_scope() {
     let ok = make(1).run(point(1, 0)).unwrap();
     assert_eq!(c_of(&ok), 3);
 }
+
+/// The prepared run's spec is what the service queues and remote workers
+/// receive: it survives JSON and prepares into the same run.
+#[test]
+fn a_run_spec_round_trips_through_json_and_prepares_the_same_run() {
+    let (_tmp, root) = chain_project();
+    let s = service(&root, 2, StoreChoice::Disabled);
+    let prepared = s
+        .prepare(&RunConfig {
+            to_nodes: vec!["wait".into()],
+            ..point(7, 0)
+        })
+        .unwrap();
+    let spec = prepared.spec().clone();
+    let json = serde_json::to_string(&spec).unwrap();
+    let back: weft_session::RunSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, spec);
+    assert_eq!(back.config.runtime_params["start"], 7);
+    assert_eq!(back.config.env.as_deref(), Some("local"));
+    assert_eq!(back.config.runner.as_deref(), Some("sequential"));
+    assert!(matches!(
+        back.isolation,
+        weft_session::Isolation::RunScoped { .. }
+    ));
+    let again = s.prepare_spec(&back).unwrap();
+    assert_eq!(again.spec(), &spec);
+    let names = |p: &weft_session::PreparedRun| -> Vec<String> {
+        p.pipeline()
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect()
+    };
+    assert_eq!(names(&again), names(&prepared));
+    assert_eq!(names(&again), ["first", "wait"]);
+    let r = s.run_prepared(again).unwrap();
+    assert_eq!(r.run_id, spec.run_id());
+    assert_eq!(r.outputs["b"].to_json().unwrap(), 8);
+}
