@@ -210,34 +210,10 @@ pub fn check_store_url(url: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// The envs of a conf folder: its sub-folders, sorted.
-pub fn list_envs(conf_dir: &Path) -> Vec<String> {
-    let mut envs: Vec<String> = std::fs::read_dir(conf_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    envs.sort();
-    envs
-}
+pub use weft_session::list_envs;
 
 fn check_env(env: &str, conf_dir: &Path) -> Result<(), UsageError> {
-    let safe = !env.is_empty() && !env.contains(['/', '\\']) && env != "." && env != "..";
-    if safe && (env == DEFAULT_ENV || conf_dir.join(env).is_dir()) {
-        return Ok(());
-    }
-    let envs = list_envs(conf_dir);
-    Err(UsageError::new(format!(
-        "unknown env `{env}`: no folder {}; envs: {}",
-        conf_dir.join(env).display(),
-        if envs.is_empty() {
-            "none".to_string()
-        } else {
-            envs.join(", ")
-        }
-    )))
+    weft_session::check_env(conf_dir, env).map_err(UsageError::new)
 }
 
 #[cfg(test)]

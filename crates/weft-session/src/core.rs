@@ -640,33 +640,32 @@ impl SessionCore {
     }
 }
 
-/// Checks that `env` names a configuration folder (the default env may be
-/// absent), listing the ones that exist.
-pub(crate) fn check_env(conf_dir: &Path, env: &str) -> Result<(), String> {
-    if env.contains('/') || env.contains('\\') || env == "." || env == ".." || env.is_empty() {
-        return Err(format!(
-            "invalid env `{env}`: an env is a folder name under {}",
-            conf_dir.display()
-        ));
-    }
-    if env == DEFAULT_ENV || conf_dir.join(env).is_dir() {
+/// The configuration environments of a conf folder (its sub-folders, sorted).
+pub fn list_envs(conf_dir: &Path) -> Vec<String> {
+    let mut envs: Vec<String> = std::fs::read_dir(conf_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    envs.sort();
+    envs
+}
+
+/// Checks that `env` names a folder of the conf folder (the default env
+/// `local` may be absent); the error lists the envs that exist.
+pub fn check_env(conf_dir: &Path, env: &str) -> Result<(), String> {
+    let safe = !env.is_empty() && !env.contains(['/', '\\']) && env != "." && env != "..";
+    if safe && (env == DEFAULT_ENV || conf_dir.join(env).is_dir()) {
         return Ok(());
     }
-    let mut envs: Vec<String> = std::fs::read_dir(conf_dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n != "base")
-                .collect()
-        })
-        .unwrap_or_default();
-    envs.sort();
+    let envs = list_envs(conf_dir);
     Err(format!(
-        "unknown env `{env}`: no folder {}; envs here: {}",
+        "unknown env `{env}`: no folder {}; envs: {}",
         conf_dir.join(env).display(),
         if envs.is_empty() {
-            "none besides base".to_string()
+            "none".to_string()
         } else {
             envs.join(", ")
         }

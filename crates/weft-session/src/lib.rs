@@ -19,7 +19,9 @@ mod service;
 mod session;
 pub mod yaml_pipelines;
 
-pub use crate::core::{Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice};
+pub use crate::core::{
+    Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice, check_env, list_envs,
+};
 pub use error::SessionError;
 pub use prepare::PreparedRun;
 pub use project::{Project, ProjectSettings};

@@ -363,7 +363,7 @@ fn unknown_env_lists_the_envs() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("unknown env `staging`") && text.contains("local, prod"),
+        text.contains("unknown env `staging`") && text.contains("envs: base, local, prod"),
         "{text}"
     );
 }
