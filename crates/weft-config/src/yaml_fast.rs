@@ -164,33 +164,87 @@ fn mapping(
     Some(Value::Object(map))
 }
 
-/// A scalar, or a flow list of plain scalars, or `{}`.
+/// A scalar, a flow list of plain scalars, or a one-line flow mapping of
+/// simple keys to such values (`{name: n1, inputs: [a, params:x]}`).
 fn inline_value(s: &str) -> Option<Value> {
-    if s == "{}" {
-        return Some(Value::Object(Map::new()));
+    if s.starts_with('{') {
+        return flow_mapping(s);
     }
-    if let Some(inner) = s.strip_prefix('[') {
-        let inner = inner.strip_suffix(']')?;
-        if inner.trim().is_empty() {
-            return Some(Value::Array(Vec::new()));
-        }
-        return inner
-            .split(',')
-            .map(|item| {
-                let item = item.trim_matches(' ');
-                if item.is_empty() || item.contains(['[', ']', '{', '}', ':']) {
-                    None
-                } else {
-                    plain(item)
-                }
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(Value::Array);
+    if s.starts_with('[') {
+        return flow_list(s);
     }
     if s.contains(": ") || s.ends_with(':') || s.contains(['{', '}', '[', ']']) {
         return None;
     }
     plain(s)
+}
+
+/// `[a, b, params:x]`: plain scalars only (no nesting, no empty items).
+fn flow_list(s: &str) -> Option<Value> {
+    let inner = s.strip_prefix('[')?.strip_suffix(']')?;
+    if inner.trim_matches(' ').is_empty() {
+        return Some(Value::Array(Vec::new()));
+    }
+    inner
+        .split(',')
+        .map(|item| flow_scalar(item.trim_matches(' ')))
+        .collect::<Option<Vec<_>>>()
+        .map(Value::Array)
+}
+
+/// A plain scalar inside a flow collection: `:` only when not followed by
+/// a space or ending it (so `params:x` is one scalar), no indicators.
+fn flow_scalar(item: &str) -> Option<Value> {
+    if item.is_empty()
+        || item.contains(['[', ']', '{', '}'])
+        || item.contains(": ")
+        || item.ends_with(':')
+        || item.starts_with(':')
+    {
+        return None;
+    }
+    plain(item)
+}
+
+/// `{k: v, k: [a, b]}` on one line: simple keys, flow scalars or flat lists.
+fn flow_mapping(s: &str) -> Option<Value> {
+    let inner = s.strip_prefix('{')?.strip_suffix('}')?;
+    let mut map = Map::new();
+    if inner.trim_matches(' ').is_empty() {
+        return Some(Value::Object(map));
+    }
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut entries = Vec::new();
+    for (at, c) in inner.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.checked_sub(1)?,
+            '{' | '}' => return None,
+            ',' if depth == 0 => {
+                entries.push(&inner[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return None;
+    }
+    entries.push(&inner[start..]);
+    for entry in entries {
+        let entry = entry.trim_matches(' ');
+        let (key, value) = key_value(entry)?;
+        let value = value.trim_end_matches(' ');
+        if value.is_empty() {
+            return None;
+        }
+        let value = if value.starts_with('[') { flow_list(value)? } else { flow_scalar(value)? };
+        if map.insert(key.to_string(), value).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(map))
 }
 
 fn plain(s: &str) -> Option<Value> {
@@ -246,7 +300,30 @@ mod tests {
         "a: - x\n",
         "a: [x, - y]\n",
         "a: [ ]\nb: [,]\n",
+        "- {name: n0, func: add_one, inputs: params:start, outputs: d1}\n",
+        "- {name: n1, func: sum, inputs: [params:a, d1, x], outputs: [y, z], tags: []}\n",
+        "a: {x: 1, y: [1, 2], z: yes, w: ~}\n",
+        "a: {x: 1,}\n",
+        "a: {x: 1, x: 2}\n",
+        "a: {x: {y: 1}}\n",
+        "a: {x:1}\n",
+        "a: {x: a:b, y: :z}\n",
+        "a: {x: [a:b, c]}\n",
+        "a: {x: [a: b]}\n",
+        "a: {x: 1, y}\n",
+        "a: {x: 1} trailing\n",
+        "a: [a:b, c:]\n",
+        "__default__:\n  nodes:\n    - {name: n0, func: add_one, inputs: params:start, outputs: d1}\n    - {name: n1, func: add_one, inputs: d1, outputs: d2}\n",
     ];
+
+    #[test]
+    fn one_line_flow_nodes_take_the_fast_path() {
+        let doc = "__default__:\n  nodes:\n    - {name: n0, func: add_one, inputs: [params:a, d1], outputs: d2, tags: []}\n";
+        let fast = parse(doc).expect("in the subset");
+        let full = crate::yaml::from_str_full(doc, Path::new("t.yml")).unwrap();
+        assert_eq!(fast, full);
+        assert_eq!(fast["__default__"]["nodes"][0]["inputs"][0], "params:a");
+    }
 
     #[test]
     fn the_fast_path_agrees_with_the_full_parser() {
@@ -343,6 +420,18 @@ mod tests {
                 "x:",
                 "a: b",
                 "[a",
+                "[params:a, d1]",
+                "[a:b, c:]",
+                "{x: 1}",
+                "{x: 1, y: [a:b, 2], z: on}",
+                "{x: a:b}",
+                "{x: 1,}",
+                "{x: 1, x: 2}",
+                "{x: {y: 1}}",
+                "{x: [1, [2]]}",
+                "{x:1}",
+                "{ x : 1 }",
+                "{a: b, c: :d}",
             ])
             .prop_map(str::to_string)
         }
