@@ -239,7 +239,11 @@ fn flow_mapping(s: &str) -> Option<Value> {
         if value.is_empty() {
             return None;
         }
-        let value = if value.starts_with('[') { flow_list(value)? } else { flow_scalar(value)? };
+        let value = if value.starts_with('[') {
+            flow_list(value)?
+        } else {
+            flow_scalar(value)?
+        };
         if map.insert(key.to_string(), value).is_some() {
             return None;
         }

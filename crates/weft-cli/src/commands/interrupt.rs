@@ -5,6 +5,7 @@
 //! whose signal handle is closed when the work ends, so no thread outlives
 //! the command and no global state is left behind.
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -72,16 +73,27 @@ pub(super) fn supervise<T: Send>(
             let _done = WakeOnDrop(wake);
             work()
         });
-        while let Ok(line) = lines.recv() {
-            if line == WORK_DONE {
-                break;
+        // Lines that arrive together are written in one go (a burst of
+        // fast nodes costs one write, not one per line); the buffer is
+        // flushed whenever the channel runs dry, so output stays live.
+        let mut buffered = std::io::BufWriter::new(&mut *err);
+        'lines: while let Ok(line) = lines.recv() {
+            let mut next = Some(line);
+            while let Some(line) = next.take() {
+                if line == WORK_DONE {
+                    break 'lines;
+                }
+                let _ = writeln!(buffered, "{line}");
+                next = lines.try_recv().ok();
             }
-            let _ = writeln!(err, "{line}");
+            let _ = buffered.flush();
         }
         let joined = worker.join();
         for line in lines.try_iter() {
-            let _ = writeln!(err, "{line}");
+            let _ = writeln!(buffered, "{line}");
         }
+        let _ = buffered.flush();
+        drop(buffered);
         let _ = err.flush();
         finished.store(true, Ordering::SeqCst);
         if let Some(handle) = &handle {
