@@ -576,6 +576,20 @@ impl SessionCore {
         }
     }
 
+    /// Records a finished run (any status) and tells the hooks.
+    pub(crate) fn finish(&self, spec: &RunSpec, result: &RunResult, total_runs: usize) {
+        self.recorder.finished(spec, result);
+        self.hooks.after_run(
+            &RunContext {
+                session_id: self.id.clone(),
+                run_id: result.run_id.clone(),
+                run_index: result.run_index,
+                total_runs,
+            },
+            result,
+        );
+    }
+
     /// A result for a planned run that never started (recorded).
     pub(crate) fn not_started(&self, spec: &RunSpec, status: RunStatus, reason: &str) -> RunResult {
         let mut r = self.result_shell(spec, status, jiff::Timestamp::now(), 0);

@@ -160,6 +160,9 @@ impl Drop for BatchGuard<'_> {
     }
 }
 
+/// Why fail-fast skipped a run.
+const FAIL_FAST_SKIP: &str = "not started: an earlier run of the batch failed (fail-fast)";
+
 /// One batch's fail-fast state: its own stop flag and the tokens of its own
 /// running runs, so a failure never cancels another batch's runs.
 #[derive(Default)]
@@ -434,11 +437,9 @@ impl ServiceSession {
         control: &BatchControl,
     ) -> RunResult {
         if control.stop.load(Ordering::SeqCst) {
-            return self.core.not_started(
-                &run.spec,
-                RunStatus::Skipped,
-                "not started: an earlier run of the batch failed (fail-fast)",
-            );
+            return self
+                .core
+                .not_started(&run.spec, RunStatus::Skipped, FAIL_FAST_SKIP);
         }
         let token = CancelToken::new();
         let slot = match self.acquire(run.spec.run_id(), &token) {
@@ -448,11 +449,9 @@ impl ServiceSession {
         // Fail-fast may have tripped while this run waited for its slot.
         if control.stop.load(Ordering::SeqCst) {
             drop(slot);
-            return self.core.not_started(
-                &run.spec,
-                RunStatus::Skipped,
-                "not started: an earlier run of the batch failed (fail-fast)",
-            );
+            return self
+                .core
+                .not_started(&run.spec, RunStatus::Skipped, FAIL_FAST_SKIP);
         }
         control
             .running
@@ -514,16 +513,7 @@ impl ServiceSession {
                 result.scoped_outputs
             );
         }
-        self.core.recorder.finished(&spec, &result);
-        self.core.hooks.after_run(
-            &weft_core::RunContext {
-                session_id: self.core.id.clone(),
-                run_id: result.run_id.clone(),
-                run_index: result.run_index,
-                total_runs: total,
-            },
-            &result,
-        );
+        self.core.finish(&spec, &result, total);
         {
             let mut history = self.results.lock().unwrap_or_else(|p| p.into_inner());
             if self.history_limit > 0 {
@@ -616,7 +606,6 @@ fn warn_mixed_transcodings(runs: &mut [PreparedRun]) {
                     "runs of this batch use different transcodings of dataset `{base}` ({}): they read and write one logical dataset through different files",
                     listed.join(", ")
                 );
-                tracing::warn!(run_id = run.spec.run_id(), "{warning}");
                 run.warnings.push(warning);
             }
         }

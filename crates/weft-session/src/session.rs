@@ -118,17 +118,8 @@ impl Session {
         self.core.recorder.planned(&[&spec])?;
         self.core.recorder.started(&spec, 1);
         let result = self.core.execute(prepared, 1, 1, cancel);
-        self.core.recorder.finished(&spec, &result);
+        self.core.finish(&spec, &result, 1);
         self.core.recorder.flush();
-        self.core.hooks.after_run(
-            &weft_core::RunContext {
-                session_id: self.core.id.clone(),
-                run_id: result.run_id.clone(),
-                run_index: 0,
-                total_runs: 1,
-            },
-            &result,
-        );
         self.core
             .hooks
             .after_all_runs(&self.core.id, std::slice::from_ref(&result));
