@@ -61,6 +61,41 @@ pub enum Command {
     /// Recorded runs.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Serve sessions over HTTP: a durable run queue per session, live
+    /// events, idle expiry and crash recovery.
+    Serve(ServeArgs),
+}
+
+/// `weft serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:7878; port 0 picks a free one).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Run store: a `postgres://` URL or a SQLite path (default: WEFT_STORE_URL, else
+    /// weft.toml's `[store] url`, else <project>/.weft/weft.db).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// File holding the bearer token (default: WEFT_TOKEN). Without a token the
+    /// server answers without authentication and only on a loopback address.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Most runs executing at once over all sessions (default: the machine's cores).
+    #[arg(long)]
+    pub max_workers: Option<usize>,
+    /// Default configuration environment of sessions that name none.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Idle TTL of sessions that set none, in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub idle_ttl_s: u64,
+    /// A claimed run's lease in seconds: a crashed server's runs are
+    /// recovered this long after its last renewal.
+    #[arg(long, default_value_t = 30)]
+    pub lease_s: u64,
+    /// How long shutdown (SIGTERM, Ctrl-C) waits for running runs, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub grace_s: u64,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).
@@ -137,6 +172,10 @@ pub struct RunArgs {
     /// Skip nodes whose outputs are all persisted and exist.
     #[arg(long)]
     pub only_missing_outputs: bool,
+    /// A JSON file mapping free input datasets to values, injected as memory
+    /// datasets for this run only (`{"features": [[1, 2], [3, 4]]}`).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
     /// Print the run result as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -28,8 +28,9 @@ pub struct Environment {
 }
 
 /// Every variable [`Environment::from_process`] captures.
-pub const VARIABLES: [&str; 6] = [
+pub const VARIABLES: [&str; 7] = [
     "WEFT_PROJECT",
+    "WEFT_TOKEN",
     "WEFT_ENV",
     "WEFT_STORE_URL",
     "RUST_LOG",

@@ -188,7 +188,12 @@ impl SessionCore {
                         run_scope,
                     };
                     match loaded.catalog.build(&opts) {
-                        Ok(c) => catalog = Some(c),
+                        Ok(mut c) => {
+                            if let Some(p) = &pipeline {
+                                problems.extend(inject_inputs(p, &mut c, &cfg.inputs));
+                            }
+                            catalog = Some(c);
+                        }
                         Err(e) => problems.push(e.into()),
                     }
                 }
@@ -227,6 +232,36 @@ impl SessionCore {
         };
         self.prepare_with(&spec.config, spec.run_index, overlap, false)
     }
+}
+
+/// Puts each injected input in the run's catalog as data; a name that is
+/// not a free input of the pipeline is a problem (the value would be
+/// ignored or overwritten).
+fn inject_inputs(pipeline: &Pipeline, catalog: &mut Catalog, inputs: &BTreeMap<String, Value>) -> Vec<SessionError> {
+    if inputs.is_empty() {
+        return Vec::new();
+    }
+    let free = pipeline.inputs();
+    let mut problems = Vec::new();
+    for (name, value) in inputs {
+        if free.contains(name) && !name.starts_with("params:") && name != "parameters" {
+            catalog.add_data(name.clone(), weft_pipeline::Data::new(value.clone()));
+        } else {
+            let listed: Vec<&str> = free
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !n.starts_with("params:") && *n != "parameters")
+                .collect();
+            problems.push(SessionError::field(
+                "inputs",
+                format!(
+                    "`{name}` is not a free input of the pipeline (free inputs: {})",
+                    if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// Outputs of the pipeline that are persisted, unversioned and have no file

@@ -121,46 +121,58 @@ impl Recorder {
     }
 
     fn base_record(&self, spec: &RunSpec, status: RunStatus) -> RunRecord {
-        let cfg = &spec.config;
-        RunRecord {
-            run_id: spec.run_id().to_string(),
-            session_id: spec.session_id.clone(),
-            run_index: u32::try_from(spec.run_index).unwrap_or(u32::MAX),
-            status,
-            env: spec.env().to_string(),
-            runtime_params: cfg.runtime_params.clone(),
-            pipeline_names: cfg.pipeline_names.clone(),
-            filters: cfg.filters_json(),
-            load_versions: cfg.load_versions.clone(),
-            saved_versions: Default::default(),
-            start_time: None,
-            end_time: None,
-            duration_ms: None,
-            error: None,
-            attempts: 0,
-            node_timings: Vec::new(),
-            process_peak_rss_bytes: None,
-            metrics: Default::default(),
-            owner: Some(self.owner.clone()),
-            updated_at: None,
-        }
+        run_record(spec, status, &self.owner)
     }
 
     /// The store record of a finished run.
     pub(crate) fn record_of(&self, spec: &RunSpec, result: &RunResult) -> RunRecord {
-        let mut record = self.base_record(spec, result.status);
-        let started = result.attempts > 0;
-        record.start_time = started.then_some(result.start_time);
-        record.end_time = Some(result.end_time);
-        record.duration_ms = started.then(|| result.duration().as_secs_f64() * 1e3);
-        record.saved_versions = result.saved_versions.clone();
-        record.error = result.error.clone();
-        record.attempts = result.attempts;
-        record.node_timings = result.node_timings.clone();
-        record.process_peak_rss_bytes = result.process_peak_rss_bytes;
-        record.metrics = result.metrics.clone();
-        record
+        finished_record(spec, result, &self.owner)
     }
+}
+
+/// The store record of a run that has not started: its spec, `status`, and
+/// `owner` (`host:pid` of the process that records it).
+pub fn run_record(spec: &RunSpec, status: RunStatus, owner: &str) -> RunRecord {
+    let cfg = &spec.config;
+    RunRecord {
+        run_id: spec.run_id().to_string(),
+        session_id: spec.session_id.clone(),
+        run_index: u32::try_from(spec.run_index).unwrap_or(u32::MAX),
+        status,
+        env: spec.env().to_string(),
+        runtime_params: cfg.runtime_params.clone(),
+        pipeline_names: cfg.pipeline_names.clone(),
+        filters: cfg.filters_json(),
+        load_versions: cfg.load_versions.clone(),
+        saved_versions: Default::default(),
+        start_time: None,
+        end_time: None,
+        duration_ms: None,
+        error: None,
+        attempts: 0,
+        node_timings: Vec::new(),
+        process_peak_rss_bytes: None,
+        metrics: Default::default(),
+        owner: Some(owner.to_string()),
+        updated_at: None,
+    }
+}
+
+/// The store record of a finished run: [`run_record`] plus the result's
+/// status, times, versions, error, timings and metrics.
+pub fn finished_record(spec: &RunSpec, result: &RunResult, owner: &str) -> RunRecord {
+    let mut record = run_record(spec, result.status, owner);
+    let started = result.attempts > 0;
+    record.start_time = started.then_some(result.start_time);
+    record.end_time = Some(result.end_time);
+    record.duration_ms = started.then(|| result.duration().as_secs_f64() * 1e3);
+    record.saved_versions = result.saved_versions.clone();
+    record.error = result.error.clone();
+    record.attempts = result.attempts;
+    record.node_timings = result.node_timings.clone();
+    record.process_peak_rss_bytes = result.process_peak_rss_bytes;
+    record.metrics = result.metrics.clone();
+    record
 }
 
 /// Records a node's timing as its run's progress once the node finished

@@ -41,6 +41,10 @@ pub struct RunConfig {
     pub runtime_params: serde_json::Value,
     /// The configuration environment (default: the session's).
     pub env: Option<String>,
+    /// Data injected for this run only: free input dataset name → JSON
+    /// value, used as a memory dataset in place of the catalog's entry
+    /// (serving a pipeline request/response).
+    pub inputs: BTreeMap<String, serde_json::Value>,
 }
 
 impl RunConfig {

@@ -7,6 +7,7 @@ mod multirun;
 mod new;
 mod run;
 mod runs;
+mod serve;
 mod viz;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,7 @@ pub(crate) fn dispatch(
         Command::Viz(args) => viz::viz(&edge, &args, code, io),
         Command::Sessions(cmd) => runs::sessions(&edge, cmd, io),
         Command::Runs(cmd) => runs::runs(&edge, cmd, io),
+        Command::Serve(args) => serve::serve(&edge, &args, code, io),
     }
 }
 
@@ -99,6 +101,23 @@ pub(super) fn filter_config(f: &FilterArgs) -> RunConfig {
         namespaces: f.namespaces.clone(),
         ..RunConfig::default()
     }
+}
+
+/// `--inputs FILE`: a JSON object of dataset name → value.
+pub(super) fn read_inputs(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::caused_by(format!("--inputs {}: cannot read it", path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        UsageError::caused_by(
+            format!(
+                "--inputs {}: line {}, column {}: expected a JSON object of dataset name to value",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+            e,
+        )
+    })
 }
 
 /// `--params` of one run (no sweeps): a usage error when malformed.

@@ -65,6 +65,9 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     config.runner = settings.runner.clone();
     config.max_workers = args.max_workers;
     config.only_missing_outputs = args.only_missing_outputs;
+    if let Some(path) = &args.inputs {
+        config.inputs = super::read_inputs(path)?;
+    }
     let bar = (io.progress_bars && !args.json)
         .then(|| progress_bar("{bar:30} {pos}/{len} nodes  {elapsed_precise}  {msg}"));
     let (lines, received) = channel();

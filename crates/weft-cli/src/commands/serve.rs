@@ -1,0 +1,108 @@
+//! `weft serve`: resolves the server's settings here, at the edge (flags,
+//! then `WEFT_TOKEN` / `WEFT_STORE_URL`, then `weft.toml`, then defaults),
+//! and hands them to `weft_server`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_server::{DEFAULT_PORT, Server, ServerConfig, SystemClock};
+use weft_session::{Project, ProjectCode, SessionOptions, StoreChoice};
+use weft_store::Store;
+
+use super::Edge;
+use crate::Io;
+use crate::args::{ServeArgs, SessionArgs};
+use crate::error::UsageError;
+
+pub(crate) fn serve(edge: &Edge<'_>, args: &ServeArgs, code: ProjectCode, io: &mut Io<'_>) -> anyhow::Result<u8> {
+    let project = Project::open(&edge.project)?;
+    let session_args = SessionArgs {
+        env: args.env.clone(),
+        store: args.store.clone(),
+        ..SessionArgs::default()
+    };
+    let settings = crate::settings::resolve(&session_args, None, edge.environment, &project)?;
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError::caused_by(format!("--token-file {}: cannot read it", path.display()), e))?;
+            Some(text.trim().to_string())
+        }
+        None => edge.environment.get("WEFT_TOKEN").map(str::to_string),
+    };
+    if token.as_deref() == Some("") {
+        return Err(UsageError::new("the bearer token is empty (--token-file or WEFT_TOKEN)").into());
+    }
+    let listen = args
+        .listen
+        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)));
+    if token.is_none() && !listen.ip().is_loopback() {
+        return Err(UsageError::new(format!(
+            "--listen {listen} is not a loopback address: serving beyond this machine needs a token (--token-file or WEFT_TOKEN)"
+        ))
+        .into());
+    }
+    if args.max_workers == Some(0) {
+        return Err(UsageError::new("--max-workers must be at least 1").into());
+    }
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let mut config = ServerConfig::new(project.root());
+    config.session_options = SessionOptions {
+        env: Some(settings.env.clone()),
+        code,
+        provenance,
+        environment: Arc::clone(&settings.variables),
+        ..SessionOptions::default()
+    };
+    config.token = token;
+    if let Some(n) = args.max_workers {
+        config.max_workers = n;
+    }
+    config.idle_ttl = Duration::from_secs(args.idle_ttl_s);
+    config.lease = Duration::from_secs(args.lease_s.max(1));
+    config.reconcile_every = Duration::from_secs_f64((args.lease_s.max(1) as f64 / 3.0).clamp(0.2, 1.0));
+    config.grace = Duration::from_secs(args.grace_s);
+    let signals = io.signals;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = match &settings.store {
+            StoreChoice::Url(url) => Store::open(url).await?,
+            StoreChoice::ProjectDefault | StoreChoice::Disabled => Store::open_project_default(project.root()).await?,
+        };
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| UsageError::caused_by(format!("--listen {listen}: cannot bind"), e))?;
+        let bound = listener.local_addr()?;
+        writeln!(io.out, "weft serve: listening on http://{bound} (store: {})", store.target())?;
+        io.out.flush()?;
+        let server = Server::new(config, store, Arc::new(SystemClock));
+        let stop = async move {
+            if signals {
+                wait_for_signal().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        weft_server::serve(server, listener, stop).await?;
+        writeln!(io.out, "weft serve: stopped")?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(crate::error::EXIT_OK)
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

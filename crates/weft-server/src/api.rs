@@ -1,0 +1,528 @@
+//! The HTTP API: `fn app(server) -> Router`. Every error is a JSON body
+//! `{"error": {"code", "message", "path"?, "problems"?}}` with the status of
+//! [`ServerError::status`]; no input yields a 500 unless the store fails.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use weft_core::RunStatus;
+use weft_session::{CloseMode, RunConfig};
+use weft_store::{RunFilter, RunRecord};
+
+use crate::error::ServerError;
+use crate::events::{Next as EventNext, resume_cursor};
+use crate::server::{CreateSession, Server, session_view};
+use crate::states::SessionState;
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut error = json!({"code": self.code(), "message": self.to_string()});
+        match &self {
+            ServerError::BadRequest { path: Some(p), .. } => error["path"] = json!(p),
+            ServerError::Invalid { problems } => error["problems"] = json!(problems),
+            ServerError::Session(e) => error["problems"] = json!(crate::error::problems_of(e)),
+            _ => {}
+        }
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!("request failed: {self}");
+        }
+        let mut response = (status, axum::Json(json!({ "error": error }))).into_response();
+        if let ServerError::TooMany { retry_after_s, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, ServerError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ServerError>;
+
+/// The router over a server.
+pub fn app(server: Arc<Server>) -> Router {
+    let v1 = Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/sessions", post(create_session).get(list_sessions))
+        .route("/sessions/{id}", get(get_session).delete(delete_session))
+        .route("/sessions/{id}/heartbeat", post(heartbeat))
+        .route("/sessions/{id}/runs", post(submit_runs).get(list_session_runs))
+        .route("/sessions/{id}/events", get(events))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/cancel", post(cancel_run));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&server), auth))
+        .route("/healthz", get(healthz))
+        .with_state(server)
+}
+
+async fn auth(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &server.config().token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return ServerError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn not_found(request: Request) -> ServerError {
+    ServerError::NotFound {
+        what: "route",
+        id: request.uri().path().to_string(),
+    }
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(server): State<Arc<Server>>) -> Response {
+    if server.accepting() {
+        axum::Json(json!({"status": "ready"})).into_response()
+    } else {
+        ServerError::ShuttingDown.into_response()
+    }
+}
+
+async fn metrics(State(server): State<Arc<Server>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        server.render_metrics().await,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    axum::Json(crate::openapi::document()).into_response()
+}
+
+/// Parses a JSON body, naming the path of a bad field.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(|_| ServerError::bad("the request needs a JSON body"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ServerError::BadRequest {
+            message: if path == "." {
+                format!("malformed JSON body: {inner}")
+            } else {
+                format!("malformed JSON body at `{path}`: {inner}")
+            },
+            path: (path != ".").then_some(path),
+        }
+    })
+}
+
+async fn read_body(server: &Server, body: Body) -> Result<Bytes, ServerError> {
+    axum::body::to_bytes(body, server.config().body_limit).await.map_err(|_| ServerError::TooLarge {
+        limit: server.config().body_limit,
+    })
+}
+
+fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ServerError> {
+    let q = query.unwrap_or("");
+    serde_urlencoded_like(q)
+}
+
+/// Query strings go through the same path-naming errors as bodies.
+fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ServerError> {
+    Query::<T>::try_from_uri(&format!("/?{q}").parse().map_err(|_| ServerError::bad("malformed query string"))?)
+        .map(|Query(t)| t)
+        .map_err(|e| ServerError::bad(format!("malformed query: {}", e.body_text())))
+}
+
+async fn create_session(State(server): State<Arc<Server>>, body: Body) -> ApiResult {
+    let bytes = read_body(&server, body).await?;
+    let req: CreateSession = parse_json(&bytes)?;
+    let (view, created) = server.create_session(req).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListSessions {
+    state: Option<String>,
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+async fn list_sessions(State(server): State<Arc<Server>>, request: Request) -> ApiResult {
+    let q: ListSessions = parse_query(request.uri().query())?;
+    let wanted = match q.state.as_deref() {
+        Some(s) => Some(s.parse::<SessionState>().map_err(|m| ServerError::BadRequest {
+            message: m,
+            path: Some("state".into()),
+        })?),
+        None => None,
+    };
+    let live_only = !q.all.unwrap_or(false) && wanted.is_none_or(|s| !s.is_terminal());
+    let mut out = Vec::new();
+    for record in server.store().list_server_sessions(live_only).await? {
+        let view = match server.live(&record.session_id) {
+            Some(s) => s.view(),
+            None => session_view(&record, record.state.parse().unwrap_or(SessionState::Closed), None),
+        };
+        if wanted.is_none_or(|w| view["state"] == w.as_str()) {
+            out.push(view);
+        }
+    }
+    Ok(axum::Json(json!({ "sessions": out })).into_response())
+}
+
+async fn get_session(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    if let Some(s) = server.live(&id) {
+        return Ok(axum::Json(s.view()).into_response());
+    }
+    let record = server
+        .store()
+        .get_server_session(&id)
+        .await?
+        .ok_or_else(|| ServerError::NotFound { what: "session", id: id.clone() })?;
+    let state = record.state.parse().unwrap_or(SessionState::Closed);
+    Ok(axum::Json(session_view(&record, state, None)).into_response())
+}
+
+async fn heartbeat(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    Ok(axum::Json(server.heartbeat(&id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    mode: Option<String>,
+}
+
+async fn delete_session(State(server): State<Arc<Server>>, Path(id): Path<String>, request: Request) -> ApiResult {
+    let q: DeleteQuery = parse_query(request.uri().query())?;
+    let mode = match q.mode.as_deref() {
+        None | Some("drain") => CloseMode::Wait,
+        Some("cancel") => CloseMode::Cancel,
+        Some(other) => {
+            return Err(ServerError::BadRequest {
+                message: format!("unknown mode `{other}`; expected drain or cancel"),
+                path: Some("mode".into()),
+            });
+        }
+    };
+    Ok((StatusCode::ACCEPTED, axum::Json(server.terminate(&id, mode).await?)).into_response())
+}
+
+/// The body of `POST /v1/sessions/{id}/runs`: a list of specs, or one spec
+/// and sweep overrides in the `weft multirun` grammar.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRuns {
+    runs: Option<Vec<RunConfig>>,
+    spec: Option<RunConfig>,
+    #[serde(default)]
+    sweep: Vec<String>,
+    /// Re-queue a run interrupted by a crash up to this many times.
+    #[serde(default)]
+    retries: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitQuery {
+    wait: Option<bool>,
+    timeout_s: Option<f64>,
+}
+
+fn expand(server: &Server, req: SubmitRuns) -> Result<Vec<RunConfig>, ServerError> {
+    let limit = server.config().max_runs_per_request;
+    match (req.runs, req.spec) {
+        (Some(_), Some(_)) => Err(ServerError::BadRequest {
+            message: "give either `runs` or `spec` (with `sweep`), not both".into(),
+            path: Some("spec".into()),
+        }),
+        (Some(runs), None) => {
+            if !req.sweep.is_empty() {
+                return Err(ServerError::BadRequest {
+                    message: "`sweep` goes with `spec`, not with `runs`".into(),
+                    path: Some("sweep".into()),
+                });
+            }
+            if runs.len() as u64 > limit {
+                return Err(ServerError::TooMany {
+                    message: format!("{} runs in one request; the limit is {limit}", runs.len()),
+                    retry_after_s: 0,
+                });
+            }
+            Ok(runs)
+        }
+        (None, Some(spec)) => {
+            if req.sweep.is_empty() {
+                return Ok(vec![spec]);
+            }
+            let sweep = weft_config::overrides::Sweep::parse(&req.sweep).map_err(|e| ServerError::BadRequest {
+                message: e.to_string(),
+                path: Some("sweep".into()),
+            })?;
+            let points = sweep.expand(limit).map_err(|e| match e {
+                weft_config::overrides::OverrideError::TooManyRuns { .. } => ServerError::TooMany {
+                    message: e.to_string(),
+                    retry_after_s: 0,
+                },
+                other => ServerError::BadRequest {
+                    message: other.to_string(),
+                    path: Some("sweep".into()),
+                },
+            })?;
+            let mut out = Vec::new();
+            for point in points {
+                let mut config = spec.clone();
+                let mut params = if config.runtime_params.is_object() {
+                    config.runtime_params.clone()
+                } else {
+                    json!({})
+                };
+                weft_config::deep_merge(&mut params, point);
+                config.runtime_params = params;
+                out.push(config);
+            }
+            Ok(out)
+        }
+        (None, None) => Err(ServerError::BadRequest {
+            message: "the body needs `runs` (a list of specs) or `spec` (with optional `sweep`)".into(),
+            path: Some("runs".into()),
+        }),
+    }
+}
+
+async fn submit_runs(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    request: Request,
+) -> ApiResult {
+    let q: SubmitQuery = parse_query(request.uri().query())?;
+    let bytes = read_body(&server, request.into_body()).await?;
+    let req: SubmitRuns = parse_json(&bytes)?;
+    let retries = req.retries;
+    let configs = expand(&server, req)?;
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| ServerError::BadRequest {
+                    message: "Idempotency-Key must be 1 to 200 visible ASCII characters".into(),
+                    path: Some("Idempotency-Key".into()),
+                })
+        })
+        .transpose()?;
+    let cursor = server.live(&id).map(|s| s.events().next_seq());
+    let run_ids = server
+        .submit(&id, configs, retries.saturating_add(1), key)
+        .await?;
+    if q.wait != Some(true) {
+        return Ok((StatusCode::ACCEPTED, axum::Json(json!({ "run_ids": run_ids }))).into_response());
+    }
+    let timeout = Duration::from_secs_f64(q.timeout_s.unwrap_or(60.0).clamp(0.0, 3600.0));
+    let finished = wait_for(&server, &id, &run_ids, cursor.unwrap_or(1), timeout).await;
+    let mut runs = Vec::with_capacity(run_ids.len());
+    for run_id in &run_ids {
+        if let Some(r) = server.store().get_run(run_id).await? {
+            runs.push(run_view(&r));
+        }
+    }
+    let status = if finished { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, axum::Json(json!({ "run_ids": run_ids, "runs": runs, "timed_out": !finished }))).into_response())
+}
+
+/// Waits until every run has a final status (from the session's events,
+/// checked against the store first so runs that finished already count).
+async fn wait_for(server: &Server, session_id: &str, run_ids: &[String], mut cursor: u64, timeout: Duration) -> bool {
+    let mut pending: std::collections::HashSet<&str> = run_ids.iter().map(String::as_str).collect();
+    for id in run_ids {
+        if let Ok(Some(r)) = server.store().get_run(id).await
+            && r.status.is_terminal()
+        {
+            pending.remove(id.as_str());
+        }
+    }
+    let Some(s) = server.live(session_id) else {
+        return pending.is_empty();
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !pending.is_empty() {
+        let next = tokio::time::timeout_at(deadline, s.events().next(cursor)).await;
+        match next {
+            Err(_) => return false,
+            Ok(EventNext::Closed) => break,
+            Ok(EventNext::Gap { resume_at, .. }) => cursor = resume_at,
+            Ok(EventNext::Events(events)) => {
+                for e in events {
+                    cursor = e.seq + 1;
+                    let requeued = e.data.get("requeued").and_then(Value::as_bool).unwrap_or(false);
+                    if e.kind == "run_finished"
+                        && !requeued
+                        && let Some(id) = e.data.get("run_id").and_then(Value::as_str)
+                    {
+                        pending.remove(id);
+                    }
+                }
+            }
+        }
+    }
+    pending.is_empty()
+}
+
+/// The JSON form of a run record.
+pub fn run_view(r: &RunRecord) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("id".into(), json!(r.run_id));
+    }
+    v
+}
+
+async fn get_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    let r = server
+        .store()
+        .get_run(&id)
+        .await?
+        .ok_or_else(|| ServerError::NotFound { what: "run", id: id.clone() })?;
+    Ok(axum::Json(run_view(&r)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListRunsQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list_session_runs(State(server): State<Arc<Server>>, Path(id): Path<String>, request: Request) -> ApiResult {
+    let q: ListRunsQuery = parse_query(request.uri().query())?;
+    if server.live(&id).is_none() && server.store().get_server_session(&id).await?.is_none() {
+        return Err(ServerError::NotFound { what: "session", id });
+    }
+    let status = match q.status.as_deref() {
+        Some(s) => Some(s.parse::<RunStatus>().map_err(|m| ServerError::BadRequest {
+            message: m,
+            path: Some("status".into()),
+        })?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let runs = server
+        .store()
+        .list_runs(&RunFilter {
+            session_id: Some(id),
+            status,
+            limit: Some(limit + 1),
+            before: q.cursor,
+        })
+        .await?;
+    let next_cursor = (runs.len() > limit as usize).then(|| runs[limit as usize - 1].run_id.clone());
+    let views: Vec<Value> = runs.iter().take(limit as usize).map(run_view).collect();
+    Ok(axum::Json(json!({ "runs": views, "next_cursor": next_cursor })).into_response())
+}
+
+async fn cancel_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    let record = server.cancel_run(&id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(run_view(&record))).into_response())
+}
+
+async fn events(State(server): State<Arc<Server>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {
+    let s = match server.live(&id) {
+        Some(s) => s,
+        None => {
+            return Err(match server.store().get_server_session(&id).await? {
+                Some(r) => ServerError::Conflict(format!("session `{id}` is {}; it has no live events", r.state)),
+                None => ServerError::NotFound { what: "session", id },
+            });
+        }
+    };
+    let boot = server.boot().to_string();
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let cursor = resume_cursor(last, &boot);
+    let log = Arc::clone(s.events());
+    // Greeting: the session's current state, so a client needs no extra GET.
+    let hello = SseEvent::default().event("hello").data(s.view().to_string());
+    let stream = stream::once(async move { Ok::<_, Infallible>(hello) }).chain_events(log, cursor, boot);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
+    fn chain_events(
+        self,
+        log: Arc<crate::events::EventLog>,
+        cursor: u64,
+        boot: String,
+    ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+        use futures_util::StreamExt;
+        let rest = stream::unfold((log, cursor, boot, std::collections::VecDeque::new(), false), |(log, mut cursor, boot, mut buf, done)| async move {
+            loop {
+                if let Some(ev) = buf.pop_front() {
+                    return Some((Ok(ev), (log, cursor, boot, buf, done)));
+                }
+                if done {
+                    return None;
+                }
+                match log.next(cursor).await {
+                    EventNext::Events(events) => {
+                        for e in events {
+                            cursor = e.seq + 1;
+                            buf.push_back(
+                                SseEvent::default()
+                                    .id(format!("{boot}-{}", e.seq))
+                                    .event(e.kind)
+                                    .data(e.data.to_string()),
+                            );
+                        }
+                    }
+                    EventNext::Gap { missed_from, resume_at } => {
+                        cursor = resume_at;
+                        buf.push_back(
+                            SseEvent::default()
+                                .event("gap")
+                                .data(json!({"missed_from": missed_from, "resume_at": resume_at}).to_string()),
+                        );
+                    }
+                    EventNext::Closed => {
+                        return None;
+                    }
+                }
+            }
+        });
+        self.chain(rest)
+    }
+}
+
+impl<S: Stream<Item = Result<SseEvent, Infallible>>> ChainEvents for S {}

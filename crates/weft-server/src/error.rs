@@ -1,0 +1,134 @@
+//! The server's errors, each with the HTTP status it answers with.
+
+use std::sync::Arc;
+
+use weft_session::SessionError;
+use weft_store::StoreError;
+
+/// What went wrong serving a request or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request's body or query is malformed (400).
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong, with the path of the bad field.
+        message: String,
+        /// The JSON path of the bad field (`runs[0].runtime_params`), when known.
+        path: Option<String>,
+    },
+    /// No valid bearer token (401).
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// No such session or run (404).
+    #[error("{what} `{id}` not found")]
+    NotFound {
+        /// `session` or `run`.
+        what: &'static str,
+        /// The id asked for.
+        id: String,
+    },
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The runs are invalid for the project: unknown pipeline, node, dataset,
+    /// env or parameter (422), every problem listed.
+    #[error("invalid runs: {}", problems.join("; "))]
+    Invalid {
+        /// Each problem, in words.
+        problems: Vec<String>,
+    },
+    /// Over a limit (429, with `Retry-After`).
+    #[error("{message}")]
+    TooMany {
+        /// Which limit.
+        message: String,
+        /// Seconds to wait before retrying.
+        retry_after_s: u64,
+    },
+    /// The body is larger than the server accepts (413).
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The server is shutting down (503).
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The store failed (500; the message says which store and what).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Opening a project or a session failed.
+    #[error(transparent)]
+    Session(Arc<SessionError>),
+    /// Binding or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the server was doing.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<SessionError> for ServerError {
+    fn from(e: SessionError) -> Self {
+        ServerError::Session(Arc::new(e))
+    }
+}
+
+impl ServerError {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            ServerError::BadRequest { .. } => 400,
+            ServerError::Unauthorized => 401,
+            ServerError::NotFound { .. } => 404,
+            ServerError::Conflict(_) => 409,
+            ServerError::Invalid { .. } | ServerError::Session(_) => 422,
+            ServerError::TooMany { .. } => 429,
+            ServerError::TooLarge { .. } => 413,
+            ServerError::ShuttingDown => 503,
+            ServerError::Store(StoreError::DuplicateRun { .. }) => 409,
+            ServerError::Store(_) | ServerError::Io { .. } => 500,
+        }
+    }
+
+    /// The machine-readable code of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServerError::BadRequest { .. } => "bad_request",
+            ServerError::Unauthorized => "unauthorized",
+            ServerError::NotFound { .. } => "not_found",
+            ServerError::Conflict(_) => "conflict",
+            ServerError::Invalid { .. } | ServerError::Session(_) => "invalid",
+            ServerError::TooMany { .. } => "too_many_requests",
+            ServerError::TooLarge { .. } => "too_large",
+            ServerError::ShuttingDown => "shutting_down",
+            ServerError::Store(StoreError::DuplicateRun { .. }) => "conflict",
+            ServerError::Store(_) => "store",
+            ServerError::Io { .. } => "io",
+        }
+    }
+
+    /// A bad request without a field path.
+    pub fn bad(message: impl Into<String>) -> Self {
+        ServerError::BadRequest {
+            message: message.into(),
+            path: None,
+        }
+    }
+}
+
+/// Splits a session error into its problems (an invalid batch or run lists
+/// each one), for 422 bodies.
+pub fn problems_of(e: &SessionError) -> Vec<String> {
+    match e {
+        SessionError::InvalidRun { problems, .. } => problems.iter().map(|p| p.to_string()).collect(),
+        SessionError::InvalidBatch { problems, .. } => problems
+            .iter()
+            .flat_map(|(i, p)| problems_of(p).into_iter().map(move |m| format!("runs[{i}]: {m}")))
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}

@@ -1,0 +1,291 @@
+//! The OpenAPI 3.1 document served at `/v1/openapi.json`. Written by hand
+//! next to the routes (a test checks that every route of the router is
+//! documented and every documented path is routed).
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn id_param(name: &str, what: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}})
+}
+
+/// Responses every authenticated route may give.
+fn common(mut responses: Value) -> Value {
+    let map = responses.as_object_mut().expect("responses are an object");
+    map.insert("401".into(), error_response("Missing or invalid bearer token"));
+    map.insert("503".into(), error_response("The server is shutting down"));
+    map.insert("500".into(), error_response("The store failed"));
+    responses
+}
+
+/// The document.
+pub fn document() -> Value {
+    let run_status = json!({"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted", "skipped"]});
+    let session_state = json!({"type": "string", "enum": ["pending", "ready", "busy", "idle", "input_required", "draining", "closed", "expired", "aborted", "failed"]});
+    let string_list = json!({"type": "array", "items": {"type": "string"}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "weft serve",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Sessions as a service: a durable run queue per session, live events, idle expiry and crash recovery."
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "path": {"type": "string", "description": "The bad field (`runs[0].tags`)"},
+                            "problems": string_list
+                        }
+                    }}
+                },
+                "CreateSession": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "project": {"type": ["string", "null"], "description": "Project folder on the server (default: the server's)"},
+                        "env": {"type": ["string", "null"]},
+                        "key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "Reuse a live session with this key"},
+                        "idle_ttl_s": {"type": ["integer", "null"], "minimum": 0},
+                        "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64}
+                    }
+                },
+                "Session": {
+                    "type": "object",
+                    "required": ["id", "state", "phase", "runs", "created_at", "last_heartbeat_at", "idle_ttl_s", "max_concurrency"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "key": {"type": ["string", "null"]},
+                        "project": {"type": "string"},
+                        "env": {"type": ["string", "null"]},
+                        "state": session_state,
+                        "phase": {"type": "string", "enum": ["starting", "waiting", "running", "awaiting_input", "terminating", "terminated"]},
+                        "runs": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "Run counts by status"},
+                        "created_at": {"type": "string"},
+                        "last_heartbeat_at": {"type": "string"},
+                        "closed_at": {"type": ["string", "null"]},
+                        "termination_reason": {"type": ["object", "null"]},
+                        "idle_ttl_s": {"type": "integer"},
+                        "max_concurrency": {"type": "integer"},
+                        "next_action": {},
+                        "pending_input": {}
+                    }
+                },
+                "Sessions": {"type": "object", "required": ["sessions"], "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}},
+                "RunSpec": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "description": "A run configuration, as `weft run` takes it.",
+                    "properties": {
+                        "run_id": {"type": ["string", "null"]},
+                        "pipeline_names": string_list,
+                        "tags": string_list,
+                        "runner": {"type": ["string", "null"]},
+                        "max_workers": {"type": ["integer", "null"], "minimum": 0},
+                        "node_names": string_list,
+                        "from_nodes": string_list,
+                        "to_nodes": string_list,
+                        "from_inputs": string_list,
+                        "to_outputs": string_list,
+                        "load_versions": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "namespaces": string_list,
+                        "only_missing_outputs": {"type": "boolean"},
+                        "runtime_params": {},
+                        "env": {"type": ["string", "null"]}
+                    }
+                },
+                "SubmitRuns": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {
+                        "runs": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/RunSpec"}},
+                        "spec": {"oneOf": [{"$ref": "#/components/schemas/RunSpec"}, {"type": "null"}]},
+                        "sweep": {"type": "array", "items": {"type": "string"}, "description": "Overrides in the `weft multirun` grammar (`lr=0.1,0.01`)"},
+                        "retries": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "description": "Re-queue a run interrupted by a crash this many times"}
+                    }
+                },
+                "Accepted": {
+                    "type": "object",
+                    "required": ["run_ids"],
+                    "properties": {
+                        "run_ids": string_list,
+                        "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+                        "timed_out": {"type": "boolean"}
+                    }
+                },
+                "Run": {
+                    "type": "object",
+                    "required": ["id", "run_id", "session_id", "status"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "run_id": {"type": "string"},
+                        "session_id": {"type": "string"},
+                        "run_index": {"type": "integer"},
+                        "status": run_status,
+                        "env": {"type": "string"},
+                        "runtime_params": {},
+                        "pipeline_names": string_list,
+                        "filters": {},
+                        "load_versions": {"type": "object"},
+                        "saved_versions": {"type": "object"},
+                        "start_time": {"type": ["string", "null"]},
+                        "end_time": {"type": ["string", "null"]},
+                        "duration_ms": {"type": ["number", "null"]},
+                        "error": {"type": ["object", "null"]},
+                        "attempts": {"type": "integer"},
+                        "node_timings": {"type": "array"},
+                        "metrics": {"type": "object"},
+                        "owner": {"type": ["string", "null"]}
+                    }
+                },
+                "Runs": {
+                    "type": "object",
+                    "required": ["runs"],
+                    "properties": {
+                        "runs": {"type": "array", "items": {"$ref": "#/components/schemas/Run"}},
+                        "next_cursor": {"type": ["string", "null"]}
+                    }
+                },
+                "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {
+                "summary": "Liveness (no token needed)", "security": [],
+                "responses": {"200": json_response("Alive", "Status")}
+            }},
+            "/readyz": {"get": {
+                "summary": "Readiness: 503 while shutting down",
+                "responses": common(json!({"200": json_response("Ready", "Status")}))
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics",
+                "responses": common(json!({"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}))
+            }},
+            "/v1/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": common(json!({"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}))
+            }},
+            "/v1/sessions": {
+                "post": {
+                    "summary": "Create a session, or reuse the live one holding `key`",
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSession"}}}},
+                    "responses": common(json!({
+                        "201": json_response("Created", "Session"),
+                        "200": json_response("The live session holding the key", "Session"),
+                        "400": error_response("Malformed body"),
+                        "413": error_response("Body too large"),
+                        "422": error_response("The project does not open")
+                    }))
+                },
+                "get": {
+                    "summary": "List sessions (live ones unless `all` or a terminal `state`)",
+                    "parameters": [
+                        {"name": "state", "in": "query", "schema": session_state},
+                        {"name": "all", "in": "query", "schema": {"type": "boolean"}}
+                    ],
+                    "responses": common(json!({"200": json_response("Sessions", "Sessions"), "400": error_response("Bad query")}))
+                }
+            },
+            "/v1/sessions/{id}": {
+                "parameters": [id_param("id", "Session id")],
+                "get": {
+                    "summary": "A session",
+                    "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session")}))
+                },
+                "delete": {
+                    "summary": "Terminate (idempotent; the first reason is kept)",
+                    "parameters": [{"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["drain", "cancel"]}}],
+                    "responses": common(json!({"202": json_response("Terminating or terminated", "Session"), "400": error_response("Bad mode"), "404": error_response("No such session")}))
+                }
+            },
+            "/v1/sessions/{id}/heartbeat": {
+                "parameters": [id_param("id", "Session id")],
+                "post": {
+                    "summary": "Keep the session alive",
+                    "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session"), "409": error_response("The session is over")}))
+                }
+            },
+            "/v1/sessions/{id}/runs": {
+                "parameters": [id_param("id", "Session id")],
+                "post": {
+                    "summary": "Queue runs; answered once they are durably queued",
+                    "parameters": [
+                        {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
+                        {"name": "timeout_s", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+                    ],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRuns"}}}},
+                    "responses": common(json!({
+                        "202": json_response("Queued (or, with wait, not finished in time)", "Accepted"),
+                        "200": json_response("With wait: every run finished", "Accepted"),
+                        "400": error_response("Malformed body or sweep"),
+                        "404": error_response("No such session"),
+                        "409": error_response("The session accepts no runs, or a run id exists"),
+                        "413": error_response("Body too large"),
+                        "422": error_response("Unknown pipeline, node, dataset, env or parameter"),
+                        "429": error_response("Too many queued runs or too large a sweep")
+                    }))
+                },
+                "get": {
+                    "summary": "The session's runs, newest first",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": run_status},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}
+                    ],
+                    "responses": common(json!({"200": json_response("Runs", "Runs"), "400": error_response("Bad query"), "404": error_response("No such session")}))
+                }
+            },
+            "/v1/sessions/{id}/events": {
+                "parameters": [id_param("id", "Session id")],
+                "get": {
+                    "summary": "Server-sent events: session, run_queued, run_started, node_finished, run_finished, gap",
+                    "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+                    "responses": common(json!({
+                        "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "404": error_response("No such session"),
+                        "409": error_response("The session is over")
+                    }))
+                }
+            },
+            "/v1/runs/{id}": {
+                "parameters": [id_param("id", "Run id")],
+                "get": {
+                    "summary": "A run",
+                    "responses": common(json!({"200": json_response("The run", "Run"), "404": error_response("No such run")}))
+                }
+            },
+            "/v1/runs/{id}/cancel": {
+                "parameters": [id_param("id", "Run id")],
+                "post": {
+                    "summary": "Cancel: a queued run without running it, a running one between nodes",
+                    "responses": common(json!({"202": json_response("Cancelled or cancelling", "Run"), "404": error_response("No such run"), "409": error_response("Already finished")}))
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,1028 @@
+//! The manager (sessions, the store, the reconcile pass) and the session
+//! masters (one async task per live session: its queue, concurrency limit,
+//! idle timer, workers and shutdown).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
+use weft_pipeline::{Data, Node};
+use weft_runner::Hook;
+use weft_session::{
+    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice, finished_record,
+    run_record,
+};
+use weft_store::{Claimed, QueueItem, RunRecord, ServerSessionRecord, Store};
+
+use crate::clock::Clock;
+use crate::error::{ServerError, problems_of};
+use crate::events::{DEFAULT_RING, EventLog};
+use crate::metrics::{Gauges, Metrics};
+use crate::states::{SessionEvent, SessionState, transition};
+use crate::worker::{InProcessWorker, Worker};
+
+/// Settings of a server, resolved at the edge (the CLI reads flags and the
+/// environment; the library reads neither).
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The project sessions open when a create request names none.
+    pub project: PathBuf,
+    /// Options every session's project is opened with (functions, dataset
+    /// types, runners, environment for `${oc.env:}`, provenance). Their
+    /// `store` is ignored: the server records runs itself.
+    pub session_options: SessionOptions,
+    /// The bearer token; `None` serves without authentication (the CLI
+    /// allows that only on a loopback address).
+    pub token: Option<String>,
+    /// Most runs executing at once in this server, over all sessions.
+    pub max_workers: usize,
+    /// Idle TTL of sessions that do not set one.
+    pub idle_ttl: Duration,
+    /// How long a session may wait for input without a heartbeat before it
+    /// is aborted.
+    pub abandon_after: Duration,
+    /// A claimed run's lease; renewed while it runs.
+    pub lease: Duration,
+    /// How often the reconcile pass runs.
+    pub reconcile_every: Duration,
+    /// Most queued runs per session (more is 429).
+    pub max_queued_per_session: u64,
+    /// Most runs one request may submit (a sweep's product included).
+    pub max_runs_per_request: u64,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// How long shutdown waits for running runs.
+    pub grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for serving `project`.
+    pub fn new(project: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            project: project.into(),
+            session_options: SessionOptions::default(),
+            token: None,
+            max_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            idle_ttl: Duration::from_secs(900),
+            abandon_after: Duration::from_secs(3600),
+            lease: Duration::from_secs(30),
+            reconcile_every: Duration::from_secs(1),
+            max_queued_per_session: 10_000,
+            max_runs_per_request: weft_config::overrides::DEFAULT_MAX_RUNS,
+            body_limit: 8 << 20,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A run executing in this server.
+struct Running {
+    spec_total_nodes: usize,
+    done_nodes: usize,
+}
+
+/// Shared between a session and the hook its runs call: node progress
+/// becomes events, store progress and metrics.
+struct Progress {
+    events: Arc<EventLog>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    running: Mutex<HashMap<String, Running>>,
+    started: Mutex<HashMap<(String, String), (Instant, jiff::Timestamp)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Hook for Progress {
+    fn before_pipeline_run(&self, ctx: &RunContext, pipeline: &weft_pipeline::Pipeline) {
+        if let Some(r) = lock(&self.running).get_mut(&ctx.run_id) {
+            r.spec_total_nodes = pipeline.nodes().len();
+        }
+    }
+
+    fn before_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data]) {
+        lock(&self.started).insert(
+            (ctx.run_id.clone(), node.name().to_string()),
+            (Instant::now(), jiff::Timestamp::now()),
+        );
+    }
+
+    fn after_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data], _outputs: &[Data]) {
+        let key = (ctx.run_id.clone(), node.name().to_string());
+        let Some((t0, start)) = lock(&self.started).remove(&key) else {
+            return;
+        };
+        let elapsed = t0.elapsed();
+        self.metrics.node_seconds.observe(elapsed.as_secs_f64());
+        let (done, total) = {
+            let mut running = lock(&self.running);
+            match running.get_mut(&ctx.run_id) {
+                Some(r) => {
+                    r.done_nodes += 1;
+                    (r.done_nodes, r.spec_total_nodes)
+                }
+                None => (0, 0),
+            }
+        };
+        self.events.publish(
+            "node_finished",
+            json!({"run_id": ctx.run_id, "node": key.1, "duration_ms": elapsed.as_secs_f64() * 1e3, "done": done, "total": total}),
+        );
+        let timing = NodeTiming {
+            node: key.1,
+            start,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+            peak_memory_bytes: None,
+        };
+        if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
+            tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");
+        }
+    }
+
+    fn on_node_error(&self, ctx: &RunContext, node: &Node, _error: &weft_runner::RunError) {
+        lock(&self.started).remove(&(ctx.run_id.clone(), node.name().to_string()));
+    }
+}
+
+/// The mutable part of a live session.
+struct SessionInner {
+    record: ServerSessionRecord,
+    state: SessionState,
+    counts: BTreeMap<RunStatus, u64>,
+    last_activity: jiff::Timestamp,
+    /// `DELETE ?mode=cancel` was asked for.
+    cancelling: bool,
+    /// The queue may hold runs (cleared when a claim finds none).
+    maybe_queued: bool,
+}
+
+/// A session this server runs a master for.
+pub struct LiveSession {
+    id: String,
+    inner: Mutex<SessionInner>,
+    service: Arc<ServiceSession>,
+    worker: Arc<dyn Worker>,
+    progress: Arc<Progress>,
+    wake: Notify,
+}
+
+impl LiveSession {
+    fn lock(&self) -> MutexGuard<'_, SessionInner> {
+        lock(&self.inner)
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its current state.
+    pub fn state(&self) -> SessionState {
+        self.lock().state
+    }
+
+    /// Its event log.
+    pub fn events(&self) -> &Arc<EventLog> {
+        &self.progress.events
+    }
+
+    /// The service session that validates and runs its specs.
+    pub fn service(&self) -> &Arc<ServiceSession> {
+        &self.service
+    }
+
+    /// The JSON view served by the API.
+    pub fn view(&self) -> Value {
+        let inner = self.lock();
+        session_view(&inner.record, inner.state, Some(&inner.counts))
+    }
+
+    fn max_concurrency(&self) -> usize {
+        self.lock().record.max_concurrency.max(1) as usize
+    }
+}
+
+/// The JSON form of a session (live or from the store).
+pub fn session_view(record: &ServerSessionRecord, state: SessionState, counts: Option<&BTreeMap<RunStatus, u64>>) -> Value {
+    let mut runs = serde_json::Map::new();
+    for status in RunStatus::ALL {
+        let n = counts.and_then(|c| c.get(&status)).copied().unwrap_or(0);
+        runs.insert(status.as_str().into(), json!(n));
+    }
+    json!({
+        "id": record.session_id,
+        "key": record.key,
+        "project": record.project_path,
+        "env": record.env,
+        "state": state.as_str(),
+        "phase": state.phase(),
+        "runs": runs,
+        "created_at": record.created_at.to_string(),
+        "last_heartbeat_at": record.heartbeat_at.to_string(),
+        "closed_at": record.closed_at.map(|t| t.to_string()),
+        "termination_reason": record.reason,
+        "idle_ttl_s": record.idle_ttl_s,
+        "max_concurrency": record.max_concurrency,
+        "next_action": record.extra.get("next_action").cloned().unwrap_or(Value::Null),
+        "pending_input": record.extra.get("pending_input").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// What `POST /v1/sessions` asks for.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Project folder (default: the server's).
+    pub project: Option<String>,
+    /// Configuration environment.
+    pub env: Option<String>,
+    /// Reuse a live session with this key.
+    pub key: Option<String>,
+    /// Idle TTL in seconds.
+    pub idle_ttl_s: Option<u64>,
+    /// Most runs of the session at once.
+    pub max_concurrency: Option<u32>,
+}
+
+/// The manager: the store, the live sessions and their masters.
+pub struct Server {
+    config: ServerConfig,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    boot: String,
+    owner: String,
+    sessions: RwLock<HashMap<String, Arc<LiveSession>>>,
+    create_lock: tokio::sync::Mutex<()>,
+    global: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    accepting: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    masters: Mutex<JoinSet<()>>,
+    runs_in_flight: AtomicU64,
+}
+
+impl Server {
+    /// A server over an opened store. Call [`Server::recover`] before
+    /// serving, and [`Server::reconcile_loop`] (or `reconcile_once` in
+    /// tests) to expire leases and sessions.
+    pub fn new(config: ServerConfig, store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let boot = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let owner = format!("{}:{boot}", weft_store::current_owner());
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Server {
+            global: Arc::new(Semaphore::new(config.max_workers.max(1))),
+            config,
+            store,
+            clock,
+            boot,
+            owner,
+            sessions: RwLock::new(HashMap::new()),
+            create_lock: tokio::sync::Mutex::new(()),
+            metrics: Arc::new(Metrics::default()),
+            accepting: AtomicBool::new(true),
+            shutdown,
+            masters: Mutex::new(JoinSet::new()),
+            runs_in_flight: AtomicU64::new(0),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// This start's id (the prefix of event ids).
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    /// The clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+
+    /// Whether new work is accepted (false once shutdown began).
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// A live session by id.
+    pub fn live(&self, id: &str) -> Option<Arc<LiveSession>> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn live_all(&self) -> Vec<Arc<LiveSession>> {
+        self.sessions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Prometheus text.
+    pub async fn render_metrics(&self) -> String {
+        let mut by_state: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut queued = 0;
+        for s in self.live_all() {
+            let inner = s.lock();
+            *by_state.entry(inner.state.as_str()).or_default() += 1;
+            queued += inner.counts.get(&RunStatus::Queued).copied().unwrap_or(0);
+        }
+        self.metrics.render(&Gauges {
+            queue_depth: queued,
+            running: self.runs_in_flight.load(Ordering::Relaxed),
+            sessions_by_state: by_state.into_iter().collect(),
+        })
+    }
+
+    /// Creates a session (or, with a key held by a live session, returns
+    /// that one: `(view, false)`).
+    pub async fn create_session(self: &Arc<Self>, req: CreateSession) -> Result<(Value, bool), ServerError> {
+        if !self.accepting() {
+            return Err(ServerError::ShuttingDown);
+        }
+        if let Some(key) = &req.key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(ServerError::BadRequest {
+                message: "key must be 1 to 200 characters".into(),
+                path: Some("key".into()),
+            });
+        }
+        if req.max_concurrency == Some(0) {
+            return Err(ServerError::BadRequest {
+                message: "max_concurrency must be at least 1".into(),
+                path: Some("max_concurrency".into()),
+            });
+        }
+        // One creation at a time in this process; the store's unique key
+        // index makes reuse-or-reserve atomic across processes.
+        let _guard = self.create_lock.lock().await;
+        if let Some(key) = &req.key {
+            let existing = self
+                .live_all()
+                .into_iter()
+                .find(|s| s.lock().record.key.as_deref() == Some(key) && !s.state().is_terminal());
+            if let Some(s) = existing {
+                return Ok((s.view(), false));
+            }
+        }
+        let project = req
+            .project
+            .clone()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.config.project.clone());
+        let now = self.now();
+        let record = ServerSessionRecord {
+            session_id: weft_session::new_run_id(),
+            key: req.key.clone(),
+            project_path: project.display().to_string(),
+            env: req.env.clone(),
+            state: SessionState::Pending.as_str().into(),
+            reason: None,
+            idle_ttl_s: req.idle_ttl_s.unwrap_or(self.config.idle_ttl.as_secs()),
+            max_concurrency: req.max_concurrency.unwrap_or(1),
+            created_at: now,
+            heartbeat_at: now,
+            closed_at: None,
+            extra: json!({}),
+        };
+        // Open the project before reserving anything: a project that does not
+        // load is the caller's error (422), not a failed session.
+        let service = self.open_service(&record).await?;
+        let (stored, created) = self.store.create_or_reuse_server_session(&record).await?;
+        if !created {
+            // Another server holds the key: serve its session (opening it here).
+            drop(service);
+            let s = self.adopt(stored).await?;
+            return Ok((s.view(), false));
+        }
+        let s = self.start_master(stored, service, SessionState::Pending);
+        self.apply(&s, SessionEvent::WorkersReady, None).await;
+        Ok((s.view(), true))
+    }
+
+    async fn open_service(&self, record: &ServerSessionRecord) -> Result<(Arc<ServiceSession>, Arc<Progress>), ServerError> {
+        let events = Arc::new(EventLog::new(DEFAULT_RING));
+        let progress = Arc::new(Progress {
+            events,
+            store: self.store.clone(),
+            metrics: Arc::clone(&self.metrics),
+            running: Mutex::new(HashMap::new()),
+            started: Mutex::new(HashMap::new()),
+        });
+        let mut options = self.config.session_options.clone();
+        options.store = StoreChoice::Disabled;
+        options.env = record.env.clone().or(options.env);
+        options.hooks.push(Arc::clone(&progress) as Arc<dyn Hook>);
+        let project = PathBuf::from(&record.project_path);
+        let max_workers = record.max_concurrency.max(1) as usize;
+        let service = tokio::task::spawn_blocking(move || {
+            ServiceSession::create(
+                &project,
+                ServiceOptions {
+                    session: options,
+                    max_workers: Some(max_workers),
+                    history_limit: Some(0),
+                },
+            )
+        })
+        .await
+        .map_err(|e| ServerError::bad(format!("opening the project failed: {e}")))?
+        .map_err(|e| ServerError::Invalid {
+            problems: problems_of(&e),
+        })?;
+        Ok((Arc::new(service), progress))
+    }
+
+    /// Starts serving a session found in the store (after a restart, or
+    /// created by another server on the same store).
+    async fn adopt(self: &Arc<Self>, record: ServerSessionRecord) -> Result<Arc<LiveSession>, ServerError> {
+        if let Some(s) = self.live(&record.session_id) {
+            return Ok(s);
+        }
+        let state = record.state.parse::<SessionState>().unwrap_or(SessionState::Idle);
+        match self.open_service(&record).await {
+            Ok(service) => Ok(self.start_master(record, service, state)),
+            Err(e) => {
+                let mut record = record;
+                record.state = SessionState::Failed.as_str().into();
+                record.reason.get_or_insert(json!({"code": "worker_failed", "message": e.to_string()}));
+                record.closed_at = Some(self.now());
+                let _ = self.store.update_server_session(&record).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn start_master(
+        self: &Arc<Self>,
+        record: ServerSessionRecord,
+        (service, progress): (Arc<ServiceSession>, Arc<Progress>),
+        state: SessionState,
+    ) -> Arc<LiveSession> {
+        let worker: Arc<dyn Worker> = Arc::new(InProcessWorker::new(Arc::clone(&service)));
+        let now = self.now();
+        let s = Arc::new(LiveSession {
+            id: record.session_id.clone(),
+            inner: Mutex::new(SessionInner {
+                record,
+                state,
+                counts: BTreeMap::new(),
+                last_activity: now,
+                cancelling: false,
+                maybe_queued: true,
+            }),
+            service,
+            worker,
+            progress,
+            wake: Notify::new(),
+        });
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(s.id.clone(), Arc::clone(&s));
+        let server = Arc::clone(self);
+        let master = Arc::clone(&s);
+        lock(&self.masters).spawn(async move { server.master(master).await });
+        s
+    }
+
+    /// Applies a state-machine event; records the new state (and the first
+    /// termination reason) in the store and on the events stream. Refused
+    /// transitions are logged and change nothing.
+    async fn apply(&self, s: &LiveSession, event: SessionEvent, reason: Option<Value>) -> bool {
+        let record = {
+            let mut inner = s.lock();
+            let next = match transition(inner.state, event) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::debug!(session = %s.id, "{e}");
+                    return false;
+                }
+            };
+            if next == inner.state && reason.is_none() {
+                return true;
+            }
+            inner.state = next;
+            inner.record.state = next.as_str().into();
+            if let Some(reason) = reason
+                && inner.record.reason.is_none()
+            {
+                inner.record.reason = Some(reason);
+            }
+            if next.is_terminal() && inner.record.closed_at.is_none() {
+                inner.record.closed_at = Some(self.clock.now());
+            }
+            inner.record.clone()
+        };
+        s.progress.events.publish(
+            "session",
+            json!({"session_id": s.id, "state": record.state, "termination_reason": record.reason}),
+        );
+        if let Err(e) = self.store.update_server_session(&record).await {
+            tracing::error!(session = %s.id, "could not record session state: {e}");
+        }
+        s.wake.notify_one();
+        true
+    }
+
+    /// Records a heartbeat.
+    pub async fn heartbeat(&self, id: &str) -> Result<Value, ServerError> {
+        let s = self.live(id).ok_or_else(|| not_found("session", id))?;
+        let record = {
+            let mut inner = s.lock();
+            if inner.state.is_terminal() {
+                return Err(ServerError::Conflict(format!("session `{id}` is {}", inner.state)));
+            }
+            inner.record.heartbeat_at = self.clock.now();
+            inner.record.clone()
+        };
+        self.store.update_server_session(&record).await?;
+        Ok(s.view())
+    }
+
+    /// Terminates a session (`drain` finishes queued and running runs,
+    /// `cancel` cancels them). Idempotent; the first reason is kept.
+    pub async fn terminate(&self, id: &str, mode: CloseMode) -> Result<Value, ServerError> {
+        let Some(s) = self.live(id) else {
+            return match self.store.get_server_session(id).await? {
+                Some(r) => {
+                    let state = r.state.parse().unwrap_or(SessionState::Closed);
+                    Ok(session_view(&r, state, None))
+                }
+                None => Err(not_found("session", id)),
+            };
+        };
+        if mode == CloseMode::Cancel {
+            s.lock().cancelling = true;
+            self.cancel_queue(&s).await?;
+            for run_id in lock(&s.progress.running).keys() {
+                s.worker.cancel(run_id);
+            }
+        }
+        let mode_name = if mode == CloseMode::Cancel { "cancel" } else { "drain" };
+        self.apply(&s, SessionEvent::Terminate, Some(json!({"code": "terminated", "mode": mode_name})))
+            .await;
+        Ok(s.view())
+    }
+
+    async fn cancel_queue(&self, s: &LiveSession) -> Result<(), ServerError> {
+        let cancelled = self.store.cancel_session_queue(&s.id).await?;
+        for run_id in &cancelled {
+            self.count_move(s, RunStatus::Queued, RunStatus::Cancelled);
+            s.progress
+                .events
+                .publish("run_finished", json!({"run_id": run_id, "status": "cancelled"}));
+        }
+        Ok(())
+    }
+
+    fn count_move(&self, s: &LiveSession, from: RunStatus, to: RunStatus) {
+        let mut inner = s.lock();
+        if let Some(n) = inner.counts.get_mut(&from) {
+            *n = n.saturating_sub(1);
+        }
+        *inner.counts.entry(to).or_default() += 1;
+        if to.is_terminal() {
+            self.metrics.run_finished(to);
+        }
+    }
+
+    /// Validates and durably queues runs; returns their ids once committed.
+    pub async fn submit(
+        &self,
+        session_id: &str,
+        configs: Vec<RunConfig>,
+        max_attempts: u32,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<String>, ServerError> {
+        if !self.accepting() {
+            return Err(ServerError::ShuttingDown);
+        }
+        let s = self.live(session_id).ok_or_else(|| not_found("session", session_id))?;
+        if !s.state().accepts_runs() {
+            return Err(ServerError::Conflict(format!(
+                "session `{session_id}` is {} and accepts no runs",
+                s.state()
+            )));
+        }
+        if configs.is_empty() {
+            return Err(ServerError::BadRequest {
+                message: "no runs to submit".into(),
+                path: Some("runs".into()),
+            });
+        }
+        let n = configs.len() as u64;
+        let queued = s.lock().counts.get(&RunStatus::Queued).copied().unwrap_or(0);
+        if queued + n > self.config.max_queued_per_session {
+            return Err(ServerError::TooMany {
+                message: format!(
+                    "session `{session_id}` has {queued} queued runs; {n} more would pass its limit of {}",
+                    self.config.max_queued_per_session
+                ),
+                retry_after_s: 1,
+            });
+        }
+        let service = Arc::clone(&s.service);
+        let owner = self.owner.clone();
+        let items = tokio::task::spawn_blocking(move || -> Result<Vec<QueueItem>, ServerError> {
+            let mut items = Vec::with_capacity(configs.len());
+            let mut problems = Vec::new();
+            for (i, config) in configs.iter().enumerate() {
+                match service.prepare(config) {
+                    Ok(prepared) => {
+                        let mut spec = prepared.spec().clone();
+                        spec.run_index = i;
+                        let spec_json = serde_json::to_value(&spec).map_err(|e| ServerError::bad(e.to_string()))?;
+                        items.push(QueueItem {
+                            run: run_record(&spec, RunStatus::Queued, &owner),
+                            spec: spec_json,
+                            max_attempts,
+                        });
+                    }
+                    Err(e) => problems.extend(problems_of(&e).into_iter().map(|p| {
+                        if n_runs_many(configs.len()) {
+                            format!("runs[{i}]: {p}")
+                        } else {
+                            p
+                        }
+                    })),
+                }
+            }
+            if problems.is_empty() {
+                Ok(items)
+            } else {
+                Err(ServerError::Invalid { problems })
+            }
+        })
+        .await
+        .map_err(|e| ServerError::bad(format!("validating the runs failed: {e}")))??;
+        let enqueued = self.store.enqueue(session_id, &items, idempotency_key).await?;
+        if !enqueued.replayed {
+            self.metrics.accepted.fetch_add(n, Ordering::Relaxed);
+            let mut inner = s.lock();
+            *inner.counts.entry(RunStatus::Queued).or_default() += n;
+            inner.maybe_queued = true;
+            inner.last_activity = self.clock.now();
+            drop(inner);
+            for id in &enqueued.run_ids {
+                s.progress.events.publish("run_queued", json!({"run_id": id}));
+            }
+            s.wake.notify_one();
+        }
+        Ok(enqueued.run_ids)
+    }
+
+    /// Cancels a run: a queued one without running it, a running one
+    /// between nodes. Returns the run's record after the request.
+    pub async fn cancel_run(&self, run_id: &str) -> Result<RunRecord, ServerError> {
+        let record = self.store.get_run(run_id).await?.ok_or_else(|| not_found("run", run_id))?;
+        match record.status {
+            RunStatus::Queued => {
+                if self.store.cancel_queued(run_id).await? {
+                    if let Some(s) = self.live(&record.session_id) {
+                        self.count_move(&s, RunStatus::Queued, RunStatus::Cancelled);
+                        s.progress
+                            .events
+                            .publish("run_finished", json!({"run_id": run_id, "status": "cancelled"}));
+                    }
+                } else if let Some(s) = self.live(&record.session_id) {
+                    // Claimed meanwhile: cancel it where it runs.
+                    s.worker.cancel(run_id);
+                }
+            }
+            RunStatus::Running => {
+                let cancelled = self.live(&record.session_id).is_some_and(|s| s.worker.cancel(run_id));
+                if !cancelled {
+                    return Err(ServerError::Conflict(format!(
+                        "run `{run_id}` is running in another server or has not reached its first node; retry"
+                    )));
+                }
+            }
+            status => {
+                return Err(ServerError::Conflict(format!("run `{run_id}` already {status}")));
+            }
+        }
+        Ok(self.store.get_run(run_id).await?.unwrap_or(record))
+    }
+
+    /// The session master: claims runs FIFO while the session and the
+    /// server have capacity, runs them on the session's worker, and
+    /// finishes the session when it drains.
+    async fn master(self: Arc<Self>, s: Arc<LiveSession>) {
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let state = s.state();
+            if state.is_terminal() {
+                break;
+            }
+            let cancelling = s.lock().cancelling;
+            let may_start = !*shutdown.borrow() && !cancelling;
+            // Start what capacity allows.
+            while may_start && tasks.len() < s.max_concurrency() && s.lock().maybe_queued {
+                let permit = tokio::select! {
+                    p = Arc::clone(&self.global).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                    _ = s.wake.notified() => continue,
+                    _ = shutdown.changed() => break,
+                };
+                let claimed = match self
+                    .store
+                    .claim(&s.id, &self.owner, 1, s.max_concurrency() as u32, self.config.lease)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(session = %s.id, "claiming runs failed: {e}");
+                        s.lock().maybe_queued = false;
+                        break;
+                    }
+                };
+                let Some(claimed) = claimed.into_iter().next() else {
+                    s.lock().maybe_queued = false;
+                    break;
+                };
+                self.apply(&s, SessionEvent::RunStarted, None).await;
+                let server = Arc::clone(&self);
+                let session = Arc::clone(&s);
+                tasks.spawn(async move {
+                    server.execute(&session, claimed).await;
+                    drop(permit);
+                });
+            }
+            let state = s.state();
+            if tasks.is_empty() {
+                let queue_empty = !s.lock().maybe_queued;
+                if state == SessionState::Draining && (queue_empty || cancelling || *shutdown.borrow()) {
+                    if !*shutdown.borrow() || queue_empty {
+                        self.apply(&s, SessionEvent::Drained, None).await;
+                    }
+                    break;
+                }
+                if state == SessionState::Busy && queue_empty {
+                    s.lock().last_activity = self.clock.now();
+                    self.apply(&s, SessionEvent::RunsDone, None).await;
+                }
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
+            tokio::select! {
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = s.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Shutdown with runs in flight: they finish within the grace period.
+        let grace = tokio::time::sleep(self.config.grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => if next.is_none() { break },
+                _ = &mut grace => {
+                    s.worker.stop(CloseMode::Cancel).await;
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        if s.state().is_terminal() {
+            s.worker.stop(CloseMode::Wait).await;
+            s.progress.events.close();
+        }
+    }
+
+    /// Runs one claimed run and records its end (only while this server
+    /// still holds its lease, so no run finishes twice).
+    async fn execute(&self, s: &LiveSession, claimed: Claimed) {
+        self.runs_in_flight.fetch_add(1, Ordering::Relaxed);
+        let run_id = claimed.run_id.clone();
+        let spec: Result<RunSpec, _> = serde_json::from_value(claimed.spec.clone());
+        self.count_move(s, RunStatus::Queued, RunStatus::Running);
+        let record = match spec {
+            Err(e) => failed_record(
+                &claimed,
+                &self.owner,
+                RunFailure::message("validation", format!("the queued spec does not decode: {e}")),
+            ),
+            Ok(spec) => {
+                lock(&s.progress.running).insert(
+                    run_id.clone(),
+                    Running {
+                        spec_total_nodes: 0,
+                        done_nodes: 0,
+                    },
+                );
+                if let Ok(Some(queued)) = self.store.get_run(&run_id).await
+                    && let Some(t) = queued.updated_at
+                {
+                    let waited = jiff::Timestamp::now().duration_since(t).as_secs_f64();
+                    self.metrics.dispatch_seconds.observe(waited);
+                }
+                s.progress
+                    .events
+                    .publish("run_started", json!({"run_id": run_id, "attempt": claimed.attempt}));
+                let outcome = s.worker.dispatch(spec.clone()).await;
+                lock(&s.progress.running).remove(&run_id);
+                match outcome {
+                    Ok(result) => {
+                        let mut record = finished_record(&spec, &result, &self.owner);
+                        record.attempts = claimed.attempt;
+                        if result.attempts > 0 {
+                            self.metrics.run_seconds.observe(result.duration().as_secs_f64());
+                        }
+                        record
+                    }
+                    Err(e) => {
+                        let mut record = run_record(&spec, RunStatus::Failed, &self.owner);
+                        let now = jiff::Timestamp::now();
+                        record.start_time = Some(now);
+                        record.end_time = Some(now);
+                        record.attempts = claimed.attempt;
+                        record.error = Some(RunFailure::from_error("worker", None, &e));
+                        record
+                    }
+                }
+            }
+        };
+        let status = record.status;
+        match self.store.complete(&self.owner, &record).await {
+            Ok(true) => {
+                self.count_move(s, RunStatus::Running, status);
+                s.lock().last_activity = self.clock.now();
+                s.progress.events.publish(
+                    "run_finished",
+                    json!({"run_id": run_id, "status": status.as_str(), "error": record.error.as_ref().map(|e| e.message.clone())}),
+                );
+            }
+            Ok(false) => {
+                self.count_move(s, RunStatus::Running, RunStatus::Interrupted);
+                tracing::warn!(%run_id, "lease lost before the run finished; its result is dropped")
+            }
+            Err(e) => {
+                self.count_move(s, RunStatus::Running, RunStatus::Interrupted);
+                tracing::error!(%run_id, "could not record the run's end: {e}")
+            }
+        }
+        self.runs_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Loads live sessions from the store (after a restart or from another
+    /// server) and re-queues runs left by dead owners. Call once before
+    /// serving.
+    pub async fn recover(self: &Arc<Self>) -> Result<(), ServerError> {
+        self.reconcile_once().await
+    }
+
+    /// One reconcile pass: renews this server's leases, expires leases of
+    /// crashed servers, adopts live sessions it does not serve yet, expires
+    /// idle sessions and aborts abandoned ones.
+    pub async fn reconcile_once(self: &Arc<Self>) -> Result<(), ServerError> {
+        let now = self.now();
+        let mine: Vec<String> = self
+            .live_all()
+            .iter()
+            .flat_map(|s| lock(&s.progress.running).keys().cloned().collect::<Vec<_>>())
+            .collect();
+        if !mine.is_empty() {
+            self.store.renew_leases(&self.owner, &mine, self.config.lease).await?;
+        }
+        for expired in self.store.expire_leases(now).await? {
+            if let Some(s) = self.live(&expired.session_id) {
+                let to = if expired.requeued { RunStatus::Queued } else { RunStatus::Interrupted };
+                self.count_move(&s, RunStatus::Running, to);
+                s.progress.events.publish(
+                    "run_finished",
+                    json!({"run_id": expired.run_id, "status": "interrupted", "requeued": expired.requeued}),
+                );
+                s.lock().maybe_queued = true;
+                s.wake.notify_one();
+            }
+        }
+        if self.accepting() {
+            for record in self.store.list_server_sessions(true).await? {
+                if self.live(&record.session_id).is_none()
+                    && let Err(e) = self.adopt(record).await
+                {
+                    tracing::error!("could not serve a stored session: {e}");
+                }
+            }
+        }
+        for s in self.live_all() {
+            let (state, idle_since, heartbeat, ttl) = {
+                let inner = s.lock();
+                (
+                    inner.state,
+                    inner.last_activity.max(inner.record.heartbeat_at),
+                    inner.record.heartbeat_at,
+                    inner.record.idle_ttl_s,
+                )
+            };
+            let idle_for = now.duration_since(idle_since).as_secs_f64();
+            if matches!(state, SessionState::Ready | SessionState::Idle) && idle_for >= ttl as f64 {
+                self.apply(
+                    &s,
+                    SessionEvent::IdleTimeout,
+                    Some(json!({"code": "idle_timeout", "idle_s": idle_for.floor()})),
+                )
+                .await;
+            }
+            let silent_for = now.duration_since(heartbeat).as_secs_f64();
+            if state == SessionState::InputRequired && silent_for >= self.config.abandon_after.as_secs_f64() {
+                self.apply(&s, SessionEvent::Abandoned, Some(json!({"code": "session_abandoned"})))
+                    .await;
+            }
+            // Other servers' queue changes are seen here.
+            if s.state().accepts_runs() || s.state() == SessionState::Draining {
+                s.lock().maybe_queued = true;
+                s.wake.notify_one();
+            }
+        }
+        // Terminal sessions leave memory once their master stopped.
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| !(s.state().is_terminal() && lock(&s.progress.running).is_empty()));
+        Ok(())
+    }
+
+    /// Runs [`Server::reconcile_once`] every `reconcile_every` until shutdown.
+    pub async fn reconcile_loop(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut tick = tokio::time::interval(self.config.reconcile_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.reconcile_once().await {
+                        tracing::error!("reconcile failed: {e}");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting (503), let running runs finish
+    /// within the grace period, leave queued runs queued for the next start.
+    pub async fn shutdown(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        let mut masters = std::mem::take(&mut *lock(&self.masters));
+        while masters.join_next().await.is_some() {}
+        if let Err(e) = self.store.release_leases(&self.owner).await {
+            tracing::error!("could not release leases: {e}");
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!("could not flush the store: {e}");
+        }
+    }
+}
+
+fn n_runs_many(n: usize) -> bool {
+    n > 1
+}
+
+fn not_found(what: &'static str, id: &str) -> ServerError {
+    ServerError::NotFound {
+        what,
+        id: id.to_string(),
+    }
+}
+
+fn failed_record(claimed: &Claimed, owner: &str, failure: RunFailure) -> RunRecord {
+    let now = jiff::Timestamp::now();
+    RunRecord {
+        run_id: claimed.run_id.clone(),
+        session_id: claimed.session_id.clone(),
+        run_index: 0,
+        status: RunStatus::Failed,
+        env: String::new(),
+        runtime_params: Value::Null,
+        pipeline_names: Vec::new(),
+        filters: json!({}),
+        load_versions: Default::default(),
+        saved_versions: Default::default(),
+        start_time: Some(now),
+        end_time: Some(now),
+        duration_ms: Some(0.0),
+        error: Some(failure),
+        attempts: claimed.attempt,
+        node_timings: Vec::new(),
+        process_peak_rss_bytes: None,
+        metrics: Default::default(),
+        owner: Some(owner.to_string()),
+        updated_at: None,
+    }
+}

@@ -1,0 +1,108 @@
+//! Where runs execute. A session master talks to its workers through this
+//! narrow interface (start, health, dispatch one run spec, cancel, stop), so
+//! workers in other processes or on a cluster plug in behind it. Here:
+//! [`InProcessWorker`], the session's own [`ServiceSession`] on blocking
+//! threads.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use weft_core::RunResult;
+use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError};
+
+/// A boxed future, so the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a dispatch did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The spec was refused when prepared on the worker (the project
+    /// changed since the run was accepted, an input disappeared...).
+    #[error(transparent)]
+    Invalid(#[from] SessionError),
+    /// The worker is gone (crashed, stopped, unreachable).
+    #[error("worker unavailable: {0}")]
+    Unavailable(String),
+    /// The worker already runs as many specs as it can.
+    #[error("worker busy")]
+    Busy,
+}
+
+/// A worker's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Ready for dispatches.
+    Ready,
+    /// Starting.
+    Starting,
+    /// Stopped or dead.
+    Down,
+}
+
+/// One session's workers, seen from its master.
+pub trait Worker: Send + Sync {
+    /// Starts the worker(s); an error fails the session with its message.
+    fn start(&self) -> BoxFuture<'_, Result<(), WorkerError>>;
+    /// Current health.
+    fn health(&self) -> BoxFuture<'_, Health>;
+    /// Runs one spec to completion and returns its result (a failed run is
+    /// a result, not an error).
+    fn dispatch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunResult, WorkerError>>;
+    /// Asks a running run to stop between nodes; false when it is not
+    /// running here.
+    fn cancel(&self, run_id: &str) -> bool;
+    /// Stops the worker: lets running runs finish (`Wait`) or cancels them.
+    fn stop(&self, mode: CloseMode) -> BoxFuture<'_, ()>;
+}
+
+/// Runs specs in this process, on the session's [`ServiceSession`] (whose
+/// worker slots equal the session's `max_concurrency`).
+pub struct InProcessWorker {
+    session: Arc<ServiceSession>,
+}
+
+impl InProcessWorker {
+    /// A worker over an opened service session.
+    pub fn new(session: Arc<ServiceSession>) -> Self {
+        InProcessWorker { session }
+    }
+}
+
+impl Worker for InProcessWorker {
+    fn start(&self) -> BoxFuture<'_, Result<(), WorkerError>> {
+        // The project was opened (and validated) when the session was created.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Health> {
+        Box::pin(async { Health::Ready })
+    }
+
+    fn dispatch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunResult, WorkerError>> {
+        let session = Arc::clone(&self.session);
+        Box::pin(async move {
+            let run = tokio::task::spawn_blocking(move || {
+                let prepared = session.prepare_spec(&spec)?;
+                session.run_prepared(prepared)
+            });
+            match run.await {
+                Ok(result) => result.map_err(WorkerError::from),
+                // run_prepared catches node panics; this is a panic outside
+                // any run (a bug), reported as the worker dying.
+                Err(join) => Err(WorkerError::Unavailable(format!("the run's thread died: {join}"))),
+            }
+        })
+    }
+
+    fn cancel(&self, run_id: &str) -> bool {
+        self.session.cancel(run_id)
+    }
+
+    fn stop(&self, mode: CloseMode) -> BoxFuture<'_, ()> {
+        let session = Arc::clone(&self.session);
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || session.close(mode)).await;
+        })
+    }
+}

@@ -1,0 +1,552 @@
+//! The router in-process (`oneshot`): sessions, runs, sweeps, validation,
+//! auth, idempotency, cancel, expiry with a manual clock, events.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use weft_server::{ManualClock, Server, ServerConfig, app};
+use weft_store::Store;
+
+const PIPELINES: &str = r#"
+__default__:
+  nodes:
+    - name: first
+      func: add_one
+      inputs: params:start
+      outputs: a
+    - name: second
+      func: add_one
+      inputs: a
+      outputs: b
+slow:
+  nodes:
+    - name: wait
+      func: sleep_ms
+      inputs: [params:delay, params:start]
+      outputs: waited
+"#;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    server: Arc<Server>,
+    clock: Arc<ManualClock>,
+    router: Router,
+}
+
+async fn fixture_with(tune: impl FnOnce(&mut ServerConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    write(&root, "weft.toml", "[project]\nname = \"served\"\n");
+    write(&root, "pipelines.yml", PIPELINES);
+    write(&root, "conf/base/parameters.yml", "start: 1\ndelay: 0\n");
+    std::fs::create_dir_all(root.join("conf/local")).unwrap();
+    let store = Store::open(root.join("store.db").to_str().unwrap()).await.unwrap();
+    let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let mut config = ServerConfig::new(&root);
+    config.max_workers = 2;
+    tune(&mut config);
+    let server = Server::new(config, store, clock.clone());
+    server.recover().await.unwrap();
+    let router = app(Arc::clone(&server));
+    Fixture {
+        _dir: dir,
+        server,
+        clock,
+        router,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+impl Fixture {
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(method, uri, body.map(|b| b.to_string()), &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    async fn session(&self, body: Value) -> String {
+        let (status, v) = self.call("POST", "/v1/sessions", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn run_to_end(&self, run_id: &str) -> Value {
+        for _ in 0..500 {
+            let (status, v) = self.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            let s = v["status"].as_str().unwrap();
+            if !matches!(s, "queued" | "running") {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("run {run_id} did not finish");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_goes_from_queued_to_succeeded_with_its_params() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"runtime_params": {"start": 41}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let run_id = v["run_ids"][0].as_str().unwrap().to_string();
+    let run = f.run_to_end(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["runtime_params"]["start"], 41);
+    assert_eq!(run["session_id"], id.as_str());
+    assert_eq!(run["node_timings"].as_array().unwrap().len(), 2);
+    // The session counts it and went busy → idle.
+    let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(s["runs"]["succeeded"], 1, "{s}");
+    for _ in 0..100 {
+        let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+        if s["state"] == "idle" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session did not go idle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_true_answers_with_finished_results() {
+    let f = fixture().await;
+    let id = f.session(json!({"max_concurrency": 2})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+            Some(json!({"spec": {}, "sweep": ["start=1,2,3"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["timed_out"], false);
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let mut starts: Vec<i64> = runs.iter().map(|r| r["runtime_params"]["start"].as_i64().unwrap()).collect();
+    starts.sort();
+    assert_eq!(starts, vec![1, 2, 3]);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_4xx_with_what_is_wrong() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let uri = format!("/v1/sessions/{id}/runs");
+    // Malformed JSON: 400 naming the field.
+    let (status, v) = f.call("POST", &uri, Some(json!({"runs": [{"tags": 5}]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["path"], "runs[0].tags", "{v}");
+    let (status, v) = f.call_with("POST", &uri, Some("{not json".into()), &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = f.call("POST", &uri, Some(json!({"runs": [{"colour": "red"}]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("colour"), "{v}");
+    // Unknown pipeline and node: 422 with every problem.
+    let (status, v) = f
+        .call(
+            "POST",
+            &uri,
+            Some(json!({"runs": [{"pipeline_names": ["nope"]}, {"node_names": ["ghost"]}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let problems = v["error"]["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("nope")), "{v}");
+    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("ghost")), "{v}");
+    // Nothing was queued.
+    let (_, runs) = f.call("GET", &format!("{uri}"), None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
+    // Malformed sweep: 400; a sweep past the limit: 429.
+    let (status, v) = f.call("POST", &uri, Some(json!({"spec": {}, "sweep": ["a=1,,2"]}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = f
+        .call(
+            "POST",
+            &uri,
+            Some(json!({"spec": {}, "sweep": ["a=range(0,100000)", "b=range(0,100000)"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    // Unknown session, unknown run, unknown route: 404 JSON.
+    let (status, v) = f.call("GET", "/v1/sessions/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, _) = f.call("GET", "/v1/runs/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, v) = f.call("GET", "/v2/whatever", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+    // A project that does not open: 422, no session.
+    let (status, v) = f.call("POST", "/v1/sessions", Some(json!({"project": "/nonexistent/x"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_guard_every_route_but_healthz() {
+    let f = fixture_with(|c| c.token = Some("s3cret".into())).await;
+    for uri in ["/v1/sessions", "/v1/openapi.json", "/metrics", "/readyz", "/v1/runs/x"] {
+        let (status, v) = f.call("GET", uri, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {v}");
+        let (status, _) = f
+            .call_with("GET", uri, None, &[("authorization", "Bearer wrong")])
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    let (status, _) = f.call("GET", "/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = f
+        .call_with("GET", "/v1/sessions", None, &[("authorization", "Bearer s3cret")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_one_session_even_when_created_concurrently() {
+    let f = Arc::new(fixture().await);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let f = Arc::clone(&f);
+        tasks.push(tokio::spawn(async move {
+            f.call("POST", "/v1/sessions", Some(json!({"key": "nightly"}))).await
+        }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{v}");
+        created += usize::from(status == StatusCode::CREATED);
+        ids.insert(v["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(created, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_returns_the_same_runs() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let uri = format!("/v1/sessions/{id}/runs");
+    let body = Some(json!({"runs": [{}, {}]}).to_string());
+    let (s1, a) = f.call_with("POST", &uri, body.clone(), &[("idempotency-key", "k1")]).await;
+    let (s2, b) = f.call_with("POST", &uri, body, &[("idempotency-key", "k1")]).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(a["run_ids"], b["run_ids"]);
+    for r in a["run_ids"].as_array().unwrap() {
+        f.run_to_end(r.as_str().unwrap()).await;
+    }
+    let (_, runs) = f.call("GET", &uri, None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_is_cancelled_without_running() {
+    let f = fixture().await;
+    let id = f.session(json!({"max_concurrency": 1})).await;
+    let uri = format!("/v1/sessions/{id}/runs");
+    let (_, v) = f
+        .call(
+            "POST",
+            &uri,
+            Some(json!({"runs": [
+                {"pipeline_names": ["slow"], "runtime_params": {"delay": 400}},
+                {"pipeline_names": ["slow"], "runtime_params": {"delay": 0}}
+            ]})),
+        )
+        .await;
+    let ids: Vec<String> = v["run_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().into()).collect();
+    let (status, c) = f.call("POST", &format!("/v1/runs/{}/cancel", ids[1]), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{c}");
+    assert_eq!(c["status"], "cancelled", "{c}");
+    let first = f.run_to_end(&ids[0]).await;
+    assert_eq!(first["status"], "succeeded");
+    let second = f.run_to_end(&ids[1]).await;
+    assert_eq!(second["status"], "cancelled");
+    assert!(second["node_timings"].as_array().unwrap().is_empty(), "it never ran: {second}");
+    // Cancelling a finished run is a conflict.
+    let (status, _) = f.call("POST", &format!("/v1/runs/{}/cancel", ids[0]), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_run_is_cancelled_between_nodes() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (_, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"pipeline_names": ["slow"], "runtime_params": {"delay": 2000}}]})),
+        )
+        .await;
+    let run_id = v["run_ids"][0].as_str().unwrap().to_string();
+    let mut answered = None;
+    for _ in 0..200 {
+        let (status, c) = f.call("POST", &format!("/v1/runs/{run_id}/cancel"), None).await;
+        if status == StatusCode::ACCEPTED {
+            answered = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(answered.is_some(), "the cancel was never accepted");
+    let run = f.run_to_end(&run_id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_expire_and_keep_their_reason() {
+    let f = fixture().await;
+    let id = f.session(json!({"idle_ttl_s": 60})).await;
+    f.clock.advance(Duration::from_secs(30));
+    f.server.reconcile_once().await.unwrap();
+    let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(s["state"], "ready", "{s}");
+    // A heartbeat restarts the idle timer.
+    let (status, _) = f.call("POST", &format!("/v1/sessions/{id}/heartbeat"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    f.clock.advance(Duration::from_secs(45));
+    f.server.reconcile_once().await.unwrap();
+    let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(s["state"], "ready", "heartbeat 45 s ago: {s}");
+    f.clock.advance(Duration::from_secs(20));
+    f.server.reconcile_once().await.unwrap();
+    let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(s["state"], "expired", "{s}");
+    assert_eq!(s["termination_reason"]["code"], "idle_timeout");
+    // A later explicit delete keeps the first reason; runs are refused.
+    let (status, s) = f.call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(s["termination_reason"]["code"], "idle_timeout", "{s}");
+    let (status, _) = f
+        .call("POST", &format!("/v1/sessions/{id}/runs"), Some(json!({"runs": [{}]})))
+        .await;
+    assert!(status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_finishes_queued_runs_then_closes() {
+    let f = fixture().await;
+    let id = f.session(json!({"max_concurrency": 1})).await;
+    let (_, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"spec": {"pipeline_names": ["slow"]}, "sweep": ["delay=50,50,50"]})),
+        )
+        .await;
+    let (status, s) = f.call("DELETE", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(s["termination_reason"]["mode"], "drain", "{s}");
+    for r in v["run_ids"].as_array().unwrap() {
+        assert_eq!(f.run_to_end(r.as_str().unwrap()).await["status"], "succeeded");
+    }
+    for _ in 0..200 {
+        let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+        if s["state"] == "closed" {
+            // Idempotent: a second delete changes nothing.
+            let (status, again) = f.call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            assert_eq!(again["termination_reason"]["mode"], "drain");
+            assert_eq!(again["state"], "closed");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session did not close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_is_429_with_retry_after() {
+    let f = fixture_with(|c| c.max_queued_per_session = 3).await;
+    let id = f.session(json!({})).await;
+    let uri = format!("/v1/sessions/{id}/runs");
+    let (status, v) = f.call("POST", &uri, Some(json!({"runs": [{}, {}, {}, {}]}))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_reports_progress_and_resumes() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let s = f.server.live(&id).unwrap();
+    let (_, v) = f
+        .call("POST", &format!("/v1/sessions/{id}/runs?wait=true"), Some(json!({"runs": [{}]})))
+        .await;
+    let run_id = v["run_ids"][0].as_str().unwrap();
+    // Everything published so far, read from the start.
+    let weft_server::events::Next::Events(events) = s.events().poll(1).unwrap() else {
+        panic!("expected events");
+    };
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    for k in ["run_queued", "run_started", "node_finished", "run_finished"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+    let nodes: Vec<&Value> = events.iter().filter(|e| e.kind == "node_finished").map(|e| &e.data).collect();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!((nodes[1]["done"].as_u64(), nodes[1]["total"].as_u64()), (Some(2), Some(2)));
+    assert!(events.iter().all(|e| e.data.to_string().contains(run_id) || e.kind == "session"));
+    // Over HTTP with Last-Event-ID: resumes after the given event.
+    let last = events[1].seq;
+    let req = Request::builder()
+        .uri(format!("/v1/sessions/{id}/events"))
+        .header("last-event-id", format!("{}-{last}", f.server.boot()))
+        .body(Body::empty())
+        .unwrap();
+    let resp = f.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while !text.contains("event: run_finished") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(text.starts_with("event: hello"), "{text}");
+    assert!(!text.contains(&format!("id: {}-{last}\n", f.server.boot())), "resumed after {last}: {text}");
+    assert!(text.contains(&format!("id: {}-{}\n", f.server.boot(), last + 1)), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_route() {
+    let f = fixture().await;
+    let (status, doc) = f.call("GET", "/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    for p in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/sessions",
+        "/v1/sessions/{id}",
+        "/v1/sessions/{id}/heartbeat",
+        "/v1/sessions/{id}/runs",
+        "/v1/sessions/{id}/events",
+        "/v1/runs/{id}",
+        "/v1/runs/{id}/cancel",
+    ] {
+        assert!(paths.iter().any(|x| *x == p), "{p} not documented");
+    }
+    // And every documented path is routed (no 404 for its GET/POST with a made-up id).
+    for p in paths {
+        let uri = p.replace("{id}", "zz");
+        let (status, v) = f.call("GET", &uri, None).await;
+        assert!(
+            !(status == StatusCode::NOT_FOUND && v["error"]["message"].as_str().unwrap_or("").contains("route")),
+            "{p} is documented but not routed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_runs() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    f.call("POST", &format!("/v1/sessions/{id}/runs?wait=true"), Some(json!({"runs": [{}, {}]})))
+        .await;
+    let (status, text) = f.call("GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    assert!(text.contains("weft_runs_total{status=\"succeeded\"} 2"), "{text}");
+    assert!(text.contains("weft_runs_accepted_total 2"), "{text}");
+    assert!(text.contains("weft_node_duration_seconds_count 4"), "{text}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+    /// Random bodies and queries at every route never give a server error.
+    #[test]
+    fn random_input_never_gives_a_server_error(
+        route in 0usize..8,
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        json_body in proptest::prelude::any::<bool>(),
+        query in "[a-z_=&0-9]{0,20}",
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            let f = fixture().await;
+            let id = f.session(json!({})).await;
+            let routes = [
+                ("POST", "/v1/sessions".to_string()),
+                ("POST", format!("/v1/sessions/{id}/runs")),
+                ("GET", format!("/v1/sessions/{id}/runs")),
+                ("DELETE", format!("/v1/sessions/{id}")),
+                ("POST", format!("/v1/sessions/{id}/heartbeat")),
+                ("GET", "/v1/sessions".to_string()),
+                ("POST", "/v1/runs/x/cancel".to_string()),
+                ("GET", "/v1/runs/x".to_string()),
+            ];
+            let (method, uri) = &routes[route];
+            let body = if json_body {
+                // Random JSON-ish structure built from the bytes.
+                let fields = ["runs", "spec", "sweep", "retries", "key", "max_concurrency", "idle_ttl_s", "project"];
+                let mut m = serde_json::Map::new();
+                for chunk in body.chunks(3) {
+                    let k = fields[chunk[0] as usize % fields.len()];
+                    let v = match chunk.get(1).copied().unwrap_or(0) % 6 {
+                        0 => json!(chunk.get(2).copied().unwrap_or(0)),
+                        1 => json!("x"),
+                        2 => json!([{}]),
+                        3 => json!(null),
+                        4 => json!([chunk.get(2).copied().unwrap_or(0).to_string()]),
+                        _ => json!({"runtime_params": {"start": chunk.get(2).copied().unwrap_or(0)}}),
+                    };
+                    m.insert(k.into(), v);
+                }
+                Value::Object(m).to_string()
+            } else {
+                String::from_utf8_lossy(&body).into_owned()
+            };
+            let uri = if query.is_empty() { uri.clone() } else { format!("{uri}?{query}") };
+            let (status, v) = f.call_with(method, &uri, Some(body), &[]).await;
+            assert!(!status.is_server_error(), "{method} {uri}: {status} {v}");
+        });
+    }
+}
