@@ -64,6 +64,7 @@
 mod blocking;
 mod error;
 mod model;
+mod queue;
 pub mod report;
 mod store;
 mod writer;
@@ -72,5 +73,8 @@ pub use blocking::BlockingStore;
 pub use error::{Fault, StoreError};
 pub use model::{
     NodeTiming, RunErrorRecord, RunFilter, RunRecord, RunStatus, SessionRecord, metrics_from_json,
+};
+pub use queue::{
+    Claimed, Enqueued, ExpiredLease, NOT_LIVE_STATES, QueueCounts, QueueItem, ServerSessionRecord,
 };
 pub use store::{SCHEMA_VERSION, Store, current_owner};

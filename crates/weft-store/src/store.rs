@@ -21,17 +21,18 @@ use crate::writer::{self, Arg, ConnectTo, Job, bind_args, sqlite_sql};
 use crate::{NodeTiming, RunFilter, RunRecord, RunStatus, SessionRecord, StoreError};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Versioned migrations: entry `i` upgrades the schema to version `i + 1`.
-const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE weft_sessions (
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE weft_sessions (
         session_id TEXT PRIMARY KEY,
         created_us BIGINT NOT NULL,
         record TEXT NOT NULL
     )",
-    "CREATE INDEX weft_sessions_created ON weft_sessions (created_us)",
-    "CREATE TABLE weft_runs (
+        "CREATE INDEX weft_sessions_created ON weft_sessions (created_us)",
+        "CREATE TABLE weft_runs (
         run_id TEXT PRIMARY KEY,
         session_id TEXT NOT NULL,
         status TEXT NOT NULL,
@@ -39,9 +40,45 @@ const MIGRATIONS: &[&[&str]] = &[&[
         start_us BIGINT,
         record TEXT NOT NULL
     )",
-    "CREATE INDEX weft_runs_session ON weft_runs (session_id)",
-    "CREATE INDEX weft_runs_status ON weft_runs (status)",
-]];
+        "CREATE INDEX weft_runs_session ON weft_runs (session_id)",
+        "CREATE INDEX weft_runs_status ON weft_runs (status)",
+    ],
+    &[
+        // 2: the durable run queue and the sessions of `weft serve` (crate::queue).
+        "CREATE TABLE weft_server_sessions (
+        session_id TEXT PRIMARY KEY,
+        session_key TEXT,
+        live BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        created_us BIGINT NOT NULL,
+        heartbeat_us BIGINT NOT NULL,
+        record TEXT NOT NULL
+    )",
+        "CREATE UNIQUE INDEX weft_server_sessions_key ON weft_server_sessions (session_key) WHERE live = 1",
+        "CREATE INDEX weft_server_sessions_live ON weft_server_sessions (live, created_us)",
+        "CREATE TABLE weft_queue (
+        run_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        lease_owner TEXT,
+        lease_expires_us BIGINT,
+        attempt BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        enqueued_us BIGINT NOT NULL
+    )",
+        "CREATE INDEX weft_queue_session ON weft_queue (session_id, state, seq)",
+        "CREATE INDEX weft_queue_seq ON weft_queue (seq)",
+        "CREATE INDEX weft_queue_lease ON weft_queue (state, lease_expires_us)",
+        "CREATE TABLE weft_idempotency (
+        session_id TEXT NOT NULL,
+        idem_key TEXT NOT NULL,
+        run_ids TEXT NOT NULL,
+        PRIMARY KEY (session_id, idem_key)
+    )",
+    ],
+];
 
 #[derive(Clone)]
 enum Backend {
@@ -407,6 +444,58 @@ impl Store {
         Ok(())
     }
 
+    /// The PostgreSQL pool (queue transactions run there), `None` on SQLite.
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres(p) => Some(p),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    pub(crate) fn writer_handle(&self) -> &writer::Handle {
+        &self.writer
+    }
+
+    pub(crate) fn closed_error(&self) -> StoreError {
+        StoreError::Closed {
+            target: self.target.clone(),
+        }
+    }
+
+    /// Waits for this handle's queued deferred writes (if any).
+    pub(crate) async fn settle_writes(&self) -> Result<(), StoreError> {
+        self.settle().await
+    }
+
+    /// Decoded `record` columns of a read (after this handle's deferred
+    /// writes).
+    pub(crate) async fn read_records<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        ctx: String,
+    ) -> Result<Vec<T>, StoreError> {
+        self.list_records(sql, args, ctx).await
+    }
+
+    /// `(state, n)` text and integer columns of a read.
+    pub(crate) async fn read_rows(
+        &self,
+        sql: &'static str,
+        args: &[Arg<'_>],
+        ctx: String,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.settle().await?;
+        Ok(on_backend!(self, sql, |q, pool| bind_args!(q, args)
+            .fetch_all(pool)
+            .await
+            .and_then(|rows| rows
+                .into_iter()
+                .map(|r| Ok((r.try_get::<String, _>("state")?, r.try_get::<i64, _>("n")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>())
+            .map_err(db_err!(self, ctx))?))
+    }
+
     fn classify(&self, e: sqlx::Error, context: &str) -> StoreError {
         classify(
             &self.target,
@@ -701,13 +790,18 @@ impl Store {
     /// process on this host is gone (a crash or `kill -9`); runs owned by
     /// other hosts are left alone. An interrupted run keeps the time of its
     /// last recorded progress (`updated_at`) as its end time, and the node
-    /// timings recorded so far. Returns their ids. Called by
-    /// [`Store::open`].
+    /// timings recorded so far. Runs in the service queue
+    /// ([`Store::enqueue`]) are left alone: queued ones wait for the next
+    /// server, leased ones are [`Store::expire_leases`]'s. Returns their
+    /// ids. Called by [`Store::open`].
     pub async fn mark_orphans_interrupted(&self) -> Result<Vec<String>, StoreError> {
         let host = hostname();
         let rows: Vec<(String, Option<String>)> = on_backend!(
             self,
-            "SELECT run_id, owner FROM weft_runs WHERE status IN ('running', 'queued')",
+            // Runs in the service queue wait for the next server (queued)
+            // or for `expire_leases` (leased): not orphans.
+            "SELECT run_id, owner FROM weft_runs WHERE status IN ('running', 'queued')
+             AND run_id NOT IN (SELECT run_id FROM weft_queue WHERE state <> 'done')",
             |q, pool| q
                 .fetch_all(pool)
                 .await

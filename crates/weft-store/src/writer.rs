@@ -94,13 +94,76 @@ pub(crate) enum ConnectTo {
     Postgres(PgConnectOptions),
 }
 
-enum Conn {
+/// A connection of either backend: the writer's own, or one taken from
+/// the PostgreSQL read pool for a queue transaction ([`crate::queue`]).
+pub(crate) enum Conn {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    PgPooled(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// The type of a column [`Conn::fetch_rows`] decodes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Col {
+    Str,
+    I64,
+}
+
+/// A decoded column value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Val {
+    Null,
+    Str(String),
+    I64(i64),
+}
+
+impl Val {
+    /// The text, or empty for anything else.
+    pub(crate) fn into_string(self) -> String {
+        match self {
+            Val::Str(s) => s,
+            _ => String::new(),
+        }
+    }
+
+    /// The text, or `None` for anything else.
+    pub(crate) fn into_opt_string(self) -> Option<String> {
+        match self {
+            Val::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The integer, or 0 for anything else.
+    pub(crate) fn i64(&self) -> i64 {
+        match self {
+            Val::I64(i) => *i,
+            _ => 0,
+        }
+    }
+}
+
+/// Decodes `cols` of a row of either backend.
+macro_rules! decode_row {
+    ($row:expr, $cols:expr) => {{
+        let row = $row;
+        let mut out = Vec::with_capacity($cols.len());
+        for (i, c) in $cols.iter().enumerate() {
+            out.push(match c {
+                Col::Str => row.try_get::<Option<String>, _>(i)?.map_or(Val::Null, Val::Str),
+                Col::I64 => row.try_get::<Option<i64>, _>(i)?.map_or(Val::Null, Val::I64),
+            });
+        }
+        out
+    }};
 }
 
 impl Conn {
-    async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self, Conn::Sqlite(_))
+    }
+
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         match self {
             Conn::Sqlite(c) => {
                 let sql = sqlite_sql(sql);
@@ -110,6 +173,49 @@ impl Conn {
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 Ok(q.execute(&mut *c).await?.rows_affected())
+            }
+            Conn::PgPooled(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                Ok(q.execute(&mut **c).await?.rows_affected())
+            }
+        }
+    }
+
+    /// Every row, its columns decoded as `cols` say.
+    pub(crate) async fn fetch_rows(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        cols: &[Col],
+    ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
+        match self {
+            Conn::Sqlite(c) => {
+                let sql = sqlite_sql(sql);
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
+                let rows = q.fetch_all(&mut *c).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(decode_row!(r, cols));
+                }
+                Ok(out)
+            }
+            Conn::Postgres(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                let rows = q.fetch_all(&mut *c).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(decode_row!(r, cols));
+                }
+                Ok(out)
+            }
+            Conn::PgPooled(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                let rows = q.fetch_all(&mut **c).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(decode_row!(r, cols));
+                }
+                Ok(out)
             }
         }
     }
@@ -129,6 +235,14 @@ impl Conn {
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 q.fetch_all(&mut *c)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect()
+            }
+            Conn::PgPooled(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                q.fetch_all(&mut **c)
                     .await?
                     .iter()
                     .map(|r| r.try_get::<String, _>(0))
@@ -155,22 +269,30 @@ impl Conn {
                     .map(|r| r.try_get::<String, _>(0))
                     .transpose()
             }
+            Conn::PgPooled(c) => {
+                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
+                q.fetch_optional(&mut **c)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()
+            }
         }
     }
 
-    async fn raw(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn raw(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         match self {
             Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
             Conn::Postgres(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
+            Conn::PgPooled(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ()),
         }
     }
 
-    async fn begin(&mut self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn begin(&mut self) -> Result<(), sqlx::Error> {
         match self {
             // Take the write lock up front: a deferred transaction that
             // reads first could not upgrade under contention.
             Conn::Sqlite(_) => self.raw("BEGIN IMMEDIATE").await,
-            Conn::Postgres(_) => self.raw("BEGIN").await,
+            Conn::Postgres(_) | Conn::PgPooled(_) => self.raw("BEGIN").await,
         }
     }
 }
@@ -204,6 +326,21 @@ pub(crate) enum Job {
         at: Timestamp,
         reply: Reply,
     },
+    /// A queue or server-session operation ([`crate::queue`]), applied in
+    /// the group's transaction under a savepoint (a refusal undoes only
+    /// its own writes); its output is left in `out` before `reply` is
+    /// answered, after the commit.
+    Queue {
+        op: Box<crate::queue::Op>,
+        out: crate::queue::OutSlot,
+        reply: Reply,
+    },
+    /// Drop these runs from the cache of running records: their rows were
+    /// changed by a queue transaction outside the writer (PostgreSQL).
+    /// Applied in order with the other jobs; nobody waits for it.
+    Forget {
+        run_ids: Vec<String>,
+    },
     /// Answered once everything sent before it is committed; with
     /// `take_errors`, answers with the deferred failures since the last
     /// such flush.
@@ -218,8 +355,19 @@ pub(crate) enum Job {
 }
 
 impl Job {
+    /// Whether the job counts as waited for: it is committed without
+    /// lingering and is not a pending deferred write ([`Job::Forget`]
+    /// writes nothing, so it never makes reads wait).
     fn waited_for(&self) -> bool {
         !matches!(self, Job::Update { reply: None, .. } | Job::Progress { .. })
+    }
+
+    /// Whether the job writes nothing.
+    fn is_noop(&self) -> bool {
+        matches!(
+            self,
+            Job::Flush { .. } | Job::Shutdown { .. } | Job::Forget { .. }
+        )
     }
 }
 
@@ -450,6 +598,7 @@ fn writer_thread(
             Conn::Postgres(c) => {
                 let _ = c.close().await;
             }
+            Conn::PgPooled(c) => drop(c),
         }
     });
 }
@@ -559,14 +708,16 @@ impl Writer {
     ) -> Result<(), (StoreError, Vec<Reply>)> {
         let mut runs: Vec<(String, PendingRun)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        if group
-            .iter()
-            .all(|j| matches!(j, Job::Flush { .. } | Job::Shutdown { .. }))
-        {
+        if group.iter().all(Job::is_noop) {
             for job in group {
                 match job {
                     Job::Flush { take_errors, reply } => flushes.push((take_errors, reply)),
                     Job::Shutdown { reply } => flushes.push((true, reply)),
+                    Job::Forget { run_ids } => {
+                        for id in run_ids {
+                            self.cache.remove(&id);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -574,10 +725,7 @@ impl Writer {
         }
         // One write that is one statement needs no transaction (saves two
         // round trips for callers that wait).
-        let writes: Vec<&Job> = group
-            .iter()
-            .filter(|j| !matches!(j, Job::Flush { .. } | Job::Shutdown { .. }))
-            .collect();
+        let writes: Vec<&Job> = group.iter().filter(|j| !j.is_noop()).collect();
         let autocommit = matches!(
             writes.as_slice(),
             [Job::Update { .. } | Job::CreateSession { .. }]
@@ -696,6 +844,40 @@ impl Writer {
                         done.push((reply, result.unwrap_or_else(Err)));
                         if let Some(e) = failed {
                             return Err(e);
+                        }
+                    }
+                    Job::Queue { op, out, reply } => {
+                        // Earlier updates of the group first: the
+                        // operation reads and writes the same rows.
+                        if let Err(e) = self
+                            .write_runs(&mut runs, &mut index, done, failed_deferred)
+                            .await
+                        {
+                            done.push((reply, Err(e.clone())));
+                            return Err(e);
+                        }
+                        let result =
+                            crate::queue::apply_in_savepoint(&mut self.conn, &self.target, &op).await;
+                        match result {
+                            Ok(Ok(output)) => {
+                                for run_id in output.touched() {
+                                    self.cache.remove(run_id);
+                                }
+                                *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(output);
+                                done.push((reply, Ok(())));
+                            }
+                            Ok(Err(refused)) => done.push((reply, Err(refused))),
+                            Err(e) => {
+                                done.push((reply, Err(e.clone())));
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Job::Forget { run_ids } => {
+                        for id in run_ids {
+                            self.cache.remove(&id);
+                            // A pending chain of this run was queued before
+                            // the queue transaction: it stays as it is.
                         }
                     }
                     Job::Flush { take_errors, reply } => flushes.push((take_errors, reply)),
@@ -1024,10 +1206,11 @@ fn take_waiters(jobs: Vec<Job>) -> Vec<Reply> {
             Job::Insert { reply, .. }
             | Job::CreateSession { reply, .. }
             | Job::CloseSession { reply, .. }
+            | Job::Queue { reply, .. }
             | Job::Flush { reply, .. }
             | Job::Shutdown { reply } => Some(reply),
             Job::Update { reply, .. } => reply,
-            Job::Progress { .. } => None,
+            Job::Progress { .. } | Job::Forget { .. } => None,
         })
         .collect()
 }

@@ -1,0 +1,1280 @@
+//! The durable run queue of `weft serve` and its sessions.
+//!
+//! Three tables (schema version 2):
+//!
+//! * `weft_server_sessions`: one row per server session, with its key and
+//!   whether it is live; a UNIQUE partial index on `session_key WHERE live
+//!   = 1` makes reuse-or-reserve by key atomic across processes.
+//! * `weft_queue`: one row per dispatched run: `queued` → `leased` (to an
+//!   owner until a time) → `done`, FIFO within a session by `seq`. A lease
+//!   that expires puts the run back to `queued` (same `seq`) while it has
+//!   attempts left.
+//! * `weft_idempotency`: the run ids a dispatch with an `Idempotency-Key`
+//!   created, per session.
+//!
+//! Every operation that changes rows is one transaction that also keeps the
+//! run rows (`weft_runs`) in step: a run is `queued` while its queue row is
+//! queued, `running` while leased, and terminal once done. On SQLite the
+//! operations go through the store's writer (group commits: 64 concurrent
+//! [`Store::enqueue`] calls share a few commits); on PostgreSQL each is its
+//! own transaction on a pooled connection, with row locks (`FOR UPDATE
+//! SKIP LOCKED`) and a per-session advisory lock that keeps the
+//! concurrency count of [`Store::claim`] exact across processes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::writer::{Arg, Col, Conn, Val};
+use crate::{RunErrorRecord, RunRecord, RunStatus, Store, StoreError};
+
+/// Session states the store treats as not live (a key held by such a
+/// session is free again).
+pub const NOT_LIVE_STATES: [&str; 4] = ["closed", "expired", "aborted", "failed"];
+
+/// A session of `weft serve` (not the same table as
+/// [`crate::SessionRecord`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerSessionRecord {
+    /// Session id.
+    pub session_id: String,
+    /// The reuse key: at most one live session holds a key.
+    pub key: Option<String>,
+    /// The project folder.
+    pub project_path: String,
+    /// The configuration environment.
+    pub env: Option<String>,
+    /// The server's state machine name; `closed`, `expired`, `aborted` and
+    /// `failed` are not live ([`NOT_LIVE_STATES`]).
+    pub state: String,
+    /// Why it ended, e.g. `{"code": "idle_timeout"}`.
+    pub reason: Option<serde_json::Value>,
+    /// Idle time after which it expires, in seconds.
+    pub idle_ttl_s: u64,
+    /// At most this many of its runs run at once.
+    pub max_concurrency: u32,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Its last heartbeat.
+    pub heartbeat_at: Timestamp,
+    /// When it was closed.
+    pub closed_at: Option<Timestamp>,
+    /// Server-owned JSON (pending input and the like).
+    pub extra: serde_json::Value,
+}
+
+impl ServerSessionRecord {
+    /// Whether the store counts it as live (its key taken).
+    pub fn is_live(&self) -> bool {
+        !NOT_LIVE_STATES.contains(&self.state.as_str())
+    }
+}
+
+/// One run to enqueue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueItem {
+    /// Its run row; recorded with status `queued` and the session of the
+    /// [`Store::enqueue`] call whatever these fields say.
+    pub run: RunRecord,
+    /// The run spec the worker gets back from [`Store::claim`].
+    pub spec: serde_json::Value,
+    /// Claims allowed before an expired lease makes it `interrupted` for
+    /// good (at least 1).
+    pub max_attempts: u32,
+}
+
+/// What [`Store::enqueue`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The run ids, in the order of the items (of the first call when
+    /// replayed).
+    pub run_ids: Vec<String>,
+    /// The idempotency key was seen before: nothing was written.
+    pub replayed: bool,
+}
+
+/// A run leased by [`Store::claim`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claimed {
+    /// The run.
+    pub run_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// Its spec, as enqueued.
+    pub spec: serde_json::Value,
+    /// This claim's attempt number (1 for the first).
+    pub attempt: u32,
+}
+
+/// A lease [`Store::expire_leases`] found expired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiredLease {
+    /// The run.
+    pub run_id: String,
+    /// Its session.
+    pub session_id: String,
+    /// Put back to `queued` (attempts left); otherwise it is `interrupted`
+    /// for good.
+    pub requeued: bool,
+}
+
+/// Queue depth of one session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Runs waiting.
+    pub queued: u64,
+    /// Runs leased (running).
+    pub leased: u64,
+}
+
+/// A queue operation, applied in one transaction.
+pub(crate) enum Op {
+    CreateOrReuse(Box<ServerSessionRecord>),
+    UpdateSession(Box<ServerSessionRecord>),
+    Enqueue {
+        session_id: String,
+        items: Vec<(RunRecord, String, u32)>,
+        key: Option<String>,
+        now: Timestamp,
+    },
+    Claim {
+        session_id: String,
+        owner: String,
+        max: u32,
+        max_concurrency: u32,
+        lease: Duration,
+        now: Timestamp,
+    },
+    Renew {
+        owner: String,
+        run_ids: Vec<String>,
+        lease: Duration,
+        now: Timestamp,
+    },
+    Complete {
+        owner: String,
+        record: Box<RunRecord>,
+        now: Timestamp,
+    },
+    CancelQueued {
+        run_id: String,
+        now: Timestamp,
+    },
+    CancelSession {
+        session_id: String,
+        now: Timestamp,
+    },
+    Expire {
+        now: Timestamp,
+        wall: Timestamp,
+    },
+    Release {
+        owner: String,
+        now: Timestamp,
+    },
+}
+
+/// What an [`Op`] produced.
+pub(crate) enum Output {
+    Session(Box<ServerSessionRecord>, bool),
+    Unit,
+    Enqueued(Enqueued),
+    Claimed(Vec<Claimed>),
+    /// Lost leases (renew) or cancelled runs.
+    Ids(Vec<String>, Vec<String>),
+    Done(bool, Vec<String>),
+    Expired(Vec<ExpiredLease>),
+    Count(u64, Vec<String>),
+}
+
+impl Output {
+    /// Run ids whose run row changed (the writer drops them from its
+    /// cache of running records).
+    pub(crate) fn touched(&self) -> Vec<&str> {
+        match self {
+            Output::Ids(_, touched) | Output::Done(_, touched) | Output::Count(_, touched) => {
+                touched.iter().map(String::as_str).collect()
+            }
+            Output::Claimed(c) => c.iter().map(|c| c.run_id.as_str()).collect(),
+            Output::Expired(e) => e.iter().map(|e| e.run_id.as_str()).collect(),
+            Output::Session(..) | Output::Unit | Output::Enqueued(_) => vec![],
+        }
+    }
+}
+
+/// Where the writer leaves an operation's output.
+pub(crate) type OutSlot = Arc<Mutex<Option<Output>>>;
+
+/// Outer error: the database failed (the transaction is lost); inner: the
+/// operation was refused (nothing it wrote is kept).
+type Outcome = Result<Result<Output, StoreError>, StoreError>;
+
+/// Applies `op` inside the writer's group transaction. Only an enqueue can
+/// be refused after writing; it runs under a savepoint.
+pub(crate) async fn apply_in_savepoint(conn: &mut Conn, target: &str, op: &Op) -> Outcome {
+    let mut tx = Tx { conn, target };
+    if !matches!(op, Op::Enqueue { .. }) {
+        return tx.apply(op).await;
+    }
+    tx.raw("SAVEPOINT weft_queue", "enqueuing").await?;
+    let result = tx.apply(op).await?;
+    if result.is_err() {
+        tx.raw("ROLLBACK TO SAVEPOINT weft_queue", "enqueuing").await?;
+    }
+    tx.raw("RELEASE SAVEPOINT weft_queue", "enqueuing").await?;
+    Ok(result)
+}
+
+/// Applies `op` in its own transaction (PostgreSQL, pooled connection).
+pub(crate) async fn apply_in_transaction(conn: &mut Conn, target: &str, op: &Op) -> Outcome {
+    let mut tx = Tx { conn, target };
+    tx.conn
+        .begin()
+        .await
+        .map_err(|e| tx.db_err(e, "starting a queue transaction"))?;
+    let result = tx.apply(op).await;
+    match result {
+        Ok(Ok(out)) => {
+            tx.raw("COMMIT", "committing a queue transaction").await?;
+            Ok(Ok(out))
+        }
+        Ok(Err(refused)) => {
+            tx.raw("ROLLBACK", "rolling back a queue transaction").await?;
+            Ok(Err(refused))
+        }
+        Err(e) => {
+            let _ = tx.conn.raw("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn duration_ms(start: Option<Timestamp>, end: Timestamp) -> Option<f64> {
+    start.map(|s| (end.as_microsecond() - s.as_microsecond()).max(0) as f64 / 1000.0)
+}
+
+/// Rows per multi-row insert.
+const CHUNK: usize = 256;
+
+struct Tx<'a> {
+    conn: &'a mut Conn,
+    target: &'a str,
+}
+
+impl Tx<'_> {
+    fn db_err(&self, e: sqlx::Error, ctx: &str) -> StoreError {
+        crate::store::classify(self.target, self.conn.is_sqlite(), e, ctx)
+    }
+
+    fn json_err(&self, e: serde_json::Error, ctx: &str) -> StoreError {
+        StoreError::Malformed {
+            target: self.target.to_string(),
+            context: ctx.to_string(),
+            source: Arc::new(e),
+        }
+    }
+
+    fn pg(&self) -> bool {
+        !self.conn.is_sqlite()
+    }
+
+    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL.
+    fn skip_locked(&self) -> &'static str {
+        if self.pg() { " FOR UPDATE SKIP LOCKED" } else { "" }
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL.
+    fn for_update(&self) -> &'static str {
+        if self.pg() { " FOR UPDATE" } else { "" }
+    }
+
+    async fn raw(&mut self, sql: &'static str, ctx: &str) -> Result<(), StoreError> {
+        let r = self.conn.raw(sql).await;
+        r.map_err(|e| self.db_err(e, ctx))
+    }
+
+    async fn exec(&mut self, sql: &str, args: &[Arg<'_>], ctx: &str) -> Result<u64, StoreError> {
+        let r = self.conn.execute(sql, args).await;
+        r.map_err(|e| self.db_err(e, ctx))
+    }
+
+    async fn rows(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        cols: &[Col],
+        ctx: &str,
+    ) -> Result<Vec<Vec<Val>>, StoreError> {
+        let r = self.conn.fetch_rows(sql, args, cols).await;
+        r.map_err(|e| self.db_err(e, ctx))
+    }
+
+    async fn text(&mut self, sql: &str, args: &[Arg<'_>], ctx: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .rows(sql, args, &[Col::Str], ctx)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|mut r| r.pop())
+            .and_then(Val::into_opt_string))
+    }
+
+    async fn int(&mut self, sql: &str, args: &[Arg<'_>], ctx: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .rows(sql, args, &[Col::I64], ctx)
+            .await?
+            .first()
+            .and_then(|r| r.first())
+            .map_or(0, Val::i64))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, text: &str, ctx: &str) -> Result<T, StoreError> {
+        serde_json::from_str(text).map_err(|e| self.json_err(e, ctx))
+    }
+
+    fn encode<T: Serialize>(&self, v: &T, ctx: &str) -> Result<String, StoreError> {
+        serde_json::to_string(v).map_err(|e| self.json_err(e, ctx))
+    }
+
+    async fn run_record(&mut self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let ctx = format!("reading run {run_id}");
+        let sql = format!(
+            "SELECT record FROM weft_runs WHERE run_id = $1{}",
+            self.for_update()
+        );
+        match self.text(&sql, &[Arg::Str(run_id)], &ctx).await? {
+            Some(t) => self.decode(&t, &ctx).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces a run row (the caller checked the transition).
+    async fn write_run(&mut self, r: &RunRecord) -> Result<(), StoreError> {
+        let ctx = format!("updating run {}", r.run_id);
+        let record = self.encode(r, &ctx)?;
+        self.exec(
+            "UPDATE weft_runs SET status = $1, owner = $2, start_us = $3, record = $4 WHERE run_id = $5",
+            &[
+                Arg::Str(r.status.as_str()),
+                Arg::OptStr(r.owner.as_deref()),
+                Arg::OptI64(r.start_time.map(|t| t.as_microsecond())),
+                Arg::Str(&record),
+                Arg::Str(&r.run_id),
+            ],
+            &ctx,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn set_queue_state(&mut self, run_id: &str, state: &str, ctx: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE weft_queue SET state = $1, lease_owner = NULL, lease_expires_us = NULL WHERE run_id = $2",
+            &[Arg::Str(state), Arg::Str(run_id)],
+            ctx,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn apply(&mut self, op: &Op) -> Outcome {
+        match op {
+            Op::CreateOrReuse(rec) => self.create_or_reuse(rec).await,
+            Op::UpdateSession(rec) => self.update_session(rec).await,
+            Op::Enqueue {
+                session_id,
+                items,
+                key,
+                now,
+            } => self.enqueue(session_id, items, key.as_deref(), *now).await,
+            Op::Claim {
+                session_id,
+                owner,
+                max,
+                max_concurrency,
+                lease,
+                now,
+            } => {
+                self.claim(session_id, owner, *max, *max_concurrency, *lease, *now)
+                    .await
+            }
+            Op::Renew {
+                owner,
+                run_ids,
+                lease,
+                now,
+            } => self.renew(owner, run_ids, *lease, *now).await,
+            Op::Complete { owner, record, now } => self.complete(owner, record, *now).await,
+            Op::CancelQueued { run_id, now } => {
+                let sql = format!(
+                    "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state = 'queued'{}",
+                    self.for_update()
+                );
+                let ctx = format!("cancelling run {run_id}");
+                if self.text(&sql, &[Arg::Str(run_id)], &ctx).await?.is_none() {
+                    return Ok(Ok(Output::Done(false, vec![])));
+                }
+                self.cancel_one(run_id, *now).await?;
+                Ok(Ok(Output::Done(true, vec![run_id.clone()])))
+            }
+            Op::CancelSession { session_id, now } => {
+                let sql = format!(
+                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq, run_id{}",
+                    self.skip_locked()
+                );
+                let ctx = format!("cancelling the queue of session {session_id}");
+                let ids: Vec<String> = self
+                    .rows(&sql, &[Arg::Str(session_id)], &[Col::Str], &ctx)
+                    .await?
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().and_then(Val::into_opt_string))
+                    .collect();
+                for id in &ids {
+                    self.cancel_one(id, *now).await?;
+                }
+                Ok(Ok(Output::Ids(ids.clone(), ids)))
+            }
+            Op::Expire { now, wall } => self.expire(*now, *wall).await,
+            Op::Release { owner, now } => self.release(owner, *now).await,
+        }
+    }
+
+    async fn session_by_key(
+        &mut self,
+        key: &str,
+        ctx: &str,
+    ) -> Result<Option<ServerSessionRecord>, StoreError> {
+        let found = self
+            .text(
+                "SELECT record FROM weft_server_sessions WHERE session_key = $1 AND live = 1",
+                &[Arg::Str(key)],
+                ctx,
+            )
+            .await?;
+        found.map(|t| self.decode(&t, ctx)).transpose()
+    }
+
+    async fn create_or_reuse(&mut self, rec: &ServerSessionRecord) -> Outcome {
+        let ctx = format!("creating server session {}", rec.session_id);
+        let live = rec.is_live();
+        let key = rec.key.as_deref().filter(|_| live);
+        if let Some(key) = key
+            && let Some(found) = self.session_by_key(key, &ctx).await?
+        {
+            return Ok(Ok(Output::Session(Box::new(found), false)));
+        }
+        let record = self.encode(rec, &ctx)?;
+        let inserted = self
+            .exec(
+                "INSERT INTO weft_server_sessions
+                   (session_id, session_key, live, state, created_us, heartbeat_us, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    Arg::Str(&rec.session_id),
+                    Arg::OptStr(rec.key.as_deref()),
+                    Arg::I64(i64::from(live)),
+                    Arg::Str(&rec.state),
+                    Arg::I64(rec.created_at.as_microsecond()),
+                    Arg::I64(rec.heartbeat_at.as_microsecond()),
+                    Arg::Str(&record),
+                ],
+                &ctx,
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(Ok(Output::Session(Box::new(rec.clone()), true)));
+        }
+        // Another process took the key meanwhile (PostgreSQL: its insert
+        // committed while ours waited), or the id exists.
+        if let Some(key) = key
+            && let Some(found) = self.session_by_key(key, &ctx).await?
+        {
+            return Ok(Ok(Output::Session(Box::new(found), false)));
+        }
+        Ok(Err(StoreError::DuplicateSession {
+            session_id: rec.session_id.clone(),
+            target: self.target.to_string(),
+        }))
+    }
+
+    async fn update_session(&mut self, rec: &ServerSessionRecord) -> Outcome {
+        let ctx = format!("updating server session {}", rec.session_id);
+        let record = self.encode(rec, &ctx)?;
+        let updated = self
+            .exec(
+                "UPDATE weft_server_sessions SET session_key = $1, live = $2, state = $3,
+                   created_us = $4, heartbeat_us = $5, record = $6 WHERE session_id = $7",
+                &[
+                    Arg::OptStr(rec.key.as_deref()),
+                    Arg::I64(i64::from(rec.is_live())),
+                    Arg::Str(&rec.state),
+                    Arg::I64(rec.created_at.as_microsecond()),
+                    Arg::I64(rec.heartbeat_at.as_microsecond()),
+                    Arg::Str(&record),
+                    Arg::Str(&rec.session_id),
+                ],
+                &ctx,
+            )
+            .await?;
+        if updated == 0 {
+            return Ok(Err(StoreError::SessionNotFound {
+                session_id: rec.session_id.clone(),
+                target: self.target.to_string(),
+            }));
+        }
+        Ok(Ok(Output::Unit))
+    }
+
+    async fn replayed(
+        &mut self,
+        session_id: &str,
+        key: &str,
+        ctx: &str,
+    ) -> Result<Option<Enqueued>, StoreError> {
+        let found = self
+            .text(
+                "SELECT run_ids FROM weft_idempotency WHERE session_id = $1 AND idem_key = $2",
+                &[Arg::Str(session_id), Arg::Str(key)],
+                ctx,
+            )
+            .await?;
+        match found {
+            Some(t) => Ok(Some(Enqueued {
+                run_ids: self.decode(&t, ctx)?,
+                replayed: true,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn enqueue(
+        &mut self,
+        session_id: &str,
+        items: &[(RunRecord, String, u32)],
+        key: Option<&str>,
+        now: Timestamp,
+    ) -> Outcome {
+        let ctx = match items {
+            [(r, ..)] => format!("enqueuing run {} in session {session_id}", r.run_id),
+            _ => format!("enqueuing {} runs in session {session_id}", items.len()),
+        };
+        if let Some(key) = key
+            && let Some(found) = self.replayed(session_id, key, &ctx).await?
+        {
+            return Ok(Ok(Output::Enqueued(found)));
+        }
+        let duplicate = |run_id: &str| StoreError::DuplicateRun {
+            run_id: run_id.to_string(),
+            target: self.target.to_string(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        if let Some((r, ..)) = items.iter().find(|(r, ..)| !seen.insert(r.run_id.as_str())) {
+            return Ok(Err(duplicate(&r.run_id)));
+        }
+        let run_ids: Vec<String> = items.iter().map(|(r, ..)| r.run_id.clone()).collect();
+        if let Some(key) = key {
+            let ids = self.encode(&run_ids, &ctx)?;
+            let inserted = self
+                .exec(
+                    "INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[Arg::Str(session_id), Arg::Str(key), Arg::Str(&ids)],
+                    &ctx,
+                )
+                .await?;
+            if inserted == 0 {
+                // A concurrent dispatch with the key committed first.
+                if let Some(found) = self.replayed(session_id, key, &ctx).await? {
+                    return Ok(Ok(Output::Enqueued(found)));
+                }
+            }
+        }
+        let records = items
+            .iter()
+            .map(|(r, ..)| {
+                let r = RunRecord {
+                    session_id: session_id.to_string(),
+                    status: RunStatus::Queued,
+                    updated_at: Some(now),
+                    ..r.clone()
+                };
+                self.encode(&r, &ctx).map(|t| (r, t))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut inserted = 0;
+        for chunk in records.chunks(CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES ",
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 5);
+            for (i, (r, text)) in chunk.iter().enumerate() {
+                let b = i * 5;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 'queued', ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+                args.extend([
+                    Arg::Str(&r.run_id),
+                    Arg::Str(session_id),
+                    Arg::OptStr(r.owner.as_deref()),
+                    Arg::OptI64(r.start_time.map(|t| t.as_microsecond())),
+                    Arg::Str(text),
+                ]);
+            }
+            sql.push_str(" ON CONFLICT (run_id) DO NOTHING");
+            inserted += self.exec(&sql, &args, &ctx).await?;
+        }
+        if inserted != records.len() as u64 {
+            // Name the first id recorded before this call: its stored
+            // record is not the one just written.
+            for (r, ours) in &records {
+                let stored = self
+                    .text(
+                        "SELECT record FROM weft_runs WHERE run_id = $1",
+                        &[Arg::Str(&r.run_id)],
+                        &ctx,
+                    )
+                    .await?;
+                if stored.as_deref() != Some(ours.as_str()) {
+                    return Ok(Err(duplicate(&r.run_id)));
+                }
+            }
+            return Ok(Err(duplicate(&run_ids[0])));
+        }
+        let base = self
+            .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], &ctx)
+            .await?;
+        let enqueued_us = now.as_microsecond();
+        let specs: Vec<(&str, i64)> = items
+            .iter()
+            .map(|(_, spec, max)| (spec.as_str(), i64::from((*max).max(1))))
+            .collect();
+        for (c, (chunk, specs)) in run_ids.chunks(CHUNK).zip(specs.chunks(CHUNK)).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
+                   attempt, max_attempts, enqueued_us) VALUES ",
+            );
+            let seqs: Vec<i64> = (0..chunk.len())
+                .map(|i| base + 1 + (c * CHUNK + i) as i64)
+                .collect();
+            let mut args = Vec::with_capacity(chunk.len() * 6);
+            for (i, (id, (spec, max))) in chunk.iter().zip(specs).enumerate() {
+                let b = i * 6;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, 'queued', ${}, NULL, NULL, 0, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
+                args.extend([
+                    Arg::Str(id),
+                    Arg::Str(session_id),
+                    Arg::I64(seqs[i]),
+                    Arg::Str(spec),
+                    Arg::I64(*max),
+                    Arg::I64(enqueued_us),
+                ]);
+            }
+            self.exec(&sql, &args, &ctx).await?;
+        }
+        Ok(Ok(Output::Enqueued(Enqueued {
+            run_ids,
+            replayed: false,
+        })))
+    }
+
+    async fn claim(
+        &mut self,
+        session_id: &str,
+        owner: &str,
+        max: u32,
+        max_concurrency: u32,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Outcome {
+        let ctx = format!("claiming runs of session {session_id}");
+        if self.pg() {
+            // One claimer per session at a time, across processes: the
+            // leased count below stays exact.
+            self.exec(
+                "SELECT pg_advisory_xact_lock(7271831, hashtext($1))",
+                &[Arg::Str(session_id)],
+                &ctx,
+            )
+            .await?;
+        }
+        let leased = self
+            .int(
+                "SELECT COUNT(*) FROM weft_queue WHERE session_id = $1 AND state = 'leased'",
+                &[Arg::Str(session_id)],
+                &ctx,
+            )
+            .await?;
+        let room = i64::from(max_concurrency).saturating_sub(leased).max(0);
+        let take = room.min(i64::from(max));
+        if take == 0 {
+            return Ok(Ok(Output::Claimed(vec![])));
+        }
+        let sql = format!(
+            "SELECT run_id, spec, attempt FROM weft_queue WHERE session_id = $1 AND state = 'queued'
+             ORDER BY seq, run_id LIMIT $2{}",
+            self.skip_locked()
+        );
+        let rows = self
+            .rows(
+                &sql,
+                &[Arg::Str(session_id), Arg::I64(take)],
+                &[Col::Str, Col::Str, Col::I64],
+                &ctx,
+            )
+            .await?;
+        let expires = now.as_microsecond().saturating_add(micros(lease));
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut row = row.into_iter();
+            let (Some(run_id), Some(spec), Some(attempt)) = (row.next(), row.next(), row.next()) else {
+                continue;
+            };
+            let (run_id, spec, attempt) = (run_id.into_string(), spec.into_string(), attempt.i64() + 1);
+            let ctx = format!("claiming run {run_id}");
+            let record = self.run_record(&run_id).await?;
+            let Some(mut record) = record.filter(|r| {
+                RunStatus::can_transition(r.status, RunStatus::Running) && r.status == RunStatus::Queued
+            }) else {
+                // Its run row finished some other way: it will not run.
+                self.set_queue_state(&run_id, "done", &ctx).await?;
+                continue;
+            };
+            self.exec(
+                "UPDATE weft_queue SET state = 'leased', lease_owner = $1, lease_expires_us = $2,
+                   attempt = $3 WHERE run_id = $4",
+                &[
+                    Arg::Str(owner),
+                    Arg::I64(expires),
+                    Arg::I64(attempt),
+                    Arg::Str(&run_id),
+                ],
+                &ctx,
+            )
+            .await?;
+            record.status = RunStatus::Running;
+            record.owner = Some(owner.to_string());
+            record.attempts = u32::try_from(attempt).unwrap_or(u32::MAX);
+            record.start_time = Some(now);
+            record.end_time = None;
+            record.duration_ms = None;
+            record.error = None;
+            record.node_timings.clear();
+            record.updated_at = Some(now);
+            self.write_run(&record).await?;
+            let spec = self.decode(&spec, &ctx)?;
+            claimed.push(Claimed {
+                run_id,
+                session_id: session_id.to_string(),
+                spec,
+                attempt: record.attempts,
+            });
+        }
+        Ok(Ok(Output::Claimed(claimed)))
+    }
+
+    async fn renew(&mut self, owner: &str, run_ids: &[String], lease: Duration, now: Timestamp) -> Outcome {
+        let expires = now.as_microsecond().saturating_add(micros(lease));
+        let mut lost = Vec::new();
+        for id in run_ids {
+            let ctx = format!("renewing the lease of run {id}");
+            let n = self
+                .exec(
+                    "UPDATE weft_queue SET lease_expires_us = $1
+                     WHERE run_id = $2 AND state = 'leased' AND lease_owner = $3",
+                    &[Arg::I64(expires), Arg::Str(id), Arg::Str(owner)],
+                    &ctx,
+                )
+                .await?;
+            if n == 0 {
+                lost.push(id.clone());
+            }
+        }
+        Ok(Ok(Output::Ids(lost, vec![])))
+    }
+
+    async fn complete(&mut self, owner: &str, record: &RunRecord, now: Timestamp) -> Outcome {
+        let run_id = &record.run_id;
+        let ctx = format!("completing run {run_id}");
+        let sql = format!(
+            "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2{}",
+            self.for_update()
+        );
+        if self
+            .text(&sql, &[Arg::Str(run_id), Arg::Str(owner)], &ctx)
+            .await?
+            .is_none()
+        {
+            return Ok(Ok(Output::Done(false, vec![])));
+        }
+        let Some(stored) = self.run_record(run_id).await? else {
+            return Ok(Err(StoreError::RunNotFound {
+                run_id: run_id.clone(),
+                target: self.target.to_string(),
+            }));
+        };
+        if !record.status.is_terminal() || !RunStatus::can_transition(stored.status, record.status) {
+            return Ok(Err(StoreError::InvalidTransition {
+                run_id: run_id.clone(),
+                from: stored.status.to_string(),
+                to: record.status.to_string(),
+            }));
+        }
+        self.set_queue_state(run_id, "done", &ctx).await?;
+        let record = RunRecord {
+            updated_at: Some(now),
+            ..record.clone()
+        };
+        self.write_run(&record).await?;
+        Ok(Ok(Output::Done(true, vec![run_id.clone()])))
+    }
+
+    /// A queued run (its queue row locked by the caller) becomes done and
+    /// its run row `cancelled`.
+    async fn cancel_one(&mut self, run_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let ctx = format!("cancelling run {run_id}");
+        self.set_queue_state(run_id, "done", &ctx).await?;
+        if let Some(mut r) = self.run_record(run_id).await?
+            && RunStatus::can_transition(r.status, RunStatus::Cancelled)
+        {
+            r.status = RunStatus::Cancelled;
+            r.end_time = Some(now);
+            r.duration_ms = None;
+            r.owner = None;
+            r.updated_at = Some(now);
+            self.write_run(&r).await?;
+        }
+        Ok(())
+    }
+
+    async fn expire(&mut self, now: Timestamp, wall: Timestamp) -> Outcome {
+        let ctx = "expiring leases";
+        let sql = format!(
+            "SELECT run_id, session_id, attempt, max_attempts, lease_owner FROM weft_queue
+             WHERE state = 'leased' AND lease_expires_us <= $1 ORDER BY seq, run_id{}",
+            self.skip_locked()
+        );
+        let rows = self
+            .rows(
+                &sql,
+                &[Arg::I64(now.as_microsecond())],
+                &[Col::Str, Col::Str, Col::I64, Col::I64, Col::Str],
+                ctx,
+            )
+            .await?;
+        let mut expired = Vec::new();
+        for row in rows {
+            let mut row = row.into_iter();
+            let (Some(run_id), Some(session_id), Some(attempt), Some(max), Some(owner)) =
+                (row.next(), row.next(), row.next(), row.next(), row.next())
+            else {
+                continue;
+            };
+            let (run_id, session_id) = (run_id.into_string(), session_id.into_string());
+            let owner = owner.into_opt_string().unwrap_or_else(|| "?".into());
+            let ctx = format!("expiring the lease of run {run_id}");
+            let record = self.run_record(&run_id).await?;
+            let Some(mut r) = record.filter(|r| r.status == RunStatus::Running) else {
+                // Its run row finished some other way.
+                self.set_queue_state(&run_id, "done", &ctx).await?;
+                continue;
+            };
+            RunStatus::check_transition(&run_id, r.status, RunStatus::Interrupted)?;
+            r.status = RunStatus::Interrupted;
+            let died = r.updated_at.unwrap_or(wall);
+            r.end_time = Some(died);
+            r.duration_ms = duration_ms(r.start_time, died);
+            r.error = Some(RunErrorRecord {
+                kind: "interrupted".into(),
+                message: format!("its lease (held by {owner}, attempt {}) expired", attempt.i64()),
+                node: None,
+                causes: vec![],
+            });
+            let requeued = attempt.i64() < max.i64();
+            if requeued {
+                RunStatus::check_transition(&run_id, r.status, RunStatus::Queued)?;
+                r.status = RunStatus::Queued;
+                r.owner = None;
+                r.end_time = None;
+                r.duration_ms = None;
+                self.set_queue_state(&run_id, "queued", &ctx).await?;
+            } else {
+                self.set_queue_state(&run_id, "done", &ctx).await?;
+            }
+            r.updated_at = Some(wall);
+            self.write_run(&r).await?;
+            expired.push(ExpiredLease {
+                run_id,
+                session_id,
+                requeued,
+            });
+        }
+        Ok(Ok(Output::Expired(expired)))
+    }
+
+    async fn release(&mut self, owner: &str, now: Timestamp) -> Outcome {
+        let ctx = format!("releasing the leases of {owner}");
+        let sql = format!(
+            "SELECT run_id FROM weft_queue WHERE state = 'leased' AND lease_owner = $1 ORDER BY seq, run_id{}",
+            self.for_update()
+        );
+        let ids: Vec<String> = self
+            .rows(&sql, &[Arg::Str(owner)], &[Col::Str], &ctx)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().and_then(Val::into_opt_string))
+            .collect();
+        let mut released = 0;
+        let mut touched = Vec::new();
+        for id in ids {
+            let record = self.run_record(&id).await?;
+            let Some(mut r) = record.filter(|r| r.status == RunStatus::Running) else {
+                self.set_queue_state(&id, "done", &ctx).await?;
+                touched.push(id);
+                continue;
+            };
+            // running → interrupted → queued, each step checked.
+            RunStatus::check_transition(&id, r.status, RunStatus::Interrupted)?;
+            RunStatus::check_transition(&id, RunStatus::Interrupted, RunStatus::Queued)?;
+            self.exec(
+                "UPDATE weft_queue SET state = 'queued', lease_owner = NULL, lease_expires_us = NULL,
+                   attempt = CASE WHEN attempt > 0 THEN attempt - 1 ELSE 0 END WHERE run_id = $1",
+                &[Arg::Str(&id)],
+                &ctx,
+            )
+            .await?;
+            r.status = RunStatus::Queued;
+            r.owner = None;
+            r.attempts = r.attempts.saturating_sub(1);
+            r.updated_at = Some(now);
+            self.write_run(&r).await?;
+            released += 1;
+            touched.push(id);
+        }
+        Ok(Ok(Output::Count(released, touched)))
+    }
+}
+
+impl Store {
+    /// Runs `op` in one transaction: through the writer on SQLite, on a
+    /// pooled connection on PostgreSQL (retried on a deadlock or
+    /// serialization failure).
+    async fn queue_op(&self, op: Op) -> Result<Output, StoreError> {
+        match self.pg_pool() {
+            None => {
+                let slot: OutSlot = Arc::new(Mutex::new(None));
+                let out = slot.clone();
+                let op = Box::new(op);
+                self.writer_handle()
+                    .call(|reply| crate::writer::Job::Queue { op, out, reply })
+                    .await?;
+                let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                taken.ok_or_else(|| self.closed_error())
+            }
+            Some(pool) => {
+                self.settle_writes().await?;
+                let mut attempt = 0;
+                loop {
+                    let conn = pool.acquire().await.map_err(|e| {
+                        crate::store::classify(self.target(), false, e, "taking a connection")
+                    })?;
+                    let mut conn = Conn::PgPooled(conn);
+                    match apply_in_transaction(&mut conn, self.target(), &op).await {
+                        Ok(Ok(out)) => {
+                            let run_ids: Vec<String> =
+                                out.touched().into_iter().map(str::to_string).collect();
+                            if !run_ids.is_empty() {
+                                // This handle's writer may hold their old
+                                // running records for progress updates.
+                                self.writer_handle()
+                                    .post(crate::writer::Job::Forget { run_ids })?;
+                            }
+                            return Ok(out);
+                        }
+                        Ok(Err(refused)) => return Err(refused),
+                        Err(e) if attempt < 5 && retryable(&e) => attempt += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Atomic reuse-or-reserve: with a key and a live session holding it,
+    /// returns (that session, false); otherwise inserts `rec` and returns
+    /// (rec, true). N concurrent calls with one key (threads, or processes
+    /// sharing a PostgreSQL store) yield one session. A session id
+    /// recorded already is [`StoreError::DuplicateSession`].
+    pub async fn create_or_reuse_server_session(
+        &self,
+        rec: &ServerSessionRecord,
+    ) -> Result<(ServerSessionRecord, bool), StoreError> {
+        match self.queue_op(Op::CreateOrReuse(Box::new(rec.clone()))).await? {
+            Output::Session(s, created) => Ok((*s, created)),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Replaces a server session's record (state, heartbeat, reason, ...).
+    /// An unknown id is [`StoreError::SessionNotFound`]; a session that
+    /// leaves the live states frees its key.
+    pub async fn update_server_session(&self, rec: &ServerSessionRecord) -> Result<(), StoreError> {
+        self.queue_op(Op::UpdateSession(Box::new(rec.clone())))
+            .await
+            .map(|_| ())
+    }
+
+    /// One server session.
+    pub async fn get_server_session(&self, id: &str) -> Result<Option<ServerSessionRecord>, StoreError> {
+        Ok(self
+            .read_records(
+                "SELECT record FROM weft_server_sessions WHERE session_id = $1",
+                &[Arg::Str(id)],
+                format!("reading server session {id}"),
+            )
+            .await?
+            .pop())
+    }
+
+    /// Server sessions, oldest first; with `live_only`, those not in a
+    /// terminal state ([`NOT_LIVE_STATES`]).
+    pub async fn list_server_sessions(
+        &self,
+        live_only: bool,
+    ) -> Result<Vec<ServerSessionRecord>, StoreError> {
+        self.read_records(
+            "SELECT record FROM weft_server_sessions WHERE live >= $1 ORDER BY created_us, session_id",
+            &[Arg::I64(i64::from(live_only))],
+            "listing server sessions".into(),
+        )
+        .await
+    }
+
+    /// One transaction: the run rows (status `queued`), the queue rows
+    /// and, with a key, the idempotency row; committed (durable) before it
+    /// returns. A key seen before for this session returns the first
+    /// call's run ids with `replayed = true` and writes nothing. A
+    /// duplicate run id (recorded already, or twice in `items`) is
+    /// [`StoreError::DuplicateRun`] and writes nothing.
+    pub async fn enqueue(
+        &self,
+        session_id: &str,
+        items: &[QueueItem],
+        idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, StoreError> {
+        let mut encoded = Vec::with_capacity(items.len());
+        for item in items {
+            let ctx = format!("encoding the spec of run {}", item.run.run_id);
+            let spec = serde_json::to_string(&item.spec).map_err(|e| StoreError::Malformed {
+                target: self.target().to_string(),
+                context: ctx,
+                source: Arc::new(e),
+            })?;
+            encoded.push((item.run.clone(), spec, item.max_attempts));
+        }
+        let op = Op::Enqueue {
+            session_id: session_id.to_string(),
+            items: encoded,
+            key: idempotency_key.map(str::to_string),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Enqueued(e) => Ok(e),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Claims up to `max` queued runs of one session, FIFO, never more than
+    /// `max_concurrency` leased at once in that session (counting the
+    /// leases of every owner and process), each leased to `owner` until
+    /// now + `lease`. Their run rows become `running` with `owner` set,
+    /// the start time now, the attempt counted and the error and node
+    /// timings of an earlier attempt cleared.
+    pub async fn claim(
+        &self,
+        session_id: &str,
+        owner: &str,
+        max: u32,
+        max_concurrency: u32,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let op = Op::Claim {
+            session_id: session_id.to_string(),
+            owner: owner.to_string(),
+            max,
+            max_concurrency,
+            lease,
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Claimed(c) => Ok(c),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Extends the leases `owner` holds on these runs to now + `lease`;
+    /// returns the ids it no longer holds.
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        run_ids: &[String],
+        lease: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let op = Op::Renew {
+            owner: owner.to_string(),
+            run_ids: run_ids.to_vec(),
+            lease,
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Ids(lost, _) => Ok(lost),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Atomically: the queue row becomes done and the run row is replaced
+    /// by `record` (a terminal status), only if `owner` still holds the
+    /// lease. Returns false (and writes nothing) when the lease was lost:
+    /// no run finishes twice. A `record` whose status is not terminal, or
+    /// not reachable from the stored one, is
+    /// [`StoreError::InvalidTransition`] (nothing written).
+    pub async fn complete(&self, owner: &str, record: &RunRecord) -> Result<bool, StoreError> {
+        let op = Op::Complete {
+            owner: owner.to_string(),
+            record: Box::new(record.clone()),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Done(done, _) => Ok(done),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// A queued (not leased) run becomes done and its run row `cancelled`
+    /// (end time now). Returns false when it is not queued (any more).
+    pub async fn cancel_queued(&self, run_id: &str) -> Result<bool, StoreError> {
+        let op = Op::CancelQueued {
+            run_id: run_id.to_string(),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Done(done, _) => Ok(done),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Every queued run of the session becomes `cancelled` (terminate with
+    /// mode=cancel, expiry). Returns their ids, FIFO.
+    pub async fn cancel_session_queue(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        let op = Op::CancelSession {
+            session_id: session_id.to_string(),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Ids(ids, _) => Ok(ids),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Leases expired at `now`: the run is recorded `interrupted` (end time
+    /// = its `updated_at`, error kind `interrupted`) and, when its attempt
+    /// < max_attempts, put back to `queued` (same run id and FIFO place)
+    /// with its run row `queued` again (the interruption kept as its
+    /// `error` until it is claimed).
+    pub async fn expire_leases(&self, now: Timestamp) -> Result<Vec<ExpiredLease>, StoreError> {
+        let op = Op::Expire {
+            now,
+            wall: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Expired(e) => Ok(e),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// Graceful shutdown: the leases of `owner` go back to `queued` (run
+    /// rows `queued`), the attempt not counted. Returns how many.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64, StoreError> {
+        let op = Op::Release {
+            owner: owner.to_string(),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Count(n, _) => Ok(n),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// How many runs of the session are queued and leased.
+    pub async fn queue_counts(&self, session_id: &str) -> Result<QueueCounts, StoreError> {
+        let rows = self
+            .read_rows(
+                "SELECT state, COUNT(*) AS n FROM weft_queue WHERE session_id = $1 AND state <> 'done' GROUP BY state",
+                &[Arg::Str(session_id)],
+                format!("counting the queue of session {session_id}"),
+            )
+            .await?;
+        let mut counts = QueueCounts::default();
+        for (state, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match state.as_str() {
+                "queued" => counts.queued = n,
+                "leased" => counts.leased = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Live sessions that have queued runs, the one waiting longest first
+    /// (for round-robin scheduling).
+    pub async fn sessions_with_queued_runs(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .read_rows(
+                "SELECT q.session_id AS state, MIN(q.seq) AS n FROM weft_queue q
+                 JOIN weft_server_sessions s ON s.session_id = q.session_id
+                 WHERE q.state = 'queued' AND s.live = 1
+                 GROUP BY q.session_id ORDER BY MIN(q.seq), q.session_id",
+                &[],
+                "listing sessions with queued runs".into(),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(s, _)| s).collect())
+    }
+}
+
+/// A PostgreSQL deadlock or serialization failure: the transaction may be
+/// retried.
+fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database { source, .. } => match source.as_ref() {
+            sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40P01" | "40001")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
