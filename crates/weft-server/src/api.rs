@@ -145,9 +145,11 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerEr
 }
 
 async fn read_body(server: &Server, body: Body) -> Result<Bytes, ServerError> {
-    axum::body::to_bytes(body, server.config().body_limit).await.map_err(|_| ServerError::TooLarge {
-        limit: server.config().body_limit,
-    })
+    axum::body::to_bytes(body, server.config().body_limit)
+        .await
+        .map_err(|_| ServerError::TooLarge {
+            limit: server.config().body_limit,
+        })
 }
 
 fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T, ServerError> {
@@ -157,16 +159,24 @@ fn parse_query<T: serde::de::DeserializeOwned>(query: Option<&str>) -> Result<T,
 
 /// Query strings go through the same path-naming errors as bodies.
 fn serde_urlencoded_like<T: serde::de::DeserializeOwned>(q: &str) -> Result<T, ServerError> {
-    Query::<T>::try_from_uri(&format!("/?{q}").parse().map_err(|_| ServerError::bad("malformed query string"))?)
-        .map(|Query(t)| t)
-        .map_err(|e| ServerError::bad(format!("malformed query: {}", e.body_text())))
+    Query::<T>::try_from_uri(
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ServerError::bad("malformed query string"))?,
+    )
+    .map(|Query(t)| t)
+    .map_err(|e| ServerError::bad(format!("malformed query: {}", e.body_text())))
 }
 
 async fn create_session(State(server): State<Arc<Server>>, body: Body) -> ApiResult {
     let bytes = read_body(&server, body).await?;
     let req: CreateSession = parse_json(&bytes)?;
     let (view, created) = server.create_session(req).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(view)).into_response())
 }
 
@@ -192,7 +202,11 @@ async fn list_sessions(State(server): State<Arc<Server>>, request: Request) -> A
     for record in server.store().list_server_sessions(live_only).await? {
         let view = match server.live(&record.session_id) {
             Some(s) => s.view(),
-            None => session_view(&record, record.state.parse().unwrap_or(SessionState::Closed), None),
+            None => session_view(
+                &record,
+                record.state.parse().unwrap_or(SessionState::Closed),
+                None,
+            ),
         };
         if wanted.is_none_or(|w| view["state"] == w.as_str()) {
             out.push(view);
@@ -209,7 +223,10 @@ async fn get_session(State(server): State<Arc<Server>>, Path(id): Path<String>) 
         .store()
         .get_server_session(&id)
         .await?
-        .ok_or_else(|| ServerError::NotFound { what: "session", id: id.clone() })?;
+        .ok_or_else(|| ServerError::NotFound {
+            what: "session",
+            id: id.clone(),
+        })?;
     let state = record.state.parse().unwrap_or(SessionState::Closed);
     Ok(axum::Json(session_view(&record, state, None)).into_response())
 }
@@ -224,7 +241,11 @@ struct DeleteQuery {
     mode: Option<String>,
 }
 
-async fn delete_session(State(server): State<Arc<Server>>, Path(id): Path<String>, request: Request) -> ApiResult {
+async fn delete_session(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult {
     let q: DeleteQuery = parse_query(request.uri().query())?;
     let mode = match q.mode.as_deref() {
         None | Some("drain") => CloseMode::Wait,
@@ -236,7 +257,11 @@ async fn delete_session(State(server): State<Arc<Server>>, Path(id): Path<String
             });
         }
     };
-    Ok((StatusCode::ACCEPTED, axum::Json(server.terminate(&id, mode).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(server.terminate(&id, mode).await?),
+    )
+        .into_response())
 }
 
 /// The body of `POST /v1/sessions/{id}/runs`: a list of specs, or one spec
@@ -286,10 +311,11 @@ fn expand(server: &Server, req: SubmitRuns) -> Result<Vec<RunConfig>, ServerErro
             if req.sweep.is_empty() {
                 return Ok(vec![spec]);
             }
-            let sweep = weft_config::overrides::Sweep::parse(&req.sweep).map_err(|e| ServerError::BadRequest {
-                message: e.to_string(),
-                path: Some("sweep".into()),
-            })?;
+            let sweep =
+                weft_config::overrides::Sweep::parse(&req.sweep).map_err(|e| ServerError::BadRequest {
+                    message: e.to_string(),
+                    path: Some("sweep".into()),
+                })?;
             let points = sweep.expand(limit).map_err(|e| match e {
                 weft_config::overrides::OverrideError::TooManyRuns { .. } => ServerError::TooMany {
                     message: e.to_string(),
@@ -359,13 +385,27 @@ async fn submit_runs(
             runs.push(run_view(&r));
         }
     }
-    let status = if finished { StatusCode::OK } else { StatusCode::ACCEPTED };
-    Ok((status, axum::Json(json!({ "run_ids": run_ids, "runs": runs, "timed_out": !finished }))).into_response())
+    let status = if finished {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        axum::Json(json!({ "run_ids": run_ids, "runs": runs, "timed_out": !finished })),
+    )
+        .into_response())
 }
 
 /// Waits until every run has a final status (from the session's events,
 /// checked against the store first so runs that finished already count).
-async fn wait_for(server: &Server, session_id: &str, run_ids: &[String], mut cursor: u64, timeout: Duration) -> bool {
+async fn wait_for(
+    server: &Server,
+    session_id: &str,
+    run_ids: &[String],
+    mut cursor: u64,
+    timeout: Duration,
+) -> bool {
     let mut pending: std::collections::HashSet<&str> = run_ids.iter().map(String::as_str).collect();
     for id in run_ids {
         if let Ok(Some(r)) = server.store().get_run(id).await
@@ -415,7 +455,10 @@ async fn get_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> A
         .store()
         .get_run(&id)
         .await?
-        .ok_or_else(|| ServerError::NotFound { what: "run", id: id.clone() })?;
+        .ok_or_else(|| ServerError::NotFound {
+            what: "run",
+            id: id.clone(),
+        })?;
     Ok(axum::Json(run_view(&r)).into_response())
 }
 
@@ -427,7 +470,11 @@ struct ListRunsQuery {
     cursor: Option<String>,
 }
 
-async fn list_session_runs(State(server): State<Arc<Server>>, Path(id): Path<String>, request: Request) -> ApiResult {
+async fn list_session_runs(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult {
     let q: ListRunsQuery = parse_query(request.uri().query())?;
     if server.live(&id).is_none() && server.store().get_server_session(&id).await?.is_none() {
         return Err(ServerError::NotFound { what: "session", id });
@@ -464,7 +511,9 @@ async fn events(State(server): State<Arc<Server>>, Path(id): Path<String>, heade
         Some(s) => s,
         None => {
             return Err(match server.store().get_server_session(&id).await? {
-                Some(r) => ServerError::Conflict(format!("session `{id}` is {}; it has no live events", r.state)),
+                Some(r) => {
+                    ServerError::Conflict(format!("session `{id}` is {}; it has no live events", r.state))
+                }
                 None => ServerError::NotFound { what: "session", id },
             });
         }
@@ -487,40 +536,44 @@ trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
         boot: String,
     ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
         use futures_util::StreamExt;
-        let rest = stream::unfold((log, cursor, boot, std::collections::VecDeque::new(), false), |(log, mut cursor, boot, mut buf, done)| async move {
-            loop {
-                if let Some(ev) = buf.pop_front() {
-                    return Some((Ok(ev), (log, cursor, boot, buf, done)));
-                }
-                if done {
-                    return None;
-                }
-                match log.next(cursor).await {
-                    EventNext::Events(events) => {
-                        for e in events {
-                            cursor = e.seq + 1;
-                            buf.push_back(
-                                SseEvent::default()
-                                    .id(format!("{boot}-{}", e.seq))
-                                    .event(e.kind)
-                                    .data(e.data.to_string()),
-                            );
-                        }
+        let rest = stream::unfold(
+            (log, cursor, boot, std::collections::VecDeque::new(), false),
+            |(log, mut cursor, boot, mut buf, done)| async move {
+                loop {
+                    if let Some(ev) = buf.pop_front() {
+                        return Some((Ok(ev), (log, cursor, boot, buf, done)));
                     }
-                    EventNext::Gap { missed_from, resume_at } => {
-                        cursor = resume_at;
-                        buf.push_back(
-                            SseEvent::default()
-                                .event("gap")
-                                .data(json!({"missed_from": missed_from, "resume_at": resume_at}).to_string()),
-                        );
-                    }
-                    EventNext::Closed => {
+                    if done {
                         return None;
                     }
+                    match log.next(cursor).await {
+                        EventNext::Events(events) => {
+                            for e in events {
+                                cursor = e.seq + 1;
+                                buf.push_back(
+                                    SseEvent::default()
+                                        .id(format!("{boot}-{}", e.seq))
+                                        .event(e.kind)
+                                        .data(e.data.to_string()),
+                                );
+                            }
+                        }
+                        EventNext::Gap {
+                            missed_from,
+                            resume_at,
+                        } => {
+                            cursor = resume_at;
+                            buf.push_back(SseEvent::default().event("gap").data(
+                                json!({"missed_from": missed_from, "resume_at": resume_at}).to_string(),
+                            ));
+                        }
+                        EventNext::Closed => {
+                            return None;
+                        }
+                    }
                 }
-            }
-        });
+            },
+        );
         self.chain(rest)
     }
 }

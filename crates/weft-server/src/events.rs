@@ -169,7 +169,10 @@ mod tests {
         // Ring holds 3, 4, 5.
         assert_eq!(seqs(log.poll(4).unwrap()), vec![4, 5]);
         match log.poll(1).unwrap() {
-            Next::Gap { missed_from, resume_at } => assert_eq!((missed_from, resume_at), (1, 3)),
+            Next::Gap {
+                missed_from,
+                resume_at,
+            } => assert_eq!((missed_from, resume_at), (1, 3)),
             _ => panic!("expected a gap"),
         }
         assert!(log.poll(6).is_none());

@@ -63,10 +63,13 @@ pub async fn serve(
             let _ = stopped_tx.send(());
         }
     };
-    let http = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stopped_rx.await;
-        });
+    let http = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stopped_rx.await;
+    });
     let (served, ()) = tokio::join!(http, stopper);
     let _ = reconcile.await;
     served.map_err(|source| ServerError::Io {

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use weft_core::RunStatus;
 
 /// Histogram bucket bounds in seconds (shared by every duration histogram).
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
 
 /// A duration histogram.
 #[derive(Default)]
@@ -21,7 +23,11 @@ pub struct Histogram {
 impl Histogram {
     /// Records one observation, in seconds.
     pub fn observe(&self, seconds: f64) {
-        let seconds = if seconds.is_finite() { seconds.max(0.0) } else { 0.0 };
+        let seconds = if seconds.is_finite() {
+            seconds.max(0.0)
+        } else {
+            0.0
+        };
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
             self.counts[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -80,7 +86,11 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP weft_runs_total Runs that reached a final status since the server started.\n# TYPE weft_runs_total counter\n");
         for (status, n) in RunStatus::ALL.iter().zip(&self.finished) {
-            let _ = writeln!(out, "weft_runs_total{{status=\"{status}\"}} {}", n.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "weft_runs_total{{status=\"{status}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,
@@ -97,12 +107,16 @@ impl Metrics {
             "# HELP weft_runs_running Runs executing in this server.\n# TYPE weft_runs_running gauge\nweft_runs_running {}",
             gauges.running
         );
-        out.push_str("# HELP weft_sessions Sessions known to this server, by state.\n# TYPE weft_sessions gauge\n");
+        out.push_str(
+            "# HELP weft_sessions Sessions known to this server, by state.\n# TYPE weft_sessions gauge\n",
+        );
         for (state, n) in &gauges.sessions_by_state {
             let _ = writeln!(out, "weft_sessions{{state=\"{state}\"}} {n}");
         }
-        self.run_seconds.render(&mut out, "weft_run_duration_seconds", "Run durations.");
-        self.node_seconds.render(&mut out, "weft_node_duration_seconds", "Node durations.");
+        self.run_seconds
+            .render(&mut out, "weft_run_duration_seconds", "Run durations.");
+        self.node_seconds
+            .render(&mut out, "weft_node_duration_seconds", "Node durations.");
         self.dispatch_seconds.render(
             &mut out,
             "weft_dispatch_latency_seconds",

@@ -12,11 +12,11 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
-use weft_pipeline::{Data, Node};
+use weft_pipeline::{CancelToken, Data, Node};
 use weft_runner::Hook;
 use weft_session::{
-    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice, finished_record,
-    run_record,
+    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice,
+    finished_record, run_record,
 };
 use weft_store::{Claimed, QueueItem, RunRecord, ServerSessionRecord, Store};
 
@@ -85,6 +85,7 @@ impl ServerConfig {
 struct Running {
     spec_total_nodes: usize,
     done_nodes: usize,
+    cancel: CancelToken,
 }
 
 /// Shared between a session and the hook its runs call: node progress
@@ -211,7 +212,11 @@ impl LiveSession {
 }
 
 /// The JSON form of a session (live or from the store).
-pub fn session_view(record: &ServerSessionRecord, state: SessionState, counts: Option<&BTreeMap<RunStatus, u64>>) -> Value {
+pub fn session_view(
+    record: &ServerSessionRecord,
+    state: SessionState,
+    counts: Option<&BTreeMap<RunStatus, u64>>,
+) -> Value {
     let mut runs = serde_json::Map::new();
     for status in RunStatus::ALL {
         let n = counts.and_then(|c| c.get(&status)).copied().unwrap_or(0);
@@ -275,7 +280,7 @@ impl Server {
     /// tests) to expire leases and sessions.
     pub fn new(config: ServerConfig, store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
         let boot = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        let owner = format!("{}:{boot}", weft_store::current_owner());
+        let owner = weft_store::current_owner();
         let (shutdown, _) = watch::channel(false);
         Arc::new(Server {
             global: Arc::new(Semaphore::new(config.max_workers.max(1))),
@@ -321,11 +326,20 @@ impl Server {
 
     /// A live session by id.
     pub fn live(&self, id: &str) -> Option<Arc<LiveSession>> {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     fn live_all(&self) -> Vec<Arc<LiveSession>> {
-        self.sessions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Prometheus text.
@@ -411,7 +425,10 @@ impl Server {
         Ok((s.view(), true))
     }
 
-    async fn open_service(&self, record: &ServerSessionRecord) -> Result<(Arc<ServiceSession>, Arc<Progress>), ServerError> {
+    async fn open_service(
+        &self,
+        record: &ServerSessionRecord,
+    ) -> Result<(Arc<ServiceSession>, Arc<Progress>), ServerError> {
         let events = Arc::new(EventLog::new(DEFAULT_RING));
         let progress = Arc::new(Progress {
             events,
@@ -422,6 +439,7 @@ impl Server {
         });
         let mut options = self.config.session_options.clone();
         options.store = StoreChoice::Disabled;
+        options.session_id = Some(record.session_id.clone());
         options.env = record.env.clone().or(options.env);
         options.hooks.push(Arc::clone(&progress) as Arc<dyn Hook>);
         let project = PathBuf::from(&record.project_path);
@@ -456,7 +474,9 @@ impl Server {
             Err(e) => {
                 let mut record = record;
                 record.state = SessionState::Failed.as_str().into();
-                record.reason.get_or_insert(json!({"code": "worker_failed", "message": e.to_string()}));
+                record
+                    .reason
+                    .get_or_insert(json!({"code": "worker_failed", "message": e.to_string()}));
                 record.closed_at = Some(self.now());
                 let _ = self.store.update_server_session(&record).await;
                 Err(e)
@@ -542,7 +562,10 @@ impl Server {
         let record = {
             let mut inner = s.lock();
             if inner.state.is_terminal() {
-                return Err(ServerError::Conflict(format!("session `{id}` is {}", inner.state)));
+                return Err(ServerError::Conflict(format!(
+                    "session `{id}` is {}",
+                    inner.state
+                )));
             }
             inner.record.heartbeat_at = self.clock.now();
             inner.record.clone()
@@ -566,13 +589,21 @@ impl Server {
         if mode == CloseMode::Cancel {
             s.lock().cancelling = true;
             self.cancel_queue(&s).await?;
-            for run_id in lock(&s.progress.running).keys() {
-                s.worker.cancel(run_id);
+            for run in lock(&s.progress.running).values() {
+                run.cancel.cancel();
             }
         }
-        let mode_name = if mode == CloseMode::Cancel { "cancel" } else { "drain" };
-        self.apply(&s, SessionEvent::Terminate, Some(json!({"code": "terminated", "mode": mode_name})))
-            .await;
+        let mode_name = if mode == CloseMode::Cancel {
+            "cancel"
+        } else {
+            "drain"
+        };
+        self.apply(
+            &s,
+            SessionEvent::Terminate,
+            Some(json!({"code": "terminated", "mode": mode_name})),
+        )
+        .await;
         Ok(s.view())
     }
 
@@ -609,7 +640,9 @@ impl Server {
         if !self.accepting() {
             return Err(ServerError::ShuttingDown);
         }
-        let s = self.live(session_id).ok_or_else(|| not_found("session", session_id))?;
+        let s = self
+            .live(session_id)
+            .ok_or_else(|| not_found("session", session_id))?;
         if !s.state().accepts_runs() {
             return Err(ServerError::Conflict(format!(
                 "session `{session_id}` is {} and accepts no runs",
@@ -643,7 +676,8 @@ impl Server {
                     Ok(prepared) => {
                         let mut spec = prepared.spec().clone();
                         spec.run_index = i;
-                        let spec_json = serde_json::to_value(&spec).map_err(|e| ServerError::bad(e.to_string()))?;
+                        let spec_json =
+                            serde_json::to_value(&spec).map_err(|e| ServerError::bad(e.to_string()))?;
                         items.push(QueueItem {
                             run: run_record(&spec, RunStatus::Queued, &owner),
                             spec: spec_json,
@@ -651,7 +685,7 @@ impl Server {
                         });
                     }
                     Err(e) => problems.extend(problems_of(&e).into_iter().map(|p| {
-                        if n_runs_many(configs.len()) {
+                        if configs.len() > 1 {
                             format!("runs[{i}]: {p}")
                         } else {
                             p
@@ -686,7 +720,11 @@ impl Server {
     /// Cancels a run: a queued one without running it, a running one
     /// between nodes. Returns the run's record after the request.
     pub async fn cancel_run(&self, run_id: &str) -> Result<RunRecord, ServerError> {
-        let record = self.store.get_run(run_id).await?.ok_or_else(|| not_found("run", run_id))?;
+        let record = self
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| not_found("run", run_id))?;
         match record.status {
             RunStatus::Queued => {
                 if self.store.cancel_queued(run_id).await? {
@@ -696,16 +734,16 @@ impl Server {
                             .events
                             .publish("run_finished", json!({"run_id": run_id, "status": "cancelled"}));
                     }
-                } else if let Some(s) = self.live(&record.session_id) {
-                    // Claimed meanwhile: cancel it where it runs.
-                    s.worker.cancel(run_id);
+                } else if !self.cancel_running(&record.session_id, run_id) {
+                    return Err(ServerError::Conflict(format!(
+                        "run `{run_id}` was claimed by another server meanwhile; retry"
+                    )));
                 }
             }
             RunStatus::Running => {
-                let cancelled = self.live(&record.session_id).is_some_and(|s| s.worker.cancel(run_id));
-                if !cancelled {
+                if !self.cancel_running(&record.session_id, run_id) {
                     return Err(ServerError::Conflict(format!(
-                        "run `{run_id}` is running in another server or has not reached its first node; retry"
+                        "run `{run_id}` is running in another server; cancel it there"
                     )));
                 }
             }
@@ -714,6 +752,21 @@ impl Server {
             }
         }
         Ok(self.store.get_run(run_id).await?.unwrap_or(record))
+    }
+
+    /// Cancels a run executing in this server; false when it does not run here.
+    fn cancel_running(&self, session_id: &str, run_id: &str) -> bool {
+        let Some(s) = self.live(session_id) else {
+            return false;
+        };
+        let running = lock(&s.progress.running);
+        match running.get(run_id) {
+            Some(r) => {
+                r.cancel.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// The session master: claims runs FIFO while the session and the
@@ -739,7 +792,13 @@ impl Server {
                 };
                 let claimed = match self
                     .store
-                    .claim(&s.id, &self.owner, 1, s.max_concurrency() as u32, self.config.lease)
+                    .claim(
+                        &s.id,
+                        &self.owner,
+                        1,
+                        s.max_concurrency() as u32,
+                        self.config.lease,
+                    )
                     .await
                 {
                     Ok(c) => c,
@@ -817,11 +876,13 @@ impl Server {
                 RunFailure::message("validation", format!("the queued spec does not decode: {e}")),
             ),
             Ok(spec) => {
+                let cancel = CancelToken::new();
                 lock(&s.progress.running).insert(
                     run_id.clone(),
                     Running {
                         spec_total_nodes: 0,
                         done_nodes: 0,
+                        cancel: cancel.clone(),
                     },
                 );
                 if let Ok(Some(queued)) = self.store.get_run(&run_id).await
@@ -830,10 +891,11 @@ impl Server {
                     let waited = jiff::Timestamp::now().duration_since(t).as_secs_f64();
                     self.metrics.dispatch_seconds.observe(waited);
                 }
-                s.progress
-                    .events
-                    .publish("run_started", json!({"run_id": run_id, "attempt": claimed.attempt}));
-                let outcome = s.worker.dispatch(spec.clone()).await;
+                s.progress.events.publish(
+                    "run_started",
+                    json!({"run_id": run_id, "attempt": claimed.attempt}),
+                );
+                let outcome = s.worker.dispatch(spec.clone(), cancel).await;
                 lock(&s.progress.running).remove(&run_id);
                 match outcome {
                     Ok(result) => {
@@ -896,11 +958,17 @@ impl Server {
             .flat_map(|s| lock(&s.progress.running).keys().cloned().collect::<Vec<_>>())
             .collect();
         if !mine.is_empty() {
-            self.store.renew_leases(&self.owner, &mine, self.config.lease).await?;
+            self.store
+                .renew_leases(&self.owner, &mine, self.config.lease)
+                .await?;
         }
         for expired in self.store.expire_leases(now).await? {
             if let Some(s) = self.live(&expired.session_id) {
-                let to = if expired.requeued { RunStatus::Queued } else { RunStatus::Interrupted };
+                let to = if expired.requeued {
+                    RunStatus::Queued
+                } else {
+                    RunStatus::Interrupted
+                };
                 self.count_move(&s, RunStatus::Running, to);
                 s.progress.events.publish(
                     "run_finished",
@@ -940,8 +1008,12 @@ impl Server {
             }
             let silent_for = now.duration_since(heartbeat).as_secs_f64();
             if state == SessionState::InputRequired && silent_for >= self.config.abandon_after.as_secs_f64() {
-                self.apply(&s, SessionEvent::Abandoned, Some(json!({"code": "session_abandoned"})))
-                    .await;
+                self.apply(
+                    &s,
+                    SessionEvent::Abandoned,
+                    Some(json!({"code": "session_abandoned"})),
+                )
+                .await;
             }
             // Other servers' queue changes are seen here.
             if s.state().accepts_runs() || s.state() == SessionState::Draining {
@@ -988,10 +1060,6 @@ impl Server {
             tracing::error!("could not flush the store: {e}");
         }
     }
-}
-
-fn n_runs_many(n: usize) -> bool {
-    n > 1
 }
 
 fn not_found(what: &'static str, id: &str) -> ServerError {

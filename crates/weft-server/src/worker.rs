@@ -1,6 +1,8 @@
 //! Where runs execute. A session master talks to its workers through this
-//! narrow interface (start, health, dispatch one run spec, cancel, stop), so
-//! workers in other processes or on a cluster plug in behind it. Here:
+//! narrow interface (start, health, dispatch one run spec with its cancel
+//! token, stop), so workers in other processes or on a cluster plug in
+//! behind it: cancelling the token is the cancel call (a remote worker's
+//! dispatcher forwards it). Here:
 //! [`InProcessWorker`], the session's own [`ServiceSession`] on blocking
 //! threads.
 
@@ -9,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use weft_core::RunResult;
+use weft_pipeline::CancelToken;
 use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError};
 
 /// A boxed future, so the trait stays object-safe.
@@ -47,11 +50,9 @@ pub trait Worker: Send + Sync {
     /// Current health.
     fn health(&self) -> BoxFuture<'_, Health>;
     /// Runs one spec to completion and returns its result (a failed run is
-    /// a result, not an error).
-    fn dispatch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunResult, WorkerError>>;
-    /// Asks a running run to stop between nodes; false when it is not
-    /// running here.
-    fn cancel(&self, run_id: &str) -> bool;
+    /// a result, not an error). Cancelling `cancel` stops the run between
+    /// nodes (or before it starts); it then ends `cancelled`.
+    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunResult, WorkerError>>;
     /// Stops the worker: lets running runs finish (`Wait`) or cancels them.
     fn stop(&self, mode: CloseMode) -> BoxFuture<'_, ()>;
 }
@@ -79,12 +80,12 @@ impl Worker for InProcessWorker {
         Box::pin(async { Health::Ready })
     }
 
-    fn dispatch(&self, spec: RunSpec) -> BoxFuture<'_, Result<RunResult, WorkerError>> {
+    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunResult, WorkerError>> {
         let session = Arc::clone(&self.session);
         Box::pin(async move {
             let run = tokio::task::spawn_blocking(move || {
                 let prepared = session.prepare_spec(&spec)?;
-                session.run_prepared(prepared)
+                session.run_prepared_with(prepared, &cancel)
             });
             match run.await {
                 Ok(result) => result.map_err(WorkerError::from),
@@ -93,10 +94,6 @@ impl Worker for InProcessWorker {
                 Err(join) => Err(WorkerError::Unavailable(format!("the run's thread died: {join}"))),
             }
         })
-    }
-
-    fn cancel(&self, run_id: &str) -> bool {
-        self.session.cancel(run_id)
     }
 
     fn stop(&self, mode: CloseMode) -> BoxFuture<'_, ()> {

@@ -53,7 +53,9 @@ async fn fixture_with(tune: impl FnOnce(&mut ServerConfig)) -> Fixture {
     write(&root, "pipelines.yml", PIPELINES);
     write(&root, "conf/base/parameters.yml", "start: 1\ndelay: 0\n");
     std::fs::create_dir_all(root.join("conf/local")).unwrap();
-    let store = Store::open(root.join("store.db").to_str().unwrap()).await.unwrap();
+    let store = Store::open(root.join("store.db").to_str().unwrap())
+        .await
+        .unwrap();
     let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
     let mut config = ServerConfig::new(&root);
     config.max_workers = 2;
@@ -75,7 +77,8 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_with(method, uri, body.map(|b| b.to_string()), &[]).await
+        self.call_with(method, uri, body.map(|b| b.to_string()), &[])
+            .await
     }
 
     async fn call_with(
@@ -166,7 +169,10 @@ async fn wait_true_answers_with_finished_results() {
     assert_eq!(v["timed_out"], false);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
-    let mut starts: Vec<i64> = runs.iter().map(|r| r["runtime_params"]["start"].as_i64().unwrap()).collect();
+    let mut starts: Vec<i64> = runs
+        .iter()
+        .map(|r| r["runtime_params"]["start"].as_i64().unwrap())
+        .collect();
     starts.sort();
     assert_eq!(starts, vec![1, 2, 3]);
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{v}");
@@ -183,7 +189,9 @@ async fn bad_input_gets_4xx_with_what_is_wrong() {
     assert_eq!(v["error"]["path"], "runs[0].tags", "{v}");
     let (status, v) = f.call_with("POST", &uri, Some("{not json".into()), &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
-    let (status, v) = f.call("POST", &uri, Some(json!({"runs": [{"colour": "red"}]}))).await;
+    let (status, v) = f
+        .call("POST", &uri, Some(json!({"runs": [{"colour": "red"}]})))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("colour"), "{v}");
     // Unknown pipeline and node: 422 with every problem.
@@ -196,13 +204,21 @@ async fn bad_input_gets_4xx_with_what_is_wrong() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let problems = v["error"]["problems"].as_array().unwrap();
-    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("nope")), "{v}");
-    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("ghost")), "{v}");
+    assert!(
+        problems.iter().any(|p| p.as_str().unwrap().contains("nope")),
+        "{v}"
+    );
+    assert!(
+        problems.iter().any(|p| p.as_str().unwrap().contains("ghost")),
+        "{v}"
+    );
     // Nothing was queued.
-    let (_, runs) = f.call("GET", &format!("{uri}"), None).await;
+    let (_, runs) = f.call("GET", &uri, None).await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
     // Malformed sweep: 400; a sweep past the limit: 429.
-    let (status, v) = f.call("POST", &uri, Some(json!({"spec": {}, "sweep": ["a=1,,2"]}))).await;
+    let (status, v) = f
+        .call("POST", &uri, Some(json!({"spec": {}, "sweep": ["a=1,,2"]})))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     let (status, v) = f
         .call(
@@ -221,14 +237,22 @@ async fn bad_input_gets_4xx_with_what_is_wrong() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "not_found");
     // A project that does not open: 422, no session.
-    let (status, v) = f.call("POST", "/v1/sessions", Some(json!({"project": "/nonexistent/x"}))).await;
+    let (status, v) = f
+        .call("POST", "/v1/sessions", Some(json!({"project": "/nonexistent/x"})))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_guard_every_route_but_healthz() {
     let f = fixture_with(|c| c.token = Some("s3cret".into())).await;
-    for uri in ["/v1/sessions", "/v1/openapi.json", "/metrics", "/readyz", "/v1/runs/x"] {
+    for uri in [
+        "/v1/sessions",
+        "/v1/openapi.json",
+        "/metrics",
+        "/readyz",
+        "/v1/runs/x",
+    ] {
         let (status, v) = f.call("GET", uri, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}: {v}");
         let (status, _) = f
@@ -251,7 +275,8 @@ async fn one_key_one_session_even_when_created_concurrently() {
     for _ in 0..8 {
         let f = Arc::clone(&f);
         tasks.push(tokio::spawn(async move {
-            f.call("POST", "/v1/sessions", Some(json!({"key": "nightly"}))).await
+            f.call("POST", "/v1/sessions", Some(json!({"key": "nightly"})))
+                .await
         }));
     }
     let mut ids = std::collections::BTreeSet::new();
@@ -272,8 +297,12 @@ async fn idempotency_key_returns_the_same_runs() {
     let id = f.session(json!({})).await;
     let uri = format!("/v1/sessions/{id}/runs");
     let body = Some(json!({"runs": [{}, {}]}).to_string());
-    let (s1, a) = f.call_with("POST", &uri, body.clone(), &[("idempotency-key", "k1")]).await;
-    let (s2, b) = f.call_with("POST", &uri, body, &[("idempotency-key", "k1")]).await;
+    let (s1, a) = f
+        .call_with("POST", &uri, body.clone(), &[("idempotency-key", "k1")])
+        .await;
+    let (s2, b) = f
+        .call_with("POST", &uri, body, &[("idempotency-key", "k1")])
+        .await;
     assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!(a["run_ids"], b["run_ids"]);
     for r in a["run_ids"].as_array().unwrap() {
@@ -298,7 +327,12 @@ async fn a_queued_run_is_cancelled_without_running() {
             ]})),
         )
         .await;
-    let ids: Vec<String> = v["run_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().into()).collect();
+    let ids: Vec<String> = v["run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().into())
+        .collect();
     let (status, c) = f.call("POST", &format!("/v1/runs/{}/cancel", ids[1]), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{c}");
     assert_eq!(c["status"], "cancelled", "{c}");
@@ -306,7 +340,10 @@ async fn a_queued_run_is_cancelled_without_running() {
     assert_eq!(first["status"], "succeeded");
     let second = f.run_to_end(&ids[1]).await;
     assert_eq!(second["status"], "cancelled");
-    assert!(second["node_timings"].as_array().unwrap().is_empty(), "it never ran: {second}");
+    assert!(
+        second["node_timings"].as_array().unwrap().is_empty(),
+        "it never ran: {second}"
+    );
     // Cancelling a finished run is a conflict.
     let (status, _) = f.call("POST", &format!("/v1/runs/{}/cancel", ids[0]), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -347,7 +384,9 @@ async fn idle_sessions_expire_and_keep_their_reason() {
     let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
     assert_eq!(s["state"], "ready", "{s}");
     // A heartbeat restarts the idle timer.
-    let (status, _) = f.call("POST", &format!("/v1/sessions/{id}/heartbeat"), None).await;
+    let (status, _) = f
+        .call("POST", &format!("/v1/sessions/{id}/heartbeat"), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     f.clock.advance(Duration::from_secs(45));
     f.server.reconcile_once().await.unwrap();
@@ -359,13 +398,22 @@ async fn idle_sessions_expire_and_keep_their_reason() {
     assert_eq!(s["state"], "expired", "{s}");
     assert_eq!(s["termination_reason"]["code"], "idle_timeout");
     // A later explicit delete keeps the first reason; runs are refused.
-    let (status, s) = f.call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None).await;
+    let (status, s) = f
+        .call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(s["termination_reason"]["code"], "idle_timeout", "{s}");
     let (status, _) = f
-        .call("POST", &format!("/v1/sessions/{id}/runs"), Some(json!({"runs": [{}]})))
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{}]})),
+        )
         .await;
-    assert!(status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND, "{status}");
+    assert!(
+        status == StatusCode::CONFLICT || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,7 +437,9 @@ async fn drain_finishes_queued_runs_then_closes() {
         let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
         if s["state"] == "closed" {
             // Idempotent: a second delete changes nothing.
-            let (status, again) = f.call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None).await;
+            let (status, again) = f
+                .call("DELETE", &format!("/v1/sessions/{id}?mode=cancel"), None)
+                .await;
             assert_eq!(status, StatusCode::ACCEPTED);
             assert_eq!(again["termination_reason"]["mode"], "drain");
             assert_eq!(again["state"], "closed");
@@ -405,7 +455,9 @@ async fn queue_limit_is_429_with_retry_after() {
     let f = fixture_with(|c| c.max_queued_per_session = 3).await;
     let id = f.session(json!({})).await;
     let uri = format!("/v1/sessions/{id}/runs");
-    let (status, v) = f.call("POST", &uri, Some(json!({"runs": [{}, {}, {}, {}]}))).await;
+    let (status, v) = f
+        .call("POST", &uri, Some(json!({"runs": [{}, {}, {}, {}]})))
+        .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
 }
 
@@ -415,7 +467,11 @@ async fn events_stream_reports_progress_and_resumes() {
     let id = f.session(json!({})).await;
     let s = f.server.live(&id).unwrap();
     let (_, v) = f
-        .call("POST", &format!("/v1/sessions/{id}/runs?wait=true"), Some(json!({"runs": [{}]})))
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true"),
+            Some(json!({"runs": [{}]})),
+        )
         .await;
     let run_id = v["run_ids"][0].as_str().unwrap();
     // Everything published so far, read from the start.
@@ -426,10 +482,21 @@ async fn events_stream_reports_progress_and_resumes() {
     for k in ["run_queued", "run_started", "node_finished", "run_finished"] {
         assert!(kinds.contains(&k), "{kinds:?}");
     }
-    let nodes: Vec<&Value> = events.iter().filter(|e| e.kind == "node_finished").map(|e| &e.data).collect();
+    let nodes: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.kind == "node_finished")
+        .map(|e| &e.data)
+        .collect();
     assert_eq!(nodes.len(), 2);
-    assert_eq!((nodes[1]["done"].as_u64(), nodes[1]["total"].as_u64()), (Some(2), Some(2)));
-    assert!(events.iter().all(|e| e.data.to_string().contains(run_id) || e.kind == "session"));
+    assert_eq!(
+        (nodes[1]["done"].as_u64(), nodes[1]["total"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.data.to_string().contains(run_id) || e.kind == "session")
+    );
     // Over HTTP with Last-Event-ID: resumes after the given event.
     let last = events[1].seq;
     let req = Request::builder()
@@ -442,14 +509,24 @@ async fn events_stream_reports_progress_and_resumes() {
     let mut body = resp.into_body();
     let mut text = String::new();
     while !text.contains("event: run_finished") {
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame()).await.unwrap().unwrap().unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if let Ok(data) = frame.into_data() {
             text.push_str(&String::from_utf8_lossy(&data));
         }
     }
     assert!(text.starts_with("event: hello"), "{text}");
-    assert!(!text.contains(&format!("id: {}-{last}\n", f.server.boot())), "resumed after {last}: {text}");
-    assert!(text.contains(&format!("id: {}-{}\n", f.server.boot(), last + 1)), "{text}");
+    assert!(
+        !text.contains(&format!("id: {}-{last}\n", f.server.boot())),
+        "resumed after {last}: {text}"
+    );
+    assert!(
+        text.contains(&format!("id: {}-{}\n", f.server.boot(), last + 1)),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,7 +556,8 @@ async fn openapi_documents_every_route() {
         let uri = p.replace("{id}", "zz");
         let (status, v) = f.call("GET", &uri, None).await;
         assert!(
-            !(status == StatusCode::NOT_FOUND && v["error"]["message"].as_str().unwrap_or("").contains("route")),
+            !(status == StatusCode::NOT_FOUND
+                && v["error"]["message"].as_str().unwrap_or("").contains("route")),
             "{p} is documented but not routed"
         );
     }
@@ -489,8 +567,12 @@ async fn openapi_documents_every_route() {
 async fn metrics_count_runs() {
     let f = fixture().await;
     let id = f.session(json!({})).await;
-    f.call("POST", &format!("/v1/sessions/{id}/runs?wait=true"), Some(json!({"runs": [{}, {}]})))
-        .await;
+    f.call(
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true"),
+        Some(json!({"runs": [{}, {}]})),
+    )
+    .await;
     let (status, text) = f.call("GET", "/metrics", None).await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();

@@ -97,6 +97,9 @@ pub struct SessionOptions {
     /// Environment variables credentials' `${oc.env:NAME}` may read, handed
     /// in by the caller (the library reads no process environment).
     pub environment: Arc<BTreeMap<String, String>>,
+    /// The session's id (default: a new one). The server passes its own
+    /// session's id so runs carry it.
+    pub session_id: Option<String>,
 }
 
 /// The default configuration environment.
@@ -247,7 +250,7 @@ impl SessionCore {
             hooks.push(progress);
         }
         let core = SessionCore {
-            id: new_session_id(),
+            id: options.session_id.clone().unwrap_or_else(new_session_id),
             env,
             runtime_params: if options.runtime_params.is_null() {
                 Value::Object(Default::default())

@@ -24,8 +24,8 @@ pub use crate::core::{
 };
 pub use error::SessionError;
 pub use prepare::PreparedRun;
-pub use recorder::{finished_record, run_record};
 pub use project::{Project, ProjectSettings};
+pub use recorder::{finished_record, run_record};
 pub use run_config::{Isolation, RunConfig, RunSpec, new_run_id};
 pub use service::{CloseMode, Policy, Progress, ServiceOptions, ServiceSession};
 pub use session::Session;

@@ -237,7 +237,11 @@ impl SessionCore {
 /// Puts each injected input in the run's catalog as data; a name that is
 /// not a free input of the pipeline is a problem (the value would be
 /// ignored or overwritten).
-fn inject_inputs(pipeline: &Pipeline, catalog: &mut Catalog, inputs: &BTreeMap<String, Value>) -> Vec<SessionError> {
+fn inject_inputs(
+    pipeline: &Pipeline,
+    catalog: &mut Catalog,
+    inputs: &BTreeMap<String, Value>,
+) -> Vec<SessionError> {
     if inputs.is_empty() {
         return Vec::new();
     }
@@ -256,7 +260,11 @@ fn inject_inputs(pipeline: &Pipeline, catalog: &mut Catalog, inputs: &BTreeMap<S
                 "inputs",
                 format!(
                     "`{name}` is not a free input of the pipeline (free inputs: {})",
-                    if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                    if listed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        listed.join(", ")
+                    }
                 ),
             ));
         }

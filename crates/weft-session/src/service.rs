@@ -272,8 +272,19 @@ impl ServiceSession {
     /// Runs a prepared run: records it as queued, waits for a worker slot,
     /// runs it.
     pub fn run_prepared(&self, prepared: PreparedRun) -> Result<RunResult, SessionError> {
+        self.run_prepared_with(prepared, &CancelToken::new())
+    }
+
+    /// [`ServiceSession::run_prepared`] with the caller's cancel token: once
+    /// cancelled (even before the run got a worker slot), the run stops
+    /// between nodes, or does not start, and ends `cancelled`.
+    pub fn run_prepared_with(
+        &self,
+        prepared: PreparedRun,
+        cancel: &CancelToken,
+    ) -> Result<RunResult, SessionError> {
         self.core.recorder.planned(&[&prepared.spec])?;
-        let token = CancelToken::new();
+        let token = cancel.clone();
         let result = match self.acquire(prepared.spec.run_id(), &token) {
             Ok(slot) => {
                 let r = self.run_with_policy(prepared, 1, &Policy::default(), &token, None);

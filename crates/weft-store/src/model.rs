@@ -169,6 +169,9 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many (newest first).
     pub limit: Option<u32>,
+    /// Only runs whose id sorts before this one (the next page after a
+    /// page that ended with it).
+    pub before: Option<String>,
 }
 
 #[cfg(test)]

@@ -772,14 +772,16 @@ impl Store {
     pub async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let session = f.session_id.as_deref().unwrap_or_default();
         let status = f.status.map(|s| s.as_str()).unwrap_or_default();
+        let before = f.before.as_deref().unwrap_or_default();
         self.list_records(
             "SELECT record FROM weft_runs
-             WHERE ($1 = '' OR session_id = $1) AND ($2 = '' OR status = $2)
+             WHERE ($1 = '' OR session_id = $1) AND ($2 = '' OR status = $2) AND ($4 = '' OR run_id < $4)
              ORDER BY run_id DESC LIMIT $3",
             &[
                 Arg::Str(session),
                 Arg::Str(status),
                 Arg::I64(i64::from(f.limit.unwrap_or(u32::MAX))),
+                Arg::Str(before),
             ],
             "listing runs".into(),
         )

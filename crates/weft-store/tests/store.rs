@@ -484,6 +484,7 @@ async fn list_runs_filters_and_order(t: Target) {
             session_id: Some("odd".into()),
             status: Some(RunStatus::Queued),
             limit: Some(3),
+            ..Default::default()
         })
         .await
         .unwrap();

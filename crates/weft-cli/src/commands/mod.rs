@@ -178,6 +178,7 @@ pub(super) fn session_options(
         provenance,
         type_check: type_check(args.type_check.as_deref())?,
         environment: settings.variables.clone(),
+        session_id: None,
     })
 }
 

@@ -59,6 +59,7 @@ pub(super) fn runs(edge: &Edge<'_>, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
                 session_id: session,
                 status,
                 limit,
+                ..Default::default()
             })?;
             if json {
                 write_json(io.out, &runs)?;

@@ -15,7 +15,12 @@ use crate::Io;
 use crate::args::{ServeArgs, SessionArgs};
 use crate::error::UsageError;
 
-pub(crate) fn serve(edge: &Edge<'_>, args: &ServeArgs, code: ProjectCode, io: &mut Io<'_>) -> anyhow::Result<u8> {
+pub(crate) fn serve(
+    edge: &Edge<'_>,
+    args: &ServeArgs,
+    code: ProjectCode,
+    io: &mut Io<'_>,
+) -> anyhow::Result<u8> {
     let project = Project::open(&edge.project)?;
     let session_args = SessionArgs {
         env: args.env.clone(),
@@ -25,8 +30,9 @@ pub(crate) fn serve(edge: &Edge<'_>, args: &ServeArgs, code: ProjectCode, io: &m
     let settings = crate::settings::resolve(&session_args, None, edge.environment, &project)?;
     let token = match &args.token_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UsageError::caused_by(format!("--token-file {}: cannot read it", path.display()), e))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError::caused_by(format!("--token-file {}: cannot read it", path.display()), e)
+            })?;
             Some(text.trim().to_string())
         }
         None => edge.environment.get("WEFT_TOKEN").map(str::to_string),
@@ -68,13 +74,19 @@ pub(crate) fn serve(edge: &Edge<'_>, args: &ServeArgs, code: ProjectCode, io: &m
     runtime.block_on(async {
         let store = match &settings.store {
             StoreChoice::Url(url) => Store::open(url).await?,
-            StoreChoice::ProjectDefault | StoreChoice::Disabled => Store::open_project_default(project.root()).await?,
+            StoreChoice::ProjectDefault | StoreChoice::Disabled => {
+                Store::open_project_default(project.root()).await?
+            }
         };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| UsageError::caused_by(format!("--listen {listen}: cannot bind"), e))?;
         let bound = listener.local_addr()?;
-        writeln!(io.out, "weft serve: listening on http://{bound} (store: {})", store.target())?;
+        writeln!(
+            io.out,
+            "weft serve: listening on http://{bound} (store: {})",
+            store.target()
+        )?;
         io.out.flush()?;
         let server = Server::new(config, store, Arc::new(SystemClock));
         let stop = async move {
