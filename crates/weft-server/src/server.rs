@@ -280,7 +280,10 @@ impl Server {
     /// tests) to expire leases and sessions.
     pub fn new(config: ServerConfig, store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
         let boot = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        let owner = weft_store::current_owner();
+        // Unique per server object: two servers in one process (tests,
+        // embedders) must not renew or complete each other's leases. The
+        // store's orphan sweep skips owners of this shape: leases recover them.
+        let owner = format!("{}#{boot}", weft_store::current_owner());
         let (shutdown, _) = watch::channel(false);
         Arc::new(Server {
             global: Arc::new(Semaphore::new(config.max_workers.max(1))),
