@@ -243,3 +243,67 @@ fn kill_9_loses_no_accepted_run() {
         "queued runs resume after the restart: {by_status:?}"
     );
 }
+
+/// SIGTERM: new work gets 503, running runs finish, queued runs stay queued
+/// and run after the next start.
+#[test]
+fn sigterm_finishes_running_runs_and_keeps_the_queue() {
+    let dir = project();
+    let store = dir.path().join("term.db");
+    let store_arg = store.to_str().unwrap();
+    let mut s = serve(dir.path(), &["--store", store_arg, "--grace-s", "20"], &[]);
+    let (_, session) = http(
+        &s.addr,
+        "POST",
+        "/v1/sessions",
+        Some(&json!({"max_concurrency": 1})),
+        None,
+    );
+    let id = session["id"].as_str().unwrap().to_string();
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs"),
+        Some(&json!({"spec": {"runtime_params": {"delay": 300}}, "sweep": ["start=range(0,5)"]})),
+        None,
+    );
+    assert_eq!(status, 202, "{v}");
+    let run_ids: Vec<String> = v["run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().into())
+        .collect();
+    // Wait until the first run is executing, then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, r) = http(&s.addr, "GET", &format!("/v1/runs/{}", run_ids[0]), None, None);
+        if r["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "first run never started: {r}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let pid = s.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // While it drains, new work is refused with 503.
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, v) = http(&s.addr, "POST", "/v1/sessions", Some(&json!({})), None);
+    assert_eq!(status, 503, "{v}");
+    let exit = s.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    // Restart: the first run finished before the exit, the others were left
+    // queued and run now; nothing was interrupted.
+    let s = serve(dir.path(), &["--store", store_arg], &[]);
+    let runs = wait_terminal(&s.addr, &run_ids, None, Duration::from_secs(60));
+    for r in &runs {
+        assert_eq!(r["status"], "succeeded", "{r}");
+        assert_eq!(r["attempts"], 1, "{r}");
+    }
+}

@@ -228,7 +228,8 @@ async fn get_session(State(server): State<Arc<Server>>, Path(id): Path<String>) 
             id: id.clone(),
         })?;
     let state = record.state.parse().unwrap_or(SessionState::Closed);
-    Ok(axum::Json(session_view(&record, state, None)).into_response())
+    let counts = server.store().count_runs(&id).await?;
+    Ok(axum::Json(session_view(&record, state, Some(&counts))).into_response())
 }
 
 async fn heartbeat(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {

@@ -423,7 +423,7 @@ impl Server {
             let s = self.adopt(stored).await?;
             return Ok((s.view(), false));
         }
-        let s = self.start_master(stored, service, SessionState::Pending);
+        let s = self.start_master(stored, service, SessionState::Pending, BTreeMap::new());
         self.apply(&s, SessionEvent::WorkersReady, None).await;
         Ok((s.view(), true))
     }
@@ -472,8 +472,9 @@ impl Server {
             return Ok(s);
         }
         let state = record.state.parse::<SessionState>().unwrap_or(SessionState::Idle);
+        let counts = self.store.count_runs(&record.session_id).await?;
         match self.open_service(&record).await {
-            Ok(service) => Ok(self.start_master(record, service, state)),
+            Ok(service) => Ok(self.start_master(record, service, state, counts)),
             Err(e) => {
                 let mut record = record;
                 record.state = SessionState::Failed.as_str().into();
@@ -492,6 +493,7 @@ impl Server {
         record: ServerSessionRecord,
         (service, progress): (Arc<ServiceSession>, Arc<Progress>),
         state: SessionState,
+        counts: BTreeMap<RunStatus, u64>,
     ) -> Arc<LiveSession> {
         let worker: Arc<dyn Worker> = Arc::new(InProcessWorker::new(Arc::clone(&service)));
         let now = self.now();
@@ -500,7 +502,7 @@ impl Server {
             inner: Mutex::new(SessionInner {
                 record,
                 state,
-                counts: BTreeMap::new(),
+                counts,
                 last_activity: now,
                 cancelling: false,
                 maybe_queued: true,
