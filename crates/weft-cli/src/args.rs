@@ -12,6 +12,14 @@ pub struct Cli {
     /// The project directory (default: WEFT_PROJECT, else the current directory).
     #[arg(long, global = true)]
     pub project: Option<PathBuf>,
+    /// Act on a `weft serve` at this URL instead of the local project (`run`,
+    /// `multirun`, `runs`, `sessions`; default: WEFT_SERVER).
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// File holding the bearer token: the one `weft serve` requires, or the one
+    /// a client sends (default: WEFT_TOKEN).
+    #[arg(long, global = true)]
+    pub token_file: Option<PathBuf>,
     /// Log level or filter (`info`, `debug`, `weft_runner=debug`); RUST_LOG works too.
     #[arg(long, global = true)]
     pub log_level: Option<String>,
@@ -76,10 +84,6 @@ pub struct ServeArgs {
     /// weft.toml's `[store] url`, else <project>/.weft/weft.db).
     #[arg(long)]
     pub store: Option<String>,
-    /// File holding the bearer token (default: WEFT_TOKEN). Without a token the
-    /// server answers without authentication and only on a loopback address.
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
     /// Most runs executing at once over all sessions (default: the machine's cores).
     #[arg(long)]
     pub max_workers: Option<usize>,
@@ -347,6 +351,15 @@ pub enum RunsCommand {
         /// Run store (default: WEFT_STORE_URL, else the project's).
         #[arg(long)]
         store: Option<String>,
+    },
+    /// Cancel a run on a server (`--server`): a queued run without running
+    /// it, a running one between nodes.
+    Cancel {
+        /// The run id.
+        run_id: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Compare two runs: parameters, versions and metrics side by side.
     Compare {

@@ -28,8 +28,9 @@ pub struct Environment {
 }
 
 /// Every variable [`Environment::from_process`] captures.
-pub const VARIABLES: [&str; 7] = [
+pub const VARIABLES: [&str; 8] = [
     "WEFT_PROJECT",
+    "WEFT_SERVER",
     "WEFT_TOKEN",
     "WEFT_ENV",
     "WEFT_STORE_URL",

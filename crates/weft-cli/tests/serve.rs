@@ -307,3 +307,87 @@ fn sigterm_finishes_running_runs_and_keeps_the_queue() {
         assert_eq!(r["attempts"], 1, "{r}");
     }
 }
+
+fn weft(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(args).env_remove("WEFT_SERVER").env_remove("WEFT_TOKEN");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `weft run`, `multirun`, `runs` and `sessions` with `--server`: submit,
+/// follow the events stream, print results.
+#[test]
+fn the_cli_acts_on_a_server() {
+    let dir = project();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "abc").unwrap();
+    let s = serve(dir.path(), &["--token-file", token_file.to_str().unwrap()], &[]);
+    let url = format!("http://{}", s.addr);
+    let token = token_file.to_str().unwrap();
+    let out = weft(
+        &[
+            "run",
+            "--server",
+            &url,
+            "--token-file",
+            token,
+            "--params",
+            "start=5",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["runtime_params"]["start"], 5);
+    // Without the token: a clear error, exit 1.
+    let out = weft(&["run", "--server", &url], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // WEFT_SERVER and WEFT_TOKEN work as the flags do; live progress on stderr.
+    let env = [("WEFT_SERVER", url.as_str()), ("WEFT_TOKEN", "abc")];
+    let out = weft(
+        &["multirun", "--params", "start=1,2,3", "--max-workers", "2"],
+        &env,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run 3/3"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.contains("succeeded")).count(),
+        3,
+        "{text}"
+    );
+    let out = weft(&["sessions", "list", "--json"], &env);
+    let sessions: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(sessions.as_array().unwrap().len() >= 2, "{sessions}");
+    // An invalid run is refused with the server's problems, exit 1.
+    let out = weft(&["run", "--pipelines", "nope"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    // Cancel needs a server.
+    let out = weft(
+        &["runs", "cancel", "x", "--project", dir.path().to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

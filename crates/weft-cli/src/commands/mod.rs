@@ -5,6 +5,7 @@ mod inspect;
 mod interrupt;
 mod multirun;
 mod new;
+mod remote;
 mod run;
 mod runs;
 mod serve;
@@ -47,6 +48,23 @@ pub(crate) fn dispatch(
         environment,
         command,
     };
+    let token = match &cli.token_file {
+        Some(path) => Some(remote::read_token(path)?),
+        None => environment.get("WEFT_TOKEN").map(str::to_string),
+    };
+    if let Some(url) = remote::server_url(cli.server.as_deref(), environment) {
+        let client = remote::Client::new(&url, token)?;
+        return match cli.command {
+            Command::Run(args) => remote::run(&client, &args, io),
+            Command::Multirun(args) => remote::multirun(&client, &args, io),
+            Command::Runs(cmd) => remote::runs(&client, cmd, io),
+            Command::Sessions(cmd) => remote::sessions(&client, cmd, io),
+            _ => Err(UsageError::new(
+                "--server (or WEFT_SERVER) works with run, multirun, runs and sessions only",
+            )
+            .into()),
+        };
+    }
     match cli.command {
         Command::New { name } => new::new_project(Path::new("."), &name, io),
         Command::Run(args) => run::run(&edge, &args, code, io),
@@ -67,7 +85,7 @@ pub(crate) fn dispatch(
         Command::Viz(args) => viz::viz(&edge, &args, code, io),
         Command::Sessions(cmd) => runs::sessions(&edge, cmd, io),
         Command::Runs(cmd) => runs::runs(&edge, cmd, io),
-        Command::Serve(args) => serve::serve(&edge, &args, code, io),
+        Command::Serve(args) => serve::serve(&edge, &args, token, code, io),
     }
 }
 

@@ -97,6 +97,12 @@ pub(super) fn runs(edge: &Edge<'_>, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
                 write!(io.out, "{}", weft_store::report::compare(&a, &b))?;
             }
         }
+        RunsCommand::Cancel { run_id, .. } => {
+            return Err(UsageError::new(format!(
+                "weft runs cancel {run_id}: cancelling needs a server (--server URL or WEFT_SERVER)"
+            ))
+            .into());
+        }
     }
     Ok(EXIT_OK)
 }

@@ -18,6 +18,7 @@ use crate::error::UsageError;
 pub(crate) fn serve(
     edge: &Edge<'_>,
     args: &ServeArgs,
+    token: Option<String>,
     code: ProjectCode,
     io: &mut Io<'_>,
 ) -> anyhow::Result<u8> {
@@ -28,15 +29,6 @@ pub(crate) fn serve(
         ..SessionArgs::default()
     };
     let settings = crate::settings::resolve(&session_args, None, edge.environment, &project)?;
-    let token = match &args.token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError::caused_by(format!("--token-file {}: cannot read it", path.display()), e)
-            })?;
-            Some(text.trim().to_string())
-        }
-        None => edge.environment.get("WEFT_TOKEN").map(str::to_string),
-    };
     if token.as_deref() == Some("") {
         return Err(UsageError::new("the bearer token is empty (--token-file or WEFT_TOKEN)").into());
     }
