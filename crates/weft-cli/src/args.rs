@@ -100,6 +100,12 @@ pub struct ServeArgs {
     /// How long shutdown (SIGTERM, Ctrl-C) waits for running runs, in seconds.
     #[arg(long, default_value_t = 30)]
     pub grace_s: u64,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).

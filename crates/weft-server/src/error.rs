@@ -60,6 +60,12 @@ pub enum ServerError {
     /// Opening a project or a session failed.
     #[error(transparent)]
     Session(Arc<SessionError>),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {message}")]
+    Tls {
+        /// What is wrong, naming the file.
+        message: String,
+    },
     /// Binding or serving failed.
     #[error("{context}: {source}")]
     Io {
@@ -90,7 +96,7 @@ impl ServerError {
             ServerError::TooLarge { .. } => 413,
             ServerError::ShuttingDown => 503,
             ServerError::Store(StoreError::DuplicateRun { .. }) => 409,
-            ServerError::Store(_) | ServerError::Io { .. } => 500,
+            ServerError::Store(_) | ServerError::Io { .. } | ServerError::Tls { .. } => 500,
         }
     }
 
@@ -108,6 +114,7 @@ impl ServerError {
             ServerError::Store(StoreError::DuplicateRun { .. }) => "conflict",
             ServerError::Store(_) => "store",
             ServerError::Io { .. } => "io",
+            ServerError::Tls { .. } => "tls",
         }
     }
 

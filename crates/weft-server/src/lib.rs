@@ -24,10 +24,10 @@ mod metrics;
 mod openapi;
 mod server;
 pub mod states;
+pub mod tls;
 mod worker;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use api::{app, run_view};
@@ -45,11 +45,15 @@ pub const DEFAULT_PORT: u16 = 7878;
 /// Serves `server` on `listener` until `stop` resolves, then shuts down
 /// gracefully (503 for new work, running runs finish within the grace
 /// period, queued runs stay queued).
-pub async fn serve(
+pub async fn serve<L>(
     server: Arc<Server>,
-    listener: tokio::net::TcpListener,
+    listener: L,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
+) -> Result<(), ServerError>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     server.recover().await?;
     let reconcile = tokio::spawn(Arc::clone(&server).reconcile_loop());
     let router = app(Arc::clone(&server));
@@ -63,11 +67,7 @@ pub async fn serve(
             let _ = stopped_tx.send(());
         }
     };
-    let http = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let http = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = stopped_rx.await;
     });
     let (served, ()) = tokio::join!(http, stopper);

@@ -74,9 +74,17 @@ pub(crate) fn serve(
             .await
             .map_err(|e| UsageError::caused_by(format!("--listen {listen}: cannot bind"), e))?;
         let bound = listener.local_addr()?;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                weft_server::tls::acceptor(cert, key)
+                    .map_err(|e| UsageError::caused_by("--tls-cert/--tls-key", e))?,
+            ),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         writeln!(
             io.out,
-            "weft serve: listening on http://{bound} (store: {})",
+            "weft serve: listening on {scheme}://{bound} (store: {})",
             store.target()
         )?;
         io.out.flush()?;
@@ -88,7 +96,17 @@ pub(crate) fn serve(
                 std::future::pending::<()>().await;
             }
         };
-        weft_server::serve(server, listener, stop).await?;
+        match tls {
+            Some(acceptor) => {
+                weft_server::serve(
+                    server,
+                    weft_server::tls::TlsListener::new(listener, acceptor),
+                    stop,
+                )
+                .await?
+            }
+            None => weft_server::serve(server, listener, stop).await?,
+        }
         writeln!(io.out, "weft serve: stopped")?;
         Ok::<_, anyhow::Error>(())
     })?;
