@@ -676,7 +676,21 @@ impl Server {
         let items = tokio::task::spawn_blocking(move || -> Result<Vec<QueueItem>, ServerError> {
             let mut items = Vec::with_capacity(configs.len());
             let mut problems = Vec::new();
+            let mut bases: HashMap<Option<String>, Option<Value>> = HashMap::new();
             for (i, config) in configs.iter().enumerate() {
+                let prefix = if configs.len() > 1 {
+                    format!("runs[{i}]: ")
+                } else {
+                    String::new()
+                };
+                let base = bases
+                    .entry(config.env.clone())
+                    .or_insert_with(|| service.parameters(config.env.as_deref()).ok());
+                if let Some(base) = base {
+                    for unknown in unknown_params(base, &config.runtime_params) {
+                        problems.push(format!("{prefix}{unknown}"));
+                    }
+                }
                 match service.prepare(config) {
                     Ok(prepared) => {
                         let mut spec = prepared.spec().clone();
@@ -689,13 +703,7 @@ impl Server {
                             max_attempts,
                         });
                     }
-                    Err(e) => problems.extend(problems_of(&e).into_iter().map(|p| {
-                        if configs.len() > 1 {
-                            format!("runs[{i}]: {p}")
-                        } else {
-                            p
-                        }
-                    })),
+                    Err(e) => problems.extend(problems_of(&e).into_iter().map(|p| format!("{prefix}{p}"))),
                 }
             }
             if problems.is_empty() {
@@ -1065,6 +1073,61 @@ impl Server {
             tracing::error!("could not flush the store: {e}");
         }
     }
+}
+
+/// The runtime parameter keys that name no parameter of the project, with
+/// close matches: a typo in a sweep would otherwise run the same point N
+/// times. (Hydra refuses such keys too, unless appended with `+`.)
+pub fn unknown_params(base: &Value, over: &Value) -> Vec<String> {
+    fn walk(
+        base: &serde_json::Map<String, Value>,
+        over: &serde_json::Map<String, Value>,
+        path: &str,
+        out: &mut Vec<String>,
+    ) {
+        for (k, v) in over {
+            let dotted = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match base.get(k) {
+                Some(Value::Object(inner)) => {
+                    if let Value::Object(v) = v {
+                        walk(inner, v, &dotted, out);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    let close: Vec<String> = base
+                        .keys()
+                        .filter(|c| weft_pipeline::registry::edit_distance(c, k) <= 2)
+                        .take(3)
+                        .map(|c| {
+                            if path.is_empty() {
+                                format!("`{c}`")
+                            } else {
+                                format!("`{path}.{c}`")
+                            }
+                        })
+                        .collect();
+                    let hint = if close.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; did you mean {}?", close.join(", "))
+                    };
+                    out.push(format!(
+                        "runtime_params: `{dotted}` is not a parameter of the project (add it to parameters.yml to set it){hint}"
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let (Value::Object(base), Value::Object(over)) = (base, over) {
+        walk(base, over, "", &mut out);
+    }
+    out
 }
 
 fn not_found(what: &'static str, id: &str) -> ServerError {

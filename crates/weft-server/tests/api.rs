@@ -632,3 +632,56 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_parameters_are_refused_with_close_matches() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"spec": {}, "sweep": ["strat=1,2"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let text = v["error"]["problems"].to_string();
+    assert!(
+        text.contains("`strat` is not a parameter") && text.contains("`start`"),
+        "{v}"
+    );
+}
+
+/// One server worker, two sessions with queued runs: the sessions take
+/// turns (a fair semaphore), neither waits for the other's whole queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_take_turns_for_server_workers() {
+    let f = fixture_with(|c| c.max_workers = 1).await;
+    let a = f.session(json!({})).await;
+    let b = f.session(json!({})).await;
+    let body = json!({"spec": {"pipeline_names": ["slow"]}, "sweep": ["delay=30,30,30,30"]});
+    let (_, ra) = f
+        .call("POST", &format!("/v1/sessions/{a}/runs"), Some(body.clone()))
+        .await;
+    let (_, rb) = f
+        .call("POST", &format!("/v1/sessions/{b}/runs"), Some(body))
+        .await;
+    let mut runs = Vec::new();
+    for r in ra["run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rb["run_ids"].as_array().unwrap())
+    {
+        let run = f.run_to_end(r.as_str().unwrap()).await;
+        runs.push((
+            run["start_time"].as_str().unwrap().to_string(),
+            run["session_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    runs.sort();
+    let order: Vec<bool> = runs.iter().map(|(_, s)| *s == a).collect();
+    // After the first run, no session runs three in a row while the other waits.
+    let longest = order.chunk_by(|x, y| x == y).map(|c| c.len()).max().unwrap();
+    assert!(longest <= 2, "sessions did not take turns: {order:?}");
+}

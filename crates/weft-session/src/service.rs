@@ -237,6 +237,18 @@ impl ServiceSession {
         Ok(template)
     }
 
+    /// The project's parameters for `env` (default: the session's) with the
+    /// session's runtime parameters merged in: what every run starts from.
+    pub fn parameters(&self, env: Option<&str>) -> Result<serde_json::Value, SessionError> {
+        let env = env.unwrap_or(&self.core.env);
+        crate::core::check_env(&self.core.conf_dir, env).map_err(|m| SessionError::field("env", m))?;
+        Ok(self
+            .core
+            .loaded_config(env, &self.core.runtime_params)?
+            .parameters
+            .clone())
+    }
+
     /// Resolves a configuration into a prepared run (every problem at
     /// once); nothing runs and nothing is recorded.
     pub fn prepare(&self, config: &RunConfig) -> Result<PreparedRun, SessionError> {
