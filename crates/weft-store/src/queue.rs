@@ -176,6 +176,13 @@ pub(crate) enum Op {
     },
 }
 
+impl Op {
+    /// Whether it is an enqueue (the writer batches consecutive ones).
+    pub(crate) fn is_enqueue(&self) -> bool {
+        matches!(self, Op::Enqueue { .. })
+    }
+}
+
 /// What an [`Op`] produced.
 pub(crate) enum Output {
     Session(Box<ServerSessionRecord>, bool),
@@ -261,6 +268,186 @@ fn duration_ms(start: Option<Timestamp>, end: Timestamp) -> Option<f64> {
 
 /// Rows per multi-row insert.
 const CHUNK: usize = 256;
+
+/// A run row to insert by an enqueue.
+struct NewRun<'a> {
+    session_id: &'a str,
+    record: RunRecord,
+    /// `record` as JSON.
+    text: String,
+    spec: &'a str,
+    max_attempts: i64,
+}
+
+/// Appends row `row` of a multi-row `VALUES` list: `pattern` with its
+/// `width` `${}` placeholders numbered on from the rows before.
+fn push_row(sql: &mut String, row: usize, width: usize, pattern: &str) {
+    if row > 0 {
+        sql.push_str(", ");
+    }
+    let mut n = row * width;
+    let mut parts = pattern.split("${}");
+    if let Some(first) = parts.next() {
+        sql.push_str(first);
+    }
+    for part in parts {
+        n += 1;
+        sql.push('$');
+        sql.push_str(&n.to_string());
+        sql.push_str(part);
+    }
+}
+
+/// An enqueue's session, items (record, encoded spec, max attempts), key
+/// and time.
+type EnqueueArgs<'a> = (
+    &'a str,
+    &'a [(RunRecord, String, u32)],
+    Option<&'a str>,
+    Timestamp,
+);
+
+/// Many enqueues inside the writer's group transaction (SQLite, whose
+/// write lock the writer holds, so what it reads stays true until the
+/// commit): each is decided in order as [`Store::enqueue`] would
+/// (replayed, duplicate or accepted), then every accepted one is written
+/// with a few multi-row statements. An outer error fails the group.
+pub(crate) async fn enqueue_batch(
+    conn: &mut Conn,
+    target: &str,
+    ops: &[&Op],
+) -> Result<Vec<Result<Output, StoreError>>, StoreError> {
+    let mut tx = Tx { conn, target };
+    let ctx = format!("enqueuing {} dispatches", ops.len());
+    let parts: Vec<EnqueueArgs<'_>> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Enqueue {
+                session_id,
+                items,
+                key,
+                now,
+            } => Some((session_id.as_str(), items.as_slice(), key.as_deref(), *now)),
+            _ => None,
+        })
+        .collect();
+    if parts.len() != ops.len() {
+        // Only enqueues are batched; anything else is applied one by one.
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(tx.apply(op).await?);
+        }
+        return Ok(out);
+    }
+    // What is stored already: keys and run ids.
+    let mut known_keys: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
+    let keyed: Vec<(&str, &str)> = parts
+        .iter()
+        .filter_map(|(s, _, k, _)| k.map(|k| (*s, k)))
+        .collect();
+    for chunk in keyed.chunks(CHUNK) {
+        let mut sql = String::from(
+            "SELECT session_id, idem_key, run_ids FROM weft_idempotency WHERE (session_id, idem_key) IN (VALUES ",
+        );
+        let mut args = Vec::with_capacity(chunk.len() * 2);
+        for (i, (s, k)) in chunk.iter().enumerate() {
+            push_row(&mut sql, i, 2, "(${}, ${})");
+            args.extend([Arg::Str(s), Arg::Str(k)]);
+        }
+        sql.push(')');
+        for row in tx
+            .rows(&sql, &args, &[Col::Str, Col::Str, Col::Str], &ctx)
+            .await?
+        {
+            let mut row = row.into_iter();
+            let (Some(s), Some(k), Some(ids)) = (row.next(), row.next(), row.next()) else {
+                continue;
+            };
+            let ids: Vec<String> = tx.decode(&ids.into_string(), &ctx)?;
+            known_keys.insert((s.into_string(), k.into_string()), ids);
+        }
+    }
+    let all_ids: Vec<&str> = parts
+        .iter()
+        .flat_map(|(_, items, ..)| items.iter().map(|(r, ..)| r.run_id.as_str()))
+        .collect();
+    let mut known_ids: std::collections::HashSet<String> = Default::default();
+    for chunk in all_ids.chunks(CHUNK) {
+        let mut sql = String::from("SELECT run_id FROM weft_runs WHERE run_id IN (");
+        let args: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::Str(id)).collect();
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(i + 1).to_string());
+        }
+        sql.push(')');
+        for row in tx.rows(&sql, &args, &[Col::Str], &ctx).await? {
+            known_ids.extend(row.into_iter().filter_map(Val::into_opt_string));
+        }
+    }
+    // Decide each in order.
+    let mut results = Vec::with_capacity(parts.len());
+    let mut rows: Vec<NewRun<'_>> = Vec::new();
+    let mut new_keys: Vec<(&str, &str, String)> = Vec::new();
+    let mut now = Timestamp::UNIX_EPOCH;
+    for (session_id, items, key, at) in &parts {
+        if let Some(key) = key
+            && let Some(ids) = known_keys.get(&(session_id.to_string(), key.to_string()))
+        {
+            results.push(Ok(Output::Enqueued(Enqueued {
+                run_ids: ids.clone(),
+                replayed: true,
+            })));
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let dup = items
+            .iter()
+            .find(|(r, ..)| known_ids.contains(&r.run_id) || !seen.insert(r.run_id.as_str()));
+        if let Some((r, ..)) = dup {
+            results.push(Err(StoreError::DuplicateRun {
+                run_id: r.run_id.clone(),
+                target: target.to_string(),
+            }));
+            continue;
+        }
+        let run_ids: Vec<String> = items.iter().map(|(r, ..)| r.run_id.clone()).collect();
+        known_ids.extend(run_ids.iter().cloned());
+        if let Some(key) = key {
+            known_keys.insert((session_id.to_string(), key.to_string()), run_ids.clone());
+            new_keys.push((session_id, key, tx.encode(&run_ids, &ctx)?));
+        }
+        rows.extend(tx.new_runs(session_id, items, *at, &ctx)?);
+        now = now.max(*at);
+        results.push(Ok(Output::Enqueued(Enqueued {
+            run_ids,
+            replayed: false,
+        })));
+    }
+    for chunk in new_keys.chunks(CHUNK) {
+        let mut sql = String::from("INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES ");
+        let mut args = Vec::with_capacity(chunk.len() * 3);
+        for (i, (s, k, ids)) in chunk.iter().enumerate() {
+            push_row(&mut sql, i, 3, "(${}, ${}, ${})");
+            args.extend([Arg::Str(s), Arg::Str(k), Arg::Str(ids)]);
+        }
+        tx.exec(&sql, &args, &ctx).await?;
+    }
+    if !rows.is_empty() {
+        let inserted = tx.insert_runs(&rows, now, &ctx).await?;
+        if inserted != rows.len() as u64 {
+            // Checked above under the write lock: only a store changed
+            // behind the lock gets here. Fail the group.
+            return Err(StoreError::DuplicateRun {
+                run_id: rows[0].record.run_id.clone(),
+                target: target.to_string(),
+            });
+        }
+    }
+    Ok(results)
+}
 
 struct Tx<'a> {
     conn: &'a mut Conn,
@@ -595,74 +782,102 @@ impl Tx<'_> {
                 }
             }
         }
-        let records = items
+        let rows = self.new_runs(session_id, items, now, &ctx)?;
+        let inserted = self.insert_runs(&rows, now, &ctx).await?;
+        if inserted != rows.len() as u64 {
+            // Name the first id recorded before this call: its stored
+            // record is not the one just written.
+            for row in &rows {
+                let stored = self
+                    .text(
+                        "SELECT record FROM weft_runs WHERE run_id = $1",
+                        &[Arg::Str(&row.record.run_id)],
+                        &ctx,
+                    )
+                    .await?;
+                if stored.as_deref() != Some(row.text.as_str()) {
+                    return Ok(Err(duplicate(&row.record.run_id)));
+                }
+            }
+            return Ok(Err(duplicate(&run_ids[0])));
+        }
+        Ok(Ok(Output::Enqueued(Enqueued {
+            run_ids,
+            replayed: false,
+        })))
+    }
+
+    /// The rows of an enqueue: run records `queued` in `session_id`.
+    fn new_runs<'i>(
+        &self,
+        session_id: &'i str,
+        items: &'i [(RunRecord, String, u32)],
+        now: Timestamp,
+        ctx: &str,
+    ) -> Result<Vec<NewRun<'i>>, StoreError> {
+        items
             .iter()
-            .map(|(r, ..)| {
-                let r = RunRecord {
+            .map(|(r, spec, max)| {
+                let record = RunRecord {
                     session_id: session_id.to_string(),
                     status: RunStatus::Queued,
                     updated_at: Some(now),
                     ..r.clone()
                 };
-                self.encode(&r, &ctx).map(|t| (r, t))
+                Ok(NewRun {
+                    text: self.encode(&record, ctx)?,
+                    record,
+                    session_id,
+                    spec,
+                    max_attempts: i64::from((*max).max(1)),
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    /// Inserts the run rows (a run id recorded already is skipped) and the
+    /// queue rows after the last `seq`, in order; returns how many run
+    /// rows were inserted.
+    async fn insert_runs(
+        &mut self,
+        rows: &[NewRun<'_>],
+        now: Timestamp,
+        ctx: &str,
+    ) -> Result<u64, StoreError> {
         let mut inserted = 0;
-        for chunk in records.chunks(CHUNK) {
+        for chunk in rows.chunks(CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES ",
             );
             let mut args = Vec::with_capacity(chunk.len() * 5);
-            for (i, (r, text)) in chunk.iter().enumerate() {
-                let b = i * 5;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, 'queued', ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
+            for (i, row) in chunk.iter().enumerate() {
+                push_row(&mut sql, i, 5, "(${}, ${}, 'queued', ${}, ${}, ${})");
                 args.extend([
-                    Arg::Str(&r.run_id),
-                    Arg::Str(session_id),
-                    Arg::OptStr(r.owner.as_deref()),
-                    Arg::OptI64(r.start_time.map(|t| t.as_microsecond())),
-                    Arg::Str(text),
+                    Arg::Str(&row.record.run_id),
+                    Arg::Str(row.session_id),
+                    Arg::OptStr(row.record.owner.as_deref()),
+                    Arg::OptI64(row.record.start_time.map(|t| t.as_microsecond())),
+                    Arg::Str(&row.text),
                 ]);
             }
             sql.push_str(" ON CONFLICT (run_id) DO NOTHING");
-            inserted += self.exec(&sql, &args, &ctx).await?;
+            inserted += self.exec(&sql, &args, ctx).await?;
         }
-        if inserted != records.len() as u64 {
-            // Name the first id recorded before this call: its stored
-            // record is not the one just written.
-            for (r, ours) in &records {
-                let stored = self
-                    .text(
-                        "SELECT record FROM weft_runs WHERE run_id = $1",
-                        &[Arg::Str(&r.run_id)],
-                        &ctx,
-                    )
-                    .await?;
-                if stored.as_deref() != Some(ours.as_str()) {
-                    return Ok(Err(duplicate(&r.run_id)));
-                }
-            }
-            return Ok(Err(duplicate(&run_ids[0])));
+        if inserted != rows.len() as u64 {
+            return Ok(inserted);
+        }
+        if self.pg() {
+            // Concurrent enqueues take their places one at a time (until
+            // commit), so every queue row has its own `seq`. SQLite: the
+            // writer holds the write lock.
+            self.exec("SELECT pg_advisory_xact_lock(7271832)", &[], ctx)
+                .await?;
         }
         let base = self
-            .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], &ctx)
+            .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], ctx)
             .await?;
         let enqueued_us = now.as_microsecond();
-        let specs: Vec<(&str, i64)> = items
-            .iter()
-            .map(|(_, spec, max)| (spec.as_str(), i64::from((*max).max(1))))
-            .collect();
-        for (c, (chunk, specs)) in run_ids.chunks(CHUNK).zip(specs.chunks(CHUNK)).enumerate() {
+        for (c, chunk) in rows.chunks(CHUNK).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
                    attempt, max_attempts, enqueued_us) VALUES ",
@@ -671,35 +886,25 @@ impl Tx<'_> {
                 .map(|i| base + 1 + (c * CHUNK + i) as i64)
                 .collect();
             let mut args = Vec::with_capacity(chunk.len() * 6);
-            for (i, (id, (spec, max))) in chunk.iter().zip(specs).enumerate() {
-                let b = i * 6;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
+            for (i, row) in chunk.iter().enumerate() {
+                push_row(
+                    &mut sql,
+                    i,
+                    6,
                     "(${}, ${}, ${}, 'queued', ${}, NULL, NULL, 0, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6
-                ));
+                );
                 args.extend([
-                    Arg::Str(id),
-                    Arg::Str(session_id),
+                    Arg::Str(&row.record.run_id),
+                    Arg::Str(row.session_id),
                     Arg::I64(seqs[i]),
-                    Arg::Str(spec),
-                    Arg::I64(*max),
+                    Arg::Str(row.spec),
+                    Arg::I64(row.max_attempts),
                     Arg::I64(enqueued_us),
                 ]);
             }
-            self.exec(&sql, &args, &ctx).await?;
+            self.exec(&sql, &args, ctx).await?;
         }
-        Ok(Ok(Output::Enqueued(Enqueued {
-            run_ids,
-            replayed: false,
-        })))
+        Ok(inserted)
     }
 
     async fn claim(

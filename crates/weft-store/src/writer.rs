@@ -734,9 +734,9 @@ impl Writer {
             let e = self.db_err(e, "starting a write transaction");
             return Err((e, take_waiters(group)));
         }
-        let mut jobs = group.into_iter();
+        let mut jobs = group.into_iter().peekable();
         let result: Result<(), StoreError> = async {
-            for job in jobs.by_ref() {
+            while let Some(job) = jobs.next() {
                 match job {
                     Job::Insert { runs: new, reply } => {
                         let mut written = Ok(());
@@ -844,6 +844,48 @@ impl Writer {
                         done.push((reply, result.unwrap_or_else(Err)));
                         if let Some(e) = failed {
                             return Err(e);
+                        }
+                    }
+                    Job::Queue { op, out, reply } if op.is_enqueue() && self.conn.is_sqlite() => {
+                        // Consecutive enqueues of the group (concurrent
+                        // dispatches) in a few statements.
+                        if let Err(e) = self
+                            .write_runs(&mut runs, &mut index, done, failed_deferred)
+                            .await
+                        {
+                            done.push((reply, Err(e.clone())));
+                            return Err(e);
+                        }
+                        let mut batch = vec![(op, out, reply)];
+                        while let Some(job) =
+                            jobs.next_if(|j| matches!(j, Job::Queue { op, .. } if op.is_enqueue()))
+                        {
+                            if let Job::Queue { op, out, reply } = job {
+                                batch.push((op, out, reply));
+                            }
+                        }
+                        let results = {
+                            let ops: Vec<&crate::queue::Op> = batch.iter().map(|(op, ..)| &**op).collect();
+                            crate::queue::enqueue_batch(&mut self.conn, &self.target, &ops).await
+                        };
+                        match results {
+                            Ok(results) => {
+                                for ((_, out, reply), result) in batch.into_iter().zip(results) {
+                                    match result {
+                                        Ok(output) => {
+                                            *out.lock().unwrap_or_else(|p| p.into_inner()) = Some(output);
+                                            done.push((reply, Ok(())));
+                                        }
+                                        Err(refused) => done.push((reply, Err(refused))),
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                for (_, _, reply) in batch {
+                                    done.push((reply, Err(e.clone())));
+                                }
+                                return Err(e);
+                            }
                         }
                     }
                     Job::Queue { op, out, reply } => {

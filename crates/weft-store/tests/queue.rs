@@ -933,3 +933,70 @@ async fn progress_after_a_reclaim_starts_from_the_new_attempt(t: Target) {
     );
     store.close().await.unwrap();
 }
+
+both!(concurrent_dispatches_are_decided_one_by_one);
+async fn concurrent_dispatches_are_decided_one_by_one(t: Target) {
+    // On SQLite concurrent enqueues share a group and are written with a
+    // few statements: each must still be decided as if alone.
+    let store = Store::open(&t.url).await.unwrap();
+    store
+        .enqueue("s", &[item("s", 0, 1)], Some("old-key"))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..48u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every 4th reuses run id 1000 (one of them wins), every 6th
+            // carries the key seen before, every 5th a key shared by its
+            // group of 5.
+            let id = if i % 4 == 0 { 1000 } else { 1 + i };
+            let key = if i % 6 == 0 {
+                Some("old-key".to_string())
+            } else if i % 5 == 0 {
+                Some("shared".to_string())
+            } else {
+                None
+            };
+            let r = store.enqueue("s", &[item("s", id, 1)], key.as_deref()).await;
+            (i, r)
+        }));
+    }
+    let mut accepted = HashSet::new();
+    let mut shared = HashSet::new();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match r {
+            Ok(e) if i % 6 == 0 => {
+                assert!(e.replayed);
+                assert_eq!(e.run_ids, [run_id(0)]);
+            }
+            Ok(e) => {
+                if i % 5 == 0 {
+                    shared.insert(e.run_ids.clone());
+                }
+                if !e.replayed {
+                    assert!(accepted.insert(e.run_ids[0].clone()), "{e:?}");
+                }
+            }
+            Err(StoreError::DuplicateRun { run_id: id, .. }) => assert_eq!(id, run_id(1000)),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    // Stored: what was accepted, each once, all queued, no gaps in FIFO.
+    let queued = raw_i64(&t, "SELECT COUNT(*) FROM weft_queue").await;
+    assert_eq!(queued, accepted.len() as i64 + 1);
+    assert_eq!(raw_i64(&t, "SELECT COUNT(*) FROM weft_runs").await, queued);
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(DISTINCT seq) FROM weft_queue").await,
+        queued
+    );
+    assert!(accepted.contains(&run_id(1000)));
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(*) FROM weft_idempotency").await,
+        2,
+        "old-key and shared"
+    );
+    store.close().await.unwrap();
+}
