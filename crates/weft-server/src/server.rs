@@ -1158,6 +1158,7 @@ fn failed_record(claimed: &Claimed, owner: &str, failure: RunFailure) -> RunReco
         node_timings: Vec::new(),
         process_peak_rss_bytes: None,
         metrics: Default::default(),
+        outputs: Default::default(),
         owner: Some(owner.to_string()),
         updated_at: None,
     }

@@ -25,6 +25,12 @@ __default__:
       func: add_one
       inputs: a
       outputs: b
+served:
+  nodes:
+    - name: answer
+      func: add_one
+      inputs: request
+      outputs: response
 slow:
   nodes:
     - name: wait
@@ -141,6 +147,8 @@ async fn a_run_goes_from_queued_to_succeeded_with_its_params() {
     assert_eq!(run["runtime_params"]["start"], 41);
     assert_eq!(run["session_id"], id.as_str());
     assert_eq!(run["node_timings"].as_array().unwrap().len(), 2);
+    // The free output comes back with the run: request/response serving.
+    assert_eq!(run["outputs"]["b"], 43, "{run}");
     // The session counts it and went busy → idle.
     let (_, s) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
     assert_eq!(s["runs"]["succeeded"], 1, "{s}");
@@ -631,6 +639,36 @@ proptest::proptest! {
             assert!(!status.is_server_error(), "{method} {uri}: {status} {v}");
         });
     }
+}
+
+/// Runtime data injection: a spec's `inputs` replace a free input for that
+/// run only, and the free outputs come back in the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_inputs_are_served_request_response() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true"),
+            Some(json!({"runs": [{"pipeline_names": ["served"], "inputs": {"request": 10}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["runs"][0]["outputs"]["response"], 11, "{v}");
+    // A name that is not a free input is refused.
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"pipeline_names": ["served"], "inputs": {"nope": 1}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["problems"].to_string().contains("not a free input"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

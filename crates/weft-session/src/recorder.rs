@@ -153,6 +153,7 @@ pub fn run_record(spec: &RunSpec, status: RunStatus, owner: &str) -> RunRecord {
         node_timings: Vec::new(),
         process_peak_rss_bytes: None,
         metrics: Default::default(),
+        outputs: Default::default(),
         owner: Some(owner.to_string()),
         updated_at: None,
     }
@@ -172,7 +173,29 @@ pub fn finished_record(spec: &RunSpec, result: &RunResult, owner: &str) -> RunRe
     record.node_timings = result.node_timings.clone();
     record.process_peak_rss_bytes = result.process_peak_rss_bytes;
     record.metrics = result.metrics.clone();
+    record.outputs = outputs_json(result);
     record
+}
+
+/// Largest JSON text of one recorded output, and of all of them.
+const OUTPUT_LIMIT: usize = 256 << 10;
+const OUTPUTS_LIMIT: usize = 1 << 20;
+
+/// The free outputs that convert to JSON within the limits.
+fn outputs_json(result: &RunResult) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut total = 0;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, data) in &result.outputs {
+        let Ok(value) = data.to_json() else { continue };
+        let size = serde_json::to_string(&value).map_or(usize::MAX, |t| t.len());
+        if size > OUTPUT_LIMIT || total + size > OUTPUTS_LIMIT {
+            tracing::debug!(run_id = %result.run_id, output = %name, size, "output too large to record");
+            continue;
+        }
+        total += size;
+        out.insert(name.clone(), value);
+    }
+    out
 }
 
 /// Records a node's timing as its run's progress once the node finished

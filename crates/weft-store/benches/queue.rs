@@ -37,6 +37,7 @@ fn run(session: &str, id: String) -> RunRecord {
         node_timings: vec![],
         process_peak_rss_bytes: None,
         metrics: Default::default(),
+        outputs: Default::default(),
         owner: None,
         updated_at: None,
     }

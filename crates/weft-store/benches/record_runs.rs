@@ -33,6 +33,7 @@ fn record(session: &str, i: u32) -> RunRecord {
         node_timings: vec![],
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
+        outputs: Default::default(),
         owner: Some(weft_store::current_owner()),
         updated_at: None,
     }

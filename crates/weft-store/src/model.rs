@@ -81,6 +81,12 @@ pub struct RunRecord {
     /// as NaN.
     #[serde(default, with = "metrics_serde")]
     pub metrics: BTreeMap<String, f64>,
+    /// The run's free outputs (datasets no node reads and the catalog does
+    /// not persist) as JSON, for request/response use; outputs that do not
+    /// convert to JSON, or over 256 KiB of JSON each (1 MiB in all), are
+    /// left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, serde_json::Value>,
     /// `host:pid` of the process running it.
     pub owner: Option<String>,
     /// When the run last made progress: set by the store on every insert,

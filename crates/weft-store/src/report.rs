@@ -371,6 +371,7 @@ mod tests {
             node_timings: vec![],
             process_peak_rss_bytes: None,
             metrics,
+            outputs: Default::default(),
             owner: None,
             updated_at: None,
         }

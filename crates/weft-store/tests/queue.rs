@@ -168,6 +168,7 @@ fn run(session: &str, id: &str) -> RunRecord {
         node_timings: vec![],
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
+        outputs: Default::default(),
         owner: None,
         updated_at: None,
     }

@@ -167,6 +167,7 @@ fn run(session: &str, id: &str, status: RunStatus) -> RunRecord {
         node_timings: vec![],
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
+        outputs: Default::default(),
         owner: Some(weft_store::current_owner()),
         updated_at: None,
     }
