@@ -1140,26 +1140,12 @@ fn not_found(what: &'static str, id: &str) -> ServerError {
 fn failed_record(claimed: &Claimed, owner: &str, failure: RunFailure) -> RunRecord {
     let now = jiff::Timestamp::now();
     RunRecord {
-        run_id: claimed.run_id.clone(),
-        session_id: claimed.session_id.clone(),
-        run_index: 0,
-        status: RunStatus::Failed,
-        env: String::new(),
-        runtime_params: Value::Null,
-        pipeline_names: Vec::new(),
-        filters: json!({}),
-        load_versions: Default::default(),
-        saved_versions: Default::default(),
         start_time: Some(now),
         end_time: Some(now),
         duration_ms: Some(0.0),
         error: Some(failure),
         attempts: claimed.attempt,
-        node_timings: Vec::new(),
-        process_peak_rss_bytes: None,
-        metrics: Default::default(),
-        outputs: Default::default(),
         owner: Some(owner.to_string()),
-        updated_at: None,
+        ..RunRecord::new(&claimed.run_id, &claimed.session_id, RunStatus::Failed)
     }
 }

@@ -135,27 +135,14 @@ impl Recorder {
 pub fn run_record(spec: &RunSpec, status: RunStatus, owner: &str) -> RunRecord {
     let cfg = &spec.config;
     RunRecord {
-        run_id: spec.run_id().to_string(),
-        session_id: spec.session_id.clone(),
         run_index: u32::try_from(spec.run_index).unwrap_or(u32::MAX),
-        status,
         env: spec.env().to_string(),
         runtime_params: cfg.runtime_params.clone(),
         pipeline_names: cfg.pipeline_names.clone(),
         filters: cfg.filters_json(),
         load_versions: cfg.load_versions.clone(),
-        saved_versions: Default::default(),
-        start_time: None,
-        end_time: None,
-        duration_ms: None,
-        error: None,
-        attempts: 0,
-        node_timings: Vec::new(),
-        process_peak_rss_bytes: None,
-        metrics: Default::default(),
-        outputs: Default::default(),
         owner: Some(owner.to_string()),
-        updated_at: None,
+        ..RunRecord::new(spec.run_id(), spec.session_id.clone(), status)
     }
 }
 

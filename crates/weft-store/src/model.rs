@@ -96,6 +96,36 @@ pub struct RunRecord {
     pub updated_at: Option<Timestamp>,
 }
 
+impl RunRecord {
+    /// A record with nothing but its ids and status (no times, params,
+    /// versions or timings yet).
+    pub fn new(run_id: impl Into<String>, session_id: impl Into<String>, status: RunStatus) -> Self {
+        RunRecord {
+            run_id: run_id.into(),
+            session_id: session_id.into(),
+            run_index: 0,
+            status,
+            env: String::new(),
+            runtime_params: serde_json::Value::Object(Default::default()),
+            pipeline_names: Vec::new(),
+            filters: serde_json::Value::Object(Default::default()),
+            load_versions: BTreeMap::new(),
+            saved_versions: BTreeMap::new(),
+            start_time: None,
+            end_time: None,
+            duration_ms: None,
+            error: None,
+            attempts: 0,
+            node_timings: Vec::new(),
+            process_peak_rss_bytes: None,
+            metrics: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            owner: None,
+            updated_at: None,
+        }
+    }
+}
+
 /// Numeric metrics from a JSON value, as [`RunRecord::metrics`] stores
 /// them: numbers of nested objects under dotted names (`{"model": {"r2":
 /// 0.9}}` → `model.r2`), `null` as NaN, anything else (strings, lists,
