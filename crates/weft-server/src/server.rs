@@ -15,8 +15,7 @@ use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
 use weft_pipeline::{CancelToken, Data, Node};
 use weft_runner::Hook;
 use weft_session::{
-    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice,
-    finished_record, run_record,
+    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice, run_record,
 };
 use weft_store::{Claimed, QueueItem, RunRecord, ServerSessionRecord, Store};
 
@@ -911,11 +910,11 @@ impl Server {
                 let outcome = s.worker.dispatch(spec.clone(), cancel).await;
                 lock(&s.progress.running).remove(&run_id);
                 match outcome {
-                    Ok(result) => {
-                        let mut record = finished_record(&spec, &result, &self.owner);
+                    Ok(mut record) => {
                         record.attempts = claimed.attempt;
-                        if result.attempts > 0 {
-                            self.metrics.run_seconds.observe(result.duration().as_secs_f64());
+                        record.owner = Some(self.owner.clone());
+                        if let Some(ms) = record.duration_ms {
+                            self.metrics.run_seconds.observe(ms / 1e3);
                         }
                         record
                     }

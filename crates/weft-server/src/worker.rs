@@ -10,9 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use weft_core::RunResult;
 use weft_pipeline::CancelToken;
-use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError};
+use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError, finished_record};
+use weft_store::RunRecord;
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -49,10 +49,11 @@ pub trait Worker: Send + Sync {
     fn start(&self) -> BoxFuture<'_, Result<(), WorkerError>>;
     /// Current health.
     fn health(&self) -> BoxFuture<'_, Health>;
-    /// Runs one spec to completion and returns its result (a failed run is
-    /// a result, not an error). Cancelling `cancel` stops the run between
-    /// nodes (or before it starts); it then ends `cancelled`.
-    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunResult, WorkerError>>;
+    /// Runs one spec to completion and returns its finished record (a
+    /// failed run is a record with status `failed`, not an error; a record
+    /// is what crosses a process boundary). Cancelling `cancel` stops the
+    /// run between nodes (or before it starts); it then ends `cancelled`.
+    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunRecord, WorkerError>>;
     /// Stops the worker: lets running runs finish (`Wait`) or cancels them.
     fn stop(&self, mode: CloseMode) -> BoxFuture<'_, ()>;
 }
@@ -80,15 +81,16 @@ impl Worker for InProcessWorker {
         Box::pin(async { Health::Ready })
     }
 
-    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunResult, WorkerError>> {
+    fn dispatch(&self, spec: RunSpec, cancel: CancelToken) -> BoxFuture<'_, Result<RunRecord, WorkerError>> {
         let session = Arc::clone(&self.session);
         Box::pin(async move {
             let run = tokio::task::spawn_blocking(move || {
                 let prepared = session.prepare_spec(&spec)?;
-                session.run_prepared_with(prepared, &cancel)
+                let result = session.run_prepared_with(prepared, &cancel)?;
+                Ok::<_, SessionError>(finished_record(&spec, &result, &weft_store::current_owner()))
             });
             match run.await {
-                Ok(result) => result.map_err(WorkerError::from),
+                Ok(record) => record.map_err(WorkerError::from),
                 // run_prepared catches node panics; this is a panic outside
                 // any run (a bug), reported as the worker dying.
                 Err(join) => Err(WorkerError::Unavailable(format!("the run's thread died: {join}"))),
