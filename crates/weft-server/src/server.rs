@@ -473,7 +473,15 @@ impl Server {
         let state = record.state.parse::<SessionState>().unwrap_or(SessionState::Idle);
         let counts = self.store.count_runs(&record.session_id).await?;
         match self.open_service(&record).await {
-            Ok(service) => Ok(self.start_master(record, service, state, counts)),
+            Ok(service) => {
+                let s = self.start_master(record, service, state, counts);
+                // Its project just opened here: a session left `pending` by a
+                // crash during its creation is ready now.
+                if state == SessionState::Pending {
+                    self.apply(&s, SessionEvent::WorkersReady, None).await;
+                }
+                Ok(s)
+            }
             Err(e) => {
                 let mut record = record;
                 record.state = SessionState::Failed.as_str().into();

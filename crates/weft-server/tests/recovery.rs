@@ -1,0 +1,111 @@
+//! A new server on the same store picks up what the last one left: live
+//! sessions (a `pending` one becomes ready) that then run new work, and idle
+//! expiry measured from the stored heartbeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use weft_server::{CreateSession, ManualClock, Server, ServerConfig};
+use weft_session::RunConfig;
+use weft_store::{ServerSessionRecord, Store};
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("weft.toml"), "[project]\nname = \"rec\"\n").unwrap();
+    std::fs::write(
+        root.join("pipelines.yml"),
+        "__default__:\n  nodes:\n    - name: n\n      func: add_one\n      inputs: params:start\n      outputs: out\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("conf/base")).unwrap();
+    std::fs::write(root.join("conf/base/parameters.yml"), "start: 1\n").unwrap();
+    dir
+}
+
+async fn server(root: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Server> {
+    let store = Store::open(root.join("s.db").to_str().unwrap()).await.unwrap();
+    let s = Server::new(ServerConfig::new(root), store, clock);
+    s.recover().await.unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_adopts_live_sessions() {
+    let dir = project();
+    let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let first = server(dir.path(), clock.clone()).await;
+    let (view, _) = first
+        .create_session(CreateSession {
+            idle_ttl_s: Some(600),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = view["id"].as_str().unwrap().to_string();
+    // Stop the first server before it can run anything, with runs queued.
+    first.shutdown().await;
+    let configs = (0..3)
+        .map(|i| RunConfig {
+            runtime_params: json!({ "start": i }),
+            ..Default::default()
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        first.submit(&id, configs.clone(), 1, None).await.is_err(),
+        "a stopped server accepts nothing"
+    );
+    // A session record left `pending` (a crash while it was created).
+    let now = weft_server::Clock::now(clock.as_ref());
+    first
+        .store()
+        .create_or_reuse_server_session(&ServerSessionRecord {
+            session_id: "left-pending".into(),
+            key: None,
+            project_path: dir.path().display().to_string(),
+            env: None,
+            state: "pending".into(),
+            reason: None,
+            idle_ttl_s: 600,
+            max_concurrency: 1,
+            created_at: now,
+            heartbeat_at: now,
+            closed_at: None,
+            extra: json!({}),
+        })
+        .await
+        .unwrap();
+
+    let second = server(dir.path(), clock.clone()).await;
+    let adopted = second.live(&id).expect("the live session is served again");
+    let pending = second.live("left-pending").expect("the pending session too");
+    assert_eq!(pending.state().as_str(), "ready");
+    let run_ids = second.submit(&id, configs, 1, None).await.unwrap();
+    for r in &run_ids {
+        let mut done = false;
+        for _ in 0..300 {
+            let rec = second.store().get_run(r).await.unwrap().unwrap();
+            if rec.status.is_terminal() {
+                assert_eq!(rec.status.as_str(), "succeeded");
+                done = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(done, "run {r} did not finish");
+    }
+    assert_eq!(adopted.view()["runs"]["succeeded"], 3);
+    // Idle expiry counts from the stored heartbeat, across the restart.
+    clock.advance(Duration::from_secs(601));
+    second.reconcile_once().await.unwrap();
+    let stored = second
+        .store()
+        .get_server_session("left-pending")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, "expired");
+    assert_eq!(stored.reason.unwrap()["code"], "idle_timeout");
+    second.shutdown().await;
+}
