@@ -807,7 +807,10 @@ impl Server {
                 let permit = tokio::select! {
                     p = Arc::clone(&self.global).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                    _ = s.wake.notified() => continue,
+                    _ = s.wake.notified() => {
+                        s.lock().maybe_queued = true;
+                        continue;
+                    }
                     _ = shutdown.changed() => break,
                 };
                 let claimed = match self
@@ -841,8 +844,27 @@ impl Server {
                 });
             }
             let state = s.state();
+            let mut look_again_soon = false;
             if tasks.is_empty() {
-                let queue_empty = !s.lock().maybe_queued;
+                let mut queue_empty = !s.lock().maybe_queued;
+                // The hint says empty: ask the store before finishing anything
+                // (another server may have queued or may be running runs).
+                if queue_empty && matches!(state, SessionState::Draining | SessionState::Busy) && !cancelling
+                {
+                    match self.store.queue_counts(&s.id).await {
+                        Ok(c) if c.queued > 0 || c.leased > 0 => {
+                            queue_empty = false;
+                            s.lock().maybe_queued = c.queued > 0;
+                            look_again_soon = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(session = %s.id, "reading the queue failed: {e}");
+                            queue_empty = false;
+                            look_again_soon = true;
+                        }
+                    }
+                }
                 if state == SessionState::Draining && (queue_empty || cancelling || *shutdown.borrow()) {
                     if !*shutdown.borrow() || queue_empty {
                         self.apply(&s, SessionEvent::Drained, None).await;
@@ -859,7 +881,10 @@ impl Server {
             }
             tokio::select! {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = s.wake.notified() => {}
+                // Whoever woke us may have queued work (a submit racing a
+                // claim that found nothing): look again.
+                _ = s.wake.notified() => s.lock().maybe_queued = true,
+                _ = tokio::time::sleep(Duration::from_millis(100)), if look_again_soon => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -1070,7 +1095,9 @@ impl Server {
     /// within the grace period, leave queued runs queued for the next start.
     pub async fn shutdown(&self) {
         self.accepting.store(false, Ordering::SeqCst);
-        let _ = self.shutdown.send(true);
+        // send_replace: stores the value even when no master has subscribed yet
+        // (send would drop it and a master started just now would never stop).
+        self.shutdown.send_replace(true);
         let mut masters = std::mem::take(&mut *lock(&self.masters));
         while masters.join_next().await.is_some() {}
         if let Err(e) = self.store.release_leases(&self.owner).await {
@@ -1154,5 +1181,23 @@ fn failed_record(claimed: &Claimed, owner: &str, failure: RunFailure) -> RunReco
         attempts: claimed.attempt,
         owner: Some(owner.to_string()),
         ..RunRecord::new(&claimed.run_id, &claimed.session_id, RunStatus::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: with no receiver yet, `watch::Sender::send` dropped the
+    /// shutdown signal, so a master subscribing afterwards never stopped.
+    #[tokio::test]
+    async fn the_shutdown_signal_reaches_masters_that_subscribe_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let server = Server::new(ServerConfig::new(dir.path()), store, Arc::new(crate::SystemClock));
+        server.shutdown().await;
+        assert!(*server.shutdown.subscribe().borrow());
     }
 }

@@ -109,3 +109,19 @@ async fn a_restarted_server_adopts_live_sessions() {
     assert_eq!(stored.reason.unwrap()["code"], "idle_timeout");
     second.shutdown().await;
 }
+
+/// Regression: shutdown right after a session is created used to hang when
+/// the master had not subscribed to the shutdown signal yet (the signal was
+/// sent to no receiver and dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_right_after_create_returns() {
+    for _ in 0..30 {
+        let dir = project();
+        let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+        let s = server(dir.path(), clock).await;
+        s.create_session(CreateSession::default()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), s.shutdown())
+            .await
+            .expect("shutdown finished");
+    }
+}
