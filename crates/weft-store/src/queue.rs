@@ -18,8 +18,15 @@
 //! operations go through the store's writer (group commits: 64 concurrent
 //! [`Store::enqueue`] calls share a few commits); on PostgreSQL each is its
 //! own transaction on a pooled connection, with row locks (`FOR UPDATE
-//! SKIP LOCKED`) and a per-session advisory lock that keeps the
-//! concurrency count of [`Store::claim`] exact across processes.
+//! SKIP LOCKED`), a per-session advisory lock that keeps the concurrency
+//! count of [`Store::claim`] exact across processes, and an advisory lock
+//! taken by an enqueue just before it numbers its rows (held to its
+//! commit), so every queue row has its own `seq` and FIFO is commit order.
+//! Row locks are always taken queue row first, run row second.
+//!
+//! A worker that lost its lease (see [`Store::renew_leases`]) must stop
+//! writing its run's row: [`Store::update_run`] and
+//! [`Store::update_progress`] check the status, not the owner.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -346,15 +353,20 @@ pub(crate) async fn enqueue_batch(
         .filter_map(|(s, _, k, _)| k.map(|k| (*s, k)))
         .collect();
     for chunk in keyed.chunks(CHUNK) {
-        let mut sql = String::from(
-            "SELECT session_id, idem_key, run_ids FROM weft_idempotency WHERE (session_id, idem_key) IN (VALUES ",
-        );
+        // An OR of key lookups: SQLite answers each from the primary key.
+        let mut sql = String::from("SELECT session_id, idem_key, run_ids FROM weft_idempotency WHERE ");
         let mut args = Vec::with_capacity(chunk.len() * 2);
         for (i, (s, k)) in chunk.iter().enumerate() {
-            push_row(&mut sql, i, 2, "(${}, ${})");
+            if i > 0 {
+                sql.push_str(" OR ");
+            }
+            sql.push_str(&format!(
+                "(session_id = ${} AND idem_key = ${})",
+                2 * i + 1,
+                2 * i + 2
+            ));
             args.extend([Arg::Str(s), Arg::Str(k)]);
         }
-        sql.push(')');
         for row in tx
             .rows(&sql, &args, &[Col::Str, Col::Str, Col::Str], &ctx)
             .await?
@@ -612,7 +624,7 @@ impl Tx<'_> {
             }
             Op::CancelSession { session_id, now } => {
                 let sql = format!(
-                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq, run_id{}",
+                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq{}",
                     self.skip_locked()
                 );
                 let ctx = format!("cancelling the queue of session {session_id}");
@@ -941,7 +953,7 @@ impl Tx<'_> {
         }
         let sql = format!(
             "SELECT run_id, spec, attempt FROM weft_queue WHERE session_id = $1 AND state = 'queued'
-             ORDER BY seq, run_id LIMIT $2{}",
+             ORDER BY seq LIMIT $2{}",
             self.skip_locked()
         );
         let rows = self
@@ -1080,7 +1092,7 @@ impl Tx<'_> {
         let ctx = "expiring leases";
         let sql = format!(
             "SELECT run_id, session_id, attempt, max_attempts, lease_owner FROM weft_queue
-             WHERE state = 'leased' AND lease_expires_us <= $1 ORDER BY seq, run_id{}",
+             WHERE state = 'leased' AND lease_expires_us <= $1 ORDER BY seq{}",
             self.skip_locked()
         );
         let rows = self
@@ -1144,7 +1156,7 @@ impl Tx<'_> {
     async fn release(&mut self, owner: &str, now: Timestamp) -> Outcome {
         let ctx = format!("releasing the leases of {owner}");
         let sql = format!(
-            "SELECT run_id FROM weft_queue WHERE state = 'leased' AND lease_owner = $1 ORDER BY seq, run_id{}",
+            "SELECT run_id FROM weft_queue WHERE state = 'leased' AND lease_owner = $1 ORDER BY seq{}",
             self.for_update()
         );
         let ids: Vec<String> = self
@@ -1463,7 +1475,7 @@ impl Store {
                 "SELECT q.session_id AS state, MIN(q.seq) AS n FROM weft_queue q
                  JOIN weft_server_sessions s ON s.session_id = q.session_id
                  WHERE q.state = 'queued' AND s.live = 1
-                 GROUP BY q.session_id ORDER BY MIN(q.seq), q.session_id",
+                 GROUP BY q.session_id ORDER BY MIN(q.seq)",
                 &[],
                 "listing sessions with queued runs".into(),
             )
