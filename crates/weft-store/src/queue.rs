@@ -20,8 +20,8 @@
 //! own transaction on a pooled connection, with row locks (`FOR UPDATE
 //! SKIP LOCKED`), a per-session advisory lock that keeps the concurrency
 //! count of [`Store::claim`] exact across processes, and an advisory lock
-//! taken by an enqueue just before it numbers its rows (held to its
-//! commit), so every queue row has its own `seq` and FIFO is commit order.
+//! and a sequence that numbers the queue rows (`seq`; SQLite: the last
+//! `seq` plus one, read under the writer's lock).
 //! Row locks are always taken queue row first, run row second.
 //!
 //! A worker that lost its lease (see [`Store::renew_leases`]) must stop
@@ -225,19 +225,20 @@ pub(crate) type OutSlot = Arc<Mutex<Option<Output>>>;
 /// operation was refused (nothing it wrote is kept).
 type Outcome = Result<Result<Output, StoreError>, StoreError>;
 
-/// Applies `op` inside the writer's group transaction. Only an enqueue can
-/// be refused after writing; it runs under a savepoint.
+/// Applies `op` inside the writer's group transaction. Only an enqueue or
+/// a completion can be refused after writing; they run under a savepoint.
 pub(crate) async fn apply_in_savepoint(conn: &mut Conn, target: &str, op: &Op) -> Outcome {
     let mut tx = Tx { conn, target };
-    if !matches!(op, Op::Enqueue { .. }) {
+    if !matches!(op, Op::Enqueue { .. } | Op::Complete { .. }) {
         return tx.apply(op).await;
     }
-    tx.raw("SAVEPOINT weft_queue", "enqueuing").await?;
+    let ctx = "a queue savepoint";
+    tx.raw("SAVEPOINT weft_queue", ctx).await?;
     let result = tx.apply(op).await?;
     if result.is_err() {
-        tx.raw("ROLLBACK TO SAVEPOINT weft_queue", "enqueuing").await?;
+        tx.raw("ROLLBACK TO SAVEPOINT weft_queue", ctx).await?;
     }
-    tx.raw("RELEASE SAVEPOINT weft_queue", "enqueuing").await?;
+    tx.raw("RELEASE SAVEPOINT weft_queue", ctx).await?;
     Ok(result)
 }
 
@@ -878,25 +879,34 @@ impl Tx<'_> {
         if inserted != rows.len() as u64 {
             return Ok(inserted);
         }
-        if self.pg() {
-            // Concurrent enqueues take their places one at a time (until
-            // commit), so every queue row has its own `seq`. SQLite: the
-            // writer holds the write lock.
-            self.exec("SELECT pg_advisory_xact_lock(7271832)", &[], ctx)
+        // The places in line: from a sequence on PostgreSQL, after the
+        // last one on SQLite (the writer holds the write lock).
+        let seqs: Vec<i64> = if self.pg() {
+            let mut seqs: Vec<i64> = self
+                .rows(
+                    "SELECT nextval('weft_queue_seq_gen') AS n FROM generate_series(1, $1)",
+                    &[Arg::I64(rows.len() as i64)],
+                    &[Col::I64],
+                    ctx,
+                )
+                .await?
+                .iter()
+                .filter_map(|r| r.first().map(Val::i64))
+                .collect();
+            seqs.sort_unstable();
+            seqs
+        } else {
+            let base = self
+                .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], ctx)
                 .await?;
-        }
-        let base = self
-            .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], ctx)
-            .await?;
+            (1..=rows.len() as i64).map(|i| base + i).collect()
+        };
         let enqueued_us = now.as_microsecond();
         for (c, chunk) in rows.chunks(CHUNK).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
                    attempt, max_attempts, enqueued_us) VALUES ",
             );
-            let seqs: Vec<i64> = (0..chunk.len())
-                .map(|i| base + 1 + (c * CHUNK + i) as i64)
-                .collect();
             let mut args = Vec::with_capacity(chunk.len() * 6);
             for (i, row) in chunk.iter().enumerate() {
                 push_row(
@@ -908,7 +918,7 @@ impl Tx<'_> {
                 args.extend([
                     Arg::Str(&row.record.run_id),
                     Arg::Str(row.session_id),
-                    Arg::I64(seqs[i]),
+                    Arg::I64(seqs.get(c * CHUNK + i).copied().unwrap_or_default()),
                     Arg::Str(row.spec),
                     Arg::I64(row.max_attempts),
                     Arg::I64(enqueued_us),
@@ -1034,40 +1044,73 @@ impl Tx<'_> {
         Ok(Ok(Output::Ids(lost, vec![])))
     }
 
+    /// Few statements (round trips on PostgreSQL): the queue row is taken
+    /// first, a refusal after it is undone by the caller (savepoint or
+    /// transaction rollback).
     async fn complete(&mut self, owner: &str, record: &RunRecord, now: Timestamp) -> Outcome {
         let run_id = &record.run_id;
         let ctx = format!("completing run {run_id}");
-        let sql = format!(
-            "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2{}",
-            self.for_update()
-        );
-        if self
-            .text(&sql, &[Arg::Str(run_id), Arg::Str(owner)], &ctx)
-            .await?
-            .is_none()
-        {
+        let held = self
+            .text(
+                "UPDATE weft_queue SET state = 'done', lease_owner = NULL, lease_expires_us = NULL
+                 WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2 RETURNING run_id",
+                &[Arg::Str(run_id), Arg::Str(owner)],
+                &ctx,
+            )
+            .await?;
+        if held.is_none() {
             return Ok(Ok(Output::Done(false, vec![])));
         }
-        let Some(stored) = self.run_record(run_id).await? else {
-            return Ok(Err(StoreError::RunNotFound {
+        let mut written = 0;
+        if record.status.is_terminal() {
+            let record = RunRecord {
+                updated_at: Some(now),
+                ..record.clone()
+            };
+            let text = self.encode(&record, &ctx)?;
+            // `,running,`: the statuses it may come from.
+            let mut sources = String::from(",");
+            for st in RunStatus::sources(record.status) {
+                sources.push_str(st.as_str());
+                sources.push(',');
+            }
+            written = self
+                .exec(
+                    "UPDATE weft_runs SET status = $1, owner = $2, start_us = $3, record = $4
+                     WHERE run_id = $5 AND $6 LIKE '%,' || status || ',%'",
+                    &[
+                        Arg::Str(record.status.as_str()),
+                        Arg::OptStr(record.owner.as_deref()),
+                        Arg::OptI64(record.start_time.map(|t| t.as_microsecond())),
+                        Arg::Str(&text),
+                        Arg::Str(run_id),
+                        Arg::Str(&sources),
+                    ],
+                    &ctx,
+                )
+                .await?;
+        }
+        if written == 1 {
+            return Ok(Ok(Output::Done(true, vec![run_id.clone()])));
+        }
+        let stored = self
+            .text(
+                "SELECT status FROM weft_runs WHERE run_id = $1",
+                &[Arg::Str(run_id)],
+                &ctx,
+            )
+            .await?;
+        Ok(Err(match stored {
+            None => StoreError::RunNotFound {
                 run_id: run_id.clone(),
                 target: self.target.to_string(),
-            }));
-        };
-        if !record.status.is_terminal() || !RunStatus::can_transition(stored.status, record.status) {
-            return Ok(Err(StoreError::InvalidTransition {
+            },
+            Some(from) => StoreError::InvalidTransition {
                 run_id: run_id.clone(),
-                from: stored.status.to_string(),
+                from,
                 to: record.status.to_string(),
-            }));
-        }
-        self.set_queue_state(run_id, "done", &ctx).await?;
-        let record = RunRecord {
-            updated_at: Some(now),
-            ..record.clone()
-        };
-        self.write_run(&record).await?;
-        Ok(Ok(Output::Done(true, vec![run_id.clone()])))
+            },
+        }))
     }
 
     /// A queued run (its queue row locked by the caller) becomes done and
