@@ -16,7 +16,7 @@ use weft_store::{
     Claimed, QueueCounts, QueueItem, RunRecord, RunStatus, ServerSessionRecord, Store, StoreError,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 enum Kind {
     Sqlite,
     Postgres,
@@ -24,7 +24,6 @@ enum Kind {
 
 /// A fresh, empty store location (a temp file or a new PostgreSQL schema).
 struct Target {
-    kind: Kind,
     url: String,
     file: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
@@ -45,7 +44,6 @@ async fn target(kind: Kind) -> Target {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("weft.db");
             Target {
-                kind,
                 url: file.display().to_string(),
                 file: Some(file),
                 _dir: Some(dir),
@@ -62,7 +60,6 @@ async fn target(kind: Kind) -> Target {
             c.close().await.unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
             Target {
-                kind,
                 url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
                 file: None,
                 _dir: None,
@@ -345,14 +342,9 @@ async fn server_sessions_are_reused_by_key_while_live(t: Target) {
 
 both!(concurrent_creates_with_one_key_yield_one_session);
 async fn concurrent_creates_with_one_key_yield_one_session(t: Target) {
-    // Two handles (two pools and writers, as two processes would have) on
-    // PostgreSQL; one on SQLite (one writer per process there).
+    // Two handles: two pools and writers, as two processes would have.
     let first = Store::open(&t.url).await.unwrap();
-    let second = if t.kind == Kind::Postgres {
-        Store::open(&t.url).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let second = Store::open(&t.url).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = if i % 2 == 0 { first.clone() } else { second.clone() };
@@ -585,13 +577,10 @@ async fn a_duplicate_run_id_writes_nothing(t: Target) {
 
 both!(every_run_completes_exactly_once_with_four_claimers);
 async fn every_run_completes_exactly_once_with_four_claimers(t: Target) {
+    // Two handles (two writers, as two processes would have).
     const RUNS: u32 = 200;
     let first = Store::open(&t.url).await.unwrap();
-    let second = if t.kind == Kind::Postgres {
-        Store::open(&t.url).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let second = Store::open(&t.url).await.unwrap();
     first
         .create_or_reuse_server_session(&session("s", None))
         .await
