@@ -173,9 +173,12 @@ pub(crate) enum Op {
         session_id: String,
         now: Timestamp,
     },
+    /// Leases expired at `now`, or (with `owner`) every lease of that
+    /// owner.
     Expire {
         now: Timestamp,
         wall: Timestamp,
+        owner: Option<String>,
     },
     Release {
         owner: String,
@@ -427,12 +430,23 @@ pub(crate) async fn enqueue_batch(
             continue;
         }
         let run_ids: Vec<String> = items.iter().map(|(r, ..)| r.run_id.clone()).collect();
+        // A record that does not encode fails its own dispatch only.
+        let encoded = tx
+            .new_runs(session_id, items, *at, &ctx)
+            .and_then(|new| Ok((new, tx.encode(&run_ids, &ctx)?)));
+        let (new, ids_text) = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
         known_ids.extend(run_ids.iter().cloned());
         if let Some(key) = key {
             known_keys.insert((session_id.to_string(), key.to_string()), run_ids.clone());
-            new_keys.push((session_id, key, tx.encode(&run_ids, &ctx)?));
+            new_keys.push((session_id, key, ids_text));
         }
-        rows.extend(tx.new_runs(session_id, items, *at, &ctx)?);
+        rows.extend(new);
         now = now.max(*at);
         results.push(Ok(Output::Enqueued(Enqueued {
             run_ids,
@@ -640,7 +654,7 @@ impl Tx<'_> {
                 }
                 Ok(Ok(Output::Ids(ids.clone(), ids)))
             }
-            Op::Expire { now, wall } => self.expire(*now, *wall).await,
+            Op::Expire { now, wall, owner } => self.expire(*now, *wall, owner.as_deref()).await,
             Op::Release { owner, now } => self.release(owner, *now).await,
         }
     }
@@ -1131,17 +1145,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    async fn expire(&mut self, now: Timestamp, wall: Timestamp) -> Outcome {
+    async fn expire(&mut self, now: Timestamp, wall: Timestamp, of: Option<&str>) -> Outcome {
         let ctx = "expiring leases";
+        let (filter, arg) = match of {
+            Some(owner) => ("lease_owner = $1", Arg::Str(owner)),
+            None => ("lease_expires_us <= $1", Arg::I64(now.as_microsecond())),
+        };
         let sql = format!(
             "SELECT run_id, session_id, attempt, max_attempts, lease_owner FROM weft_queue
-             WHERE state = 'leased' AND lease_expires_us <= $1 ORDER BY seq{}",
+             WHERE state = 'leased' AND {filter} ORDER BY seq{}",
             self.skip_locked()
         );
         let rows = self
             .rows(
                 &sql,
-                &[Arg::I64(now.as_microsecond())],
+                &[arg],
                 &[Col::Str, Col::Str, Col::I64, Col::I64, Col::Str],
                 ctx,
             )
@@ -1469,11 +1487,53 @@ impl Store {
         let op = Op::Expire {
             now,
             wall: Timestamp::now(),
+            owner: None,
         };
         match self.queue_op(op).await? {
             Output::Expired(e) => Ok(e),
             _ => Err(self.closed_error()),
         }
+    }
+
+    /// [`Store::expire_leases`] for every lease whose owner is a process of
+    /// this host that is gone, whatever its expiry time: for a server
+    /// restarting after a crash (`kill -9`), so the runs it was running are
+    /// `interrupted` (and requeued while attempts are left) at once instead
+    /// of when their leases run out. An owner names its process as
+    /// [`crate::current_owner`] does (`host:pid`), optionally followed by
+    /// `/` and anything (`host:pid/worker-3`); other owners and other
+    /// hosts' are left to [`Store::expire_leases`].
+    pub async fn expire_leases_of_dead_owners(&self) -> Result<Vec<ExpiredLease>, StoreError> {
+        let owners = self
+            .read_rows(
+                "SELECT lease_owner AS state, COUNT(*) AS n FROM weft_queue
+                 WHERE state = 'leased' AND lease_owner IS NOT NULL GROUP BY lease_owner",
+                &[],
+                "listing lease owners".into(),
+            )
+            .await?;
+        let host = crate::store::hostname();
+        let mut expired = Vec::new();
+        for (owner, _) in owners {
+            let process = owner.split('/').next().unwrap_or_default();
+            let Some((owner_host, pid)) = process.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            if owner_host != host || crate::store::process_alive(pid) {
+                continue;
+            }
+            let op = Op::Expire {
+                now: Timestamp::now(),
+                wall: Timestamp::now(),
+                owner: Some(owner.clone()),
+            };
+            match self.queue_op(op).await? {
+                Output::Expired(e) => expired.extend(e),
+                _ => return Err(self.closed_error()),
+            }
+        }
+        Ok(expired)
     }
 
     /// Graceful shutdown: the leases of `owner` go back to `queued` (run

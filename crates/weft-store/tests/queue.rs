@@ -989,3 +989,42 @@ async fn concurrent_dispatches_are_decided_one_by_one(t: Target) {
     );
     store.close().await.unwrap();
 }
+
+both!(leases_of_dead_local_processes_expire_at_once);
+async fn leases_of_dead_local_processes_expire_at_once(t: Target) {
+    let host = weft_store::current_owner()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let dead_pid = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let store = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (1..=4).map(|i| item("s", i, 2)).collect();
+    store.enqueue("s", &items, None).await.unwrap();
+    let dead = format!("{host}:{dead_pid}/worker-1");
+    let alive = format!("{}/worker-2", weft_store::current_owner());
+    store.claim("s", &dead, 1, 10, LEASE).await.unwrap();
+    store.claim("s", &alive, 1, 10, LEASE).await.unwrap();
+    store.claim("s", "other-host:1", 1, 10, LEASE).await.unwrap();
+    store.claim("s", "not-a-process", 1, 10, LEASE).await.unwrap();
+    let e = store.expire_leases_of_dead_owners().await.unwrap();
+    assert_eq!(
+        e,
+        vec![weft_store::ExpiredLease {
+            run_id: run_id(1),
+            session_id: "s".into(),
+            requeued: true
+        }]
+    );
+    assert_eq!(get(&store, &run_id(1)).await.status, RunStatus::Queued);
+    for i in 2..=4 {
+        assert_eq!(get(&store, &run_id(i)).await.status, RunStatus::Running);
+    }
+    assert!(store.expire_leases_of_dead_owners().await.unwrap().is_empty());
+    store.close().await.unwrap();
+}
