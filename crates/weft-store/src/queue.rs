@@ -350,64 +350,68 @@ pub(crate) async fn enqueue_batch(
         }
         return Ok(out);
     }
-    // What is stored already: keys and run ids.
-    let mut known_keys: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
+    // What is stored already (run ids, keys) and the last place in line:
+    // one UNION ALL (per ~30,000 parameters).
     let keyed: Vec<(&str, &str)> = parts
         .iter()
         .filter_map(|(s, _, k, _)| k.map(|k| (*s, k)))
         .collect();
-    for chunk in keyed.chunks(CHUNK) {
-        // An OR of key lookups: SQLite answers each from the primary key.
-        let mut sql = String::from("SELECT session_id, idem_key, run_ids FROM weft_idempotency WHERE ");
-        let mut args = Vec::with_capacity(chunk.len() * 2);
-        for (i, (s, k)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(" OR ");
-            }
-            sql.push_str(&format!(
-                "(session_id = ${} AND idem_key = ${})",
-                2 * i + 1,
-                2 * i + 2
-            ));
-            args.extend([Arg::Str(s), Arg::Str(k)]);
-        }
-        for row in tx
-            .rows(&sql, &args, &[Col::Str, Col::Str, Col::Str], &ctx)
-            .await?
-        {
-            let mut row = row.into_iter();
-            let (Some(s), Some(k), Some(ids)) = (row.next(), row.next(), row.next()) else {
-                continue;
-            };
-            let ids: Vec<String> = tx.decode(&ids.into_string(), &ctx)?;
-            known_keys.insert((s.into_string(), k.into_string()), ids);
-        }
-    }
     let all_ids: Vec<&str> = parts
         .iter()
         .flat_map(|(_, items, ..)| items.iter().map(|(r, ..)| r.run_id.as_str()))
         .collect();
+    let mut lookup = Packer::new(" UNION ALL ");
+    lookup.part(
+        "SELECT 2 AS kind, NULL AS a, NULL AS b, NULL AS c, COALESCE(MAX(seq), 0) AS n FROM weft_queue",
+        vec![],
+    );
+    for chunk in all_ids.chunks(500) {
+        let marks = vec!["${}"; chunk.len()].join(", ");
+        lookup.part(
+            &format!("SELECT 0, run_id, NULL, NULL, 0 FROM weft_runs WHERE run_id IN ({marks})"),
+            chunk.iter().map(|id| Arg::Str(id)).collect(),
+        );
+    }
+    for chunk in keyed.chunks(200) {
+        // An OR of key lookups: SQLite answers each from the primary key
+        // (a row-value IN would scan the table).
+        let terms = vec!["(session_id = ${} AND idem_key = ${})"; chunk.len()].join(" OR ");
+        lookup.part(
+            &format!("SELECT 1, session_id, idem_key, run_ids, 0 FROM weft_idempotency WHERE {terms}"),
+            chunk
+                .iter()
+                .flat_map(|(s, k)| [Arg::Str(s), Arg::Str(k)])
+                .collect(),
+        );
+    }
+    let mut known_keys: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
     let mut known_ids: std::collections::HashSet<String> = Default::default();
-    for chunk in all_ids.chunks(CHUNK) {
-        let mut sql = String::from("SELECT run_id FROM weft_runs WHERE run_id IN (");
-        let args: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::Str(id)).collect();
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
+    let mut last_seq = 0;
+    let cols = [Col::I64, Col::Str, Col::Str, Col::Str, Col::I64];
+    for (sql, args) in lookup.finish() {
+        for row in tx.rows(&sql, &args, &cols, &ctx).await? {
+            let mut row = row.into_iter();
+            let (Some(kind), Some(a), Some(b), Some(c), Some(n)) =
+                (row.next(), row.next(), row.next(), row.next(), row.next())
+            else {
+                continue;
+            };
+            match kind.i64() {
+                0 => {
+                    known_ids.insert(a.into_string());
+                }
+                1 => {
+                    let ids: Vec<String> = tx.decode(&c.into_string(), &ctx)?;
+                    known_keys.insert((a.into_string(), b.into_string()), ids);
+                }
+                _ => last_seq = last_seq.max(n.i64()),
             }
-            sql.push('$');
-            sql.push_str(&(i + 1).to_string());
-        }
-        sql.push(')');
-        for row in tx.rows(&sql, &args, &[Col::Str], &ctx).await? {
-            known_ids.extend(row.into_iter().filter_map(Val::into_opt_string));
         }
     }
     // Decide each in order.
     let mut results = Vec::with_capacity(parts.len());
-    let mut rows: Vec<NewRun<'_>> = Vec::new();
+    let mut rows: Vec<(NewRun<'_>, Timestamp)> = Vec::new();
     let mut new_keys: Vec<(&str, &str, String)> = Vec::new();
-    let mut now = Timestamp::UNIX_EPOCH;
     for (session_id, items, key, at) in &parts {
         if let Some(key) = key
             && let Some(ids) = known_keys.get(&(session_id.to_string(), key.to_string()))
@@ -446,34 +450,119 @@ pub(crate) async fn enqueue_batch(
             known_keys.insert((session_id.to_string(), key.to_string()), run_ids.clone());
             new_keys.push((session_id, key, ids_text));
         }
-        rows.extend(new);
-        now = now.max(*at);
+        rows.extend(new.into_iter().map(|r| (r, *at)));
         results.push(Ok(Output::Enqueued(Enqueued {
             run_ids,
             replayed: false,
         })));
     }
+    // Every insert in one multi-statement call (per ~30,000 parameters).
+    // No ON CONFLICT: what was checked above holds under the write lock,
+    // and a row that appeared anyway fails the group instead of being
+    // skipped.
+    let mut inserts = Packer::new("; ");
     for chunk in new_keys.chunks(CHUNK) {
-        let mut sql = String::from("INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES ");
-        let mut args = Vec::with_capacity(chunk.len() * 3);
-        for (i, (s, k, ids)) in chunk.iter().enumerate() {
-            push_row(&mut sql, i, 3, "(${}, ${}, ${})");
-            args.extend([Arg::Str(s), Arg::Str(k), Arg::Str(ids)]);
+        let values = vec!["(${}, ${}, ${})"; chunk.len()].join(", ");
+        inserts.part(
+            &format!("INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES {values}"),
+            chunk
+                .iter()
+                .flat_map(|(s, k, ids)| [Arg::Str(s), Arg::Str(k), Arg::Str(ids)])
+                .collect(),
+        );
+    }
+    for chunk in rows.chunks(CHUNK) {
+        let values = vec!["(${}, ${}, 'queued', ${}, ${}, ${})"; chunk.len()].join(", ");
+        inserts.part(
+            &format!(
+                "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES {values}"
+            ),
+            chunk
+                .iter()
+                .flat_map(|(row, _)| {
+                    [
+                        Arg::Str(&row.record.run_id),
+                        Arg::Str(row.session_id),
+                        Arg::OptStr(row.record.owner.as_deref()),
+                        Arg::OptI64(row.record.start_time.map(|t| t.as_microsecond())),
+                        Arg::Str(&row.text),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+        let values = vec!["(${}, ${}, ${}, 'queued', ${}, NULL, NULL, 0, ${}, ${})"; chunk.len()].join(", ");
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for (i, (row, at)) in chunk.iter().enumerate() {
+            args.extend([
+                Arg::Str(&row.record.run_id),
+                Arg::Str(row.session_id),
+                Arg::I64(last_seq + 1 + (c * CHUNK + i) as i64),
+                Arg::Str(row.spec),
+                Arg::I64(row.max_attempts),
+                Arg::I64(at.as_microsecond()),
+            ]);
         }
+        inserts.part(
+            &format!(
+                "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
+                   attempt, max_attempts, enqueued_us) VALUES {values}"
+            ),
+            args,
+        );
+    }
+    for (sql, args) in inserts.finish() {
         tx.exec(&sql, &args, &ctx).await?;
     }
-    if !rows.is_empty() {
-        let inserted = tx.insert_runs(&rows, now, &ctx).await?;
-        if inserted != rows.len() as u64 {
-            // Checked above under the write lock: only a store changed
-            // behind the lock gets here. Fail the group.
-            return Err(StoreError::DuplicateRun {
-                run_id: rows[0].record.run_id.clone(),
-                target: target.to_string(),
-            });
+    Ok(results)
+}
+
+/// At most this many parameters per statement (SQLite allows 32,766).
+const MAX_PARAMS: usize = 30_000;
+
+/// Packs SQL parts (each with `${}` for its parameters, in order) into as
+/// few calls as the parameter limit allows, joined by `sep` (`UNION ALL`,
+/// or `;` for several statements in one call). SQLite only: placeholders
+/// become plain `?`, which SQLite and sqlx bind in order across the
+/// statements of one call (sqlx binds a numbered `?NNN` of a later
+/// statement from the start of the argument list, and walks every lower
+/// index first).
+struct Packer<'a> {
+    sep: &'static str,
+    sql: String,
+    args: Vec<Arg<'a>>,
+    done: Vec<(String, Vec<Arg<'a>>)>,
+}
+
+impl<'a> Packer<'a> {
+    fn new(sep: &'static str) -> Self {
+        Packer {
+            sep,
+            sql: String::new(),
+            args: Vec::new(),
+            done: Vec::new(),
         }
     }
-    Ok(results)
+
+    fn part(&mut self, template: &str, args: Vec<Arg<'a>>) {
+        if !self.sql.is_empty() && self.args.len() + args.len() > MAX_PARAMS {
+            self.done
+                .push((std::mem::take(&mut self.sql), std::mem::take(&mut self.args)));
+        }
+        if !self.sql.is_empty() {
+            self.sql.push_str(self.sep);
+        }
+        self.sql.push_str(&template.replace("${}", "?"));
+        self.args.extend(args);
+    }
+
+    fn finish(mut self) -> Vec<(String, Vec<Arg<'a>>)> {
+        if !self.sql.is_empty() {
+            self.done.push((self.sql, self.args));
+        }
+        self.done
+    }
 }
 
 struct Tx<'a> {
@@ -1596,5 +1685,30 @@ fn retryable(e: &StoreError) -> bool {
             _ => false,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packer_joins_parts_and_splits_at_the_parameter_limit() {
+        let mut p = Packer::new("; ");
+        p.part("A (${}, ${})", vec![Arg::I64(1), Arg::I64(2)]);
+        p.part("B ${}", vec![Arg::I64(3)]);
+        p.part("C", vec![]);
+        let done = p.finish();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].0, "A (?, ?); B ?; C");
+        assert_eq!(done[0].1.len(), 3);
+
+        let mut p = Packer::new(" UNION ALL ");
+        let big = vec![Arg::I64(0); MAX_PARAMS - 1];
+        p.part(&vec!["${}"; MAX_PARAMS - 1].join(","), big);
+        p.part("X ${} ${}", vec![Arg::I64(1), Arg::I64(2)]);
+        let done = p.finish();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[1].0, "X ? ?");
     }
 }

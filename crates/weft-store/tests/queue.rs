@@ -1028,3 +1028,30 @@ async fn leases_of_dead_local_processes_expire_at_once(t: Target) {
     assert!(store.expire_leases_of_dead_owners().await.unwrap().is_empty());
     store.close().await.unwrap();
 }
+
+both!(a_large_dispatch_is_written_whole_and_in_order);
+async fn a_large_dispatch_is_written_whole_and_in_order(t: Target) {
+    // More rows than one statement may bind parameters for.
+    const RUNS: u32 = 3_500;
+    let store = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (0..RUNS).map(|i| item("s", i, 1)).collect();
+    let e = store.enqueue("s", &items, Some("big")).await.unwrap();
+    assert_eq!(e.run_ids.len(), RUNS as usize);
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(*) FROM weft_runs").await,
+        i64::from(RUNS)
+    );
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(DISTINCT seq) FROM weft_queue").await,
+        i64::from(RUNS)
+    );
+    let again = store.enqueue("s", &items[..1], Some("big")).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.run_ids.len(), RUNS as usize);
+    let c = store.claim("s", "w", 3, 10, LEASE).await.unwrap();
+    assert_eq!(
+        c.iter().map(|c| c.run_id.clone()).collect::<Vec<_>>(),
+        [run_id(0), run_id(1), run_id(2)]
+    );
+    store.close().await.unwrap();
+}
