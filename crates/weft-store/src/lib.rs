@@ -72,12 +72,14 @@
 //! only while its owner holds the lease, so no run finishes twice. Runs in
 //! the queue are not orphans: [`Store::open`] leaves queued ones for the
 //! next server and leased ones for [`Store::expire_leases`]. On SQLite the
-//! queue operations go through the writer like every write (concurrent
-//! enqueues of one group are decided one by one and written with a few
-//! statements: `cargo bench -p weft-store --bench queue` measures about
-//! 8,000 single-run enqueues per second from 64 tasks on a loaded 2-core
-//! machine, ~80 µs of CPU each); on PostgreSQL each is its own transaction
-//! on the read pool, with `FOR UPDATE SKIP LOCKED` and advisory locks.
+//! queue operations go through the writer like every write (the
+//! concurrent enqueues of one group are decided one by one, then looked up
+//! and written in two calls: `cargo bench -p weft-store --bench queue`
+//! measures 7,000–8,500 single-run enqueues per second from 64 tasks, p50
+//! 3–7 ms, about 55 µs of CPU each, on a 2-core machine at load average
+//! 7–9, where the p99 (30–40 ms) is mostly waiting for a CPU); on
+//! PostgreSQL each is its own transaction on the read pool, with `FOR
+//! UPDATE SKIP LOCKED`, advisory locks and a sequence for FIFO order.
 
 mod blocking;
 mod error;
