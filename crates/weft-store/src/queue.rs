@@ -1659,6 +1659,36 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many runs of a session have each status (statuses with none
+    /// left out), for a session's summary. A stored status this build does
+    /// not know is [`StoreError::Malformed`].
+    pub async fn run_status_counts(
+        &self,
+        session_id: &str,
+    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
+        let ctx = format!("counting the runs of session {session_id}");
+        let rows = self
+            .read_rows(
+                "SELECT status AS state, COUNT(*) AS n FROM weft_runs WHERE session_id = $1 GROUP BY status",
+                &[Arg::Str(session_id)],
+                ctx.clone(),
+            )
+            .await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for (status, n) in rows {
+            let status: RunStatus =
+                serde_json::from_value(serde_json::Value::String(status)).map_err(|e| {
+                    StoreError::Malformed {
+                        target: self.target().to_string(),
+                        context: ctx.clone(),
+                        source: Arc::new(e),
+                    }
+                })?;
+            counts.insert(status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
     /// Live sessions that have queued runs, the one waiting longest first
     /// (for round-robin scheduling).
     pub async fn sessions_with_queued_runs(&self) -> Result<Vec<String>, StoreError> {

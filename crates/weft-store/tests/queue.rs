@@ -805,6 +805,11 @@ async fn queued_runs_can_be_cancelled_until_claimed(t: Target) {
     }
     assert_eq!(get(&store, &run_id(1)).await.status, RunStatus::Running);
     assert_eq!(get(&store, &run_id(9)).await.status, RunStatus::Queued);
+    assert_eq!(
+        store.run_status_counts("s").await.unwrap(),
+        BTreeMap::from([(RunStatus::Running, 1), (RunStatus::Cancelled, 3)])
+    );
+    assert!(store.run_status_counts("nobody").await.unwrap().is_empty());
     assert!(store.claim("s", "w", 5, 5, LEASE).await.unwrap().is_empty());
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
