@@ -1060,3 +1060,61 @@ async fn a_large_dispatch_is_written_whole_and_in_order(t: Target) {
     );
     store.close().await.unwrap();
 }
+
+both!(the_concurrency_limit_holds_across_handles);
+async fn the_concurrency_limit_holds_across_handles(t: Target) {
+    const LIMIT: u32 = 3;
+    const RUNS: u32 = 60;
+    let first = Store::open(&t.url).await.unwrap();
+    let second = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (0..RUNS).map(|i| item("s", i, 1)).collect();
+    first.enqueue("s", &items, None).await.unwrap();
+    let holding = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = if w % 2 == 0 { first.clone() } else { second.clone() };
+        let (holding, peak) = (holding.clone(), peak.clone());
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
+            let mut done = 0;
+            loop {
+                let claimed = store.claim("s", &owner, 2, LIMIT, LEASE).await.unwrap();
+                if claimed.is_empty() {
+                    let counts = store.queue_counts("s").await.unwrap();
+                    assert!(counts.leased <= u64::from(LIMIT), "{counts:?}");
+                    if counts.queued == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let now = holding.fetch_add(claimed.len() as u32, std::sync::atomic::Ordering::SeqCst)
+                    + claimed.len() as u32;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                assert!(now <= LIMIT, "{now} runs held at once");
+                tokio::task::yield_now().await;
+                for c in claimed {
+                    let r = store.get_run(&c.run_id).await.unwrap().unwrap();
+                    holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    assert!(
+                        store
+                            .complete(&owner, &finished(&r, RunStatus::Succeeded))
+                            .await
+                            .unwrap()
+                    );
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, RUNS);
+    assert!(peak.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    first.close().await.unwrap();
+    second.close().await.unwrap();
+}
