@@ -60,6 +60,26 @@
 //! that already exist: such runs are found `queued` or `running` by the
 //! orphan sweep and marked `interrupted` with the end time of their last
 //! committed progress.
+//!
+//! # The run queue of `weft serve`
+//!
+//! Schema version 2 adds the durable run queue and the server's sessions
+//! (see [`Store::enqueue`], [`Store::claim`], [`Store::complete`],
+//! [`Store::expire_leases`], [`Store::create_or_reuse_server_session`]).
+//! A dispatch is committed before `enqueue` returns; a claimed run is
+//! leased to an owner until a time, FIFO within a session and bounded by
+//! the session's concurrency limit across every process; a run completes
+//! only while its owner holds the lease, so no run finishes twice. Runs in
+//! the queue are not orphans: [`Store::open`] leaves queued ones for the
+//! next server and leased ones for [`Store::expire_leases`]. On SQLite the
+//! queue operations go through the writer like every write (the
+//! concurrent enqueues of one group are decided one by one, then looked up
+//! and written in two calls: `cargo bench -p weft-store --bench queue`
+//! measures 7,000–8,500 single-run enqueues per second from 64 tasks, p50
+//! 3–7 ms, about 55 µs of CPU each, on a 2-core machine at load average
+//! 7–9, where the p99 (30–40 ms) is mostly waiting for a CPU); on
+//! PostgreSQL each is its own transaction on the read pool, with `FOR
+//! UPDATE SKIP LOCKED`, advisory locks and a sequence for FIFO order.
 
 mod blocking;
 mod error;

@@ -18,8 +18,15 @@
 //! operations go through the store's writer (group commits: 64 concurrent
 //! [`Store::enqueue`] calls share a few commits); on PostgreSQL each is its
 //! own transaction on a pooled connection, with row locks (`FOR UPDATE
-//! SKIP LOCKED`) and a per-session advisory lock that keeps the
-//! concurrency count of [`Store::claim`] exact across processes.
+//! SKIP LOCKED`), a per-session advisory lock that keeps the concurrency
+//! count of [`Store::claim`] exact across processes, and an advisory lock
+//! and a sequence that numbers the queue rows (`seq`; SQLite: the last
+//! `seq` plus one, read under the writer's lock).
+//! Row locks are always taken queue row first, run row second.
+//!
+//! A worker that lost its lease (see [`Store::renew_leases`]) must stop
+//! writing its run's row: [`Store::update_run`] and
+//! [`Store::update_progress`] check the status, not the owner.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,9 +173,12 @@ pub(crate) enum Op {
         session_id: String,
         now: Timestamp,
     },
+    /// Leases expired at `now`, or (with `owner`) every lease of that
+    /// owner.
     Expire {
         now: Timestamp,
         wall: Timestamp,
+        owner: Option<String>,
     },
     Release {
         owner: String,
@@ -218,19 +228,20 @@ pub(crate) type OutSlot = Arc<Mutex<Option<Output>>>;
 /// operation was refused (nothing it wrote is kept).
 type Outcome = Result<Result<Output, StoreError>, StoreError>;
 
-/// Applies `op` inside the writer's group transaction. Only an enqueue can
-/// be refused after writing; it runs under a savepoint.
+/// Applies `op` inside the writer's group transaction. Only an enqueue or
+/// a completion can be refused after writing; they run under a savepoint.
 pub(crate) async fn apply_in_savepoint(conn: &mut Conn, target: &str, op: &Op) -> Outcome {
     let mut tx = Tx { conn, target };
-    if !matches!(op, Op::Enqueue { .. }) {
+    if !matches!(op, Op::Enqueue { .. } | Op::Complete { .. }) {
         return tx.apply(op).await;
     }
-    tx.raw("SAVEPOINT weft_queue", "enqueuing").await?;
+    let ctx = "a queue savepoint";
+    tx.raw("SAVEPOINT weft_queue", ctx).await?;
     let result = tx.apply(op).await?;
     if result.is_err() {
-        tx.raw("ROLLBACK TO SAVEPOINT weft_queue", "enqueuing").await?;
+        tx.raw("ROLLBACK TO SAVEPOINT weft_queue", ctx).await?;
     }
-    tx.raw("RELEASE SAVEPOINT weft_queue", "enqueuing").await?;
+    tx.raw("RELEASE SAVEPOINT weft_queue", ctx).await?;
     Ok(result)
 }
 
@@ -339,59 +350,68 @@ pub(crate) async fn enqueue_batch(
         }
         return Ok(out);
     }
-    // What is stored already: keys and run ids.
-    let mut known_keys: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
+    // What is stored already (run ids, keys) and the last place in line:
+    // one UNION ALL (per ~30,000 parameters).
     let keyed: Vec<(&str, &str)> = parts
         .iter()
         .filter_map(|(s, _, k, _)| k.map(|k| (*s, k)))
         .collect();
-    for chunk in keyed.chunks(CHUNK) {
-        let mut sql = String::from(
-            "SELECT session_id, idem_key, run_ids FROM weft_idempotency WHERE (session_id, idem_key) IN (VALUES ",
-        );
-        let mut args = Vec::with_capacity(chunk.len() * 2);
-        for (i, (s, k)) in chunk.iter().enumerate() {
-            push_row(&mut sql, i, 2, "(${}, ${})");
-            args.extend([Arg::Str(s), Arg::Str(k)]);
-        }
-        sql.push(')');
-        for row in tx
-            .rows(&sql, &args, &[Col::Str, Col::Str, Col::Str], &ctx)
-            .await?
-        {
-            let mut row = row.into_iter();
-            let (Some(s), Some(k), Some(ids)) = (row.next(), row.next(), row.next()) else {
-                continue;
-            };
-            let ids: Vec<String> = tx.decode(&ids.into_string(), &ctx)?;
-            known_keys.insert((s.into_string(), k.into_string()), ids);
-        }
-    }
     let all_ids: Vec<&str> = parts
         .iter()
         .flat_map(|(_, items, ..)| items.iter().map(|(r, ..)| r.run_id.as_str()))
         .collect();
+    let mut lookup = Packer::new(" UNION ALL ");
+    lookup.part(
+        "SELECT 2 AS kind, NULL AS a, NULL AS b, NULL AS c, COALESCE(MAX(seq), 0) AS n FROM weft_queue",
+        vec![],
+    );
+    for chunk in all_ids.chunks(500) {
+        let marks = vec!["${}"; chunk.len()].join(", ");
+        lookup.part(
+            &format!("SELECT 0, run_id, NULL, NULL, 0 FROM weft_runs WHERE run_id IN ({marks})"),
+            chunk.iter().map(|id| Arg::Str(id)).collect(),
+        );
+    }
+    for chunk in keyed.chunks(200) {
+        // An OR of key lookups: SQLite answers each from the primary key
+        // (a row-value IN would scan the table).
+        let terms = vec!["(session_id = ${} AND idem_key = ${})"; chunk.len()].join(" OR ");
+        lookup.part(
+            &format!("SELECT 1, session_id, idem_key, run_ids, 0 FROM weft_idempotency WHERE {terms}"),
+            chunk
+                .iter()
+                .flat_map(|(s, k)| [Arg::Str(s), Arg::Str(k)])
+                .collect(),
+        );
+    }
+    let mut known_keys: std::collections::HashMap<(String, String), Vec<String>> = Default::default();
     let mut known_ids: std::collections::HashSet<String> = Default::default();
-    for chunk in all_ids.chunks(CHUNK) {
-        let mut sql = String::from("SELECT run_id FROM weft_runs WHERE run_id IN (");
-        let args: Vec<Arg<'_>> = chunk.iter().map(|id| Arg::Str(id)).collect();
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
+    let mut last_seq = 0;
+    let cols = [Col::I64, Col::Str, Col::Str, Col::Str, Col::I64];
+    for (sql, args) in lookup.finish() {
+        for row in tx.rows(&sql, &args, &cols, &ctx).await? {
+            let mut row = row.into_iter();
+            let (Some(kind), Some(a), Some(b), Some(c), Some(n)) =
+                (row.next(), row.next(), row.next(), row.next(), row.next())
+            else {
+                continue;
+            };
+            match kind.i64() {
+                0 => {
+                    known_ids.insert(a.into_string());
+                }
+                1 => {
+                    let ids: Vec<String> = tx.decode(&c.into_string(), &ctx)?;
+                    known_keys.insert((a.into_string(), b.into_string()), ids);
+                }
+                _ => last_seq = last_seq.max(n.i64()),
             }
-            sql.push('$');
-            sql.push_str(&(i + 1).to_string());
-        }
-        sql.push(')');
-        for row in tx.rows(&sql, &args, &[Col::Str], &ctx).await? {
-            known_ids.extend(row.into_iter().filter_map(Val::into_opt_string));
         }
     }
     // Decide each in order.
     let mut results = Vec::with_capacity(parts.len());
-    let mut rows: Vec<NewRun<'_>> = Vec::new();
+    let mut rows: Vec<(NewRun<'_>, Timestamp)> = Vec::new();
     let mut new_keys: Vec<(&str, &str, String)> = Vec::new();
-    let mut now = Timestamp::UNIX_EPOCH;
     for (session_id, items, key, at) in &parts {
         if let Some(key) = key
             && let Some(ids) = known_keys.get(&(session_id.to_string(), key.to_string()))
@@ -414,39 +434,135 @@ pub(crate) async fn enqueue_batch(
             continue;
         }
         let run_ids: Vec<String> = items.iter().map(|(r, ..)| r.run_id.clone()).collect();
+        // A record that does not encode fails its own dispatch only.
+        let encoded = tx
+            .new_runs(session_id, items, *at, &ctx)
+            .and_then(|new| Ok((new, tx.encode(&run_ids, &ctx)?)));
+        let (new, ids_text) = match encoded {
+            Ok(e) => e,
+            Err(e) => {
+                results.push(Err(e));
+                continue;
+            }
+        };
         known_ids.extend(run_ids.iter().cloned());
         if let Some(key) = key {
             known_keys.insert((session_id.to_string(), key.to_string()), run_ids.clone());
-            new_keys.push((session_id, key, tx.encode(&run_ids, &ctx)?));
+            new_keys.push((session_id, key, ids_text));
         }
-        rows.extend(tx.new_runs(session_id, items, *at, &ctx)?);
-        now = now.max(*at);
+        rows.extend(new.into_iter().map(|r| (r, *at)));
         results.push(Ok(Output::Enqueued(Enqueued {
             run_ids,
             replayed: false,
         })));
     }
+    // Every insert in one multi-statement call (per ~30,000 parameters).
+    // No ON CONFLICT: what was checked above holds under the write lock,
+    // and a row that appeared anyway fails the group instead of being
+    // skipped.
+    let mut inserts = Packer::new("; ");
     for chunk in new_keys.chunks(CHUNK) {
-        let mut sql = String::from("INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES ");
-        let mut args = Vec::with_capacity(chunk.len() * 3);
-        for (i, (s, k, ids)) in chunk.iter().enumerate() {
-            push_row(&mut sql, i, 3, "(${}, ${}, ${})");
-            args.extend([Arg::Str(s), Arg::Str(k), Arg::Str(ids)]);
+        let values = vec!["(${}, ${}, ${})"; chunk.len()].join(", ");
+        inserts.part(
+            &format!("INSERT INTO weft_idempotency (session_id, idem_key, run_ids) VALUES {values}"),
+            chunk
+                .iter()
+                .flat_map(|(s, k, ids)| [Arg::Str(s), Arg::Str(k), Arg::Str(ids)])
+                .collect(),
+        );
+    }
+    for chunk in rows.chunks(CHUNK) {
+        let values = vec!["(${}, ${}, 'queued', ${}, ${}, ${})"; chunk.len()].join(", ");
+        inserts.part(
+            &format!(
+                "INSERT INTO weft_runs (run_id, session_id, status, owner, start_us, record) VALUES {values}"
+            ),
+            chunk
+                .iter()
+                .flat_map(|(row, _)| {
+                    [
+                        Arg::Str(&row.record.run_id),
+                        Arg::Str(row.session_id),
+                        Arg::OptStr(row.record.owner.as_deref()),
+                        Arg::OptI64(row.record.start_time.map(|t| t.as_microsecond())),
+                        Arg::Str(&row.text),
+                    ]
+                })
+                .collect(),
+        );
+    }
+    for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+        let values = vec!["(${}, ${}, ${}, 'queued', ${}, NULL, NULL, 0, ${}, ${})"; chunk.len()].join(", ");
+        let mut args = Vec::with_capacity(chunk.len() * 6);
+        for (i, (row, at)) in chunk.iter().enumerate() {
+            args.extend([
+                Arg::Str(&row.record.run_id),
+                Arg::Str(row.session_id),
+                Arg::I64(last_seq + 1 + (c * CHUNK + i) as i64),
+                Arg::Str(row.spec),
+                Arg::I64(row.max_attempts),
+                Arg::I64(at.as_microsecond()),
+            ]);
         }
+        inserts.part(
+            &format!(
+                "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
+                   attempt, max_attempts, enqueued_us) VALUES {values}"
+            ),
+            args,
+        );
+    }
+    for (sql, args) in inserts.finish() {
         tx.exec(&sql, &args, &ctx).await?;
     }
-    if !rows.is_empty() {
-        let inserted = tx.insert_runs(&rows, now, &ctx).await?;
-        if inserted != rows.len() as u64 {
-            // Checked above under the write lock: only a store changed
-            // behind the lock gets here. Fail the group.
-            return Err(StoreError::DuplicateRun {
-                run_id: rows[0].record.run_id.clone(),
-                target: target.to_string(),
-            });
+    Ok(results)
+}
+
+/// At most this many parameters per statement (SQLite allows 32,766).
+const MAX_PARAMS: usize = 30_000;
+
+/// Packs SQL parts (each with `${}` for its parameters, in order) into as
+/// few calls as the parameter limit allows, joined by `sep` (`UNION ALL`,
+/// or `;` for several statements in one call). SQLite only: placeholders
+/// become plain `?`, which SQLite and sqlx bind in order across the
+/// statements of one call (sqlx binds a numbered `?NNN` of a later
+/// statement from the start of the argument list, and walks every lower
+/// index first).
+struct Packer<'a> {
+    sep: &'static str,
+    sql: String,
+    args: Vec<Arg<'a>>,
+    done: Vec<(String, Vec<Arg<'a>>)>,
+}
+
+impl<'a> Packer<'a> {
+    fn new(sep: &'static str) -> Self {
+        Packer {
+            sep,
+            sql: String::new(),
+            args: Vec::new(),
+            done: Vec::new(),
         }
     }
-    Ok(results)
+
+    fn part(&mut self, template: &str, args: Vec<Arg<'a>>) {
+        if !self.sql.is_empty() && self.args.len() + args.len() > MAX_PARAMS {
+            self.done
+                .push((std::mem::take(&mut self.sql), std::mem::take(&mut self.args)));
+        }
+        if !self.sql.is_empty() {
+            self.sql.push_str(self.sep);
+        }
+        self.sql.push_str(&template.replace("${}", "?"));
+        self.args.extend(args);
+    }
+
+    fn finish(mut self) -> Vec<(String, Vec<Arg<'a>>)> {
+        if !self.sql.is_empty() {
+            self.done.push((self.sql, self.args));
+        }
+        self.done
+    }
 }
 
 struct Tx<'a> {
@@ -612,7 +728,7 @@ impl Tx<'_> {
             }
             Op::CancelSession { session_id, now } => {
                 let sql = format!(
-                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq, run_id{}",
+                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq{}",
                     self.skip_locked()
                 );
                 let ctx = format!("cancelling the queue of session {session_id}");
@@ -627,7 +743,7 @@ impl Tx<'_> {
                 }
                 Ok(Ok(Output::Ids(ids.clone(), ids)))
             }
-            Op::Expire { now, wall } => self.expire(*now, *wall).await,
+            Op::Expire { now, wall, owner } => self.expire(*now, *wall, owner.as_deref()).await,
             Op::Release { owner, now } => self.release(owner, *now).await,
         }
     }
@@ -866,25 +982,34 @@ impl Tx<'_> {
         if inserted != rows.len() as u64 {
             return Ok(inserted);
         }
-        if self.pg() {
-            // Concurrent enqueues take their places one at a time (until
-            // commit), so every queue row has its own `seq`. SQLite: the
-            // writer holds the write lock.
-            self.exec("SELECT pg_advisory_xact_lock(7271832)", &[], ctx)
+        // The places in line: from a sequence on PostgreSQL, after the
+        // last one on SQLite (the writer holds the write lock).
+        let seqs: Vec<i64> = if self.pg() {
+            let mut seqs: Vec<i64> = self
+                .rows(
+                    "SELECT nextval('weft_queue_seq_gen') AS n FROM generate_series(1, $1)",
+                    &[Arg::I64(rows.len() as i64)],
+                    &[Col::I64],
+                    ctx,
+                )
+                .await?
+                .iter()
+                .filter_map(|r| r.first().map(Val::i64))
+                .collect();
+            seqs.sort_unstable();
+            seqs
+        } else {
+            let base = self
+                .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], ctx)
                 .await?;
-        }
-        let base = self
-            .int("SELECT COALESCE(MAX(seq), 0) FROM weft_queue", &[], ctx)
-            .await?;
+            (1..=rows.len() as i64).map(|i| base + i).collect()
+        };
         let enqueued_us = now.as_microsecond();
         for (c, chunk) in rows.chunks(CHUNK).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO weft_queue (run_id, session_id, seq, state, spec, lease_owner, lease_expires_us,
                    attempt, max_attempts, enqueued_us) VALUES ",
             );
-            let seqs: Vec<i64> = (0..chunk.len())
-                .map(|i| base + 1 + (c * CHUNK + i) as i64)
-                .collect();
             let mut args = Vec::with_capacity(chunk.len() * 6);
             for (i, row) in chunk.iter().enumerate() {
                 push_row(
@@ -896,7 +1021,7 @@ impl Tx<'_> {
                 args.extend([
                     Arg::Str(&row.record.run_id),
                     Arg::Str(row.session_id),
-                    Arg::I64(seqs[i]),
+                    Arg::I64(seqs.get(c * CHUNK + i).copied().unwrap_or_default()),
                     Arg::Str(row.spec),
                     Arg::I64(row.max_attempts),
                     Arg::I64(enqueued_us),
@@ -941,7 +1066,7 @@ impl Tx<'_> {
         }
         let sql = format!(
             "SELECT run_id, spec, attempt FROM weft_queue WHERE session_id = $1 AND state = 'queued'
-             ORDER BY seq, run_id LIMIT $2{}",
+             ORDER BY seq LIMIT $2{}",
             self.skip_locked()
         );
         let rows = self
@@ -1022,40 +1147,73 @@ impl Tx<'_> {
         Ok(Ok(Output::Ids(lost, vec![])))
     }
 
+    /// Few statements (round trips on PostgreSQL): the queue row is taken
+    /// first, a refusal after it is undone by the caller (savepoint or
+    /// transaction rollback).
     async fn complete(&mut self, owner: &str, record: &RunRecord, now: Timestamp) -> Outcome {
         let run_id = &record.run_id;
         let ctx = format!("completing run {run_id}");
-        let sql = format!(
-            "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2{}",
-            self.for_update()
-        );
-        if self
-            .text(&sql, &[Arg::Str(run_id), Arg::Str(owner)], &ctx)
-            .await?
-            .is_none()
-        {
+        let held = self
+            .text(
+                "UPDATE weft_queue SET state = 'done', lease_owner = NULL, lease_expires_us = NULL
+                 WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2 RETURNING run_id",
+                &[Arg::Str(run_id), Arg::Str(owner)],
+                &ctx,
+            )
+            .await?;
+        if held.is_none() {
             return Ok(Ok(Output::Done(false, vec![])));
         }
-        let Some(stored) = self.run_record(run_id).await? else {
-            return Ok(Err(StoreError::RunNotFound {
+        let mut written = 0;
+        if record.status.is_terminal() {
+            let record = RunRecord {
+                updated_at: Some(now),
+                ..record.clone()
+            };
+            let text = self.encode(&record, &ctx)?;
+            // `,running,`: the statuses it may come from.
+            let mut sources = String::from(",");
+            for st in RunStatus::sources(record.status) {
+                sources.push_str(st.as_str());
+                sources.push(',');
+            }
+            written = self
+                .exec(
+                    "UPDATE weft_runs SET status = $1, owner = $2, start_us = $3, record = $4
+                     WHERE run_id = $5 AND $6 LIKE '%,' || status || ',%'",
+                    &[
+                        Arg::Str(record.status.as_str()),
+                        Arg::OptStr(record.owner.as_deref()),
+                        Arg::OptI64(record.start_time.map(|t| t.as_microsecond())),
+                        Arg::Str(&text),
+                        Arg::Str(run_id),
+                        Arg::Str(&sources),
+                    ],
+                    &ctx,
+                )
+                .await?;
+        }
+        if written == 1 {
+            return Ok(Ok(Output::Done(true, vec![run_id.clone()])));
+        }
+        let stored = self
+            .text(
+                "SELECT status FROM weft_runs WHERE run_id = $1",
+                &[Arg::Str(run_id)],
+                &ctx,
+            )
+            .await?;
+        Ok(Err(match stored {
+            None => StoreError::RunNotFound {
                 run_id: run_id.clone(),
                 target: self.target.to_string(),
-            }));
-        };
-        if !record.status.is_terminal() || !RunStatus::can_transition(stored.status, record.status) {
-            return Ok(Err(StoreError::InvalidTransition {
+            },
+            Some(from) => StoreError::InvalidTransition {
                 run_id: run_id.clone(),
-                from: stored.status.to_string(),
+                from,
                 to: record.status.to_string(),
-            }));
-        }
-        self.set_queue_state(run_id, "done", &ctx).await?;
-        let record = RunRecord {
-            updated_at: Some(now),
-            ..record.clone()
-        };
-        self.write_run(&record).await?;
-        Ok(Ok(Output::Done(true, vec![run_id.clone()])))
+            },
+        }))
     }
 
     /// A queued run (its queue row locked by the caller) becomes done and
@@ -1076,17 +1234,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    async fn expire(&mut self, now: Timestamp, wall: Timestamp) -> Outcome {
+    async fn expire(&mut self, now: Timestamp, wall: Timestamp, of: Option<&str>) -> Outcome {
         let ctx = "expiring leases";
+        let (filter, arg) = match of {
+            Some(owner) => ("lease_owner = $1", Arg::Str(owner)),
+            None => ("lease_expires_us <= $1", Arg::I64(now.as_microsecond())),
+        };
         let sql = format!(
             "SELECT run_id, session_id, attempt, max_attempts, lease_owner FROM weft_queue
-             WHERE state = 'leased' AND lease_expires_us <= $1 ORDER BY seq, run_id{}",
+             WHERE state = 'leased' AND {filter} ORDER BY seq{}",
             self.skip_locked()
         );
         let rows = self
             .rows(
                 &sql,
-                &[Arg::I64(now.as_microsecond())],
+                &[arg],
                 &[Col::Str, Col::Str, Col::I64, Col::I64, Col::Str],
                 ctx,
             )
@@ -1144,7 +1306,7 @@ impl Tx<'_> {
     async fn release(&mut self, owner: &str, now: Timestamp) -> Outcome {
         let ctx = format!("releasing the leases of {owner}");
         let sql = format!(
-            "SELECT run_id FROM weft_queue WHERE state = 'leased' AND lease_owner = $1 ORDER BY seq, run_id{}",
+            "SELECT run_id FROM weft_queue WHERE state = 'leased' AND lease_owner = $1 ORDER BY seq{}",
             self.for_update()
         );
         let ids: Vec<String> = self
@@ -1414,11 +1576,53 @@ impl Store {
         let op = Op::Expire {
             now,
             wall: Timestamp::now(),
+            owner: None,
         };
         match self.queue_op(op).await? {
             Output::Expired(e) => Ok(e),
             _ => Err(self.closed_error()),
         }
+    }
+
+    /// [`Store::expire_leases`] for every lease whose owner is a process of
+    /// this host that is gone, whatever its expiry time: for a server
+    /// restarting after a crash (`kill -9`), so the runs it was running are
+    /// `interrupted` (and requeued while attempts are left) at once instead
+    /// of when their leases run out. An owner names its process as
+    /// [`crate::current_owner`] does (`host:pid`), optionally followed by
+    /// `/` and anything (`host:pid/worker-3`); other owners and other
+    /// hosts' are left to [`Store::expire_leases`].
+    pub async fn expire_leases_of_dead_owners(&self) -> Result<Vec<ExpiredLease>, StoreError> {
+        let owners = self
+            .read_rows(
+                "SELECT lease_owner AS state, COUNT(*) AS n FROM weft_queue
+                 WHERE state = 'leased' AND lease_owner IS NOT NULL GROUP BY lease_owner",
+                &[],
+                "listing lease owners".into(),
+            )
+            .await?;
+        let host = crate::store::hostname();
+        let mut expired = Vec::new();
+        for (owner, _) in owners {
+            let process = owner.split('/').next().unwrap_or_default();
+            let Some((owner_host, pid)) = process.rsplit_once(':') else {
+                continue;
+            };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            if owner_host != host || crate::store::process_alive(pid) {
+                continue;
+            }
+            let op = Op::Expire {
+                now: Timestamp::now(),
+                wall: Timestamp::now(),
+                owner: Some(owner.clone()),
+            };
+            match self.queue_op(op).await? {
+                Output::Expired(e) => expired.extend(e),
+                _ => return Err(self.closed_error()),
+            }
+        }
+        Ok(expired)
     }
 
     /// Graceful shutdown: the leases of `owner` go back to `queued` (run
@@ -1455,6 +1659,36 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many runs of a session have each status (statuses with none
+    /// left out), for a session's summary. A stored status this build does
+    /// not know is [`StoreError::Malformed`].
+    pub async fn run_status_counts(
+        &self,
+        session_id: &str,
+    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
+        let ctx = format!("counting the runs of session {session_id}");
+        let rows = self
+            .read_rows(
+                "SELECT status AS state, COUNT(*) AS n FROM weft_runs WHERE session_id = $1 GROUP BY status",
+                &[Arg::Str(session_id)],
+                ctx.clone(),
+            )
+            .await?;
+        let mut counts = std::collections::BTreeMap::new();
+        for (status, n) in rows {
+            let status: RunStatus =
+                serde_json::from_value(serde_json::Value::String(status)).map_err(|e| {
+                    StoreError::Malformed {
+                        target: self.target().to_string(),
+                        context: ctx.clone(),
+                        source: Arc::new(e),
+                    }
+                })?;
+            counts.insert(status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
     /// Live sessions that have queued runs, the one waiting longest first
     /// (for round-robin scheduling).
     pub async fn sessions_with_queued_runs(&self) -> Result<Vec<String>, StoreError> {
@@ -1463,7 +1697,7 @@ impl Store {
                 "SELECT q.session_id AS state, MIN(q.seq) AS n FROM weft_queue q
                  JOIN weft_server_sessions s ON s.session_id = q.session_id
                  WHERE q.state = 'queued' AND s.live = 1
-                 GROUP BY q.session_id ORDER BY MIN(q.seq), q.session_id",
+                 GROUP BY q.session_id ORDER BY MIN(q.seq)",
                 &[],
                 "listing sessions with queued runs".into(),
             )
@@ -1481,5 +1715,30 @@ fn retryable(e: &StoreError) -> bool {
             _ => false,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packer_joins_parts_and_splits_at_the_parameter_limit() {
+        let mut p = Packer::new("; ");
+        p.part("A (${}, ${})", vec![Arg::I64(1), Arg::I64(2)]);
+        p.part("B ${}", vec![Arg::I64(3)]);
+        p.part("C", vec![]);
+        let done = p.finish();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].0, "A (?, ?); B ?; C");
+        assert_eq!(done[0].1.len(), 3);
+
+        let mut p = Packer::new(" UNION ALL ");
+        let big = vec![Arg::I64(0); MAX_PARAMS - 1];
+        p.part(&vec!["${}"; MAX_PARAMS - 1].join(","), big);
+        p.part("X ${} ${}", vec![Arg::I64(1), Arg::I64(2)]);
+        let done = p.finish();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[1].0, "X ? ?");
     }
 }

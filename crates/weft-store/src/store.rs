@@ -23,7 +23,12 @@ use crate::{NodeTiming, RunFilter, RunRecord, RunStatus, SessionRecord, StoreErr
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
 
+/// Marks a migration step that only PostgreSQL applies.
+const PG_ONLY: &str = "postgres: ";
+
 /// Versioned migrations: entry `i` upgrades the schema to version `i + 1`.
+/// Steps are portable SQL; a step starting with [`PG_ONLY`] is applied on
+/// PostgreSQL only.
 const MIGRATIONS: &[&[&str]] = &[
     &[
         "CREATE TABLE weft_sessions (
@@ -70,6 +75,10 @@ const MIGRATIONS: &[&[&str]] = &[
     )",
         "CREATE INDEX weft_queue_session ON weft_queue (session_id, state, seq)",
         "CREATE INDEX weft_queue_seq ON weft_queue (seq)",
+        // PostgreSQL numbers queue rows from a sequence (concurrent enqueues
+        // need not wait for each other); SQLite's writer reads MAX(seq) under
+        // its write lock.
+        "postgres: CREATE SEQUENCE weft_queue_seq_gen",
         "CREATE INDEX weft_queue_lease ON weft_queue (state, lease_expires_us)",
         "CREATE TABLE weft_idempotency (
         session_id TEXT NOT NULL,
@@ -100,7 +109,7 @@ pub fn current_owner() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
@@ -109,7 +118,7 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
@@ -567,7 +576,13 @@ impl Store {
                 self.too_new(start)?;
                 for (i, steps) in MIGRATIONS.iter().enumerate().skip(start as usize) {
                     for step in *steps {
-                        sqlx::query(*step)
+                        // `postgres: ...` steps apply to PostgreSQL only.
+                        let step = match step.strip_prefix(PG_ONLY) {
+                            Some(pg) if self.backend_name() == "postgres" => pg,
+                            Some(_) => continue,
+                            None => *step,
+                        };
+                        sqlx::query(step)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err!(self, format!("applying migration {}", i + 1)))?;

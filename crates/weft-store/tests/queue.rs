@@ -16,7 +16,7 @@ use weft_store::{
     Claimed, QueueCounts, QueueItem, RunRecord, RunStatus, ServerSessionRecord, Store, StoreError,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug)]
 enum Kind {
     Sqlite,
     Postgres,
@@ -24,7 +24,6 @@ enum Kind {
 
 /// A fresh, empty store location (a temp file or a new PostgreSQL schema).
 struct Target {
-    kind: Kind,
     url: String,
     file: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
@@ -45,7 +44,6 @@ async fn target(kind: Kind) -> Target {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("weft.db");
             Target {
-                kind,
                 url: file.display().to_string(),
                 file: Some(file),
                 _dir: Some(dir),
@@ -62,7 +60,6 @@ async fn target(kind: Kind) -> Target {
             c.close().await.unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
             Target {
-                kind,
                 url: format!("{base}{sep}options=-c%20search_path%3D{schema}"),
                 file: None,
                 _dir: None,
@@ -346,14 +343,9 @@ async fn server_sessions_are_reused_by_key_while_live(t: Target) {
 
 both!(concurrent_creates_with_one_key_yield_one_session);
 async fn concurrent_creates_with_one_key_yield_one_session(t: Target) {
-    // Two handles (two pools and writers, as two processes would have) on
-    // PostgreSQL; one on SQLite (one writer per process there).
+    // Two handles: two pools and writers, as two processes would have.
     let first = Store::open(&t.url).await.unwrap();
-    let second = if t.kind == Kind::Postgres {
-        Store::open(&t.url).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let second = Store::open(&t.url).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = if i % 2 == 0 { first.clone() } else { second.clone() };
@@ -586,13 +578,10 @@ async fn a_duplicate_run_id_writes_nothing(t: Target) {
 
 both!(every_run_completes_exactly_once_with_four_claimers);
 async fn every_run_completes_exactly_once_with_four_claimers(t: Target) {
+    // Two handles (two writers, as two processes would have).
     const RUNS: u32 = 200;
     let first = Store::open(&t.url).await.unwrap();
-    let second = if t.kind == Kind::Postgres {
-        Store::open(&t.url).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let second = Store::open(&t.url).await.unwrap();
     first
         .create_or_reuse_server_session(&session("s", None))
         .await
@@ -817,6 +806,11 @@ async fn queued_runs_can_be_cancelled_until_claimed(t: Target) {
     }
     assert_eq!(get(&store, &run_id(1)).await.status, RunStatus::Running);
     assert_eq!(get(&store, &run_id(9)).await.status, RunStatus::Queued);
+    assert_eq!(
+        store.run_status_counts("s").await.unwrap(),
+        BTreeMap::from([(RunStatus::Running, 1), (RunStatus::Cancelled, 3)])
+    );
+    assert!(store.run_status_counts("nobody").await.unwrap().is_empty());
     assert!(store.claim("s", "w", 5, 5, LEASE).await.unwrap().is_empty());
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
@@ -1000,4 +994,128 @@ async fn concurrent_dispatches_are_decided_one_by_one(t: Target) {
         "old-key and shared"
     );
     store.close().await.unwrap();
+}
+
+both!(leases_of_dead_local_processes_expire_at_once);
+async fn leases_of_dead_local_processes_expire_at_once(t: Target) {
+    let host = weft_store::current_owner()
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let dead_pid = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let store = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (1..=4).map(|i| item("s", i, 2)).collect();
+    store.enqueue("s", &items, None).await.unwrap();
+    let dead = format!("{host}:{dead_pid}/worker-1");
+    let alive = format!("{}/worker-2", weft_store::current_owner());
+    store.claim("s", &dead, 1, 10, LEASE).await.unwrap();
+    store.claim("s", &alive, 1, 10, LEASE).await.unwrap();
+    store.claim("s", "other-host:1", 1, 10, LEASE).await.unwrap();
+    store.claim("s", "not-a-process", 1, 10, LEASE).await.unwrap();
+    let e = store.expire_leases_of_dead_owners().await.unwrap();
+    assert_eq!(
+        e,
+        vec![weft_store::ExpiredLease {
+            run_id: run_id(1),
+            session_id: "s".into(),
+            requeued: true
+        }]
+    );
+    assert_eq!(get(&store, &run_id(1)).await.status, RunStatus::Queued);
+    for i in 2..=4 {
+        assert_eq!(get(&store, &run_id(i)).await.status, RunStatus::Running);
+    }
+    assert!(store.expire_leases_of_dead_owners().await.unwrap().is_empty());
+    store.close().await.unwrap();
+}
+
+both!(a_large_dispatch_is_written_whole_and_in_order);
+async fn a_large_dispatch_is_written_whole_and_in_order(t: Target) {
+    // More rows than one statement may bind parameters for.
+    const RUNS: u32 = 3_500;
+    let store = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (0..RUNS).map(|i| item("s", i, 1)).collect();
+    let e = store.enqueue("s", &items, Some("big")).await.unwrap();
+    assert_eq!(e.run_ids.len(), RUNS as usize);
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(*) FROM weft_runs").await,
+        i64::from(RUNS)
+    );
+    assert_eq!(
+        raw_i64(&t, "SELECT COUNT(DISTINCT seq) FROM weft_queue").await,
+        i64::from(RUNS)
+    );
+    let again = store.enqueue("s", &items[..1], Some("big")).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.run_ids.len(), RUNS as usize);
+    let c = store.claim("s", "w", 3, 10, LEASE).await.unwrap();
+    assert_eq!(
+        c.iter().map(|c| c.run_id.clone()).collect::<Vec<_>>(),
+        [run_id(0), run_id(1), run_id(2)]
+    );
+    store.close().await.unwrap();
+}
+
+both!(the_concurrency_limit_holds_across_handles);
+async fn the_concurrency_limit_holds_across_handles(t: Target) {
+    const LIMIT: u32 = 3;
+    const RUNS: u32 = 60;
+    let first = Store::open(&t.url).await.unwrap();
+    let second = Store::open(&t.url).await.unwrap();
+    let items: Vec<QueueItem> = (0..RUNS).map(|i| item("s", i, 1)).collect();
+    first.enqueue("s", &items, None).await.unwrap();
+    let holding = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = if w % 2 == 0 { first.clone() } else { second.clone() };
+        let (holding, peak) = (holding.clone(), peak.clone());
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
+            let mut done = 0;
+            loop {
+                let claimed = store.claim("s", &owner, 2, LIMIT, LEASE).await.unwrap();
+                if claimed.is_empty() {
+                    let counts = store.queue_counts("s").await.unwrap();
+                    assert!(counts.leased <= u64::from(LIMIT), "{counts:?}");
+                    if counts.queued == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let now = holding.fetch_add(claimed.len() as u32, std::sync::atomic::Ordering::SeqCst)
+                    + claimed.len() as u32;
+                peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                assert!(now <= LIMIT, "{now} runs held at once");
+                tokio::task::yield_now().await;
+                for c in claimed {
+                    let r = store.get_run(&c.run_id).await.unwrap().unwrap();
+                    holding.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    assert!(
+                        store
+                            .complete(&owner, &finished(&r, RunStatus::Succeeded))
+                            .await
+                            .unwrap()
+                    );
+                    done += 1;
+                }
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, RUNS);
+    assert!(peak.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    first.close().await.unwrap();
+    second.close().await.unwrap();
 }
