@@ -222,8 +222,8 @@ fn kill_9_loses_no_accepted_run() {
     }
     s.child.kill().unwrap();
     s.child.wait().unwrap();
-    let s = serve(dir.path(), &["--store", store_arg, "--lease-s", "1"], &[]);
-    let runs = wait_terminal(&s.addr, &run_ids, None, Duration::from_secs(60));
+    let s = serve(dir.path(), &["--store", store_arg], &[]);
+    let runs = wait_terminal(&s.addr, &run_ids, None, Duration::from_secs(20));
     assert_eq!(runs.len(), 200);
     let mut by_status = std::collections::BTreeMap::new();
     for r in &runs {

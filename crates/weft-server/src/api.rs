@@ -228,7 +228,7 @@ async fn get_session(State(server): State<Arc<Server>>, Path(id): Path<String>) 
             id: id.clone(),
         })?;
     let state = record.state.parse().unwrap_or(SessionState::Closed);
-    let counts = server.store().count_runs(&id).await?;
+    let counts = server.store().run_status_counts(&id).await?;
     Ok(axum::Json(session_view(&record, state, Some(&counts))).into_response())
 }
 

@@ -279,10 +279,10 @@ impl Server {
     /// tests) to expire leases and sessions.
     pub fn new(config: ServerConfig, store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
         let boot = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        // Unique per server object: two servers in one process (tests,
-        // embedders) must not renew or complete each other's leases. The
-        // store's orphan sweep skips owners of this shape: leases recover them.
-        let owner = format!("{}#{boot}", weft_store::current_owner());
+        // `host:pid/boot`: unique per server object (two servers in one
+        // process must not renew or complete each other's leases), and the
+        // store can tell when the process behind a lease is gone.
+        let owner = format!("{}/{boot}", weft_store::current_owner());
         let (shutdown, _) = watch::channel(false);
         Arc::new(Server {
             global: Arc::new(Semaphore::new(config.max_workers.max(1))),
@@ -471,7 +471,7 @@ impl Server {
             return Ok(s);
         }
         let state = record.state.parse::<SessionState>().unwrap_or(SessionState::Idle);
-        let counts = self.store.count_runs(&record.session_id).await?;
+        let counts = self.store.run_status_counts(&record.session_id).await?;
         match self.open_service(&record).await {
             Ok(service) => {
                 let s = self.start_master(record, service, state, counts);
@@ -989,6 +989,12 @@ impl Server {
     /// server) and re-queues runs left by dead owners. Call once before
     /// serving.
     pub async fn recover(self: &Arc<Self>) -> Result<(), ServerError> {
+        // Runs leased by a crashed process on this host are interrupted (and
+        // re-queued when their retries allow) at once, not a lease later.
+        let expired = self.store.expire_leases_of_dead_owners().await?;
+        if !expired.is_empty() {
+            tracing::info!(runs = expired.len(), "recovered the runs of a crashed server");
+        }
         self.reconcile_once().await
     }
 

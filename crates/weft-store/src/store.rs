@@ -782,35 +782,6 @@ impl Store {
         .await
     }
 
-    /// How many runs of a session are in each status (statuses with no run
-    /// left out).
-    pub async fn count_runs(
-        &self,
-        session_id: &str,
-    ) -> Result<std::collections::BTreeMap<RunStatus, u64>, StoreError> {
-        self.settle().await?;
-        let ctx = format!("counting the runs of session {session_id}");
-        let rows: Vec<(String, i64)> = on_backend!(
-            self,
-            "SELECT status, COUNT(*) AS n FROM weft_runs WHERE session_id = $1 GROUP BY status",
-            |q, pool| q
-                .bind(session_id)
-                .fetch_all(pool)
-                .await
-                .and_then(|rows| rows
-                    .into_iter()
-                    .map(|r| Ok((r.try_get::<String, _>("status")?, r.try_get::<i64, _>("n")?)))
-                    .collect::<Result<_, sqlx::Error>>())
-                .map_err(db_err!(self, ctx))?
-        );
-        Ok(rows
-            .into_iter()
-            .filter_map(|(status, n)| {
-                Some((status.parse::<RunStatus>().ok()?, u64::try_from(n).unwrap_or(0)))
-            })
-            .collect())
-    }
-
     /// Runs, newest first (run ids sort by time), optionally of one session
     /// and/or one status, at most `limit`.
     pub async fn list_runs(&self, f: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
