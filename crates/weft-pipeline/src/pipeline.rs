@@ -811,6 +811,50 @@ mod tests {
     }
 
     #[test]
+    fn every_wiring_problem_is_reported_in_a_stable_order() {
+        let err = Pipeline::new(vec![
+            n("b", &["x"], &["y@pandas"]),
+            n("a", &["y"], &["z"]),
+            n("b", &["q"], &["y@spark"]),
+            n("b", &["r"], &["w"]),
+            n("c", &["a@@b"], &["y@csv"]),
+        ])
+        .unwrap_err();
+        let PipelineError::InvalidPipeline { problems } = err else {
+            panic!("expected InvalidPipeline, got {err}");
+        };
+        assert_eq!(
+            problems,
+            [
+                "node names must be unique: `b` is used by 3 nodes",
+                "dataset `a@@b` of node `c` is malformed: it has more than one `@` or an empty part; expected `name@format`",
+                "dataset `y` is used with transcoding (`y@csv`, `y@pandas`, `y@spark`) but referenced without `@` by `a`; use `y@<format>` everywhere or rename one of them",
+                "dataset `y` is an output of more than one node: `b` (as `y@pandas`), `b` (as `y@spark`), `c` (as `y@csv`); node outputs must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_reported_with_its_path() {
+        let err = Pipeline::new(vec![
+            n("a", &["z", "in"], &["x"]),
+            n("b", &["x"], &["y"]),
+            n("c", &["y"], &["z"]),
+            n("d", &["in"], &["out"]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string().lines().filter(|l| l.contains("circular")).count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("`a`, `b`, `c` (`a` -> `b` -> `c` -> `a`)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn order_is_layered_and_sorted() {
         let p = Pipeline::new(vec![
             n("c", &["b"], &["out"]),
