@@ -849,7 +849,8 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.to_string().contains("`a`, `b`, `c` (`a` -> `b` -> `c` -> `a`)"),
+            err.to_string()
+                .contains("`a`, `b`, `c` (`a` -> `b` -> `c` -> `a`)"),
             "{err}"
         );
     }
