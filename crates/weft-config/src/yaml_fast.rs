@@ -209,31 +209,42 @@ fn flow_scalar(item: &str) -> Option<Value> {
 /// `{k: v, k: [a, b]}` on one line: simple keys, flow scalars or flat lists.
 fn flow_mapping(s: &str) -> Option<Value> {
     let inner = s.strip_prefix('{')?.strip_suffix('}')?;
-    let mut map = Map::new();
     if inner.trim_matches(' ').is_empty() {
-        return Some(Value::Object(map));
+        return Some(Value::Object(Map::new()));
     }
+    // Entry boundaries first (commas outside lists), so the map is
+    // allocated once at its final size.
     let mut depth = 0usize;
-    let mut start = 0;
-    let mut entries = Vec::new();
-    for (at, c) in inner.char_indices() {
+    let mut entries = 1;
+    for c in inner.bytes() {
         match c {
-            '[' => depth += 1,
-            ']' => depth = depth.checked_sub(1)?,
-            '{' | '}' => return None,
-            ',' if depth == 0 => {
-                entries.push(&inner[start..at]);
-                start = at + 1;
-            }
+            b'[' => depth += 1,
+            b']' => depth = depth.checked_sub(1)?,
+            b'{' | b'}' => return None,
+            b',' if depth == 0 => entries += 1,
             _ => {}
         }
     }
     if depth != 0 {
         return None;
     }
-    entries.push(&inner[start..]);
-    for entry in entries {
-        let entry = entry.trim_matches(' ');
+    let mut map = Map::with_capacity(entries);
+    let mut rest = inner;
+    for _ in 0..entries {
+        let mut depth = 0usize;
+        let end = rest
+            .bytes()
+            .position(|c| {
+                match c {
+                    b'[' => depth += 1,
+                    b']' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                c == b',' && depth == 0
+            })
+            .unwrap_or(rest.len());
+        let entry = rest[..end].trim_matches(' ');
+        rest = rest.get(end + 1..).unwrap_or("");
         let (key, value) = key_value(entry)?;
         let value = value.trim_end_matches(' ');
         if value.is_empty() {

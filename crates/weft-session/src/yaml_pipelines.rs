@@ -162,7 +162,7 @@ pub fn parse_pipelines(
         ],
     }
     };
-    let top = match doc {
+    let mut top = match doc {
         Value::Object(map) if map.keys().any(|k| !k.starts_with('_') || k == DEFAULT_PIPELINE) => map,
         Value::Object(_) | Value::Null => return Err(empty()),
         other => {
@@ -176,7 +176,7 @@ pub fn parse_pipelines(
     };
     let mut problems = Vec::new();
     let mut own_nodes: BTreeMap<String, Vec<Node>> = BTreeMap::new();
-    for (pname, spec) in &top {
+    for (pname, spec) in top.iter_mut() {
         if pname.starts_with('_') && pname != DEFAULT_PIPELINE {
             continue;
         }
@@ -196,10 +196,13 @@ pub fn parse_pipelines(
             }
         }
         let mut nodes = Vec::new();
-        match spec.get("nodes") {
+        // The node list is only read here: its values are moved into the
+        // nodes, not copied (the key stays, so `resolve` sees the same keys).
+        match spec.get_mut("nodes").map(Value::take) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
+                nodes.reserve(items.len());
+                for (i, item) in items.into_iter().enumerate() {
                     match parse_node(item, registry) {
                         Ok(node) => nodes.push(node),
                         Err((name, errs)) => {
@@ -374,8 +377,29 @@ fn resolve(
     Some(pipeline)
 }
 
-fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
-    let Value::Object(map) = item else {
+/// Takes the value of `key` out of a node's map.
+fn take(map: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
+    map.get_mut(key).map(Value::take)
+}
+
+/// Dataset or tag names, moved out of the value (see [`names`]).
+fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect()),
+        Some(other) => names(Some(&other), what),
+    }
+}
+
+fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
+    let Value::Object(mut map) = item else {
         return Err((
             None,
             vec![format!(
@@ -383,20 +407,22 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
             )],
         ));
     };
-    let name = map.get("name").and_then(Value::as_str).map(str::to_string);
     let mut errs = Vec::new();
     for key in map.keys() {
         if !NODE_KEYS.contains(&key.as_str()) {
             errs.push(format!("unknown key `{key}` (allowed: {})", NODE_KEYS.join(", ")));
         }
     }
-    if let Some(v) = map.get("name")
-        && !v.is_string()
-    {
-        errs.push(format!("`name` must be a string, got {v}"));
-    }
-    let func = match map.get("func") {
-        Some(Value::String(f)) => Some(f.clone()),
+    let name = match take(&mut map, "name") {
+        None => None,
+        Some(Value::String(n)) => Some(n),
+        Some(v) => {
+            errs.push(format!("`name` must be a string, got {v}"));
+            None
+        }
+    };
+    let func = match take(&mut map, "func") {
+        Some(Value::String(f)) => Some(f),
         Some(other) => {
             errs.push(format!("`func` must be a function name, got {other}"));
             None
@@ -406,14 +432,18 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
             None
         }
     };
-    let inputs = names(map.get("inputs"), "inputs").map_err(|e| errs.push(e)).ok();
-    let outputs = names(map.get("outputs"), "outputs")
+    let inputs = owned_names(take(&mut map, "inputs"), "inputs")
         .map_err(|e| errs.push(e))
         .ok();
-    let tags = names(map.get("tags"), "tags").map_err(|e| errs.push(e)).ok();
-    let namespace = match map.get("namespace") {
+    let outputs = owned_names(take(&mut map, "outputs"), "outputs")
+        .map_err(|e| errs.push(e))
+        .ok();
+    let tags = owned_names(take(&mut map, "tags"), "tags")
+        .map_err(|e| errs.push(e))
+        .ok();
+    let namespace = match take(&mut map, "namespace") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(other) => {
             errs.push(format!("`namespace` must be a string, got {other}"));
             None
