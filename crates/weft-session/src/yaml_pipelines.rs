@@ -555,6 +555,37 @@ mod tests {
     }
 
     #[test]
+    fn every_node_problem_is_reported_with_its_node() {
+        let text = "p:\n  nodes:\n    - {name: a, func: 3, inputs: [x, 1], outputs: {o: 2}, tags: t, namespace: 4, colour: red}\n    - name: b\n      inputs: x\n    - {name: 5, func: noop, inputs: x, outputs: y}\n    - [not, a, map]\n    - {name: c, func: noop, inputs: {first: x, second: w}, outputs: [z], tags: [ok]}\n";
+        let err = parse_pipelines(Path::new("pipelines.yml"), text, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(
+            problems,
+            [
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
+                "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
+                "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
+                "pipelines.yml: pipeline `p`, node `a`: `namespace` must be a string, got 4",
+                "pipelines.yml:4: pipeline `p`, node `b`: missing `func` (the registered function to call)",
+                "pipelines.yml: pipeline `p`, node #3: `name` must be a string, got 5",
+                "pipelines.yml: pipeline `p`, node #4: a node must be a map with `func`, `inputs`, `outputs`; got [\"not\",\"a\",\"map\"]",
+            ]
+        );
+        // The valid node of the same file builds as declared.
+        let ok = "p:\n  nodes:\n    - {name: c, func: identity, inputs: {first: x}, outputs: [z], tags: [t1, t2], namespace: ns}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let c = p.node("ns.c").unwrap();
+        assert_eq!(
+            (c.inputs(), c.outputs()),
+            (&["x".to_string()][..], &["z".to_string()][..])
+        );
+        assert_eq!(c.tags().iter().collect::<Vec<_>>(), ["t1", "t2"]);
+    }
+
+    #[test]
     fn duplicate_keys_are_reported_in_our_words() {
         let text = "p:\n  nodes:\n    - name: a\n      func: noop\n      func: identity\n";
         let err = parse_pipelines(Path::new("pipelines.yml"), text, &registry()).unwrap_err();
