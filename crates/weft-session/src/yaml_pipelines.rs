@@ -24,10 +24,11 @@
 //!
 //! When no `__default__` is declared, it is the union of every pipeline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use serde_json::Value;
+use weft_config::yaml::Simple;
 use weft_pipeline::{FunctionRegistry, NamespaceOptions, Node, Pipeline};
 
 use crate::SessionError;
@@ -153,7 +154,38 @@ pub fn parse_pipelines(
     registry: &FunctionRegistry,
 ) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let at = Located { file, text };
-    let doc = weft_config::yaml::from_str(text, file)?;
+    // The common case (plain YAML) is read without copying: the node lists
+    // are kept as borrowed trees and built into nodes directly; the rest of
+    // each pipeline's spec (small) becomes a `Value` as usual.
+    let mut simple_nodes: HashMap<&str, Vec<Simple<'_>>> = HashMap::new();
+    let doc = match weft_config::yaml::parse_simple(text) {
+        Some(Simple::Map(entries)) => {
+            let mut top = serde_json::Map::with_capacity(entries.len());
+            for (pname, spec) in entries {
+                let value = match spec {
+                    Simple::Map(fields) => {
+                        let mut spec = serde_json::Map::with_capacity(fields.len());
+                        for (key, field) in fields {
+                            let value = match field {
+                                Simple::List(items) if key == "nodes" => {
+                                    simple_nodes.insert(pname, items);
+                                    Value::Null
+                                }
+                                other => other.to_value(),
+                            };
+                            spec.insert(key.to_string(), value);
+                        }
+                        Value::Object(spec)
+                    }
+                    other => other.to_value(),
+                };
+                top.insert(pname.to_string(), value);
+            }
+            Value::Object(top)
+        }
+        Some(other) => other.to_value(),
+        None => weft_config::yaml::from_str(text, file)?,
+    };
     let empty = || {
         SessionError::PipelineYaml {
         file: file.to_path_buf(),
@@ -196,6 +228,24 @@ pub fn parse_pipelines(
             }
         }
         let mut nodes = Vec::new();
+        if let Some(items) = simple_nodes.remove(pname.as_str()) {
+            nodes.reserve(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let parsed = match parse_simple_node(item, registry) {
+                    Some(parsed) => parsed,
+                    // Anything unusual: the general path, for its errors.
+                    None => parse_node(item.to_value(), registry),
+                };
+                match parsed {
+                    Ok(node) => nodes.push(node),
+                    Err((name, errs)) => {
+                        for e in errs {
+                            problems.push(at.at_node(pname, i, name.as_deref(), e));
+                        }
+                    }
+                }
+            }
+        }
         // The node list is only read here: its values are moved into the
         // nodes, not copied (the key stays, so `resolve` sees the same keys).
         match spec.get_mut("nodes").map(Value::take) {
@@ -455,8 +505,21 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
     if !errs.is_empty() {
         return Err((name, errs));
     }
+    build_node(registry, name, &func, inputs, outputs, tags, namespace)
+}
+
+/// A node whose fields all have the right shape.
+fn build_node(
+    registry: &FunctionRegistry,
+    name: Option<String>,
+    func: &str,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    tags: Vec<String>,
+    namespace: Option<String>,
+) -> Result<Node, (Option<String>, Vec<String>)> {
     let builder = registry
-        .node(&func, inputs, outputs)
+        .node(func, inputs, outputs)
         .map_err(|e| (name.clone(), vec![e.to_string()]))?;
     let mut builder = builder.tags(tags);
     if let Some(n) = &name {
@@ -466,6 +529,63 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
         builder = builder.namespace(ns);
     }
     builder.build().map_err(|e| (name, vec![e.to_string()]))
+}
+
+/// Names from a borrowed tree, when they have a valid shape (a string, a
+/// list of strings, a map of strings, or null).
+fn simple_names(value: Option<&Simple<'_>>) -> Option<Vec<String>> {
+    match value {
+        None | Some(Simple::Other(Value::Null)) => Some(Vec::new()),
+        Some(Simple::Str(s)) => Some(vec![(*s).to_string()]),
+        Some(Simple::List(items)) => items.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Simple::Map(entries)) => entries
+            .iter()
+            .map(|(_, v)| v.as_str().map(str::to_string))
+            .collect(),
+        Some(Simple::Other(_)) => None,
+    }
+}
+
+/// A node straight from the borrowed tree when every field has a valid
+/// shape; `None` when anything is off, so [`parse_node`] reports it in its
+/// usual words.
+fn parse_simple_node(
+    item: &Simple<'_>,
+    registry: &FunctionRegistry,
+) -> Option<Result<Node, (Option<String>, Vec<String>)>> {
+    let Simple::Map(fields) = item else {
+        return None;
+    };
+    let (mut name, mut func, mut namespace) = (None, None, None);
+    let (mut inputs, mut outputs, mut tags) = (None, None, None);
+    for (key, value) in fields {
+        match *key {
+            "name" => name = Some(value.as_str()?),
+            "func" => func = Some(value.as_str()?),
+            "inputs" => inputs = Some(value),
+            "outputs" => outputs = Some(value),
+            "tags" => tags = Some(value),
+            "namespace" => match value {
+                Simple::Str(s) => namespace = Some(*s),
+                Simple::Other(Value::Null) => {}
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    let func = func?;
+    let inputs = simple_names(inputs)?;
+    let outputs = simple_names(outputs)?;
+    let tags = simple_names(tags)?;
+    Some(build_node(
+        registry,
+        name.map(str::to_string),
+        func,
+        inputs,
+        outputs,
+        tags,
+        namespace.map(str::to_string),
+    ))
 }
 
 /// Reads and parses a pipelines file. A missing or empty file is an error
@@ -583,6 +703,54 @@ mod tests {
             (&["x".to_string()][..], &["z".to_string()][..])
         );
         assert_eq!(c.tags().iter().collect::<Vec<_>>(), ["t1", "t2"]);
+    }
+
+    /// What a parse gives, comparable: each pipeline's nodes with every
+    /// field, or the problems.
+    fn summary(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+        match parse_pipelines(Path::new("pipelines.yml"), text, &registry()) {
+            Ok(pipelines) => Ok(pipelines
+                .iter()
+                .map(|(name, p)| {
+                    let nodes = p
+                        .nodes()
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{} {} {:?} {:?} {:?} {:?}",
+                                n.name(),
+                                n.func_name(),
+                                n.inputs(),
+                                n.outputs(),
+                                n.tags(),
+                                n.namespace()
+                            )
+                        })
+                        .collect();
+                    (name.clone(), nodes)
+                })
+                .collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_borrowed_fast_path_builds_what_the_general_path_builds() {
+        let docs = [
+            "__default__:\n  nodes:\n    - {name: a, func: add_one, inputs: params:start, outputs: d1, tags: [t1, t2]}\n    - {name: b, func: identity, inputs: [d1], outputs: [d2], namespace: ns}\n    - func: identity\n      inputs: {x: d2}\n      outputs: d3\n      tags: solo\n",
+            "a:\n  nodes:\n    - name: n1\n      func: sum\n      inputs: [x, y]\n      outputs: z\n      tags: []\n      namespace: ~\nb:\n  pipelines: [a]\n  namespace: w\n  inputs: {x: outer_x}\n",
+            "a:\n  nodes:\n    - {name: 1, func: identity, inputs: x, outputs: y}\n    - {name: b, func: 2, inputs: x, outputs: y}\n    - {name: c, func: identity, inputs: [x, 3], outputs: y, colour: red}\n    - {name: d, func: identity, inputs: x, outputs: y, namespace: 4}\n    - {name: e, func: nope, inputs: x, outputs: y}\n    - plain\n",
+            "a:\n  nodes: {name: x}\n",
+            "a:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y}\n    - {name: a, func: identity, inputs: y, outputs: z}\n",
+            "_shared: {x: 1}\na:\n  nodes: []\n  tags: [t]\n",
+        ];
+        for doc in docs {
+            assert!(weft_config::yaml::parse_simple(doc).is_some(), "{doc}");
+            // A quote anywhere (here in a comment) sends the file to the full parser.
+            let general = format!("{doc}# \"general path\"\n");
+            assert!(weft_config::yaml::parse_simple(&general).is_none());
+            assert_eq!(summary(doc), summary(&general), "{doc}");
+        }
     }
 
     #[test]
