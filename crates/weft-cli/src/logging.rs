@@ -79,12 +79,18 @@ pub fn logs_dir(project: &Path) -> PathBuf {
     project.join("logs")
 }
 
+/// How many session logs stay open between runs (the most recently
+/// started ones), so sequential runs of a sweep do not reopen the files.
+const KEPT_OPEN: usize = 4;
+
 /// The tracing layer writing run events to the session log files.
 struct RunLogLayer {
     dir: PathBuf,
-    /// Open session logs by session id (weak: a session's files close
-    /// when its last run span closes).
+    /// Session logs by session id: every one a run span still holds
+    /// (weak), so a session never has two handles with different offsets.
     sessions: Mutex<HashMap<String, Weak<SessionLog>>>,
+    /// The most recently used session logs, kept open (strong).
+    recent: Mutex<std::collections::VecDeque<Arc<SessionLog>>>,
 }
 
 /// One session's log and index, shared by its run spans.
@@ -149,13 +155,27 @@ impl RunLogLayer {
         RunLogLayer {
             dir,
             sessions: Mutex::new(HashMap::new()),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(KEPT_OPEN + 1)),
         }
+    }
+
+    /// Marks a session log as the most recently used one.
+    fn keep_open(&self, log: &Arc<SessionLog>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.front().is_some_and(|r| Arc::ptr_eq(r, log)) {
+            return;
+        }
+        recent.retain(|r| !Arc::ptr_eq(r, log));
+        recent.push_front(Arc::clone(log));
+        recent.truncate(KEPT_OPEN);
     }
 
     /// The session's open log, or opens (creates) its files.
     fn session(&self, session_id: &str) -> Option<Arc<SessionLog>> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(open) = sessions.get(session_id).and_then(Weak::upgrade) {
+            drop(sessions);
+            self.keep_open(&open);
             return Some(open);
         }
         sessions.retain(|_, s| s.strong_count() > 0);
@@ -176,6 +196,8 @@ impl RunLogLayer {
             files: Mutex::new(open().ok()?),
         });
         sessions.insert(session_id.to_string(), Arc::downgrade(&log));
+        drop(sessions);
+        self.keep_open(&log);
         Some(log)
     }
 }
@@ -398,7 +420,6 @@ pub fn run_log(dir: &Path, run_id: &str) -> Result<Option<String>, RunLogError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing_subscriber::layer::SubscriberExt as _;
 
     /// Runs `f` with only the run-log layer installed (thread-local
     /// default, no global state).
@@ -500,6 +521,60 @@ mod tests {
             matches!(err, RunLogError::MalformedIndex { line: 1, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sequential_runs_share_one_open_log_and_old_sessions_reopen_correctly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let layer = RunLogLayer::new(dir.clone());
+        let first = layer.session("s0").unwrap();
+        drop(first);
+        // Still open (kept), so the same handle comes back.
+        let again = layer.session("s0").unwrap();
+        assert!(
+            layer
+                .recent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| Arc::ptr_eq(r, &again))
+        );
+        drop(again);
+        // More sessions than are kept open: the oldest is closed, and
+        // reopening it continues at the end of its log.
+        let sessions: Vec<String> = (0..KEPT_OPEN + 2)
+            .map(|i| format!("2026-01-01T00.00.0{i}.000000Z-s"))
+            .collect();
+        let run = |s: &str, r: &str| {
+            let subscriber = tracing_subscriber::registry().with(RunLogLayer::new(dir.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+                span.in_scope(|| tracing::info!("line of {r}"));
+            });
+        };
+        let shared = RunLogLayer::new(dir.clone());
+        let subscriber = tracing_subscriber::registry().with(shared);
+        tracing::subscriber::with_default(subscriber, || {
+            for (i, s) in sessions.iter().enumerate() {
+                let r = format!("2026-01-01T00.00.0{i}.500000Z-r1");
+                let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+                span.in_scope(|| tracing::info!("line of {r}"));
+            }
+            let (s, r) = (&sessions[0], "2026-01-01T00.00.09.000000Z-r2");
+            let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+            span.in_scope(|| tracing::info!("line of {r}"));
+        });
+        run(&sessions[0], "2026-01-01T00.00.09.500000Z-r3");
+        for r in [
+            "2026-01-01T00.00.00.500000Z-r1",
+            "2026-01-01T00.00.09.000000Z-r2",
+            "2026-01-01T00.00.09.500000Z-r3",
+        ] {
+            let log = run_log(&dir, r).unwrap().unwrap();
+            assert_eq!(log.lines().count(), 1, "{r}: {log}");
+            assert!(log.contains(&format!("line of {r}")), "{r}: {log}");
+        }
     }
 
     #[test]

@@ -508,6 +508,9 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
     build_node(registry, name, &func, inputs, outputs, tags, namespace)
 }
 
+/// A node, or its name (when known) and its problems.
+type NodeResult = Result<Node, (Option<String>, Vec<String>)>;
+
 /// A node whose fields all have the right shape.
 fn build_node(
     registry: &FunctionRegistry,
@@ -549,10 +552,7 @@ fn simple_names(value: Option<&Simple<'_>>) -> Option<Vec<String>> {
 /// A node straight from the borrowed tree when every field has a valid
 /// shape; `None` when anything is off, so [`parse_node`] reports it in its
 /// usual words.
-fn parse_simple_node(
-    item: &Simple<'_>,
-    registry: &FunctionRegistry,
-) -> Option<Result<Node, (Option<String>, Vec<String>)>> {
+fn parse_simple_node(item: &Simple<'_>, registry: &FunctionRegistry) -> Option<NodeResult> {
     let Simple::Map(fields) = item else {
         return None;
     };
