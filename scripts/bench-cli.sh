@@ -5,12 +5,18 @@
 #     1-node run (target: at most 5 µs/node);
 #   * `weft multirun` over 1,000 distinct parameter points of a 10-node chain,
 #     one worker: µs per run with --no-store (target ≤ 150) and what the
-#     default SQLite store adds (target ≤ 100).
+#     default SQLite store adds (target ≤ 100), over several sweeps in the
+#     same project folder (the log and store files of earlier sweeps stay).
+# Each figure is the median of its samples, with the fastest sample in
+# brackets (on a loaded machine the fastest is the steadier figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-30}
-cargo build --release -p weft-cli --quiet
-weft="${CARGO_TARGET_DIR:-$PWD/target}/release/weft"
+# WEFT_BIN=path benchmarks that binary instead of building this tree's.
+if [ -z "${WEFT_BIN:-}" ]; then
+  cargo build --release -p weft-cli --quiet
+fi
+weft="${WEFT_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/weft}"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
@@ -30,7 +36,7 @@ project() {
   } > "$dir/pipelines.yml"
 }
 
-# median_us N CMD...: median wall time of N runs in microseconds.
+# median_us N CMD...: "median min" wall time of N runs in microseconds.
 median_us() {
   local n=$1; shift
   "$@" >/dev/null 2>&1  # warm-up (creates the store)
@@ -42,29 +48,43 @@ median_us() {
     t1=$(date +%s%N)
     samples+=($(( (t1 - t0) / 1000 )))
   done
-  printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  printf '%s\n' "${samples[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[1]}'
 }
 
 project "$root/p10" 10
-echo "weft CLI benchmarks, process start to exit (median)"
-printf '%-58s %9.2f ms\n' "weft run, 10-node chain (SQLite run store, default)" \
-  "$(echo "$(median_us "$N" "$weft" --project "$root/p10" run) / 1000" | bc -l)"
-printf '%-58s %9.2f ms\n' "weft run --no-store, 10-node chain" \
-  "$(echo "$(median_us "$N" "$weft" --project "$root/p10" run --no-store) / 1000" | bc -l)"
+ms() { echo "$1 / 1000" | bc -l; }
+echo "weft CLI benchmarks, process start to exit: median [fastest]"
+read -r med min < <(median_us "$N" "$weft" --project "$root/p10" run)
+printf '%-58s %9.2f ms [%.2f]\n' "weft run, 10-node chain (SQLite run store, default)" "$(ms "$med")" "$(ms "$min")"
+read -r med min < <(median_us "$N" "$weft" --project "$root/p10" run --no-store)
+printf '%-58s %9.2f ms [%.2f]\n' "weft run --no-store, 10-node chain" "$(ms "$med")" "$(ms "$min")"
 
 project "$root/p1" 1
-one=$(median_us "$N" "$weft" --project "$root/p1" run --no-store)
+read -r one one_min < <(median_us "$N" "$weft" --project "$root/p1" run --no-store)
 for nodes in 1000 100000; do
   project "$root/p$nodes" "$nodes"
   reps=$(( nodes > 10000 ? 3 : N ))
-  t=$(median_us "$reps" "$weft" --project "$root/p$nodes" run --no-store)
-  printf '%-58s %9.2f ms  %6.2f µs/node over the 1-node run\n' "weft run --no-store, $nodes-node chain" \
-    "$(echo "$t / 1000" | bc -l)" "$(echo "($t - $one) / ($nodes - 1)" | bc -l)"
+  read -r t t_min < <(median_us "$reps" "$weft" --project "$root/p$nodes" run --no-store)
+  printf '%-58s %9.2f ms  %6.2f µs/node over the 1-node run [%.2f]\n' "weft run --no-store, $nodes-node chain" \
+    "$(ms "$t")" "$(echo "($t - $one) / ($nodes - 1)" | bc -l)" "$(echo "($t_min - $one_min) / ($nodes - 1)" | bc -l)"
 done
 
-points="start=range(0,1000)"
-for store in --no-store ""; do
-  t=$(median_us 3 "$weft" --project "$root/p10" multirun --params "$points" --max-workers 1 --json $store)
-  label="weft multirun, 1,000 distinct points, 10-node chain, 1 worker ${store:-(SQLite store)}"
-  printf '%-58s %9.2f ms  %6.1f µs/run\n' "$label" "$(echo "$t / 1000" | bc -l)" "$(echo "$t / 1000" | bc -l)"
+# Sweeps: SWEEPS rounds in one project folder, each round one sweep without
+# and one with the store (1,000 runs each), after a warm-up of each.
+SWEEPS=${SWEEPS:-5}
+project "$root/sweep" 10
+sweep() { "$weft" --project "$root/sweep" multirun --params "start=range(0,1000)" --max-workers 1 --json "$@" >/dev/null 2>&1; }
+timed() { local t0 t1; t0=$(date +%s%N); sweep "$@"; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+sweep --no-store
+sweep
+bare=(); stored=()
+for _ in $(seq "$SWEEPS"); do
+  bare+=("$(timed --no-store)")
+  stored+=("$(timed)")
 done
+stat() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)], a[1], a[NR]}'; }
+read -r b_med b_min b_max < <(stat "${bare[@]}")
+read -r s_med s_min s_max < <(stat "${stored[@]}")
+printf '%-58s %6d µs/run [%d] (max %d)\n' "weft multirun, 1,000 points, 10-node chain, 1 worker, --no-store" "$b_med" "$b_min" "$b_max"
+printf '%-58s %6d µs/run [%d] (max %d); the store adds %d µs/run\n' "same, SQLite store (default), same folder, $SWEEPS sweeps" \
+  "$s_med" "$s_min" "$s_max" "$((s_med - b_med))"

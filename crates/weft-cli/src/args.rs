@@ -367,6 +367,11 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print one run's log lines (from its session's log under `logs/`).
+    Logs {
+        /// The run id.
+        run_id: String,
+    },
     /// Compare two runs: parameters, versions and metrics side by side.
     Compare {
         /// First run id.

@@ -19,7 +19,7 @@
 mod args;
 mod commands;
 pub mod error;
-mod logging;
+pub mod logging;
 pub mod settings;
 mod sweep;
 

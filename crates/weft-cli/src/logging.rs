@@ -1,15 +1,25 @@
-//! Logging: stderr (text or JSON) plus one log file per run.
+//! Logging: stderr (text or JSON) plus one log file per session.
 //!
 //! Every event inside a run carries the run id (the `run` span's fields).
-//! Each run's events are also written to
-//! `<project>/logs/<session_id>/<run_id>.log`.
+//! Each session's run events are also appended to
+//! `<project>/logs/<session_id>.log`, one line per event, each line
+//! starting with the run id (a multi-line message has the run id on every
+//! line), so one file serves a whole sweep: creating a file per run made
+//! the file system's inode allocation the main cost of a `weft multirun`.
+//!
+//! Beside it, `<project>/logs/<session_id>.index` tells where each run's
+//! lines are: `RUN_ID START` when the run starts and `RUN_ID START END`
+//! when it ends (byte offsets into the log; the last entry of a run wins).
+//! A reader seeks to `START` and keeps the lines of that run up to `END`,
+//! or up to the end of the file while the run has no `END` yet (it is
+//! still running, or the process died): see [`run_log`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
@@ -28,17 +38,15 @@ use crate::settings::Environment;
 pub struct LogGuard;
 
 /// Installs the subscriber for this process: `--log-level`, else
-/// `RUST_LOG` (from `environment`), else a quiet default; per-run log files
-/// under `<project>/logs/`.
+/// `RUST_LOG` (from `environment`), else a quiet default; per-session log
+/// files under `<project>/logs/`.
 pub fn init(cli: &Cli, project: &Path, environment: &Environment) -> anyhow::Result<LogGuard> {
     let filter = match (&cli.log_level, environment.get("RUST_LOG")) {
         (Some(level), _) => EnvFilter::try_new(level)?,
         (None, Some(env)) => EnvFilter::try_new(env)?,
         _ => EnvFilter::try_new("warn,weft_session=info,weft_cli=info")?,
     };
-    let run_logs = RunLogLayer {
-        dir: project.join("logs"),
-    };
+    let run_logs = RunLogLayer::new(logs_dir(project));
     let registry = tracing_subscriber::registry()
         .with(run_logs.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
     match cli.log_format {
@@ -66,15 +74,47 @@ pub fn init(cli: &Cli, project: &Path, environment: &Environment) -> anyhow::Res
     Ok(LogGuard)
 }
 
-struct RunLogLayer {
-    dir: PathBuf,
+/// The folder of a project's log files.
+pub fn logs_dir(project: &Path) -> PathBuf {
+    project.join("logs")
 }
 
-struct RunLog(Arc<Mutex<File>>);
+/// How many session logs stay open between runs (the most recently
+/// started ones), so sequential runs of a sweep do not reopen the files.
+const KEPT_OPEN: usize = 4;
+
+/// The tracing layer writing run events to the session log files.
+struct RunLogLayer {
+    dir: PathBuf,
+    /// Session logs by session id: every one a run span still holds
+    /// (weak), so a session never has two handles with different offsets.
+    sessions: Mutex<HashMap<String, Weak<SessionLog>>>,
+    /// The most recently used session logs, kept open (strong).
+    recent: Mutex<std::collections::VecDeque<Arc<SessionLog>>>,
+}
+
+/// One session's log and index, shared by its run spans.
+struct SessionLog {
+    files: Mutex<SessionFiles>,
+}
+
+struct SessionFiles {
+    log: File,
+    index: File,
+    /// The log's length: the offset of the next line.
+    len: u64,
+}
+
+/// Stored in a run span's extensions.
+struct RunLog {
+    session: Arc<SessionLog>,
+    run_id: String,
+    start: u64,
+}
 
 #[derive(Default)]
 struct Fields {
-    map: HashMap<String, String>,
+    map: Vec<(&'static str, String)>,
     message: String,
 }
 
@@ -83,20 +123,83 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message = format!("{value:?}");
         } else {
-            self.map.insert(field.name().to_string(), format!("{value:?}"));
+            self.map.push((field.name(), format!("{value:?}")));
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message = value.to_string();
         } else {
-            self.map.insert(field.name().to_string(), value.to_string());
+            self.map.push((field.name(), value.to_string()));
         }
     }
 }
 
+impl Fields {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.map.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A run or session id usable as a file name and as a line prefix.
 fn safe(component: &str) -> bool {
-    !component.is_empty() && !component.contains(['/', '\\']) && component != ".." && component != "."
+    !component.is_empty()
+        && component != ".."
+        && component != "."
+        && !component.contains(['/', '\\'])
+        && !component.contains(char::is_whitespace)
+}
+
+impl RunLogLayer {
+    fn new(dir: PathBuf) -> Self {
+        RunLogLayer {
+            dir,
+            sessions: Mutex::new(HashMap::new()),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(KEPT_OPEN + 1)),
+        }
+    }
+
+    /// Marks a session log as the most recently used one.
+    fn keep_open(&self, log: &Arc<SessionLog>) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.front().is_some_and(|r| Arc::ptr_eq(r, log)) {
+            return;
+        }
+        recent.retain(|r| !Arc::ptr_eq(r, log));
+        recent.push_front(Arc::clone(log));
+        recent.truncate(KEPT_OPEN);
+    }
+
+    /// The session's open log, or opens (creates) its files.
+    fn session(&self, session_id: &str) -> Option<Arc<SessionLog>> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = sessions.get(session_id).and_then(Weak::upgrade) {
+            drop(sessions);
+            self.keep_open(&open);
+            return Some(open);
+        }
+        sessions.retain(|_, s| s.strong_count() > 0);
+        let append = |ext: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(format!("{session_id}.{ext}")))
+        };
+        let open = || -> std::io::Result<SessionFiles> {
+            std::fs::create_dir_all(&self.dir)?;
+            let log = append("log")?;
+            let index = append("index")?;
+            let len = log.metadata()?.len();
+            Ok(SessionFiles { log, index, len })
+        };
+        let log = Arc::new(SessionLog {
+            files: Mutex::new(open().ok()?),
+        });
+        sessions.insert(session_id.to_string(), Arc::downgrade(&log));
+        drop(sessions);
+        self.keep_open(&log);
+        Some(log)
+    }
 }
 
 impl<S> Layer<S> for RunLogLayer
@@ -109,23 +212,26 @@ where
         }
         let mut fields = Fields::default();
         attrs.record(&mut fields);
-        let (Some(run_id), Some(session_id)) = (fields.map.get("run_id"), fields.map.get("session_id"))
-        else {
+        let (Some(run_id), Some(session_id)) = (fields.get("run_id"), fields.get("session_id")) else {
             return;
         };
         if !safe(run_id) || !safe(session_id) {
             return;
         }
-        let dir = self.dir.join(session_id);
-        let file = std::fs::create_dir_all(&dir).and_then(|_| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{run_id}.log")))
+        let (Some(session), Some(span)) = (self.session(session_id), ctx.span(id)) else {
+            return;
+        };
+        let start = {
+            let mut files = session.files.lock().unwrap_or_else(|p| p.into_inner());
+            let start = files.len;
+            let _ = files.index.write_all(format!("{run_id} {start}\n").as_bytes());
+            start
+        };
+        span.extensions_mut().insert(RunLog {
+            session,
+            run_id: run_id.to_string(),
+            start,
         });
-        if let (Ok(file), Some(span)) = (file, ctx.span(id)) {
-            span.extensions_mut().insert(RunLog(Arc::new(Mutex::new(file))));
-        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -134,28 +240,353 @@ where
         };
         for span in scope {
             let ext = span.extensions();
-            let Some(RunLog(file)) = ext.get::<RunLog>() else {
+            let Some(run) = ext.get::<RunLog>() else {
                 continue;
             };
             let mut fields = Fields::default();
             event.record(&mut fields);
-            let mut line = format!(
+            let mut text = format!(
                 "{} {:>5} {}: {}",
                 jiff::Timestamp::now(),
                 event.metadata().level(),
                 event.metadata().target(),
                 fields.message
             );
-            let mut extra: Vec<_> = fields.map.into_iter().collect();
-            extra.sort();
-            for (k, v) in extra {
-                let _ = write!(line, " {k}={v}");
+            fields.map.sort();
+            for (k, v) in &fields.map {
+                let _ = write!(text, " {k}={v}");
             }
-            line.push('\n');
-            if let Ok(mut f) = file.lock() {
-                let _ = f.write_all(line.as_bytes());
+            let mut line = String::with_capacity(text.len() + run.run_id.len() + 2);
+            for part in text.split('\n') {
+                line.push_str(&run.run_id);
+                line.push(' ');
+                line.push_str(part);
+                line.push('\n');
+            }
+            let mut files = run.session.files.lock().unwrap_or_else(|p| p.into_inner());
+            if files.log.write_all(line.as_bytes()).is_ok() {
+                files.len += line.len() as u64;
             }
             break;
         }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let ext = span.extensions();
+        let Some(run) = ext.get::<RunLog>() else {
+            return;
+        };
+        let mut files = run.session.files.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = format!("{} {} {}\n", run.run_id, run.start, files.len);
+        let _ = files.index.write_all(entry.as_bytes());
+    }
+}
+
+/// A problem reading a run's log lines.
+#[derive(Debug, thiserror::Error)]
+pub enum RunLogError {
+    /// A log or index file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An index line is not `RUN_ID START [END]`.
+    #[error("{}:{line}: malformed index entry (expected `RUN_ID START [END]`)", path.display())]
+    MalformedIndex {
+        /// The index file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
+}
+
+/// Where a run's lines are in its session log.
+struct Span {
+    session_id: String,
+    start: u64,
+    end: Option<u64>,
+}
+
+/// The index entry of `run_id` in one session's index, if any.
+fn find_in_index(path: &Path, run_id: &str) -> Result<Option<(u64, Option<u64>)>, RunLogError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunLogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        let mut parts = line.split(' ');
+        if parts.next() != Some(run_id) {
+            continue;
+        }
+        let malformed = || RunLogError::MalformedIndex {
+            path: path.to_path_buf(),
+            line: i + 1,
+        };
+        let start = parts.next().and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
+        let end = match parts.next() {
+            None => None,
+            Some(e) => Some(e.parse().map_err(|_| malformed())?),
+        };
+        found = Some((start, end));
+    }
+    Ok(found)
+}
+
+/// Finds the session whose index names `run_id`. Ids start with their UTC
+/// creation time, so only sessions created no later than the run are
+/// candidates, newest first.
+fn locate(dir: &Path, run_id: &str) -> Result<Option<Span>, RunLogError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(RunLogError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut sessions: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".index").map(str::to_string)
+        })
+        .filter(|session| session.as_str() <= run_id)
+        .collect();
+    sessions.sort_unstable_by(|a, b| b.cmp(a));
+    for session_id in sessions {
+        let index = dir.join(format!("{session_id}.index"));
+        if let Some((start, end)) = find_in_index(&index, run_id)? {
+            return Ok(Some(Span {
+                session_id,
+                start,
+                end,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The log lines of one run (as written, without the run-id prefix, each
+/// ending in a newline), read from the session logs under `dir` (see
+/// [`logs_dir`]); `None` when no session log names the run.
+///
+/// Only the run's part of its session log is read: from the run's start
+/// offset to its end offset (to the end of the file while it runs).
+pub fn run_log(dir: &Path, run_id: &str) -> Result<Option<String>, RunLogError> {
+    if !safe(run_id) {
+        return Ok(None);
+    }
+    let Some(span) = locate(dir, run_id)? else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("{}.log", span.session_id));
+    let io = |source| RunLogError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = File::open(&path).map_err(io)?;
+    file.seek(SeekFrom::Start(span.start)).map_err(io)?;
+    let mut bytes = Vec::new();
+    match span.end {
+        Some(end) => file
+            .take(end.saturating_sub(span.start))
+            .read_to_end(&mut bytes)
+            .map_err(io)?,
+        None => file.read_to_end(&mut bytes).map_err(io)?,
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix(run_id).and_then(|r| r.strip_prefix(' ')) {
+            out.push_str(rest);
+            if !rest.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` with only the run-log layer installed (thread-local
+    /// default, no global state).
+    fn with_layer(dir: &Path, f: impl FnOnce()) {
+        let subscriber = tracing_subscriber::registry().with(
+            RunLogLayer::new(dir.to_path_buf()).with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        );
+        tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn each_run_reads_back_exactly_its_own_lines_from_one_session_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("logs");
+        let session = "2026-01-01T00.00.00.000000Z-aaaaaaaa";
+        let (a, b, c) = (
+            "2026-01-01T00.00.01.000000Z-00000001",
+            "2026-01-01T00.00.02.000000Z-00000002",
+            "2026-01-01T00.00.03.000000Z-00000003",
+        );
+        with_layer(&dir, || {
+            let span_a = tracing::info_span!("run", run_id = %a, session_id = %session);
+            let span_b = tracing::info_span!("run", run_id = %b, session_id = %session);
+            span_a.in_scope(|| tracing::info!(attempt = 1, "run started"));
+            // Interleaved with a concurrent run of the same session.
+            span_b.in_scope(|| tracing::info!("b started"));
+            span_a.in_scope(|| tracing::warn!("two\nlines"));
+            span_a.in_scope(|| tracing::debug!("below the file's level"));
+            drop(span_a);
+            span_b.in_scope(|| tracing::info!("b still going"));
+            // `c` stays open: no end offset yet.
+            let span_c = tracing::info_span!("run", run_id = %c, session_id = %session);
+            span_c.in_scope(|| tracing::info!("c running"));
+            drop(span_b);
+            assert_eq!(
+                run_log(&dir, c).unwrap().unwrap().lines().count(),
+                1,
+                "an open run reads to the end of the file"
+            );
+            drop(span_c);
+        });
+        // One log and one index for the whole session, no file per run.
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files, [format!("{session}.index"), format!("{session}.log")]);
+
+        let a_log = run_log(&dir, a).unwrap().unwrap();
+        let lines: Vec<&str> = a_log.lines().collect();
+        assert_eq!(lines.len(), 3, "{a_log}");
+        assert!(
+            lines[0].ends_with("  INFO weft_cli::logging::tests: run started attempt=1"),
+            "{a_log}"
+        );
+        assert!(
+            lines[1].contains(" WARN ") && lines[1].ends_with(": two"),
+            "{a_log}"
+        );
+        assert_eq!(lines[2], "lines");
+        let b_log = run_log(&dir, b).unwrap().unwrap();
+        assert_eq!(b_log.lines().count(), 2, "{b_log}");
+        assert!(b_log.contains("b started") && b_log.contains("b still going") && !b_log.contains("two"));
+        let c_log = run_log(&dir, c).unwrap().unwrap();
+        assert!(
+            c_log.contains("c running") && c_log.lines().count() == 1,
+            "{c_log}"
+        );
+        assert!(
+            run_log(&dir, "2026-01-01T00.00.04.000000Z-00000004")
+                .unwrap()
+                .is_none()
+        );
+        assert!(run_log(&tmp.path().join("nothing"), a).unwrap().is_none());
+    }
+
+    #[test]
+    fn runs_of_later_sessions_are_found_and_a_broken_index_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let s1 = "2026-01-01T00.00.00.000000Z-aaaaaaaa";
+        let s2 = "2026-01-02T00.00.00.000000Z-bbbbbbbb";
+        let r1 = "2026-01-01T00.00.01.000000Z-00000001";
+        let r2 = "2026-01-02T00.00.01.000000Z-00000002";
+        with_layer(&dir, || {
+            for (s, r) in [(s1, r1), (s2, r2)] {
+                let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+                span.in_scope(|| tracing::info!(run = %r, "hello"));
+            }
+        });
+        let l1 = run_log(&dir, r1).unwrap().unwrap();
+        let l2 = run_log(&dir, r2).unwrap().unwrap();
+        assert!(l1.contains(&format!("run={r1}")) && !l1.contains(r2), "{l1}");
+        assert!(l2.contains(&format!("run={r2}")), "{l2}");
+        std::fs::write(dir.join(format!("{s2}.index")), format!("{r2} x\n")).unwrap();
+        let err = run_log(&dir, r2).unwrap_err();
+        assert!(
+            matches!(err, RunLogError::MalformedIndex { line: 1, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sequential_runs_share_one_open_log_and_old_sessions_reopen_correctly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let layer = RunLogLayer::new(dir.clone());
+        let first = layer.session("s0").unwrap();
+        drop(first);
+        // Still open (kept), so the same handle comes back.
+        let again = layer.session("s0").unwrap();
+        assert!(
+            layer
+                .recent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| Arc::ptr_eq(r, &again))
+        );
+        drop(again);
+        // More sessions than are kept open: the oldest is closed, and
+        // reopening it continues at the end of its log.
+        let sessions: Vec<String> = (0..KEPT_OPEN + 2)
+            .map(|i| format!("2026-01-01T00.00.0{i}.000000Z-s"))
+            .collect();
+        let run = |s: &str, r: &str| {
+            let subscriber = tracing_subscriber::registry().with(RunLogLayer::new(dir.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+                span.in_scope(|| tracing::info!("line of {r}"));
+            });
+        };
+        let shared = RunLogLayer::new(dir.clone());
+        let subscriber = tracing_subscriber::registry().with(shared);
+        tracing::subscriber::with_default(subscriber, || {
+            for (i, s) in sessions.iter().enumerate() {
+                let r = format!("2026-01-01T00.00.0{i}.500000Z-r1");
+                let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+                span.in_scope(|| tracing::info!("line of {r}"));
+            }
+            let (s, r) = (&sessions[0], "2026-01-01T00.00.09.000000Z-r2");
+            let span = tracing::info_span!("run", run_id = %r, session_id = %s);
+            span.in_scope(|| tracing::info!("line of {r}"));
+        });
+        run(&sessions[0], "2026-01-01T00.00.09.500000Z-r3");
+        for r in [
+            "2026-01-01T00.00.00.500000Z-r1",
+            "2026-01-01T00.00.09.000000Z-r2",
+            "2026-01-01T00.00.09.500000Z-r3",
+        ] {
+            let log = run_log(&dir, r).unwrap().unwrap();
+            assert_eq!(log.lines().count(), 1, "{r}: {log}");
+            assert!(log.contains(&format!("line of {r}")), "{r}: {log}");
+        }
+    }
+
+    #[test]
+    fn unsafe_ids_write_and_read_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        with_layer(tmp.path(), || {
+            let span = tracing::info_span!("run", run_id = "../x", session_id = "s");
+            span.in_scope(|| tracing::info!("nope"));
+            let span = tracing::info_span!("run", run_id = "r", session_id = "a b");
+            span.in_scope(|| tracing::info!("nope"));
+        });
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        assert!(run_log(tmp.path(), "../x").unwrap().is_none());
     }
 }

@@ -458,3 +458,52 @@ fn sigint_stops_a_multirun_records_every_planned_run_and_exits_130() {
     let sessions = ok(&weft(&root, &["sessions", "list", "--json"]));
     assert!(sessions[0]["closed_at"].is_string(), "session closed: {sessions}");
 }
+
+#[test]
+fn a_sweep_logs_to_one_session_file_and_runs_logs_prints_each_runs_lines() {
+    let (_tmp, root) = scaffold();
+    let v = ok(&weft(
+        &root,
+        &[
+            "multirun",
+            "--json",
+            "--no-store",
+            "--params",
+            "start=1,2,3",
+            "--max-workers",
+            "2",
+        ],
+    ));
+    let runs = v.as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let session = runs[0]["session_id"].as_str().unwrap();
+    // One log and one index for the session: no file per run.
+    let mut files: Vec<String> = std::fs::read_dir(root.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, [format!("{session}.index"), format!("{session}.log")]);
+    let all = std::fs::read_to_string(root.join("logs").join(format!("{session}.log"))).unwrap();
+    for r in runs {
+        let run_id = r["run_id"].as_str().unwrap();
+        let out = weft(&root, &["runs", "logs", run_id]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Exactly this run's lines of the session file, in order.
+        let own: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.strip_prefix(run_id).and_then(|l| l.strip_prefix(' ')))
+            .collect();
+        assert_eq!(lines, own);
+        assert!(
+            lines.first().is_some_and(|l| l.contains("run started"))
+                && lines.last().is_some_and(|l| l.contains("run succeeded")),
+            "{text}"
+        );
+    }
+    let out = weft(&root, &["runs", "logs", "2000-01-01T00.00.00.000000Z-00000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no log of run"));
+}

@@ -59,6 +59,18 @@ pub fn from_str(text: &str, origin: &Path) -> Result<Value, ConfigError> {
     Builder::new(origin).run(text)
 }
 
+pub use crate::yaml_fast::Simple;
+
+/// Reads `text` without copying its strings when it is in the simple subset
+/// the fast path reads (plain block mappings and sequences, one-line flow
+/// lists and mappings, comments): `Some(tree)`, whose
+/// [`Simple::to_value`] is what [`from_str`] returns. `None` for anything
+/// else, including invalid YAML: call [`from_str`] then, for the value or
+/// the error.
+pub fn parse_simple(text: &str) -> Option<Simple<'_>> {
+    crate::yaml_fast::parse_tree(text)
+}
+
 /// [`from_str`] without the fast path for simple block YAML (tests compare
 /// the two).
 #[doc(hidden)]

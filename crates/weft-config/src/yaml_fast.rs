@@ -4,6 +4,12 @@
 //! scalars, multi-line scalars, complex flow collections, duplicate or merge
 //! keys, tabs...), and the full parser then reads the file: results are the
 //! same, errors always come from the full parser.
+//!
+//! The reader builds any [`Tree`]: a `serde_json::Value`, or a
+//! [`Simple`] tree borrowing its strings from the text (no copy, no
+//! hashing), which `pipelines.yml` reading uses.
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -14,8 +20,111 @@ struct Line<'a> {
     content: &'a str,
 }
 
+/// What the reader builds.
+pub(crate) trait Tree<'a>: Sized {
+    /// A plain scalar (already checked to be one), typed as YAML types it;
+    /// `None` when it is invalid (the full parser reports it).
+    fn scalar(s: &'a str) -> Option<Self>;
+    /// A sequence.
+    fn list(items: Vec<Self>) -> Self;
+    /// A mapping; `None` when a key repeats (the full parser reports it).
+    fn map(entries: Vec<(&'a str, Self)>) -> Option<Self>;
+}
+
+impl<'a> Tree<'a> for Value {
+    fn scalar(s: &'a str) -> Option<Self> {
+        match resolve_plain(s) {
+            Resolved::Value(v) => Some(v),
+            Resolved::Str => Some(Value::String(s.to_string())),
+            Resolved::Invalid(_) => None,
+        }
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Value::Array(items)
+    }
+    fn map(entries: Vec<(&'a str, Self)>) -> Option<Self> {
+        let mut map = Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            if map.insert(k.to_string(), v).is_some() {
+                return None;
+            }
+        }
+        Some(Value::Object(map))
+    }
+}
+
+/// A document of the simple subset, borrowing its strings from the text.
+/// [`Simple::to_value`] gives exactly what [`crate::yaml::from_str`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Simple<'a> {
+    /// A scalar that YAML types as a string.
+    Str(&'a str),
+    /// Any other scalar (number, boolean, null).
+    Other(Value),
+    /// A sequence.
+    List(Vec<Simple<'a>>),
+    /// A mapping, in document order (keys are unique).
+    Map(Vec<(&'a str, Simple<'a>)>),
+}
+
+impl Simple<'_> {
+    /// The same document as a `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Simple::Str(s) => Value::String((*s).to_string()),
+            Simple::Other(v) => v.clone(),
+            Simple::List(items) => Value::Array(items.iter().map(Simple::to_value).collect()),
+            Simple::Map(entries) => {
+                let mut map = Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    map.insert((*k).to_string(), v.to_value());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    /// The string, if this is a string scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Simple::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Tree<'a> for Simple<'a> {
+    fn scalar(s: &'a str) -> Option<Self> {
+        match resolve_plain(s) {
+            Resolved::Value(v) => Some(Simple::Other(v)),
+            Resolved::Str => Some(Simple::Str(s)),
+            Resolved::Invalid(_) => None,
+        }
+    }
+    fn list(items: Vec<Self>) -> Self {
+        Simple::List(items)
+    }
+    fn map(entries: Vec<(&'a str, Self)>) -> Option<Self> {
+        let unique = if entries.len() <= 16 {
+            entries
+                .iter()
+                .enumerate()
+                .all(|(i, (k, _))| entries[..i].iter().all(|(e, _)| e != k))
+        } else {
+            let mut seen = HashSet::with_capacity(entries.len());
+            entries.iter().all(|(k, _)| seen.insert(*k))
+        };
+        unique.then_some(Simple::Map(entries))
+    }
+}
+
 /// Parses `text` if it is in the simple subset.
 pub(crate) fn parse(text: &str) -> Option<Value> {
+    parse_tree(text)
+}
+
+/// Parses `text` into any [`Tree`] if it is in the simple subset.
+pub(crate) fn parse_tree<'a, T: Tree<'a>>(text: &'a str) -> Option<T> {
     if text.contains([
         '\t', '\r', '"', '\'', '&', '*', '!', '|', '>', '%', '`', '?', '\u{feff}',
     ]) {
@@ -46,7 +155,7 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
 }
 
 /// A block (mapping or sequence) whose lines start at `indent`.
-fn block(lines: &[Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+fn block<'a, T: Tree<'a>>(lines: &[Line<'a>], i: &mut usize, indent: usize, depth: usize) -> Option<T> {
     if depth >= crate::yaml::MAX_DEPTH {
         return None;
     }
@@ -65,7 +174,7 @@ fn is_item(content: &str) -> bool {
     content == "-" || content.starts_with("- ")
 }
 
-fn sequence(lines: &[Line<'_>], i: &mut usize, indent: usize, depth: usize) -> Option<Value> {
+fn sequence<'a, T: Tree<'a>>(lines: &[Line<'a>], i: &mut usize, indent: usize, depth: usize) -> Option<T> {
     let mut items = Vec::new();
     while let Some(line) = lines.get(*i) {
         if line.indent < indent {
@@ -93,7 +202,7 @@ fn sequence(lines: &[Line<'_>], i: &mut usize, indent: usize, depth: usize) -> O
             }
         }
     }
-    Some(Value::Array(items))
+    Some(T::list(items))
 }
 
 /// `key: rest` or `key:`; the key plain and simple.
@@ -114,17 +223,17 @@ fn key_value(content: &str) -> Option<(&str, &str)> {
 
 /// A mapping at `indent`; `first` is an entry already on the current line
 /// (after `- `).
-fn mapping(
-    lines: &[Line<'_>],
+fn mapping<'a, T: Tree<'a>>(
+    lines: &[Line<'a>],
     i: &mut usize,
     indent: usize,
-    first: Option<&str>,
+    first: Option<&'a str>,
     depth: usize,
-) -> Option<Value> {
+) -> Option<T> {
     if depth >= crate::yaml::MAX_DEPTH {
         return None;
     }
-    let mut map = Map::new();
+    let mut entries = Vec::new();
     let mut pending = first;
     loop {
         let content = match pending.take() {
@@ -154,19 +263,17 @@ fn mapping(
                 Some(next) if next.indent == indent && is_item(next.content) => {
                     sequence(lines, i, indent, depth + 1)?
                 }
-                _ => Value::Null,
+                _ => T::scalar("~")?,
             }
         };
-        if map.insert(key.to_string(), value).is_some() {
-            return None;
-        }
+        entries.push((key, value));
     }
-    Some(Value::Object(map))
+    T::map(entries)
 }
 
 /// A scalar, a flow list of plain scalars, or a one-line flow mapping of
 /// simple keys to such values (`{name: n1, inputs: [a, params:x]}`).
-fn inline_value(s: &str) -> Option<Value> {
+fn inline_value<'a, T: Tree<'a>>(s: &'a str) -> Option<T> {
     if s.starts_with('{') {
         return flow_mapping(s);
     }
@@ -180,21 +287,21 @@ fn inline_value(s: &str) -> Option<Value> {
 }
 
 /// `[a, b, params:x]`: plain scalars only (no nesting, no empty items).
-fn flow_list(s: &str) -> Option<Value> {
+fn flow_list<'a, T: Tree<'a>>(s: &'a str) -> Option<T> {
     let inner = s.strip_prefix('[')?.strip_suffix(']')?;
     if inner.trim_matches(' ').is_empty() {
-        return Some(Value::Array(Vec::new()));
+        return Some(T::list(Vec::new()));
     }
     inner
         .split(',')
         .map(|item| flow_scalar(item.trim_matches(' ')))
         .collect::<Option<Vec<_>>>()
-        .map(Value::Array)
+        .map(T::list)
 }
 
 /// A plain scalar inside a flow collection: `:` only when not followed by
 /// a space or ending it (so `params:x` is one scalar), no indicators.
-fn flow_scalar(item: &str) -> Option<Value> {
+fn flow_scalar<'a, T: Tree<'a>>(item: &'a str) -> Option<T> {
     if item.is_empty()
         || item.contains(['[', ']', '{', '}'])
         || item.contains(": ")
@@ -207,33 +314,44 @@ fn flow_scalar(item: &str) -> Option<Value> {
 }
 
 /// `{k: v, k: [a, b]}` on one line: simple keys, flow scalars or flat lists.
-fn flow_mapping(s: &str) -> Option<Value> {
+fn flow_mapping<'a, T: Tree<'a>>(s: &'a str) -> Option<T> {
     let inner = s.strip_prefix('{')?.strip_suffix('}')?;
-    let mut map = Map::new();
     if inner.trim_matches(' ').is_empty() {
-        return Some(Value::Object(map));
+        return T::map(Vec::new());
     }
+    // Entry boundaries first (commas outside lists), so the entries are
+    // allocated once at their final size.
     let mut depth = 0usize;
-    let mut start = 0;
-    let mut entries = Vec::new();
-    for (at, c) in inner.char_indices() {
+    let mut count = 1;
+    for c in inner.bytes() {
         match c {
-            '[' => depth += 1,
-            ']' => depth = depth.checked_sub(1)?,
-            '{' | '}' => return None,
-            ',' if depth == 0 => {
-                entries.push(&inner[start..at]);
-                start = at + 1;
-            }
+            b'[' => depth += 1,
+            b']' => depth = depth.checked_sub(1)?,
+            b'{' | b'}' => return None,
+            b',' if depth == 0 => count += 1,
             _ => {}
         }
     }
     if depth != 0 {
         return None;
     }
-    entries.push(&inner[start..]);
-    for entry in entries {
-        let entry = entry.trim_matches(' ');
+    let mut entries = Vec::with_capacity(count);
+    let mut rest = inner;
+    for _ in 0..count {
+        let mut depth = 0usize;
+        let end = rest
+            .bytes()
+            .position(|c| {
+                match c {
+                    b'[' => depth += 1,
+                    b']' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                c == b',' && depth == 0
+            })
+            .unwrap_or(rest.len());
+        let entry = rest[..end].trim_matches(' ');
+        rest = rest.get(end + 1..).unwrap_or("");
         let (key, value) = key_value(entry)?;
         let value = value.trim_end_matches(' ');
         if value.is_empty() {
@@ -244,22 +362,16 @@ fn flow_mapping(s: &str) -> Option<Value> {
         } else {
             flow_scalar(value)?
         };
-        if map.insert(key.to_string(), value).is_some() {
-            return None;
-        }
+        entries.push((key, value));
     }
-    Some(Value::Object(map))
+    T::map(entries)
 }
 
-fn plain(s: &str) -> Option<Value> {
+fn plain<'a, T: Tree<'a>>(s: &'a str) -> Option<T> {
     if s.starts_with([',', '[', ']', '{', '}', '#', '@', ':']) || s == "-" || s.starts_with("- ") {
         return None;
     }
-    match resolve_plain(s) {
-        Resolved::Value(v) => Some(v),
-        Resolved::Str => Some(Value::String(s.to_string())),
-        Resolved::Invalid(_) => None,
-    }
+    T::scalar(s)
 }
 
 #[cfg(test)]
@@ -334,6 +446,10 @@ mod tests {
         let file = Path::new("t.yml");
         let mut fast_answers = 0;
         for doc in DOCS {
+            // The borrowed tree answers exactly when the value reader does,
+            // with the same document.
+            let simple = crate::yaml::parse_simple(doc).map(|t| t.to_value());
+            assert_eq!(simple, parse(doc), "{doc:?}");
             if let Some(v) = parse(doc) {
                 fast_answers += 1;
                 let full = crate::yaml::from_str_full(doc, file);
@@ -505,6 +621,8 @@ mod tests {
                         doc.push_str("# note\n");
                     }
                 }
+                let simple = crate::yaml::parse_simple(&doc).map(|t| t.to_value());
+                prop_assert_eq!(&simple, &super::super::parse(&doc), "{}", doc);
                 if let Some(fast) = super::super::parse(&doc) {
                     let full = crate::yaml::from_str_full(&doc, std::path::Path::new("t.yml"));
                     prop_assert_eq!(full.ok(), Some(fast), "{}", doc);

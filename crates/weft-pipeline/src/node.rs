@@ -419,8 +419,8 @@ impl NodeBuilder {
     }
 
     /// Validates and builds the node.
-    pub fn build(self) -> Result<Node, PipelineError> {
-        let base = self.name.clone().unwrap_or_else(|| {
+    pub fn build(mut self) -> Result<Node, PipelineError> {
+        let base = self.name.take().unwrap_or_else(|| {
             format!(
                 "{}([{}]) -> [{}]",
                 self.func_name,
@@ -429,7 +429,13 @@ impl NodeBuilder {
             )
         });
         let name = match &self.namespace {
-            Some(ns) if !base.starts_with(&format!("{ns}.")) => format!("{ns}.{base}"),
+            Some(ns)
+                if !base
+                    .strip_prefix(ns.as_str())
+                    .is_some_and(|rest| rest.starts_with('.')) =>
+            {
+                format!("{ns}.{base}")
+            }
             _ => base,
         };
         let mut problems = Vec::new();
@@ -457,9 +463,16 @@ impl NodeBuilder {
                 problems.push("dataset names must not be empty".into());
             }
         }
+        // Few outputs (the usual case): compare with the earlier ones.
         let mut seen = BTreeSet::new();
-        for out in &self.outputs {
-            if !seen.insert(out) {
+        let few = self.outputs.len() <= 16;
+        for (k, out) in self.outputs.iter().enumerate() {
+            let repeated = if few {
+                self.outputs[..k].contains(out)
+            } else {
+                !seen.insert(out)
+            };
+            if repeated {
                 problems.push(format!("output `{out}` is declared twice"));
             }
             if self.inputs.contains(out) {

@@ -76,22 +76,60 @@ pub(crate) fn default_node_name(func: &str, inputs: &[String], outputs: &[String
     format!("{func}([{}]) -> [{}]", inputs.join(","), outputs.join(","))
 }
 
+/// Writers by logical dataset name: the first writer of each, and every
+/// writer of the names written more than once (only in invalid pipelines).
+struct Producers<'a> {
+    first: HashMap<&'a str, usize>,
+    /// Logical name → every `(node, output as spelled)`, for names with
+    /// more than one writer.
+    repeated: BTreeMap<&'a str, Vec<(usize, &'a str)>>,
+}
+
+impl<'a> Producers<'a> {
+    fn of(nodes: &'a [Node]) -> Self {
+        let mut first: HashMap<&str, (usize, &str)> = HashMap::with_capacity(nodes.len());
+        let mut repeated: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            for out in node.outputs() {
+                let base = transcode::strip(out);
+                match first.entry(base) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((i, out));
+                    }
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        repeated
+                            .entry(base)
+                            .or_insert_with(|| vec![*o.get()])
+                            .push((i, out));
+                    }
+                }
+            }
+        }
+        Producers {
+            first: first.into_iter().map(|(k, (i, _))| (k, i)).collect(),
+            repeated,
+        }
+    }
+}
+
 /// Problems with names and producers (everything but cycles).
-fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<(usize, &str)>>) -> Vec<String> {
+fn wiring_problems(nodes: &[Node], producers: &Producers<'_>) -> Vec<String> {
     let mut problems = Vec::new();
 
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(nodes.len());
+    let mut repeated: BTreeMap<&str, usize> = BTreeMap::new();
     for n in nodes {
-        *counts.entry(n.name()).or_default() += 1;
+        if !seen.insert(n.name()) {
+            *repeated.entry(n.name()).or_insert(1) += 1;
+        }
     }
-    for (name, count) in counts.iter().filter(|(_, c)| **c > 1) {
+    for (name, count) in &repeated {
         problems.push(format!(
             "node names must be unique: `{name}` is used by {count} nodes"
         ));
     }
 
     // Malformed names, and names used both with and without `@`.
-    let mut bare_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut transcoded: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for n in nodes {
         for d in n.inputs().iter().chain(n.outputs()) {
@@ -102,27 +140,32 @@ fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<(usize, &str)>
                 ));
                 continue;
             }
-            match transcode::split(d) {
-                (base, Some(_)) => {
-                    transcoded.entry(base).or_default().insert(d);
-                }
-                (base, None) => {
-                    bare_users.entry(base).or_default().insert(n.name());
-                }
+            if let (base, Some(_)) = transcode::split(d) {
+                transcoded.entry(base).or_default().insert(d);
             }
         }
     }
-    for (base, users) in &bare_users {
-        if let Some(forms) = transcoded.get(base) {
-            problems.push(format!(
-                "dataset `{base}` is used with transcoding ({}) but referenced without `@` by {}; use `{base}@<format>` everywhere or rename one of them",
-                quote_all(forms),
-                quote_all(users)
-            ));
+    if !transcoded.is_empty() {
+        let mut bare_users: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for n in nodes {
+            for d in n.inputs().iter().chain(n.outputs()) {
+                if !transcode::is_transcoded(d) && transcoded.contains_key(d.as_str()) {
+                    bare_users.entry(d).or_default().insert(n.name());
+                }
+            }
+        }
+        for (base, users) in &bare_users {
+            if let Some(forms) = transcoded.get(base) {
+                problems.push(format!(
+                    "dataset `{base}` is used with transcoding ({}) but referenced without `@` by {}; use `{base}@<format>` everywhere or rename one of them",
+                    quote_all(forms),
+                    quote_all(users)
+                ));
+            }
         }
     }
 
-    for (base, who) in producers.iter().filter(|(_, who)| who.len() > 1) {
+    for (base, who) in &producers.repeated {
         let described = who
             .iter()
             .map(|&(i, out)| format!("`{}` (as `{out}`)", nodes[i].name()))
@@ -136,35 +179,75 @@ fn wiring_problems(nodes: &[Node], producers: &BTreeMap<&str, Vec<(usize, &str)>
 }
 
 /// Kahn's algorithm, layer by layer, each layer sorted by node name.
-/// Returns the layers, or the flags of the nodes that could not be placed.
+/// Returns the nodes in order and the index of each layer's first node, or
+/// the flags of the nodes that could not be placed.
 fn layered_order(
     nodes: &[Node],
-    parents: &[Vec<usize>],
-    children: &[Vec<usize>],
-) -> Result<Vec<Vec<usize>>, Vec<bool>> {
+    parents: &Adjacency,
+    children: &Adjacency,
+) -> Result<(Vec<usize>, Vec<usize>), Vec<bool>> {
     let n = nodes.len();
-    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
-    let mut layer: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-    let mut layers = Vec::new();
-    let mut placed = 0;
-    while !layer.is_empty() {
-        layer.sort_unstable_by(|&a, &b| nodes[a].name().cmp(nodes[b].name()).then(a.cmp(&b)));
-        let mut next = Vec::new();
-        for &i in &layer {
-            for &c in &children[i] {
+    let mut waiting: Vec<usize> = (0..n).map(|i| parents.of(i).len()).collect();
+    let mut order: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    order.reserve(n.saturating_sub(order.len()));
+    let mut layer_starts = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let end = order.len();
+        layer_starts.push(start);
+        order[start..end].sort_unstable_by(|&a, &b| nodes[a].name().cmp(nodes[b].name()).then(a.cmp(&b)));
+        for k in start..end {
+            for &c in children.of(order[k]) {
                 waiting[c] -= 1;
                 if waiting[c] == 0 {
-                    next.push(c);
+                    order.push(c);
                 }
             }
         }
-        placed += layer.len();
-        layers.push(std::mem::replace(&mut layer, next));
+        start = end;
     }
-    if placed == n {
-        Ok(layers)
+    if order.len() == n {
+        Ok((order, layer_starts))
     } else {
         Err(waiting.iter().map(|&w| w > 0).collect())
+    }
+}
+
+/// Adjacency lists in one buffer (compressed rows).
+struct Adjacency {
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Adjacency {
+    fn of(&self, i: usize) -> &[usize] {
+        &self.targets[self.starts[i]..self.starts[i + 1]]
+    }
+
+    /// The reverse graph (each list sorted, since rows are visited in order).
+    fn reversed(&self) -> Adjacency {
+        let n = self.starts.len() - 1;
+        let mut starts = vec![0usize; n + 1];
+        for &t in &self.targets {
+            starts[t + 1] += 1;
+        }
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let mut fill = starts.clone();
+        let mut targets = vec![0usize; self.targets.len()];
+        for i in 0..n {
+            for &t in self.of(i) {
+                targets[fill[t]] = i;
+                fill[t] += 1;
+            }
+        }
+        Adjacency { starts, targets }
+    }
+
+    /// Per-node lists, for the cycle report.
+    fn to_lists(&self) -> Vec<Vec<usize>> {
+        (0..self.starts.len() - 1).map(|i| self.of(i).to_vec()).collect()
     }
 }
 
@@ -302,80 +385,84 @@ impl Pipeline {
         let nodes: Vec<Node> = nodes.into_iter().collect();
         let n = nodes.len();
 
-        // Writers by logical name (several only when invalid).
-        let mut producers: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
-        for (i, node) in nodes.iter().enumerate() {
-            for out in node.outputs() {
-                producers
-                    .entry(transcode::strip(out))
-                    .or_default()
-                    .push((i, out.as_str()));
-            }
-        }
+        let producers = Producers::of(&nodes);
         let mut problems = wiring_problems(&nodes, &producers);
 
-        // Edges, deduplicated.
-        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, node) in nodes.iter().enumerate() {
-            let mine = &mut parents[i];
+        // Edges, deduplicated: the parents of each node, sorted.
+        let mut parents = Adjacency {
+            starts: Vec::with_capacity(n + 1),
+            targets: Vec::with_capacity(n),
+        };
+        parents.starts.push(0);
+        for node in &nodes {
+            let from = parents.targets.len();
             for input in node.inputs() {
-                if let Some(who) = producers.get(transcode::strip(input)) {
-                    mine.extend(who.iter().map(|&(p, _)| p));
+                let base = transcode::strip(input);
+                match producers.repeated.get(base) {
+                    Some(who) => parents.targets.extend(who.iter().map(|&(p, _)| p)),
+                    None => parents.targets.extend(producers.first.get(base)),
                 }
             }
-            mine.sort_unstable();
-            mine.dedup();
-        }
-        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, ps) in parents.iter().enumerate() {
-            for &p in ps {
-                children[p].push(i);
+            let mine = &mut parents.targets[from..];
+            if mine.len() > 1 {
+                mine.sort_unstable();
+                let mut kept = 1;
+                for k in 1..mine.len() {
+                    if mine[k] != mine[kept - 1] {
+                        mine[kept] = mine[k];
+                        kept += 1;
+                    }
+                }
+                parents.targets.truncate(from + kept);
             }
+            parents.starts.push(parents.targets.len());
         }
+        let children = parents.reversed();
 
-        let layers = match layered_order(&nodes, &parents, &children) {
-            Ok(layers) => layers,
+        let (order, layer_starts) = match layered_order(&nodes, &parents, &children) {
+            Ok(placed) => placed,
             Err(unplaced) => {
-                problems.extend(cycle_problems(&nodes, &children, &unplaced));
-                Vec::new()
+                problems.extend(cycle_problems(&nodes, &children.to_lists(), &unplaced));
+                (Vec::new(), Vec::new())
             }
         };
         if !problems.is_empty() {
             return Err(PipelineError::InvalidPipeline { problems });
         }
+        drop(producers);
 
         // Renumber in topological order.
-        let order: Vec<usize> = layers.iter().flatten().copied().collect();
         let mut position = vec![0usize; n];
         for (new, &old) in order.iter().enumerate() {
             position[old] = new;
-        }
-        let mut layer_starts = Vec::with_capacity(layers.len());
-        let mut start = 0;
-        for layer in &layers {
-            layer_starts.push(start);
-            start += layer.len();
         }
         let remap = |v: &[usize]| -> Vec<usize> {
             let mut out: Vec<usize> = v.iter().map(|&x| position[x]).collect();
             out.sort_unstable();
             out
         };
-        let new_parents: Vec<Vec<usize>> = order.iter().map(|&old| remap(&parents[old])).collect();
-        let new_children: Vec<Vec<usize>> = order.iter().map(|&old| remap(&children[old])).collect();
+        let new_parents: Vec<Vec<usize>> = order.iter().map(|&old| remap(parents.of(old))).collect();
+        let new_children: Vec<Vec<usize>> = order.iter().map(|&old| remap(children.of(old))).collect();
         let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
         let sorted: Vec<Node> = order
             .iter()
             .map(|&old| slots[old].take().expect("each node is placed once"))
             .collect();
 
-        let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut producer_of: HashMap<String, usize> = HashMap::new();
+        let mut consumers: HashMap<String, Vec<usize>> = HashMap::with_capacity(n);
+        let mut producer_of: HashMap<String, usize> = HashMap::with_capacity(n);
         for (i, node) in sorted.iter().enumerate() {
             for input in node.inputs() {
-                let list = consumers.entry(transcode::strip(input).to_string()).or_default();
-                if list.last() != Some(&i) {
-                    list.push(i);
+                let base = transcode::strip(input);
+                match consumers.get_mut(base) {
+                    Some(list) => {
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                    None => {
+                        consumers.insert(base.to_string(), vec![i]);
+                    }
                 }
             }
             for out in node.outputs() {
@@ -394,11 +481,10 @@ impl Pipeline {
             .filter(|o| !consumers.contains_key(transcode::strip(o)))
             .cloned()
             .collect();
-        let index = sorted
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name().to_string(), i))
-            .collect();
+        let mut index = HashMap::with_capacity(n);
+        for (i, node) in sorted.iter().enumerate() {
+            index.insert(node.name().to_string(), i);
+        }
         Ok(Pipeline {
             inner: Arc::new(Inner {
                 nodes: sorted,
@@ -722,6 +808,51 @@ mod tests {
 
     fn names(p: &Pipeline) -> Vec<&str> {
         p.nodes().iter().map(Node::name).collect()
+    }
+
+    #[test]
+    fn every_wiring_problem_is_reported_in_a_stable_order() {
+        let err = Pipeline::new(vec![
+            n("b", &["x"], &["y@pandas"]),
+            n("a", &["y"], &["z"]),
+            n("b", &["q"], &["y@spark"]),
+            n("b", &["r"], &["w"]),
+            n("c", &["a@@b"], &["y@csv"]),
+        ])
+        .unwrap_err();
+        let PipelineError::InvalidPipeline { problems } = err else {
+            panic!("expected InvalidPipeline, got {err}");
+        };
+        assert_eq!(
+            problems,
+            [
+                "node names must be unique: `b` is used by 3 nodes",
+                "dataset `a@@b` of node `c` is malformed: it has more than one `@` or an empty part; expected `name@format`",
+                "dataset `y` is used with transcoding (`y@csv`, `y@pandas`, `y@spark`) but referenced without `@` by `a`; use `y@<format>` everywhere or rename one of them",
+                "dataset `y` is an output of more than one node: `b` (as `y@pandas`), `b` (as `y@spark`), `c` (as `y@csv`); node outputs must be unique",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_reported_with_its_path() {
+        let err = Pipeline::new(vec![
+            n("a", &["z", "in"], &["x"]),
+            n("b", &["x"], &["y"]),
+            n("c", &["y"], &["z"]),
+            n("d", &["in"], &["out"]),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            err.to_string().lines().filter(|l| l.contains("circular")).count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("`a`, `b`, `c` (`a` -> `b` -> `c` -> `a`)"),
+            "{err}"
+        );
     }
 
     #[test]

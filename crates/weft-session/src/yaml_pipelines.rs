@@ -24,10 +24,11 @@
 //!
 //! When no `__default__` is declared, it is the union of every pipeline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use serde_json::Value;
+use weft_config::yaml::Simple;
 use weft_pipeline::{FunctionRegistry, NamespaceOptions, Node, Pipeline};
 
 use crate::SessionError;
@@ -153,7 +154,38 @@ pub fn parse_pipelines(
     registry: &FunctionRegistry,
 ) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let at = Located { file, text };
-    let doc = weft_config::yaml::from_str(text, file)?;
+    // The common case (plain YAML) is read without copying: the node lists
+    // are kept as borrowed trees and built into nodes directly; the rest of
+    // each pipeline's spec (small) becomes a `Value` as usual.
+    let mut simple_nodes: HashMap<&str, Vec<Simple<'_>>> = HashMap::new();
+    let doc = match weft_config::yaml::parse_simple(text) {
+        Some(Simple::Map(entries)) => {
+            let mut top = serde_json::Map::with_capacity(entries.len());
+            for (pname, spec) in entries {
+                let value = match spec {
+                    Simple::Map(fields) => {
+                        let mut spec = serde_json::Map::with_capacity(fields.len());
+                        for (key, field) in fields {
+                            let value = match field {
+                                Simple::List(items) if key == "nodes" => {
+                                    simple_nodes.insert(pname, items);
+                                    Value::Null
+                                }
+                                other => other.to_value(),
+                            };
+                            spec.insert(key.to_string(), value);
+                        }
+                        Value::Object(spec)
+                    }
+                    other => other.to_value(),
+                };
+                top.insert(pname.to_string(), value);
+            }
+            Value::Object(top)
+        }
+        Some(other) => other.to_value(),
+        None => weft_config::yaml::from_str(text, file)?,
+    };
     let empty = || {
         SessionError::PipelineYaml {
         file: file.to_path_buf(),
@@ -162,7 +194,7 @@ pub fn parse_pipelines(
         ],
     }
     };
-    let top = match doc {
+    let mut top = match doc {
         Value::Object(map) if map.keys().any(|k| !k.starts_with('_') || k == DEFAULT_PIPELINE) => map,
         Value::Object(_) | Value::Null => return Err(empty()),
         other => {
@@ -176,7 +208,7 @@ pub fn parse_pipelines(
     };
     let mut problems = Vec::new();
     let mut own_nodes: BTreeMap<String, Vec<Node>> = BTreeMap::new();
-    for (pname, spec) in &top {
+    for (pname, spec) in top.iter_mut() {
         if pname.starts_with('_') && pname != DEFAULT_PIPELINE {
             continue;
         }
@@ -196,10 +228,31 @@ pub fn parse_pipelines(
             }
         }
         let mut nodes = Vec::new();
-        match spec.get("nodes") {
+        if let Some(items) = simple_nodes.remove(pname.as_str()) {
+            nodes.reserve(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let parsed = match parse_simple_node(item, registry) {
+                    Some(parsed) => parsed,
+                    // Anything unusual: the general path, for its errors.
+                    None => parse_node(item.to_value(), registry),
+                };
+                match parsed {
+                    Ok(node) => nodes.push(node),
+                    Err((name, errs)) => {
+                        for e in errs {
+                            problems.push(at.at_node(pname, i, name.as_deref(), e));
+                        }
+                    }
+                }
+            }
+        }
+        // The node list is only read here: its values are moved into the
+        // nodes, not copied (the key stays, so `resolve` sees the same keys).
+        match spec.get_mut("nodes").map(Value::take) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
+                nodes.reserve(items.len());
+                for (i, item) in items.into_iter().enumerate() {
                     match parse_node(item, registry) {
                         Ok(node) => nodes.push(node),
                         Err((name, errs)) => {
@@ -374,8 +427,29 @@ fn resolve(
     Some(pipeline)
 }
 
-fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
-    let Value::Object(map) = item else {
+/// Takes the value of `key` out of a node's map.
+fn take(map: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
+    map.get_mut(key).map(Value::take)
+}
+
+/// Dataset or tag names, moved out of the value (see [`names`]).
+fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s]),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect()),
+        Some(other) => names(Some(&other), what),
+    }
+}
+
+fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
+    let Value::Object(mut map) = item else {
         return Err((
             None,
             vec![format!(
@@ -383,20 +457,22 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
             )],
         ));
     };
-    let name = map.get("name").and_then(Value::as_str).map(str::to_string);
     let mut errs = Vec::new();
     for key in map.keys() {
         if !NODE_KEYS.contains(&key.as_str()) {
             errs.push(format!("unknown key `{key}` (allowed: {})", NODE_KEYS.join(", ")));
         }
     }
-    if let Some(v) = map.get("name")
-        && !v.is_string()
-    {
-        errs.push(format!("`name` must be a string, got {v}"));
-    }
-    let func = match map.get("func") {
-        Some(Value::String(f)) => Some(f.clone()),
+    let name = match take(&mut map, "name") {
+        None => None,
+        Some(Value::String(n)) => Some(n),
+        Some(v) => {
+            errs.push(format!("`name` must be a string, got {v}"));
+            None
+        }
+    };
+    let func = match take(&mut map, "func") {
+        Some(Value::String(f)) => Some(f),
         Some(other) => {
             errs.push(format!("`func` must be a function name, got {other}"));
             None
@@ -406,14 +482,18 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
             None
         }
     };
-    let inputs = names(map.get("inputs"), "inputs").map_err(|e| errs.push(e)).ok();
-    let outputs = names(map.get("outputs"), "outputs")
+    let inputs = owned_names(take(&mut map, "inputs"), "inputs")
         .map_err(|e| errs.push(e))
         .ok();
-    let tags = names(map.get("tags"), "tags").map_err(|e| errs.push(e)).ok();
-    let namespace = match map.get("namespace") {
+    let outputs = owned_names(take(&mut map, "outputs"), "outputs")
+        .map_err(|e| errs.push(e))
+        .ok();
+    let tags = owned_names(take(&mut map, "tags"), "tags")
+        .map_err(|e| errs.push(e))
+        .ok();
+    let namespace = match take(&mut map, "namespace") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(other) => {
             errs.push(format!("`namespace` must be a string, got {other}"));
             None
@@ -425,8 +505,24 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
     if !errs.is_empty() {
         return Err((name, errs));
     }
+    build_node(registry, name, &func, inputs, outputs, tags, namespace)
+}
+
+/// A node, or its name (when known) and its problems.
+type NodeResult = Result<Node, (Option<String>, Vec<String>)>;
+
+/// A node whose fields all have the right shape.
+fn build_node(
+    registry: &FunctionRegistry,
+    name: Option<String>,
+    func: &str,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    tags: Vec<String>,
+    namespace: Option<String>,
+) -> Result<Node, (Option<String>, Vec<String>)> {
     let builder = registry
-        .node(&func, inputs, outputs)
+        .node(func, inputs, outputs)
         .map_err(|e| (name.clone(), vec![e.to_string()]))?;
     let mut builder = builder.tags(tags);
     if let Some(n) = &name {
@@ -436,6 +532,60 @@ fn parse_node(item: &Value, registry: &FunctionRegistry) -> Result<Node, (Option
         builder = builder.namespace(ns);
     }
     builder.build().map_err(|e| (name, vec![e.to_string()]))
+}
+
+/// Names from a borrowed tree, when they have a valid shape (a string, a
+/// list of strings, a map of strings, or null).
+fn simple_names(value: Option<&Simple<'_>>) -> Option<Vec<String>> {
+    match value {
+        None | Some(Simple::Other(Value::Null)) => Some(Vec::new()),
+        Some(Simple::Str(s)) => Some(vec![(*s).to_string()]),
+        Some(Simple::List(items)) => items.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Simple::Map(entries)) => entries
+            .iter()
+            .map(|(_, v)| v.as_str().map(str::to_string))
+            .collect(),
+        Some(Simple::Other(_)) => None,
+    }
+}
+
+/// A node straight from the borrowed tree when every field has a valid
+/// shape; `None` when anything is off, so [`parse_node`] reports it in its
+/// usual words.
+fn parse_simple_node(item: &Simple<'_>, registry: &FunctionRegistry) -> Option<NodeResult> {
+    let Simple::Map(fields) = item else {
+        return None;
+    };
+    let (mut name, mut func, mut namespace) = (None, None, None);
+    let (mut inputs, mut outputs, mut tags) = (None, None, None);
+    for (key, value) in fields {
+        match *key {
+            "name" => name = Some(value.as_str()?),
+            "func" => func = Some(value.as_str()?),
+            "inputs" => inputs = Some(value),
+            "outputs" => outputs = Some(value),
+            "tags" => tags = Some(value),
+            "namespace" => match value {
+                Simple::Str(s) => namespace = Some(*s),
+                Simple::Other(Value::Null) => {}
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    let func = func?;
+    let inputs = simple_names(inputs)?;
+    let outputs = simple_names(outputs)?;
+    let tags = simple_names(tags)?;
+    Some(build_node(
+        registry,
+        name.map(str::to_string),
+        func,
+        inputs,
+        outputs,
+        tags,
+        namespace.map(str::to_string),
+    ))
 }
 
 /// Reads and parses a pipelines file. A missing or empty file is an error
@@ -522,6 +672,85 @@ mod tests {
         .unwrap();
         let loaded = load_pipelines_optional(&file, &registry()).unwrap().unwrap();
         assert_eq!(loaded[DEFAULT_PIPELINE].nodes().len(), 1);
+    }
+
+    #[test]
+    fn every_node_problem_is_reported_with_its_node() {
+        let text = "p:\n  nodes:\n    - {name: a, func: 3, inputs: [x, 1], outputs: {o: 2}, tags: t, namespace: 4, colour: red}\n    - name: b\n      inputs: x\n    - {name: 5, func: noop, inputs: x, outputs: y}\n    - [not, a, map]\n    - {name: c, func: noop, inputs: {first: x, second: w}, outputs: [z], tags: [ok]}\n";
+        let err = parse_pipelines(Path::new("pipelines.yml"), text, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(
+            problems,
+            [
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
+                "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
+                "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
+                "pipelines.yml: pipeline `p`, node `a`: `namespace` must be a string, got 4",
+                "pipelines.yml:4: pipeline `p`, node `b`: missing `func` (the registered function to call)",
+                "pipelines.yml: pipeline `p`, node #3: `name` must be a string, got 5",
+                "pipelines.yml: pipeline `p`, node #4: a node must be a map with `func`, `inputs`, `outputs`; got [\"not\",\"a\",\"map\"]",
+            ]
+        );
+        // The valid node of the same file builds as declared.
+        let ok = "p:\n  nodes:\n    - {name: c, func: identity, inputs: {first: x}, outputs: [z], tags: [t1, t2], namespace: ns}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let c = p.node("ns.c").unwrap();
+        assert_eq!(
+            (c.inputs(), c.outputs()),
+            (&["x".to_string()][..], &["z".to_string()][..])
+        );
+        assert_eq!(c.tags().iter().collect::<Vec<_>>(), ["t1", "t2"]);
+    }
+
+    /// What a parse gives, comparable: each pipeline's nodes with every
+    /// field, or the problems.
+    fn summary(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+        match parse_pipelines(Path::new("pipelines.yml"), text, &registry()) {
+            Ok(pipelines) => Ok(pipelines
+                .iter()
+                .map(|(name, p)| {
+                    let nodes = p
+                        .nodes()
+                        .iter()
+                        .map(|n| {
+                            format!(
+                                "{} {} {:?} {:?} {:?} {:?}",
+                                n.name(),
+                                n.func_name(),
+                                n.inputs(),
+                                n.outputs(),
+                                n.tags(),
+                                n.namespace()
+                            )
+                        })
+                        .collect();
+                    (name.clone(), nodes)
+                })
+                .collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_borrowed_fast_path_builds_what_the_general_path_builds() {
+        let docs = [
+            "__default__:\n  nodes:\n    - {name: a, func: add_one, inputs: params:start, outputs: d1, tags: [t1, t2]}\n    - {name: b, func: identity, inputs: [d1], outputs: [d2], namespace: ns}\n    - func: identity\n      inputs: {x: d2}\n      outputs: d3\n      tags: solo\n",
+            "a:\n  nodes:\n    - name: n1\n      func: sum\n      inputs: [x, y]\n      outputs: z\n      tags: []\n      namespace: ~\nb:\n  pipelines: [a]\n  namespace: w\n  inputs: {x: outer_x}\n",
+            "a:\n  nodes:\n    - {name: 1, func: identity, inputs: x, outputs: y}\n    - {name: b, func: 2, inputs: x, outputs: y}\n    - {name: c, func: identity, inputs: [x, 3], outputs: y, colour: red}\n    - {name: d, func: identity, inputs: x, outputs: y, namespace: 4}\n    - {name: e, func: nope, inputs: x, outputs: y}\n    - plain\n",
+            "a:\n  nodes: {name: x}\n",
+            "a:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y}\n    - {name: a, func: identity, inputs: y, outputs: z}\n",
+            "_shared: {x: 1}\na:\n  nodes: []\n  tags: [t]\n",
+        ];
+        for doc in docs {
+            assert!(weft_config::yaml::parse_simple(doc).is_some(), "{doc}");
+            // A quote anywhere (here in a comment) sends the file to the full parser.
+            let general = format!("{doc}# \"general path\"\n");
+            assert!(weft_config::yaml::parse_simple(&general).is_none());
+            assert_eq!(summary(doc), summary(&general), "{doc}");
+        }
     }
 
     #[test]

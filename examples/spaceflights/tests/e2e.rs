@@ -79,15 +79,19 @@ fn full_pipeline_trains_a_useful_model_and_records_the_run() {
     assert_eq!(metrics["n_test"], 400);
     assert!(root.join("data/06_models/regressor.json").join(&run_id).is_dir());
 
-    // The run is in the store, and its log file exists.
+    // The run is in the store, and its lines are in its session's log.
     let out = weft(&root, &["runs", "show", &run_id, "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rec["status"], "succeeded");
     assert_eq!(rec["node_timings"].as_array().unwrap().len(), 7);
     let session_id = rec["session_id"].as_str().unwrap();
-    let log = root.join("logs").join(session_id).join(format!("{run_id}.log"));
-    let log_text = std::fs::read_to_string(&log).unwrap();
+    let log = root.join("logs").join(format!("{session_id}.log"));
+    let session_text = std::fs::read_to_string(&log).unwrap();
+    assert!(session_text.contains(&format!("{run_id} ")), "{session_text}");
+    let out = weft(&root, &["runs", "logs", &run_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log_text = String::from_utf8(out.stdout).unwrap();
     assert!(log_text.contains("run succeeded"), "{log_text}");
 }
 

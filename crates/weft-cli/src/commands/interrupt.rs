@@ -19,11 +19,17 @@ use crate::Io;
 /// from hooks never hold a NUL character.
 const WORK_DONE: &str = "\u{0}work done";
 
-struct WakeOnDrop(Sender<String>);
+/// How long the line writer sleeps when no line is waiting. Senders never
+/// wake it (a wake-up per status line cost more than the node it reports);
+/// the end of the work does, so no run waits for a tick to finish.
+const LINE_TICK: std::time::Duration = std::time::Duration::from_millis(5);
+
+struct WakeOnDrop(Sender<String>, std::thread::Thread);
 
 impl Drop for WakeOnDrop {
     fn drop(&mut self) {
         let _ = self.0.send(WORK_DONE.to_string());
+        self.1.unpark();
     }
 }
 
@@ -67,26 +73,29 @@ pub(super) fn supervise<T: Send>(
                 }
             });
         }
-        // The worker says when it is done (even if it panics), so the loop
-        // below never polls: lines are written as they come.
+        // The worker says when it is done (even if it panics), and wakes
+        // this thread, which otherwise looks for lines every `LINE_TICK`.
+        let writer = std::thread::current();
         let worker = scope.spawn(move || {
-            let _done = WakeOnDrop(wake);
+            let _done = WakeOnDrop(wake, writer);
             work()
         });
-        // Lines that arrive together are written in one go (a burst of
-        // fast nodes costs one write, not one per line); the buffer is
-        // flushed whenever the channel runs dry, so output stays live.
+        // Lines that arrived since the last look are written in one go (a
+        // burst of fast nodes costs one write, not one per line), then
+        // flushed, so output stays live.
         let mut buffered = std::io::BufWriter::new(&mut *err);
-        'lines: while let Ok(line) = lines.recv() {
-            let mut next = Some(line);
-            while let Some(line) = next.take() {
-                if line == WORK_DONE {
-                    break 'lines;
+        loop {
+            match lines.try_recv() {
+                Ok(line) if line == WORK_DONE => break,
+                Ok(line) => {
+                    let _ = writeln!(buffered, "{line}");
                 }
-                let _ = writeln!(buffered, "{line}");
-                next = lines.try_recv().ok();
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    let _ = buffered.flush();
+                    std::thread::park_timeout(LINE_TICK);
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
-            let _ = buffered.flush();
         }
         let joined = worker.join();
         for line in lines.try_iter() {
@@ -148,6 +157,26 @@ mod tests {
         assert_eq!(got.value, 42);
         assert!(!got.interrupted);
         assert_eq!(String::from_utf8(err).unwrap(), "line 0\nline 1\nline 2\n");
+    }
+
+    #[test]
+    fn a_burst_of_lines_arrives_complete_and_in_order() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let mut io = plain_io(&mut out, &mut err);
+        let lines = tx.clone();
+        let got = supervise(&mut io, tx, rx, &|_| {}, move || {
+            for i in 0..10_000 {
+                lines.send(format!("line {i}")).unwrap();
+            }
+            7
+        })
+        .unwrap();
+        assert_eq!(got.value, 7);
+        let text = String::from_utf8(err).unwrap();
+        let expected: Vec<String> = (0..10_000).map(|i| format!("line {i}")).collect();
+        assert_eq!(text.lines().collect::<Vec<_>>(), expected);
     }
 
     #[test]

@@ -91,8 +91,11 @@ pub(crate) fn dispatch(
 
 /// Writes `value` as pretty JSON and a newline.
 pub(super) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
+    // One write: serializing straight into an unbuffered stdout costs a
+    // system call per token.
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    out.write_all(&text)?;
     Ok(())
 }
 

@@ -78,6 +78,13 @@ pub(super) fn runs(edge: &Edge<'_>, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
                 write!(io.out, "{}", weft_store::report::run_detail(&run))?;
             }
         }
+        RunsCommand::Logs { run_id } => {
+            let dir = crate::logging::logs_dir(&edge.project);
+            let Some(lines) = crate::logging::run_log(&dir, &run_id)? else {
+                bail!("no log of run `{run_id}` under {}", dir.display());
+            };
+            io.out.write_all(lines.as_bytes())?;
+        }
         RunsCommand::Compare {
             run_a,
             run_b,
