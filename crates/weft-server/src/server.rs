@@ -85,6 +85,8 @@ struct Running {
     spec_total_nodes: usize,
     done_nodes: usize,
     cancel: CancelToken,
+    /// The lease was lost (another server took the run over): write nothing more.
+    lost: bool,
 }
 
 /// Shared between a session and the hook its runs call: node progress
@@ -122,16 +124,19 @@ impl Hook for Progress {
         };
         let elapsed = t0.elapsed();
         self.metrics.node_seconds.observe(elapsed.as_secs_f64());
-        let (done, total) = {
+        let (done, total, lost) = {
             let mut running = lock(&self.running);
             match running.get_mut(&ctx.run_id) {
                 Some(r) => {
                     r.done_nodes += 1;
-                    (r.done_nodes, r.spec_total_nodes)
+                    (r.done_nodes, r.spec_total_nodes, r.lost)
                 }
-                None => (0, 0),
+                None => (0, 0, false),
             }
         };
+        if lost {
+            return;
+        }
         self.events.publish(
             "node_finished",
             json!({"run_id": ctx.run_id, "node": key.1, "duration_ms": elapsed.as_secs_f64() * 1e3, "done": done, "total": total}),
@@ -928,6 +933,7 @@ impl Server {
                         spec_total_nodes: 0,
                         done_nodes: 0,
                         cancel: cancel.clone(),
+                        lost: false,
                     },
                 );
                 if let Ok(Some(queued)) = self.store.get_run(&run_id).await
@@ -1009,9 +1015,22 @@ impl Server {
             .flat_map(|s| lock(&s.progress.running).keys().cloned().collect::<Vec<_>>())
             .collect();
         if !mine.is_empty() {
-            self.store
+            let lost = self
+                .store
                 .renew_leases(&self.owner, &mine, self.config.lease)
                 .await?;
+            // A lease we no longer hold (we were too slow to renew and another
+            // server took the run): stop the run here and write nothing more
+            // for it; the new holder records it.
+            for s in self.live_all() {
+                for (run_id, run) in lock(&s.progress.running).iter_mut() {
+                    if lost.contains(run_id) {
+                        tracing::warn!(%run_id, "lease lost; stopping the run here");
+                        run.lost = true;
+                        run.cancel.cancel();
+                    }
+                }
+            }
         }
         for expired in self.store.expire_leases(now).await? {
             if let Some(s) = self.live(&expired.session_id) {

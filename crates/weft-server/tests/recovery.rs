@@ -125,3 +125,57 @@ async fn shutdown_right_after_create_returns() {
             .expect("shutdown finished");
     }
 }
+
+/// A server that lost a run's lease (it was expired and taken over) stops
+/// the run and never records over the store's decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_stops_the_run_and_writes_nothing() {
+    let dir = project();
+    std::fs::write(
+        dir.path().join("pipelines.yml"),
+        "__default__:\n  nodes:\n    - name: wait\n      func: sleep_ms\n      inputs: [params:delay, params:start]\n      outputs: out\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("conf/base/parameters.yml"),
+        "start: 1\ndelay: 5000\n",
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let s = server(dir.path(), clock.clone()).await;
+    let (view, _) = s.create_session(CreateSession::default()).await.unwrap();
+    let id = view["id"].as_str().unwrap().to_string();
+    let run_id = s
+        .submit(&id, vec![RunConfig::default()], 1, None)
+        .await
+        .unwrap()
+        .remove(0);
+    for _ in 0..300 {
+        if s.store().get_run(&run_id).await.unwrap().unwrap().status.as_str() == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Someone else decides the lease is over (as another server's reconcile would).
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    let expired = s.store().expire_leases(later).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    let started = std::time::Instant::now();
+    s.reconcile_once().await.unwrap();
+    // The run stops soon (cancelled between/inside nodes), long before its 5 s.
+    let mut final_status = String::new();
+    for _ in 0..300 {
+        let r = s.store().get_run(&run_id).await.unwrap().unwrap();
+        final_status = r.status.as_str().to_string();
+        if s.live(&id).unwrap().view()["runs"]["running"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the run was not stopped"
+    );
+    assert_eq!(final_status, "interrupted", "the store's decision stands");
+    s.shutdown().await;
+}
