@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -29,6 +29,9 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
+
+use weft_session::run_logs::safe_component as safe;
+pub use weft_session::run_logs::{logs_dir, run_log};
 
 use crate::args::{Cli, LogFormat};
 use crate::settings::Environment;
@@ -72,11 +75,6 @@ pub fn init(cli: &Cli, project: &Path, environment: &Environment) -> anyhow::Res
             .try_init()?,
     }
     Ok(LogGuard)
-}
-
-/// The folder of a project's log files.
-pub fn logs_dir(project: &Path) -> PathBuf {
-    project.join("logs")
 }
 
 /// How many session logs stay open between runs (the most recently
@@ -139,15 +137,6 @@ impl Fields {
     fn get(&self, name: &str) -> Option<&str> {
         self.map.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
-}
-
-/// A run or session id usable as a file name and as a line prefix.
-fn safe(component: &str) -> bool {
-    !component.is_empty()
-        && component != ".."
-        && component != "."
-        && !component.contains(['/', '\\'])
-        && !component.contains(char::is_whitespace)
 }
 
 impl RunLogLayer {
@@ -285,138 +274,6 @@ where
     }
 }
 
-/// A problem reading a run's log lines.
-#[derive(Debug, thiserror::Error)]
-pub enum RunLogError {
-    /// A log or index file could not be read.
-    #[error("cannot read {}", path.display())]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An index line is not `RUN_ID START [END]`.
-    #[error("{}:{line}: malformed index entry (expected `RUN_ID START [END]`)", path.display())]
-    MalformedIndex {
-        /// The index file.
-        path: PathBuf,
-        /// The 1-based line.
-        line: usize,
-    },
-}
-
-/// Where a run's lines are in its session log.
-struct Span {
-    session_id: String,
-    start: u64,
-    end: Option<u64>,
-}
-
-/// The index entry of `run_id` in one session's index, if any.
-fn find_in_index(path: &Path, run_id: &str) -> Result<Option<(u64, Option<u64>)>, RunLogError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunLogError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut found = None;
-    for (i, line) in text.lines().enumerate() {
-        let mut parts = line.split(' ');
-        if parts.next() != Some(run_id) {
-            continue;
-        }
-        let malformed = || RunLogError::MalformedIndex {
-            path: path.to_path_buf(),
-            line: i + 1,
-        };
-        let start = parts.next().and_then(|s| s.parse().ok()).ok_or_else(malformed)?;
-        let end = match parts.next() {
-            None => None,
-            Some(e) => Some(e.parse().map_err(|_| malformed())?),
-        };
-        found = Some((start, end));
-    }
-    Ok(found)
-}
-
-/// Finds the session whose index names `run_id`. Ids start with their UTC
-/// creation time, so only sessions created no later than the run are
-/// candidates, newest first.
-fn locate(dir: &Path, run_id: &str) -> Result<Option<Span>, RunLogError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(RunLogError::Io {
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut sessions: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_suffix(".index").map(str::to_string)
-        })
-        .filter(|session| session.as_str() <= run_id)
-        .collect();
-    sessions.sort_unstable_by(|a, b| b.cmp(a));
-    for session_id in sessions {
-        let index = dir.join(format!("{session_id}.index"));
-        if let Some((start, end)) = find_in_index(&index, run_id)? {
-            return Ok(Some(Span {
-                session_id,
-                start,
-                end,
-            }));
-        }
-    }
-    Ok(None)
-}
-
-/// The log lines of one run (as written, without the run-id prefix, each
-/// ending in a newline), read from the session logs under `dir` (see
-/// [`logs_dir`]); `None` when no session log names the run.
-///
-/// Only the run's part of its session log is read: from the run's start
-/// offset to its end offset (to the end of the file while it runs).
-pub fn run_log(dir: &Path, run_id: &str) -> Result<Option<String>, RunLogError> {
-    if !safe(run_id) {
-        return Ok(None);
-    }
-    let Some(span) = locate(dir, run_id)? else {
-        return Ok(None);
-    };
-    let path = dir.join(format!("{}.log", span.session_id));
-    let io = |source| RunLogError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut file = File::open(&path).map_err(io)?;
-    file.seek(SeekFrom::Start(span.start)).map_err(io)?;
-    let mut bytes = Vec::new();
-    match span.end {
-        Some(end) => file
-            .take(end.saturating_sub(span.start))
-            .read_to_end(&mut bytes)
-            .map_err(io)?,
-        None => file.read_to_end(&mut bytes).map_err(io)?,
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut out = String::new();
-    for line in text.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix(run_id).and_then(|r| r.strip_prefix(' ')) {
-            out.push_str(rest);
-            if !rest.ends_with('\n') {
-                out.push('\n');
-            }
-        }
-    }
-    Ok(Some(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,7 +375,7 @@ mod tests {
         std::fs::write(dir.join(format!("{s2}.index")), format!("{r2} x\n")).unwrap();
         let err = run_log(&dir, r2).unwrap_err();
         assert!(
-            matches!(err, RunLogError::MalformedIndex { line: 1, .. }),
+            matches!(err, weft_session::SessionError::MalformedLogIndex { line: 1, .. }),
             "{err}"
         );
     }

@@ -162,6 +162,27 @@ fn serves_runs_over_loopback_with_a_token() {
             .all(|r| r["status"] == "succeeded"),
         "{v}"
     );
+    // Following a run's log while it runs: the answer ends once the run has
+    // finished, with its last line.
+    let (_, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs"),
+        Some(&json!({"runs": [{"runtime_params": {"delay": 400}}]})),
+        Some("t0ken"),
+    );
+    let run_id = v["run_ids"][0].as_str().unwrap();
+    let (status, log) = http(
+        &s.addr,
+        "GET",
+        &format!("/v1/runs/{run_id}/logs?follow=true"),
+        None,
+        Some("t0ken"),
+    );
+    assert_eq!(status, 200);
+    assert!(log.as_str().unwrap().contains("run succeeded"), "{log}");
+    let (_, run) = http(&s.addr, "GET", &format!("/v1/runs/{run_id}"), None, Some("t0ken"));
+    assert_eq!(run["status"], "succeeded");
 }
 
 #[test]
@@ -377,6 +398,29 @@ fn the_cli_acts_on_a_server() {
         3,
         "{text}"
     );
+    // One run's log, through the server (the server's log layer wrote it).
+    let run_id = run["run_id"].as_str().unwrap();
+    let out = weft(
+        &["runs", "logs", run_id, "--server", &url, "--token-file", token],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("run succeeded"), "{log}");
+    let (status, followed) = http(
+        &s.addr,
+        "GET",
+        &format!("/v1/runs/{run_id}/logs?follow=true"),
+        None,
+        Some("abc"),
+    );
+    assert_eq!(status, 200);
+    assert!(followed.as_str().unwrap().contains("run succeeded"), "{followed}");
     let out = weft(&["sessions", "list", "--json"], &env);
     let sessions: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(sessions.as_array().unwrap().len() >= 2, "{sessions}");

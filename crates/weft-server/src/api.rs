@@ -67,7 +67,8 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/sessions/{id}/runs", post(submit_runs).get(list_session_runs))
         .route("/sessions/{id}/events", get(events))
         .route("/runs/{id}", get(get_run))
-        .route("/runs/{id}/cancel", post(cancel_run));
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/logs", get(run_logs));
     Router::new()
         .nest("/v1", v1)
         .route("/readyz", get(readyz))
@@ -500,6 +501,80 @@ async fn list_session_runs(
     let next_cursor = (runs.len() > limit as usize).then(|| runs[limit as usize - 1].run_id.clone());
     let views: Vec<Value> = runs.iter().take(limit as usize).map(run_view).collect();
     Ok(axum::Json(json!({ "runs": views, "next_cursor": next_cursor })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    follow: Option<bool>,
+}
+
+/// One run's log lines as text; `?follow=true` streams new lines until the
+/// run has finished.
+async fn run_logs(State(server): State<Arc<Server>>, Path(id): Path<String>, request: Request) -> ApiResult {
+    let q: LogsQuery = parse_query(request.uri().query())?;
+    if server.store().get_run(&id).await?.is_none() {
+        return Err(ServerError::NotFound { what: "run", id });
+    }
+    let Some(dir) = server.config().logs_dir.clone() else {
+        return Err(ServerError::NotFound {
+            what: "log of run",
+            id,
+        });
+    };
+    let read = {
+        let dir = dir.clone();
+        let id = id.clone();
+        move || {
+            let dir = dir.clone();
+            let id = id.clone();
+            async move {
+                tokio::task::spawn_blocking(move || weft_session::run_logs::run_log(&dir, &id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten()
+                    .unwrap_or_default()
+            }
+        }
+    };
+    let text = read().await;
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if q.follow != Some(true) {
+        return Ok((headers, text).into_response());
+    }
+    // Follow: send what is there, then what is added, until the run is over.
+    let first = Bytes::from(text.clone());
+    let state = (server, id, text.len(), false, read);
+    let rest = stream::unfold(state, |(server, id, sent, done, read)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            let finished = server
+                .store()
+                .get_run(&id)
+                .await
+                .ok()
+                .flatten()
+                .is_none_or(|r| r.status.is_terminal());
+            let text = read().await;
+            if text.len() > sent {
+                let chunk = Bytes::from(text[sent..].to_string());
+                return Some((
+                    Ok::<_, Infallible>(chunk),
+                    (server, id, text.len(), finished, read),
+                ));
+            }
+            if finished {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    use futures_util::StreamExt;
+    let body = Body::from_stream(stream::once(async move { Ok::<_, Infallible>(first) }).chain(rest));
+    Ok((headers, body).into_response())
 }
 
 async fn cancel_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {

@@ -58,6 +58,9 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long shutdown waits for running runs.
     pub grace: Duration,
+    /// Where the process's log layer writes run logs (`weft serve` sets
+    /// `<project>/logs`); `None`: `GET /v1/runs/{id}/logs` answers 404.
+    pub logs_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -76,6 +79,7 @@ impl ServerConfig {
             max_runs_per_request: weft_config::overrides::DEFAULT_MAX_RUNS,
             body_limit: 8 << 20,
             grace: Duration::from_secs(30),
+            logs_dir: None,
         }
     }
 }

@@ -95,6 +95,14 @@ pub enum SessionError {
         #[source]
         source: std::io::Error,
     },
+    /// A line of a session's log index is not `RUN_ID START [END]`.
+    #[error("{}:{line}: malformed log index entry (expected `RUN_ID START [END]`)", path.display())]
+    MalformedLogIndex {
+        /// The index file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+    },
 }
 
 fn join(problems: &[SessionError]) -> String {

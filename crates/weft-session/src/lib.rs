@@ -15,6 +15,7 @@ mod prepare;
 pub mod project;
 mod recorder;
 mod run_config;
+pub mod run_logs;
 mod service;
 mod session;
 pub mod yaml_pipelines;

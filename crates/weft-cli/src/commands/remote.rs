@@ -78,6 +78,26 @@ impl Client {
         self.finish(&format!("GET {path}"), req.call())
     }
 
+    /// A text answer (logs), written to `out` as it arrives.
+    pub(crate) fn get_text(&self, path: &str, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+        let req = self.auth(self.agent.get(&format!("{}{path}", self.base)));
+        let resp = req
+            .call()
+            .with_context(|| format!("GET {path}: cannot reach the server at {}", self.base))?;
+        let status = resp.status().as_u16();
+        let mut reader = resp.into_body().into_reader();
+        if status >= 400 {
+            let mut text = String::new();
+            let _ = reader.read_to_string(&mut text);
+            bail!(
+                "GET {path}: {}",
+                describe(status, &serde_json::from_str(&text).unwrap_or(Value::Null))
+            );
+        }
+        std::io::copy(&mut reader, out).context("reading the log")?;
+        Ok(())
+    }
+
     pub(crate) fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let req = self
             .auth(self.agent.post(&format!("{}{path}", self.base)))
@@ -291,6 +311,10 @@ pub(super) fn runs(client: &Client, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
         RunsCommand::Show { run_id, json, .. } => {
             let run = client.get(&format!("/v1/runs/{run_id}"))?;
             print_runs(&[run], json, io).map(|_| EXIT_OK)
+        }
+        RunsCommand::Logs { run_id } => {
+            client.get_text(&format!("/v1/runs/{run_id}/logs"), io.out)?;
+            Ok(EXIT_OK)
         }
         RunsCommand::Cancel { run_id, json } => {
             let run = client.post(&format!("/v1/runs/{run_id}/cancel"), &json!({}))?;

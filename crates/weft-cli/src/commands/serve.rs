@@ -61,6 +61,7 @@ pub(crate) fn serve(
     config.lease = Duration::from_secs(args.lease_s.max(1));
     config.reconcile_every = Duration::from_secs_f64((args.lease_s.max(1) as f64 / 3.0).clamp(0.2, 1.0));
     config.grace = Duration::from_secs(args.grace_s);
+    config.logs_dir = Some(weft_session::run_logs::logs_dir(&edge.project));
     let signals = io.signals;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
