@@ -46,7 +46,7 @@ if [ "${1:-}" != "--table" ]; then
   if ! command -v wrk >/dev/null 2>&1; then
     echo "bench-serve: installing wrk (apt-get)..." >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq wrk >&2 || { apt-get update -qq >&2 && apt-get install -y -qq wrk >&2; }
+    { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } > /dev/null
   fi
   cargo build --release -p weft-cli --quiet
 fi
@@ -93,12 +93,13 @@ field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
 
 row() { printf '%-52s %12s %10s %10s   %s\n' "$@"; }
 
-# fresh_store NAME: a store target for one section.
+# fresh_store NAME: an empty store for one section (a new SQLite file, or a
+# new database on the PostgreSQL server), so that no section's leftover
+# queue runs in the next one.
 fresh_store() {
   if [ -n "${WEFT_TEST_POSTGRES_URL:-}" ]; then
-    # One database, emptied between sections by a fresh schema is not
-    # needed: sections use their own sessions and count only their runs.
-    echo "$WEFT_TEST_POSTGRES_URL"
+    psql -q "$WEFT_TEST_POSTGRES_URL" -c "CREATE DATABASE bench_$1" >&2
+    echo "${WEFT_TEST_POSTGRES_URL%/*}/bench_$1"
   else
     echo "$tmp/$1.db"
   fi

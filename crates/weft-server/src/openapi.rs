@@ -103,7 +103,7 @@ pub fn document() -> Value {
                         "pipeline_names": string_list,
                         "tags": string_list,
                         "runner": {"type": ["string", "null"]},
-                        "max_workers": {"type": ["integer", "null"], "minimum": 0},
+                        "max_workers": {"type": ["integer", "null"], "minimum": 0, "maximum": 18446744073709551615u64},
                         "node_names": string_list,
                         "from_nodes": string_list,
                         "to_nodes": string_list,
@@ -113,18 +113,37 @@ pub fn document() -> Value {
                         "namespaces": string_list,
                         "only_missing_outputs": {"type": "boolean"},
                         "runtime_params": {},
-                        "env": {"type": ["string", "null"]}
+                        "env": {"type": ["string", "null"]},
+                        "inputs": {"type": "object", "additionalProperties": {}, "description": "Dataset name → JSON value, a memory dataset for this run only"}
                     }
                 },
                 "SubmitRuns": {
                     "type": "object",
+                    "description": "Either `runs` (a non-empty list of specs, no `sweep`) or `spec` (with an optional `sweep`). A sweep that does not parse is 422.",
                     "additionalProperties": false,
                     "properties": {
                         "runs": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/RunSpec"}},
                         "spec": {"oneOf": [{"$ref": "#/components/schemas/RunSpec"}, {"type": "null"}]},
                         "sweep": {"type": "array", "items": {"type": "string"}, "description": "Overrides in the `weft multirun` grammar (`lr=0.1,0.01`)"},
                         "retries": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "description": "Re-queue a run interrupted by a crash this many times"}
-                    }
+                    },
+                    "oneOf": [
+                        {
+                            "required": ["runs"],
+                            "properties": {
+                                "runs": {"type": "array", "minItems": 1},
+                                "spec": {"type": "null"},
+                                "sweep": {"type": "array", "maxItems": 0}
+                            }
+                        },
+                        {
+                            "required": ["spec"],
+                            "properties": {
+                                "spec": {"$ref": "#/components/schemas/RunSpec"},
+                                "runs": {"type": "null"}
+                            }
+                        }
+                    ]
                 },
                 "Accepted": {
                     "type": "object",
@@ -168,7 +187,18 @@ pub fn document() -> Value {
                         "next_cursor": {"type": ["string", "null"]}
                     }
                 },
-                "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+                "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+                "Event": {
+                    "type": "object",
+                    "description": "One server-sent event (the schema of each event of the stream, as OpenAPI 3.1 reads `schema` for text/event-stream)",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["hello", "session", "run_queued", "run_started", "node_finished", "run_finished", "gap"]},
+                        "data": {"type": "string", "description": "JSON"},
+                        "id": {"type": "string", "description": "`<boot>-<seq>`: send it back as Last-Event-ID to resume"},
+                        "retry": {"type": "integer"}
+                    }
+                }
             }
         },
         "security": [{"bearer": []}],
@@ -235,7 +265,7 @@ pub fn document() -> Value {
                     "summary": "Queue runs; answered once they are durably queued",
                     "parameters": [
                         {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
-                        {"name": "timeout_s", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                        {"name": "timeout_s", "in": "query", "description": "With wait: seconds to wait (default 60, at most 3600)", "schema": {"type": "number", "minimum": 0}},
                         {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
                     ],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRuns"}}}},
@@ -254,7 +284,7 @@ pub fn document() -> Value {
                     "summary": "The session's runs, newest first",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": run_status},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "limit", "in": "query", "description": "Page size, clamped to 1..=1000 (default 100)", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295u64}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}}
                     ],
                     "responses": common(json!({"200": json_response("Runs", "Runs"), "400": error_response("Bad query"), "404": error_response("No such session")}))
@@ -266,7 +296,7 @@ pub fn document() -> Value {
                     "summary": "Server-sent events: session, run_queued, run_started, node_finished, run_finished, gap",
                     "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                     "responses": common(json!({
-                        "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "200": {"description": "An event stream; each event's `data` is a JSON object", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}},
                         "404": error_response("No such session"),
                         "409": error_response("The session is over")
                     }))
