@@ -581,7 +581,13 @@ trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
         // only when it is sent: a subscriber behind by a whole ring costs
         // a list of pointers, not a formatted copy of every event.
         let rest = stream::unfold(
-            (log, cursor, boot, std::collections::VecDeque::new(), false),
+            (
+                log,
+                cursor,
+                boot,
+                std::collections::VecDeque::<Arc<crate::events::Event>>::new(),
+                false,
+            ),
             |(log, mut cursor, boot, mut buf, done)| async move {
                 loop {
                     if let Some(e) = buf.pop_front() {

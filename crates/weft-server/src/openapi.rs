@@ -18,6 +18,20 @@ fn json_response(description: &str, schema: &str) -> Value {
     })
 }
 
+/// A response with OpenAPI links: `(name, operationId, runtime expression
+/// of the `id` parameter)`.
+fn linked(mut response: Value, links: &[(&str, &str, &str)]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, op, id) in links {
+        map.insert(
+            (*name).into(),
+            json!({"operationId": op, "parameters": {"id": id}}),
+        );
+    }
+    response["links"] = Value::Object(map);
+    response
+}
+
 fn id_param(name: &str, what: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}})
 }
@@ -204,34 +218,48 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "paths": {
             "/healthz": {"get": {
-                "summary": "Liveness (no token needed)", "security": [],
+                "operationId": "healthz", "summary": "Liveness (no token needed)", "security": [],
                 "responses": {"200": json_response("Alive", "Status")}
             }},
             "/readyz": {"get": {
-                "summary": "Readiness: 503 while shutting down",
+                "operationId": "readyz", "summary": "Readiness: 503 while shutting down",
                 "responses": common(json!({"200": json_response("Ready", "Status")}))
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics",
+                "operationId": "metrics", "summary": "Prometheus metrics",
                 "responses": common(json!({"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}))
             }},
             "/v1/openapi.json": {"get": {
-                "summary": "This document",
+                "operationId": "openapi", "summary": "This document",
                 "responses": common(json!({"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}))
             }},
             "/v1/sessions": {
                 "post": {
+                    "operationId": "createSession",
                     "summary": "Create a session, or reuse the live one holding `key`",
                     "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSession"}}}},
                     "responses": common(json!({
-                        "201": json_response("Created", "Session"),
-                        "200": json_response("The live session holding the key", "Session"),
+                        "201": linked(json_response("Created", "Session"), &[
+                            ("GetSession", "getSession", "$response.body#/id"),
+                            ("Heartbeat", "heartbeat", "$response.body#/id"),
+                            ("SubmitRuns", "submitRuns", "$response.body#/id"),
+                            ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("DeleteSession", "deleteSession", "$response.body#/id")
+                        ]),
+                        "200": linked(json_response("The live session holding the key", "Session"), &[
+                            ("GetSession", "getSession", "$response.body#/id"),
+                            ("Heartbeat", "heartbeat", "$response.body#/id"),
+                            ("SubmitRuns", "submitRuns", "$response.body#/id"),
+                            ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("DeleteSession", "deleteSession", "$response.body#/id")
+                        ]),
                         "400": error_response("Malformed body"),
                         "413": error_response("Body too large"),
                         "422": error_response("The project does not open")
                     }))
                 },
                 "get": {
+                    "operationId": "listSessions",
                     "summary": "List sessions (live ones unless `all` or a terminal `state`)",
                     "parameters": [
                         {"name": "state", "in": "query", "schema": session_state},
@@ -243,10 +271,12 @@ pub fn document() -> Value {
             "/v1/sessions/{id}": {
                 "parameters": [id_param("id", "Session id")],
                 "get": {
+                    "operationId": "getSession",
                     "summary": "A session",
                     "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session")}))
                 },
                 "delete": {
+                    "operationId": "deleteSession",
                     "summary": "Terminate (idempotent; the first reason is kept)",
                     "parameters": [{"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["drain", "cancel"]}}],
                     "responses": common(json!({"202": json_response("Terminating or terminated", "Session"), "400": error_response("Bad mode"), "404": error_response("No such session")}))
@@ -255,6 +285,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/heartbeat": {
                 "parameters": [id_param("id", "Session id")],
                 "post": {
+                    "operationId": "heartbeat",
                     "summary": "Keep the session alive",
                     "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session"), "409": error_response("The session is over")}))
                 }
@@ -262,6 +293,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/runs": {
                 "parameters": [id_param("id", "Session id")],
                 "post": {
+                    "operationId": "submitRuns",
                     "summary": "Queue runs; answered once they are durably queued",
                     "parameters": [
                         {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
@@ -270,8 +302,14 @@ pub fn document() -> Value {
                     ],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRuns"}}}},
                     "responses": common(json!({
-                        "202": json_response("Queued (or, with wait, not finished in time)", "Accepted"),
-                        "200": json_response("With wait: every run finished", "Accepted"),
+                        "202": linked(json_response("Queued (or, with wait, not finished in time)", "Accepted"), &[
+                            ("GetRun", "getRun", "$response.body#/run_ids/0"),
+                            ("CancelRun", "cancelRun", "$response.body#/run_ids/0")
+                        ]),
+                        "200": linked(json_response("With wait: every run finished", "Accepted"), &[
+                            ("GetRun", "getRun", "$response.body#/run_ids/0"),
+                            ("CancelRun", "cancelRun", "$response.body#/run_ids/0")
+                        ]),
                         "400": error_response("Malformed body or sweep"),
                         "404": error_response("No such session"),
                         "409": error_response("The session accepts no runs, or a run id exists"),
@@ -281,6 +319,7 @@ pub fn document() -> Value {
                     }))
                 },
                 "get": {
+                    "operationId": "listSessionRuns",
                     "summary": "The session's runs, newest first",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": run_status},
@@ -293,6 +332,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/events": {
                 "parameters": [id_param("id", "Session id")],
                 "get": {
+                    "operationId": "sessionEvents",
                     "summary": "Server-sent events: session, run_queued, run_started, node_finished, run_finished, gap",
                     "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                     "responses": common(json!({
@@ -305,6 +345,7 @@ pub fn document() -> Value {
             "/v1/runs/{id}": {
                 "parameters": [id_param("id", "Run id")],
                 "get": {
+                    "operationId": "getRun",
                     "summary": "A run",
                     "responses": common(json!({"200": json_response("The run", "Run"), "404": error_response("No such run")}))
                 }
@@ -312,6 +353,7 @@ pub fn document() -> Value {
             "/v1/runs/{id}/cancel": {
                 "parameters": [id_param("id", "Run id")],
                 "post": {
+                    "operationId": "cancelRun",
                     "summary": "Cancel: a queued run without running it, a running one between nodes",
                     "responses": common(json!({"202": json_response("Cancelled or cancelling", "Run"), "404": error_response("No such run"), "409": error_response("Already finished")}))
                 }

@@ -578,3 +578,39 @@ async fn server_sent_events_match_the_documented_event_schema() {
     assert_eq!(kinds.first().map(String::as_str), Some("hello"), "{kinds:?}");
     assert!(kinds.iter().any(|k| k == "run_queued"), "{kinds:?}");
 }
+
+/// Links (what Schemathesis's stateful phase follows from a created session
+/// to its runs) name operations that exist, and operation ids are unique.
+#[test]
+fn links_name_documented_operations() {
+    let doc = openapi_document();
+    let mut ids = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            ids.push(id.to_string());
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    let mut links = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"].as_object().into_iter().flat_map(|r| r.values()) {
+                for link in response["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                    let target = link["operationId"].as_str().unwrap();
+                    assert!(ids.iter().any(|i| i == target), "a link names {target}");
+                    links += 1;
+                }
+            }
+        }
+    }
+    assert!(links >= 7, "{links} links");
+}
