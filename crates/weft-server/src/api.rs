@@ -130,8 +130,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerEr
     if body.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_slice(b"{}").map_err(|_| ServerError::bad("the request needs a JSON body"));
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| ServerError::BadRequest {
+        message: format!("malformed JSON body: {e}"),
+        path: None,
+    })?;
+    integral_floats(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         ServerError::BadRequest {
@@ -143,6 +147,34 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerEr
             path: (path != ".").then_some(path),
         }
     })
+}
+
+/// JSON Schema's `integer` includes `30.0`: integral floats become integers
+/// (outside the free-form `runtime_params` and `inputs`, which are the
+/// caller's data and kept as sent).
+fn integral_floats(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+            {
+                if f >= 0.0 && f < u64::MAX as f64 {
+                    *v = json!(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *v = json!(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                if k != "runtime_params" && k != "inputs" {
+                    integral_floats(x);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 async fn read_body(server: &Server, body: Body) -> Result<Bytes, ServerError> {
@@ -313,19 +345,20 @@ fn expand(server: &Server, req: SubmitRuns) -> Result<Vec<RunConfig>, ServerErro
             if req.sweep.is_empty() {
                 return Ok(vec![spec]);
             }
+            // Well-formed JSON whose overrides do not parse: 422, like an
+            // unknown parameter (the document's schema cannot say more than
+            // "a list of strings").
             let sweep =
-                weft_config::overrides::Sweep::parse(&req.sweep).map_err(|e| ServerError::BadRequest {
-                    message: e.to_string(),
-                    path: Some("sweep".into()),
+                weft_config::overrides::Sweep::parse(&req.sweep).map_err(|e| ServerError::Invalid {
+                    problems: vec![format!("sweep: {e}")],
                 })?;
             let points = sweep.expand(limit).map_err(|e| match e {
                 weft_config::overrides::OverrideError::TooManyRuns { .. } => ServerError::TooMany {
                     message: e.to_string(),
                     retry_after_s: 0,
                 },
-                other => ServerError::BadRequest {
-                    message: other.to_string(),
-                    path: Some("sweep".into()),
+                other => ServerError::Invalid {
+                    problems: vec![format!("sweep: {other}")],
                 },
             })?;
             let mut out = Vec::new();
@@ -356,6 +389,14 @@ async fn submit_runs(
     request: Request,
 ) -> ApiResult {
     let q: SubmitQuery = parse_query(request.uri().query())?;
+    if let Some(t) = q.timeout_s
+        && !(t.is_finite() && t >= 0.0)
+    {
+        return Err(ServerError::BadRequest {
+            message: format!("timeout_s must be a finite number of seconds >= 0, not {t}"),
+            path: Some("timeout_s".into()),
+        });
+    }
     let bytes = read_body(&server, request.into_body()).await?;
     let req: SubmitRuns = parse_json(&bytes)?;
     let retries = req.retries;
@@ -612,11 +653,21 @@ trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
         boot: String,
     ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
         use futures_util::StreamExt;
+        // The buffer holds the log's shared events and each is formatted
+        // only when it is sent: a subscriber behind by a whole ring costs
+        // a list of pointers, not a formatted copy of every event.
         let rest = stream::unfold(
-            (log, cursor, boot, std::collections::VecDeque::new(), false),
+            (
+                log,
+                cursor,
+                boot,
+                std::collections::VecDeque::<Arc<crate::events::Event>>::new(),
+                false,
+            ),
             |(log, mut cursor, boot, mut buf, done)| async move {
                 loop {
-                    if let Some(ev) = buf.pop_front() {
+                    if let Some(e) = buf.pop_front() {
+                        let ev = sse_of(&boot, &e);
                         return Some((Ok(ev), (log, cursor, boot, buf, done)));
                     }
                     if done {
@@ -624,24 +675,20 @@ trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
                     }
                     match log.next(cursor).await {
                         EventNext::Events(events) => {
-                            for e in events {
-                                cursor = e.seq + 1;
-                                buf.push_back(
-                                    SseEvent::default()
-                                        .id(format!("{boot}-{}", e.seq))
-                                        .event(e.kind)
-                                        .data(e.data.to_string()),
-                                );
+                            if let Some(last) = events.last() {
+                                cursor = last.seq + 1;
                             }
+                            buf.extend(events);
                         }
                         EventNext::Gap {
                             missed_from,
                             resume_at,
                         } => {
                             cursor = resume_at;
-                            buf.push_back(SseEvent::default().event("gap").data(
+                            let gap = SseEvent::default().event("gap").data(
                                 json!({"missed_from": missed_from, "resume_at": resume_at}).to_string(),
-                            ));
+                            );
+                            return Some((Ok(gap), (log, cursor, boot, buf, done)));
                         }
                         EventNext::Closed => {
                             return None;
@@ -655,3 +702,10 @@ trait ChainEvents: Stream<Item = Result<SseEvent, Infallible>> + Sized {
 }
 
 impl<S: Stream<Item = Result<SseEvent, Infallible>>> ChainEvents for S {}
+
+fn sse_of(boot: &str, e: &crate::events::Event) -> SseEvent {
+    SseEvent::default()
+        .id(format!("{boot}-{}", e.seq))
+        .event(e.kind)
+        .data(e.data.to_string())
+}

@@ -30,6 +30,10 @@ pub struct Event {
 /// How many events each session keeps for reconnecting clients.
 pub const DEFAULT_RING: usize = 4096;
 
+/// Most events one read hands a subscriber: one far behind (a new stream
+/// replaying the ring) holds a short batch at a time, not the whole ring.
+pub const MAX_BATCH: usize = 64;
+
 struct Ring {
     events: VecDeque<Arc<Event>>,
     next_seq: u64,
@@ -103,8 +107,9 @@ impl EventLog {
         self.lock().next_seq
     }
 
-    /// Reads what follows `cursor` (the next sequence wanted) without
-    /// waiting; `None` when there is nothing new yet.
+    /// Reads what follows `cursor` (the next sequence wanted), at most
+    /// [`MAX_BATCH`] events, without waiting; `None` when there is nothing
+    /// new yet.
     pub fn poll(&self, cursor: u64) -> Option<Next> {
         let ring = self.lock();
         let first = ring.events.front().map_or(ring.next_seq, |e| e.seq);
@@ -116,7 +121,9 @@ impl EventLog {
         }
         if cursor < ring.next_seq {
             let skip = (cursor - first) as usize;
-            return Some(Next::Events(ring.events.iter().skip(skip).cloned().collect()));
+            return Some(Next::Events(
+                ring.events.iter().skip(skip).take(MAX_BATCH).cloned().collect(),
+            ));
         }
         ring.closed.then_some(Next::Closed)
     }
@@ -178,6 +185,22 @@ mod tests {
         assert!(log.poll(6).is_none());
         log.close();
         assert!(matches!(log.poll(6), Some(Next::Closed)));
+    }
+
+    #[test]
+    fn a_reader_far_behind_gets_the_ring_in_bounded_batches() {
+        let log = EventLog::new(1000);
+        for i in 0..1000 {
+            log.publish("run_queued", json!({ "i": i }));
+        }
+        let mut cursor = 1;
+        let mut seen = Vec::new();
+        while let Some(Next::Events(batch)) = log.poll(cursor) {
+            assert!(batch.len() <= MAX_BATCH, "{} events in one read", batch.len());
+            cursor = batch.last().unwrap().seq + 1;
+            seen.extend(batch.iter().map(|e| e.seq));
+        }
+        assert_eq!(seen, (1..=1000).collect::<Vec<u64>>());
     }
 
     #[test]

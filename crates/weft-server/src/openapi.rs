@@ -18,6 +18,20 @@ fn json_response(description: &str, schema: &str) -> Value {
     })
 }
 
+/// A response with OpenAPI links: `(name, operationId, runtime expression
+/// of the `id` parameter)`.
+fn linked(mut response: Value, links: &[(&str, &str, &str)]) -> Value {
+    let mut map = serde_json::Map::new();
+    for (name, op, id) in links {
+        map.insert(
+            (*name).into(),
+            json!({"operationId": op, "parameters": {"id": id}}),
+        );
+    }
+    response["links"] = Value::Object(map);
+    response
+}
+
 fn id_param(name: &str, what: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": what, "schema": {"type": "string"}})
 }
@@ -103,7 +117,7 @@ pub fn document() -> Value {
                         "pipeline_names": string_list,
                         "tags": string_list,
                         "runner": {"type": ["string", "null"]},
-                        "max_workers": {"type": ["integer", "null"], "minimum": 0},
+                        "max_workers": {"type": ["integer", "null"], "minimum": 0, "maximum": 18446744073709551615u64},
                         "node_names": string_list,
                         "from_nodes": string_list,
                         "to_nodes": string_list,
@@ -113,18 +127,37 @@ pub fn document() -> Value {
                         "namespaces": string_list,
                         "only_missing_outputs": {"type": "boolean"},
                         "runtime_params": {},
-                        "env": {"type": ["string", "null"]}
+                        "env": {"type": ["string", "null"]},
+                        "inputs": {"type": "object", "additionalProperties": {}, "description": "Dataset name → JSON value, a memory dataset for this run only"}
                     }
                 },
                 "SubmitRuns": {
                     "type": "object",
+                    "description": "Either `runs` (a non-empty list of specs, no `sweep`) or `spec` (with an optional `sweep`). A sweep that does not parse is 422.",
                     "additionalProperties": false,
                     "properties": {
                         "runs": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/RunSpec"}},
                         "spec": {"oneOf": [{"$ref": "#/components/schemas/RunSpec"}, {"type": "null"}]},
                         "sweep": {"type": "array", "items": {"type": "string"}, "description": "Overrides in the `weft multirun` grammar (`lr=0.1,0.01`)"},
                         "retries": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "description": "Re-queue a run interrupted by a crash this many times"}
-                    }
+                    },
+                    "oneOf": [
+                        {
+                            "required": ["runs"],
+                            "properties": {
+                                "runs": {"type": "array", "minItems": 1},
+                                "spec": {"type": "null"},
+                                "sweep": {"type": "array", "maxItems": 0}
+                            }
+                        },
+                        {
+                            "required": ["spec"],
+                            "properties": {
+                                "spec": {"$ref": "#/components/schemas/RunSpec"},
+                                "runs": {"type": "null"}
+                            }
+                        }
+                    ]
                 },
                 "Accepted": {
                     "type": "object",
@@ -168,40 +201,65 @@ pub fn document() -> Value {
                         "next_cursor": {"type": ["string", "null"]}
                     }
                 },
-                "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+                "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+                "Event": {
+                    "type": "object",
+                    "description": "One server-sent event (the schema of each event of the stream, as OpenAPI 3.1 reads `schema` for text/event-stream)",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": ["hello", "session", "run_queued", "run_started", "node_finished", "run_finished", "gap"]},
+                        "data": {"type": "string", "description": "JSON"},
+                        "id": {"type": "string", "description": "`<boot>-<seq>`: send it back as Last-Event-ID to resume"},
+                        "retry": {"type": "integer"}
+                    }
+                }
             }
         },
         "security": [{"bearer": []}],
         "paths": {
             "/healthz": {"get": {
-                "summary": "Liveness (no token needed)", "security": [],
+                "operationId": "healthz", "summary": "Liveness (no token needed)", "security": [],
                 "responses": {"200": json_response("Alive", "Status")}
             }},
             "/readyz": {"get": {
-                "summary": "Readiness: 503 while shutting down",
+                "operationId": "readyz", "summary": "Readiness: 503 while shutting down",
                 "responses": common(json!({"200": json_response("Ready", "Status")}))
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics",
+                "operationId": "metrics", "summary": "Prometheus metrics",
                 "responses": common(json!({"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}))
             }},
             "/v1/openapi.json": {"get": {
-                "summary": "This document",
+                "operationId": "openapi", "summary": "This document",
                 "responses": common(json!({"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}))
             }},
             "/v1/sessions": {
                 "post": {
+                    "operationId": "createSession",
                     "summary": "Create a session, or reuse the live one holding `key`",
                     "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CreateSession"}}}},
                     "responses": common(json!({
-                        "201": json_response("Created", "Session"),
-                        "200": json_response("The live session holding the key", "Session"),
+                        "201": linked(json_response("Created", "Session"), &[
+                            ("GetSession", "getSession", "$response.body#/id"),
+                            ("Heartbeat", "heartbeat", "$response.body#/id"),
+                            ("SubmitRuns", "submitRuns", "$response.body#/id"),
+                            ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("DeleteSession", "deleteSession", "$response.body#/id")
+                        ]),
+                        "200": linked(json_response("The live session holding the key", "Session"), &[
+                            ("GetSession", "getSession", "$response.body#/id"),
+                            ("Heartbeat", "heartbeat", "$response.body#/id"),
+                            ("SubmitRuns", "submitRuns", "$response.body#/id"),
+                            ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("DeleteSession", "deleteSession", "$response.body#/id")
+                        ]),
                         "400": error_response("Malformed body"),
                         "413": error_response("Body too large"),
                         "422": error_response("The project does not open")
                     }))
                 },
                 "get": {
+                    "operationId": "listSessions",
                     "summary": "List sessions (live ones unless `all` or a terminal `state`)",
                     "parameters": [
                         {"name": "state", "in": "query", "schema": session_state},
@@ -213,10 +271,12 @@ pub fn document() -> Value {
             "/v1/sessions/{id}": {
                 "parameters": [id_param("id", "Session id")],
                 "get": {
+                    "operationId": "getSession",
                     "summary": "A session",
                     "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session")}))
                 },
                 "delete": {
+                    "operationId": "deleteSession",
                     "summary": "Terminate (idempotent; the first reason is kept)",
                     "parameters": [{"name": "mode", "in": "query", "schema": {"type": "string", "enum": ["drain", "cancel"]}}],
                     "responses": common(json!({"202": json_response("Terminating or terminated", "Session"), "400": error_response("Bad mode"), "404": error_response("No such session")}))
@@ -225,6 +285,7 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/heartbeat": {
                 "parameters": [id_param("id", "Session id")],
                 "post": {
+                    "operationId": "heartbeat",
                     "summary": "Keep the session alive",
                     "responses": common(json!({"200": json_response("The session", "Session"), "404": error_response("No such session"), "409": error_response("The session is over")}))
                 }
@@ -232,16 +293,23 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/runs": {
                 "parameters": [id_param("id", "Session id")],
                 "post": {
+                    "operationId": "submitRuns",
                     "summary": "Queue runs; answered once they are durably queued",
                     "parameters": [
                         {"name": "wait", "in": "query", "schema": {"type": "boolean"}},
-                        {"name": "timeout_s", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                        {"name": "timeout_s", "in": "query", "description": "With wait: seconds to wait (default 60, at most 3600)", "schema": {"type": "number", "minimum": 0}},
                         {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
                     ],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitRuns"}}}},
                     "responses": common(json!({
-                        "202": json_response("Queued (or, with wait, not finished in time)", "Accepted"),
-                        "200": json_response("With wait: every run finished", "Accepted"),
+                        "202": linked(json_response("Queued (or, with wait, not finished in time)", "Accepted"), &[
+                            ("GetRun", "getRun", "$response.body#/run_ids/0"),
+                            ("CancelRun", "cancelRun", "$response.body#/run_ids/0")
+                        ]),
+                        "200": linked(json_response("With wait: every run finished", "Accepted"), &[
+                            ("GetRun", "getRun", "$response.body#/run_ids/0"),
+                            ("CancelRun", "cancelRun", "$response.body#/run_ids/0")
+                        ]),
                         "400": error_response("Malformed body or sweep"),
                         "404": error_response("No such session"),
                         "409": error_response("The session accepts no runs, or a run id exists"),
@@ -251,10 +319,11 @@ pub fn document() -> Value {
                     }))
                 },
                 "get": {
+                    "operationId": "listSessionRuns",
                     "summary": "The session's runs, newest first",
                     "parameters": [
                         {"name": "status", "in": "query", "schema": run_status},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "limit", "in": "query", "description": "Page size, clamped to 1..=1000 (default 100)", "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295u64}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}}
                     ],
                     "responses": common(json!({"200": json_response("Runs", "Runs"), "400": error_response("Bad query"), "404": error_response("No such session")}))
@@ -263,10 +332,11 @@ pub fn document() -> Value {
             "/v1/sessions/{id}/events": {
                 "parameters": [id_param("id", "Session id")],
                 "get": {
+                    "operationId": "sessionEvents",
                     "summary": "Server-sent events: session, run_queued, run_started, node_finished, run_finished, gap",
                     "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
                     "responses": common(json!({
-                        "200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "200": {"description": "An event stream; each event's `data` is a JSON object", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}},
                         "404": error_response("No such session"),
                         "409": error_response("The session is over")
                     }))
@@ -275,6 +345,7 @@ pub fn document() -> Value {
             "/v1/runs/{id}": {
                 "parameters": [id_param("id", "Run id")],
                 "get": {
+                    "operationId": "getRun",
                     "summary": "A run",
                     "responses": common(json!({"200": json_response("The run", "Run"), "404": error_response("No such run")}))
                 }
@@ -282,6 +353,7 @@ pub fn document() -> Value {
             "/v1/runs/{id}/cancel": {
                 "parameters": [id_param("id", "Run id")],
                 "post": {
+                    "operationId": "cancelRun",
                     "summary": "Cancel: a queued run without running it, a running one between nodes",
                     "responses": common(json!({"202": json_response("Cancelled or cancelling", "Run"), "404": error_response("No such run"), "409": error_response("Already finished")}))
                 }

@@ -376,7 +376,7 @@ impl Server {
             return Err(ServerError::ShuttingDown);
         }
         if let Some(key) = &req.key
-            && (key.is_empty() || key.len() > 200)
+            && (key.is_empty() || key.chars().count() > 200)
         {
             return Err(ServerError::BadRequest {
                 message: "key must be 1 to 200 characters".into(),

@@ -223,11 +223,11 @@ async fn bad_input_gets_4xx_with_what_is_wrong() {
     // Nothing was queued.
     let (_, runs) = f.call("GET", &uri, None).await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
-    // Malformed sweep: 400; a sweep past the limit: 429.
+    // A sweep that does not parse: 422 (well-formed JSON); past the limit: 429.
     let (status, v) = f
         .call("POST", &uri, Some(json!({"spec": {}, "sweep": ["a=1,,2"]})))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (status, v) = f
         .call(
             "POST",

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests) of `weft serve` over loopback, on the SQLite store
+# and then on PostgreSQL (scripts/with-postgres.sh), each table with a fresh
+# server per section:
+#   * accepted dispatches: wrk, 64 connections, 10 s, `POST
+#     /v1/sessions/{id}/runs {"runs":[{}]}` (202 after the durable write),
+#     spread over 4 sessions with a high max_concurrency (each session queues
+#     at most 10,000 runs); target >= 2,000/s, p99 < 20 ms;
+#   * completed runs end to end: N trivial runs submitted in batches, until
+#     the session's counts show them all finished; target >= 1,000/s;
+#   * a 10-node add_one chain with `?wait=true`, 1 and 8 clients; target
+#     >= 20x Kedro 1.7's server (50 runs/s with 1 client, 29 with 8);
+#   * 1,000 open event streams while runs flow: RSS growth, target < 50 MB;
+#   * 100,000 trivial runs through one session after a warm-up: RSS growth,
+#     target < 10 MB.
+# Sizes: E2E_RUNS, SOAK_RUNS, SUBSCRIBERS, WRK_SECONDS, CHAIN_SECONDS.
+# Loopback only; every process it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+E2E_RUNS=${E2E_RUNS:-20000}
+SOAK_RUNS=${SOAK_RUNS:-100000}
+SUBSCRIBERS=${SUBSCRIBERS:-1000}
+WRK_SECONDS=${WRK_SECONDS:-10}
+CHAIN_SECONDS=${CHAIN_SECONDS:-5}
+ulimit -n 20000 2>/dev/null || true
+
+tmp=$(mktemp -d /tmp/weft-bench-serve.XXXXXX)
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+cleanup() {
+  local rc=$?
+  stop_server
+  rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+if [ "${1:-}" != "--table" ]; then
+  if ! command -v wrk >/dev/null 2>&1; then
+    echo "bench-serve: installing wrk (apt-get)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } > /dev/null
+  fi
+  cargo build --release -p weft-cli --quiet
+fi
+weft="${CARGO_TARGET_DIR:-$repo/target}/release/weft"
+helper=(python3 "$repo/scripts/bench-serve.py")
+
+# The project: `__default__` is one trivial node, `chain` ten add_one nodes.
+proj="$tmp/project"
+mkdir -p "$proj/conf/base" "$proj/conf/local"
+printf '[project]\nname = "bench-serve"\n' > "$proj/weft.toml"
+printf 'start: 1\n' > "$proj/conf/base/parameters.yml"
+{
+  echo "__default__:"
+  echo "  nodes:"
+  echo "    - {name: one, func: add_one, inputs: params:start, outputs: out}"
+  echo "chain:"
+  echo "  nodes:"
+  echo "    - {name: c0, func: add_one, inputs: params:start, outputs: d1}"
+  for ((i = 1; i < 10; i++)); do
+    echo "    - {name: c$i, func: add_one, inputs: d$i, outputs: d$((i + 1))}"
+  done
+} > "$proj/pipelines.yml"
+
+# start_server STORE: a fresh `weft serve` on a free loopback port; sets
+# $addr and $server_pid.
+start_server() {
+  local store=$1 log="$tmp/serve.out"
+  : > "$log"
+  "$weft" serve --project "$proj" --listen 127.0.0.1:0 --store "$store" > "$log" 2> "$tmp/serve.err" &
+  server_pid=$!
+  for _ in $(seq 200); do
+    addr=$(sed -n 's|.*listening on http://\([^ ]*\).*|\1|p' "$log")
+    [ -n "$addr" ] && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "bench-serve: the server did not start:" >&2
+  cat "$tmp/serve.err" >&2
+  exit 1
+}
+
+# field KEY LINE: the value of key=value in a RESULT line.
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
+
+row() { printf '%-52s %12s %10s %10s   %s\n' "$@"; }
+
+# fresh_store NAME: an empty store for one section (a new SQLite file, or a
+# new database on the PostgreSQL server), so that no section's leftover
+# queue runs in the next one.
+fresh_store() {
+  if [ -n "${WEFT_TEST_POSTGRES_URL:-}" ]; then
+    psql -q "$WEFT_TEST_POSTGRES_URL" -c "CREATE DATABASE bench_$1" >&2
+    echo "${WEFT_TEST_POSTGRES_URL%/*}/bench_$1"
+  else
+    echo "$tmp/$1.db"
+  fi
+}
+
+table() {
+  local label=$1
+  echo
+  echo "weft serve on $label (2 cores, loopback; wrk and the clients share the cores)"
+  row "measure" "runs/s" "p50 ms" "p99 ms" "target / other"
+
+  # 1. Accepted dispatches with wrk.
+  start_server "$(fresh_store dispatch)"
+  local ids=()
+  for _ in 1 2 3 4; do
+    ids+=("$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')")
+  done
+  local sessions
+  sessions=$(IFS=,; echo "${ids[*]}")
+  local out
+  out=$(WEFT_SESSIONS="$sessions" wrk -t2 -c64 -d"${WRK_SECONDS}s" --timeout 10s \
+    -s "$repo/scripts/bench-serve.lua" "http://$addr")
+  local wrkline
+  wrkline=$(grep '^WRK ' <<< "$out")
+  read -r _ reqs dur_us p50_us p99_us non2xx sock_errs <<< "$wrkline"
+  row "accepted dispatches, 64 connections, ${WRK_SECONDS} s" \
+    "$(echo "$reqs * 1000000 / $dur_us" | bc)" \
+    "$(echo "scale=2; $p50_us / 1000" | bc)" "$(echo "scale=2; $p99_us / 1000" | bc)" \
+    ">=2000/s, p99<20 ms; $reqs requests, $non2xx not 202, $sock_errs socket errors"
+  stop_server
+
+  # 2. Completed runs end to end.
+  start_server "$(fresh_store e2e)"
+  local sid r
+  sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
+  r=$("${helper[@]}" e2e "$addr" "$sid" "$E2E_RUNS" 1000)
+  row "completed runs end to end ($(field runs "$r") trivial runs)" "$(field runs_per_s "$r")" "" "" \
+    ">=1000/s; $(field seconds "$r") s, $(field succeeded_total "$r") succeeded"
+
+  # 3. The 10-node chain, ?wait=true.
+  sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
+  local clients
+  for clients in 1 8; do
+    local kedro=50
+    [ "$clients" = 8 ] && kedro=29
+    r=$("${helper[@]}" chain "$addr" "$sid" "$clients" "$CHAIN_SECONDS")
+    row "10-node chain ?wait=true, $clients client(s)" "$(field runs_per_s "$r")" \
+      "$(field p50_ms "$r")" "$(field p99_ms "$r")" \
+      ">=$((kedro * 20))/s (20x Kedro's $kedro/s); $(field runs "$r") runs"
+  done
+  stop_server
+
+  # 4. Event subscribers.
+  start_server "$(fresh_store events)"
+  sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
+  "${helper[@]}" e2e "$addr" "$sid" 2000 1000 > /dev/null  # warm-up
+  r=$("${helper[@]}" subscribers "$addr" "$sid" "$server_pid" "$SUBSCRIBERS" 2000)
+  row "$SUBSCRIBERS event subscribers, 2,000 runs flowing: RSS +MB" "$(field growth_mb "$r")" "" "" \
+    "<50 MB; $(field rss_before_mb "$r") -> $(field rss_peak_mb "$r") MB, $(field answered "$r") streams answered, $(field event_mb "$r") MB of events"
+  stop_server
+
+  # 5. Many runs through one session.
+  start_server "$(fresh_store soak)"
+  sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
+  r=$("${helper[@]}" soak "$addr" "$sid" "$server_pid" 10000 "$SOAK_RUNS")
+  row "$(field runs "$r") runs through one session: RSS +MB" "$(field growth_mb "$r")" "" "" \
+    "<10 MB; $(field rss_before_mb "$r") -> $(field rss_after_mb "$r") MB, $(field runs_per_s "$r") runs/s"
+  stop_server
+}
+
+if [ "${1:-}" = "--table" ]; then
+  table "PostgreSQL $(psql --version 2>/dev/null | awk '{print $3}')"
+  exit 0
+fi
+
+table "SQLite"
+scripts/with-postgres.sh "$0" --table
