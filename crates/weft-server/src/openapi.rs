@@ -357,6 +357,19 @@ pub fn document() -> Value {
                     "summary": "Cancel: a queued run without running it, a running one between nodes",
                     "responses": common(json!({"202": json_response("Cancelled or cancelling", "Run"), "404": error_response("No such run"), "409": error_response("Already finished")}))
                 }
+            },
+            "/v1/runs/{id}/logs": {
+                "parameters": [id_param("id", "Run id")],
+                "get": {
+                    "operationId": "getRunLogs",
+                    "summary": "The run's log lines; with follow, streamed until the run has finished",
+                    "parameters": [{"name": "follow", "in": "query", "schema": {"type": "boolean"}}],
+                    "responses": common(json!({
+                        "200": {"description": "Log lines", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "400": error_response("Bad query"),
+                        "404": error_response("No such run, or this server keeps no run logs")
+                    }))
+                }
             }
         }
     })

@@ -556,6 +556,7 @@ async fn openapi_documents_every_route() {
         "/v1/sessions/{id}/events",
         "/v1/runs/{id}",
         "/v1/runs/{id}/cancel",
+        "/v1/runs/{id}/logs",
     ] {
         assert!(paths.iter().any(|x| *x == p), "{p} not documented");
     }
