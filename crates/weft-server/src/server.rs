@@ -24,7 +24,8 @@ use crate::error::{ServerError, problems_of};
 use crate::events::{DEFAULT_RING, EventLog};
 use crate::metrics::{Gauges, Metrics};
 use crate::states::{SessionEvent, SessionState, transition};
-use crate::worker::{InProcessWorker, Worker};
+use crate::process::LauncherConfig;
+use crate::worker::{Worker, WorkerError};
 
 /// Settings of a server, resolved at the edge (the CLI reads flags and the
 /// environment; the library reads neither).
@@ -58,6 +59,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long shutdown waits for running runs.
     pub grace: Duration,
+    /// Where sessions' runs execute (default: in this process).
+    pub launcher: LauncherConfig,
 }
 
 impl ServerConfig {
@@ -76,6 +79,7 @@ impl ServerConfig {
             max_runs_per_request: weft_config::overrides::DEFAULT_MAX_RUNS,
             body_limit: 8 << 20,
             grace: Duration::from_secs(30),
+            launcher: LauncherConfig::InProcess,
         }
     }
 }
@@ -423,7 +427,9 @@ impl Server {
             return Ok((s.view(), false));
         }
         let s = self.start_master(stored, service, SessionState::Pending, BTreeMap::new());
-        self.apply(&s, SessionEvent::WorkersReady, None).await;
+        if self.config.launcher == LauncherConfig::InProcess {
+            self.apply(&s, SessionEvent::WorkersReady, None).await;
+        } // else the master starts the workers; runs queue meanwhile.
         Ok((s.view(), true))
     }
 
@@ -494,7 +500,8 @@ impl Server {
         state: SessionState,
         counts: BTreeMap<RunStatus, u64>,
     ) -> Arc<LiveSession> {
-        let worker: Arc<dyn Worker> = Arc::new(InProcessWorker::new(Arc::clone(&service)));
+        let env = record.env.clone().or(self.config.session_options.env.clone());
+        let worker = crate::process::session_worker(&self.config.launcher, &service, &record, env);
         let now = self.now();
         let s = Arc::new(LiveSession {
             id: record.session_id.clone(),
@@ -785,6 +792,22 @@ impl Server {
     /// server have capacity, runs them on the session's worker, and
     /// finishes the session when it drains.
     async fn master(self: Arc<Self>, s: Arc<LiveSession>) {
+        if s.state() == SessionState::Pending {
+            // Runs submitted meanwhile wait in the queue, in order.
+            match s.worker.start().await {
+                Ok(()) => {
+                    self.apply(&s, SessionEvent::WorkersReady, None).await;
+                }
+                Err(e) => {
+                    tracing::error!(session = %s.id, "the session's workers did not start: {e}");
+                    let reason = json!({"code": e.code(), "message": e.to_string()});
+                    self.apply(&s, SessionEvent::WorkerFailed, Some(reason)).await;
+                    if let Err(e) = self.cancel_queue(&s).await {
+                        tracing::error!(session = %s.id, "could not cancel the queued runs: {e}");
+                    }
+                }
+            }
+        }
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -919,7 +942,14 @@ impl Server {
                         record
                     }
                     Err(e) => {
-                        let mut record = run_record(&spec, RunStatus::Failed, &self.owner);
+                        // A worker that died or became unreachable mid-run
+                        // leaves the run interrupted, not failed.
+                        let status = if matches!(e, WorkerError::Unavailable(_)) {
+                            RunStatus::Interrupted
+                        } else {
+                            RunStatus::Failed
+                        };
+                        let mut record = run_record(&spec, status, &self.owner);
                         let now = jiff::Timestamp::now();
                         record.start_time = Some(now);
                         record.end_time = Some(now);
