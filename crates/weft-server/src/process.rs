@@ -97,7 +97,7 @@ pub enum LaunchError {
         source: std::io::Error,
     },
     /// The worker exited before it was ready.
-    #[error("worker {worker} exited before it was ready ({status}){}", tail(stderr))]
+    #[error("worker {worker} exited before it was ready ({status}){}", tail(.stderr))]
     Exited {
         /// Which worker (`pid 1234`).
         worker: String,
@@ -1093,7 +1093,7 @@ mod tests {
         Box::new(move |listener| {
             Box::pin(async move {
                 let _ = axum::serve(listener, r).await;
-            })
+            }) as BoxFuture<'static, ()>
         })
     }
 
@@ -1163,11 +1163,12 @@ mod tests {
         FakeLauncher::new(move |req| {
             let state = crate::worker_app::WorkerState::new(req.session_id.clone(), Some(req.token.clone()), max_runs);
             state.set_ready(open(&root, &req.session_id));
-            Ok(Box::new(move |listener| {
+            let serve: Serve = Box::new(move |listener| {
                 Box::pin(async move {
                     let _ = crate::worker_app::serve_worker(state, listener).await;
-                })
-            }) as Serve)
+                }) as BoxFuture<'static, ()>
+            });
+            Ok(serve)
         })
     }
 
