@@ -75,7 +75,15 @@ fn start(args: &[&str]) -> Proc {
 fn serve(root: &Path, extra: &[&str]) -> Proc {
     let root = root.to_str().unwrap();
     let store = format!("{root}/.weft/test-{}.db", extra.join("").len());
-    let mut args = vec!["serve", "--project", root, "--listen", "127.0.0.1:0", "--store", &store];
+    let mut args = vec![
+        "serve",
+        "--project",
+        root,
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+    ];
     args.extend_from_slice(extra);
     start(&args)
 }
@@ -188,7 +196,12 @@ fn children_of(pid: u32) -> Vec<u32> {
             continue;
         };
         // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
         if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) && fields.first() != Some(&"Z") {
             out.push(child);
         }
@@ -209,7 +222,12 @@ fn wait_gone(session_id: &str, within: Duration) {
 }
 
 fn session(addr: &str, max_concurrency: u32) -> String {
-    let (status, s) = http(addr, "POST", "/v1/sessions", Some(&json!({"max_concurrency": max_concurrency})));
+    let (status, s) = http(
+        addr,
+        "POST",
+        "/v1/sessions",
+        Some(&json!({"max_concurrency": max_concurrency})),
+    );
     assert_eq!(status, 201, "{s}");
     s["id"].as_str().unwrap().to_string()
 }
@@ -257,7 +275,10 @@ fn a_sweep_through_worker_processes_equals_the_same_sweep_in_process() {
     let pids = worker_pids(&b);
     assert_eq!(pids.len(), 2, "max_concurrency 2 means two workers: {pids:?}");
     let serve_children: BTreeSet<u32> = children_of(processes.child.id()).into_iter().collect();
-    assert!(pids.is_subset(&serve_children), "{pids:?} are not children of the server");
+    assert!(
+        pids.is_subset(&serve_children),
+        "{pids:?} are not children of the server"
+    );
     assert_eq!(sweep(&processes.addr, &b), expected);
     // Closing the session stops its workers.
     let (status, v) = http(&processes.addr, "DELETE", &format!("/v1/sessions/{b}"), None);
@@ -292,11 +313,20 @@ fn kill_9_of_a_worker_mid_run_interrupts_that_run_and_the_session_recovers() {
     }
     std::thread::sleep(Duration::from_millis(200));
     let victim = first.iter().next().unwrap().to_string();
-    assert!(Command::new("kill").args(["-9", &victim]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-9", &victim])
+            .status()
+            .unwrap()
+            .success()
+    );
     let t0 = Instant::now();
     let runs = wait_terminal(&s.addr, &slow, Duration::from_secs(15));
     assert_eq!(runs[0]["status"], "interrupted", "{}", runs[0]);
-    assert!(t0.elapsed() < Duration::from_secs(10), "the dead worker was noticed late");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the dead worker was noticed late"
+    );
     // Later runs of the session succeed, on a new worker.
     let (status, v) = http(
         &s.addr,
@@ -344,17 +374,31 @@ fn workers_recycle_after_max_runs_without_losing_a_run() {
     assert_eq!(runs.len(), 5);
     for r in runs {
         assert_eq!(r["status"], "succeeded", "{r}");
-        assert_eq!(r["outputs"]["out"], json!(r["runtime_params"]["start"].as_i64().unwrap() + 1));
+        assert_eq!(
+            r["outputs"]["out"],
+            json!(r["runtime_params"]["start"].as_i64().unwrap() + 1)
+        );
     }
     let seen = seen.lock().unwrap().clone();
-    assert!(seen.len() >= 2, "five runs with --worker-max-runs 2 used one worker: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "five runs with --worker-max-runs 2 used one worker: {seen:?}"
+    );
 }
 
 #[test]
 fn a_second_concurrent_dispatch_to_a_worker_gets_409() {
     let dir = project();
     let root = dir.path().to_str().unwrap();
-    let w = start(&["worker", "--project", root, "--session-id", "sess-1", "--listen", "127.0.0.1:0"]);
+    let w = start(&[
+        "worker",
+        "--project",
+        root,
+        "--session-id",
+        "sess-1",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (status, v) = http(&w.addr, "GET", "/healthz", None);
@@ -426,13 +470,21 @@ fn a_worker_that_never_becomes_ready_fails_the_session_with_healthz_timeout() {
     assert_eq!(created["state"], "pending", "{created}");
     let id = created["id"].as_str().unwrap().to_string();
     // A run submitted before the workers are ready waits in the queue.
-    let (status, v) = http(&s.addr, "POST", &format!("/v1/sessions/{id}/runs"), Some(&json!({"spec": {}})));
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs"),
+        Some(&json!({"spec": {}})),
+    );
     assert_eq!(status, 202, "{v}");
     let queued = ids(&v);
     let t0 = Instant::now();
     let failed = wait_state(&s.addr, &id, &["failed"], Duration::from_secs(20));
     assert!(t0.elapsed() < Duration::from_secs(10));
-    assert_eq!(failed["termination_reason"]["code"], "worker_healthz_timeout", "{failed}");
+    assert_eq!(
+        failed["termination_reason"]["code"], "worker_healthz_timeout",
+        "{failed}"
+    );
     let runs = wait_terminal(&s.addr, &queued, Duration::from_secs(10));
     assert_eq!(runs[0]["status"], "cancelled", "{}", runs[0]);
     // The sleeping "worker" was killed, not left behind.

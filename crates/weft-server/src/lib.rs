@@ -39,12 +39,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ServerError, problems_of};
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
-pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
-pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use process::{
     LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions, ProcessWorker, WorkerHandle,
     WorkerProcess, WorkerRequest,
 };
+pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
+pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError};
 pub use worker_app::{WorkerState, serve_worker, worker_app};
 

@@ -206,10 +206,12 @@ impl LocalProcessLauncher {
 impl Launcher for LocalProcessLauncher {
     fn launch(&self, request: &WorkerRequest) -> Result<WorkerHandle, LaunchError> {
         let mut cmd = Command::new(&self.program);
-        cmd.arg("worker")
-            .arg("--project")
-            .arg(&request.project)
-            .args(["--session-id", &request.session_id, "--listen", "127.0.0.1:0"]);
+        cmd.arg("worker").arg("--project").arg(&request.project).args([
+            "--session-id",
+            &request.session_id,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
         if let Some(env) = &request.env {
             cmd.args(["--env", env]);
         }
@@ -349,7 +351,11 @@ impl WorkerProcess for LocalProcess {
     }
 
     fn stderr_tail(&self) -> String {
-        lock(&self.stderr_tail).iter().cloned().collect::<Vec<_>>().join("\n")
+        lock(&self.stderr_tail)
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn kill(&mut self) {
@@ -538,7 +544,11 @@ impl Inner {
     async fn boot(self: &Arc<Self>) -> Result<Arc<Member>, WorkerError> {
         let inner = Arc::clone(self);
         let booted = tokio::task::spawn_blocking(move || inner.boot_blocking()).await;
-        booted.unwrap_or_else(|join| Err(WorkerError::Unavailable(format!("starting a worker panicked: {join}"))))
+        booted.unwrap_or_else(|join| {
+            Err(WorkerError::Unavailable(format!(
+                "starting a worker panicked: {join}"
+            )))
+        })
     }
 
     fn boot_blocking(&self) -> Result<Arc<Member>, WorkerError> {
@@ -623,7 +633,9 @@ impl Inner {
             let boot = {
                 let mut pool = lock(&self.pool);
                 if pool.stopped {
-                    return Err(WorkerError::Unavailable("the session's workers are stopped".into()));
+                    return Err(WorkerError::Unavailable(
+                        "the session's workers are stopped".into(),
+                    ));
                 }
                 let mut dead = Vec::new();
                 let mut found = None;
@@ -651,7 +663,9 @@ impl Inner {
                 lock(&self.pool).starting -= 1;
                 return match booted {
                     Ok(m) if self.admit(Arc::clone(&m), false) => Ok(m),
-                    Ok(_) => Err(WorkerError::Unavailable("the session's workers are stopped".into())),
+                    Ok(_) => Err(WorkerError::Unavailable(
+                        "the session's workers are stopped".into(),
+                    )),
                     Err(e) => {
                         self.available.notify_waiters();
                         Err(e)
@@ -716,7 +730,13 @@ impl Inner {
         }
     }
 
-    fn post(&self, m: &Member, path: &str, body: &[u8], timeout: Option<Duration>) -> Result<(u16, String), String> {
+    fn post(
+        &self,
+        m: &Member,
+        path: &str,
+        body: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<(u16, String), String> {
         let response = self
             .agent
             .post(&format!("{}{path}", m.url))
@@ -744,7 +764,13 @@ impl Inner {
     }
 
     /// Sends one spec and waits for the answer, forwarding `cancel`.
-    async fn send(self: &Arc<Self>, m: &Arc<Member>, body: &Arc<Vec<u8>>, run_id: &str, cancel: &CancelToken) -> Answer {
+    async fn send(
+        self: &Arc<Self>,
+        m: &Arc<Member>,
+        body: &Arc<Vec<u8>>,
+        run_id: &str,
+        cancel: &CancelToken,
+    ) -> Answer {
         let call = {
             let inner = Arc::clone(self);
             let m = Arc::clone(m);
@@ -793,7 +819,11 @@ impl Inner {
         }
     }
 
-    async fn dispatch(self: &Arc<Self>, spec: RunSpec, cancel: CancelToken) -> Result<RunRecord, WorkerError> {
+    async fn dispatch(
+        self: &Arc<Self>,
+        spec: RunSpec,
+        cancel: CancelToken,
+    ) -> Result<RunRecord, WorkerError> {
         let run_id = spec.run_id().to_string();
         let body = serde_json::to_vec(&json!({"spec": spec}))
             .map_err(|e| WorkerError::Unavailable(format!("the spec does not encode: {e}")))?;
@@ -848,7 +878,10 @@ impl Inner {
     async fn start(self: &Arc<Self>) -> Result<(), WorkerError> {
         let n = {
             let mut pool = lock(&self.pool);
-            let n = self.options.slots.saturating_sub(pool.members.len() + pool.starting);
+            let n = self
+                .options
+                .slots
+                .saturating_sub(pool.members.len() + pool.starting);
             pool.starting += n;
             n
         };
@@ -867,7 +900,9 @@ impl Inner {
                     first_error.get_or_insert(e);
                 }
                 Err(join) => {
-                    first_error.get_or_insert(WorkerError::Unavailable(format!("starting a worker panicked: {join}")));
+                    first_error.get_or_insert(WorkerError::Unavailable(format!(
+                        "starting a worker panicked: {join}"
+                    )));
                 }
             }
         }
@@ -1017,7 +1052,10 @@ mod tests {
             let exited = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&exited);
             let thread = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                     tokio::select! {
@@ -1069,7 +1107,9 @@ mod tests {
     }
 
     impl FakeLauncher {
-        fn new(make: impl Fn(&WorkerRequest) -> Result<Serve, LaunchError> + Send + Sync + 'static) -> Arc<Self> {
+        fn new(
+            make: impl Fn(&WorkerRequest) -> Result<Serve, LaunchError> + Send + Sync + 'static,
+        ) -> Arc<Self> {
             Arc::new(FakeLauncher {
                 make: Box::new(make),
                 launches: AtomicUsize::new(0),
@@ -1098,7 +1138,10 @@ mod tests {
     }
 
     fn ready() -> Router {
-        Router::new().route("/healthz", get(|| async { axum::Json(json!({"status": "ready"})) }))
+        Router::new().route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ready"})) }),
+        )
     }
 
     fn record(spec: &RunSpec) -> RunRecord {
@@ -1161,7 +1204,11 @@ mod tests {
     fn real_workers(root: &std::path::Path, max_runs: Option<u32>) -> Arc<FakeLauncher> {
         let root = root.to_path_buf();
         FakeLauncher::new(move |req| {
-            let state = crate::worker_app::WorkerState::new(req.session_id.clone(), Some(req.token.clone()), max_runs);
+            let state = crate::worker_app::WorkerState::new(
+                req.session_id.clone(),
+                Some(req.token.clone()),
+                max_runs,
+            );
             state.set_ready(open(&root, &req.session_id));
             let serve: Serve = Box::new(move |listener| {
                 Box::pin(async move {
@@ -1222,7 +1269,10 @@ mod tests {
         let (record, ()) = tokio::join!(run, canceller);
         let record = record.unwrap();
         assert_eq!(record.status, weft_core::RunStatus::Cancelled, "{record:?}");
-        assert!(t0.elapsed() < Duration::from_secs(4), "cancelled, not run to the end");
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "cancelled, not run to the end"
+        );
     }
 
     #[tokio::test]
@@ -1235,7 +1285,12 @@ mod tests {
                 "/run_spec",
                 post(move || {
                     c.fetch_add(1, Ordering::SeqCst);
-                    async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": {"code": "x", "message": "disk on fire"}}))) }
+                    async {
+                        (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(json!({"error": {"code": "x", "message": "disk on fire"}})),
+                        )
+                    }
                 }),
             )))
         });
@@ -1299,11 +1354,17 @@ mod tests {
                     let n = c.fetch_add(1, Ordering::SeqCst);
                     async move {
                         if n < 2 {
-                            return (axum::http::StatusCode::CONFLICT, axum::Json(json!({"error": {"code": "busy", "message": "busy"}})));
+                            return (
+                                axum::http::StatusCode::CONFLICT,
+                                axum::Json(json!({"error": {"code": "busy", "message": "busy"}})),
+                            );
                         }
                         let v: Value = serde_json::from_slice(&body).unwrap();
                         let spec: RunSpec = serde_json::from_value(v["spec"].clone()).unwrap();
-                        (axum::http::StatusCode::OK, axum::Json(json!({"record": record(&spec), "recycle": false})))
+                        (
+                            axum::http::StatusCode::OK,
+                            axum::Json(json!({"record": record(&spec), "recycle": false})),
+                        )
                     }
                 }),
             )))
@@ -1352,7 +1413,12 @@ mod tests {
             assert!(Instant::now() < deadline, "no replacement");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(!lock(&w.inner.pool).members.iter().any(|m| Arc::ptr_eq(m, &victim)));
+        assert!(
+            !lock(&w.inner.pool)
+                .members
+                .iter()
+                .any(|m| Arc::ptr_eq(m, &victim))
+        );
     }
 
     #[tokio::test]
@@ -1370,12 +1436,16 @@ mod tests {
         let err = w.start().await.unwrap_err();
         assert_eq!(err.code(), "worker_healthz_timeout", "{err}");
         assert!(t0.elapsed() < Duration::from_secs(3));
-        assert!(lock(&w.inner.pool).members.is_empty(), "the started workers are gone");
+        assert!(
+            lock(&w.inner.pool).members.is_empty(),
+            "the started workers are gone"
+        );
     }
 
     #[tokio::test]
     async fn a_refusing_launcher_fails_start_with_its_message() {
-        let launcher = FakeLauncher::new(|_| Err(LaunchError::Refused("no capacity left on the moon".into())));
+        let launcher =
+            FakeLauncher::new(|_| Err(LaunchError::Refused("no capacity left on the moon".into())));
         let w = worker(launcher, 1);
         let err = w.start().await.unwrap_err();
         assert_eq!(err.code(), "worker_launch_failed");
@@ -1399,7 +1469,11 @@ mod tests {
         for r in runs {
             assert_eq!(r.await.unwrap().unwrap().status, weft_core::RunStatus::Succeeded);
         }
-        assert_eq!(launcher.launches(), 2, "two slots, two workers, none busy-refused into a third");
+        assert_eq!(
+            launcher.launches(),
+            2,
+            "two slots, two workers, none busy-refused into a third"
+        );
     }
 
     #[test]
@@ -1421,7 +1495,11 @@ mod tests {
     fn local_launcher_reports_an_early_exit_with_its_stderr() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("broken-worker");
-        std::fs::write(&script, "#!/bin/sh\necho 'error: the project is broken' >&2\nexit 3\n").unwrap();
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho 'error: the project is broken' >&2\nexit 3\n",
+        )
+        .unwrap();
         let mut perms = std::fs::metadata(&script).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
         std::fs::set_permissions(&script, perms).unwrap();
@@ -1439,6 +1517,9 @@ mod tests {
             .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, LaunchError::Exited { .. }), "{text}");
-        assert!(text.contains("the project is broken") && text.contains('3'), "{text}");
+        assert!(
+            text.contains("the project is broken") && text.contains('3'),
+            "{text}"
+        );
     }
 }

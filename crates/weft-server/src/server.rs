@@ -23,8 +23,8 @@ use crate::clock::Clock;
 use crate::error::{ServerError, problems_of};
 use crate::events::{DEFAULT_RING, EventLog};
 use crate::metrics::{Gauges, Metrics};
-use crate::states::{SessionEvent, SessionState, transition};
 use crate::process::LauncherConfig;
+use crate::states::{SessionEvent, SessionState, transition};
 use crate::worker::{Worker, WorkerError};
 
 /// Settings of a server, resolved at the edge (the CLI reads flags and the

@@ -191,7 +191,7 @@ async fn healthz(State(state): State<Arc<WorkerState>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ServerError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -199,7 +199,6 @@ fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
             message: format!("invalid body: {}", e.inner()),
             path: (path != ".").then_some(path),
         }
-        .into_response()
     })
 }
 
@@ -241,11 +240,15 @@ async fn run_spec(State(state): State<Arc<WorkerState>>, body: Bytes) -> Respons
         );
     };
     if state.stopping.load(Ordering::SeqCst) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the worker is stopping");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the worker is stopping",
+        );
     }
     let RunSpecBody { spec } = match parse(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     if spec.session_id != state.session_id {
         return ServerError::BadRequest {
@@ -311,14 +314,18 @@ struct CancelBody {
 async fn cancel(State(state): State<Arc<WorkerState>>, body: Bytes) -> Response {
     let CancelBody { run_id } = match parse(&body) {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     match lock(&state.current).as_ref() {
         Some(current) if current.run_id == run_id => {
             current.cancel.cancel();
             axum::Json(json!({"run_id": run_id, "cancelled": true})).into_response()
         }
-        _ => ServerError::NotFound { what: "run", id: run_id }.into_response(),
+        _ => ServerError::NotFound {
+            what: "run",
+            id: run_id,
+        }
+        .into_response(),
     }
 }
 
@@ -335,7 +342,7 @@ async fn stop(State(state): State<Arc<WorkerState>>, body: Bytes) -> Response {
     } else {
         match parse(&body) {
             Ok(b) => b,
-            Err(response) => return response,
+            Err(e) => return e.into_response(),
         }
     };
     let mode = match mode.as_deref() {
@@ -356,7 +363,10 @@ async fn stop(State(state): State<Arc<WorkerState>>, body: Bytes) -> Response {
 
 /// Serves [`worker_app`] on `listener` until [`WorkerState::stop`] (or a
 /// recycle); the answer in flight is still sent.
-pub async fn serve_worker(state: Arc<WorkerState>, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+pub async fn serve_worker(
+    state: Arc<WorkerState>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), ServerError> {
     let stopper = Arc::clone(&state);
     axum::serve(listener, worker_app(state))
         .with_graceful_shutdown(async move { stopper.stopped().await })
@@ -479,14 +489,30 @@ mod tests {
         assert_eq!(v["record"]["outputs"]["out"], json!(42), "{v}");
         assert_eq!(v["recycle"], false);
         assert!(state.is_ready());
-        let (status, v) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["recycle"], true, "the second of --max-runs 2 says recycle");
         // The worker asked to exit, and accepts nothing more.
-        tokio::time::timeout(Duration::from_secs(5), state.stopped()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), state.stopped())
+            .await
+            .unwrap();
         let (status, v) = call(&app, "GET", "/healthz", Value::Null, None).await;
         assert_eq!((status, v["status"].as_str()), (503, Some("stopping")));
-        let (status, _) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
         assert_eq!(status, 503);
         assert_eq!(state.runs(), 2);
     }
@@ -511,7 +537,14 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(state.runs(), 0);
         assert!(state.is_ready(), "refusals do not recycle");
-        let (status, v) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
         assert_eq!((status, v["recycle"].as_bool()), (200, Some(true)), "{v}");
     }
 
@@ -533,7 +566,14 @@ mod tests {
             assert!(std::time::Instant::now() < deadline);
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let (status, v) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
         assert_eq!((status, v["error"]["code"].as_str()), (409, Some("busy")), "{v}");
         let (status, _) = call(&app, "POST", "/cancel", json!({"run_id": "other"}), None).await;
         assert_eq!(status, 404);
@@ -543,8 +583,19 @@ mod tests {
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["record"]["status"], "cancelled", "{v}");
         // Free again: the busy refusal was not counted and did not stick.
-        let (status, v) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
-        assert_eq!((status, v["record"]["status"].as_str()), (200, Some("succeeded")), "{v}");
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, v["record"]["status"].as_str()),
+            (200, Some("succeeded")),
+            "{v}"
+        );
     }
 
     #[tokio::test]
@@ -560,7 +611,14 @@ mod tests {
             let (status, _) = call(&app, "POST", path, json!({}), Some("wrong")).await;
             assert_eq!(status, 401, "{path}");
         }
-        let (status, v) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), Some("sekret")).await;
+        let (status, v) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            Some("sekret"),
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
     }
 
@@ -576,8 +634,17 @@ mod tests {
         assert!(state.is_ready());
         let (status, v) = call(&app, "POST", "/stop", json!({"mode": "cancel"}), None).await;
         assert_eq!(status, 200, "{v}");
-        tokio::time::timeout(Duration::from_secs(5), state.stopped()).await.unwrap();
-        let (status, _) = call(&app, "POST", "/run_spec", json!({"spec": spec(&session, json!({}))}), None).await;
+        tokio::time::timeout(Duration::from_secs(5), state.stopped())
+            .await
+            .unwrap();
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/run_spec",
+            json!({"spec": spec(&session, json!({}))}),
+            None,
+        )
+        .await;
         assert_eq!(status, 503);
     }
 }

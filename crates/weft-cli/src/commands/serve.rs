@@ -119,10 +119,9 @@ pub(crate) fn serve(
 fn launcher(args: &ServeArgs) -> anyhow::Result<LauncherConfig> {
     let worker_flags = args.worker_max_runs.is_some() || args.worker_program.is_some();
     match args.launcher {
-        LauncherArg::InProcess if worker_flags => Err(UsageError::new(
-            "--worker-max-runs and --worker-program need --launcher process",
-        )
-        .into()),
+        LauncherArg::InProcess if worker_flags => {
+            Err(UsageError::new("--worker-max-runs and --worker-program need --launcher process").into())
+        }
         LauncherArg::InProcess => Ok(LauncherConfig::InProcess),
         LauncherArg::Process => {
             if args.worker_max_runs == Some(0) {
@@ -137,8 +136,9 @@ fn launcher(args: &ServeArgs) -> anyhow::Result<LauncherConfig> {
             }
             let program = match &args.worker_program {
                 Some(p) => p.clone(),
-                None => std::env::current_exe()
-                    .map_err(|e| UsageError::caused_by("--launcher process: cannot find this executable", e))?,
+                None => std::env::current_exe().map_err(|e| {
+                    UsageError::caused_by("--launcher process: cannot find this executable", e)
+                })?,
             };
             Ok(LauncherConfig::Process {
                 program,

@@ -9,7 +9,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use weft_server::{WorkerState, serve_worker};
-use weft_session::{CloseMode, Project, ProjectCode, ServiceOptions, ServiceSession, SessionOptions, StoreChoice};
+use weft_session::{
+    CloseMode, Project, ProjectCode, ServiceOptions, ServiceSession, SessionOptions, StoreChoice,
+};
 
 use super::Edge;
 use crate::Io;
