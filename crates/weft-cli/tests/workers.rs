@@ -507,3 +507,37 @@ fn workers_do_not_outlive_a_killed_server() {
     // Their stdin closed with the server: they exit by themselves.
     wait_gone(&id, Duration::from_secs(20));
 }
+
+#[test]
+fn runs_submitted_before_the_workers_are_ready_wait_and_run_in_order() {
+    let dir = project();
+    let s = serve(dir.path(), &["--launcher", "process"]);
+    let (status, created) = http(
+        &s.addr,
+        "POST",
+        "/v1/sessions",
+        Some(&json!({"max_concurrency": 1})),
+    );
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["state"], "pending",
+        "the workers start after the answer: {created}"
+    );
+    let id = created["id"].as_str().unwrap();
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {}, "sweep": ["start=range(0,4)"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let mut runs: Vec<&Value> = v["runs"].as_array().unwrap().iter().collect();
+    assert_eq!(runs.len(), 4);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{v}");
+    runs.sort_by_key(|r| r["start_time"].as_str().unwrap().to_string());
+    let order: Vec<i64> = runs
+        .iter()
+        .map(|r| r["runtime_params"]["start"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, vec![0, 1, 2, 3], "the pre-ready queue drains in order");
+}
