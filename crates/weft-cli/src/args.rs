@@ -72,6 +72,42 @@ pub enum Command {
     /// Serve sessions over HTTP: a durable run queue per session, live
     /// events, idle expiry and crash recovery.
     Serve(ServeArgs),
+    /// Serve ONE session's runs to a `weft serve` master (started by its
+    /// process launcher): one run at a time, over HTTP.
+    Worker(WorkerArgs),
+}
+
+/// Where `weft serve` runs sessions' runs.
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum LauncherArg {
+    /// On threads of the server process.
+    #[default]
+    InProcess,
+    /// In `weft worker` child processes (crash isolation), one per unit of
+    /// a session's max_concurrency.
+    Process,
+}
+
+/// `weft worker`.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// The session this worker serves (the id its run specs carry).
+    #[arg(long)]
+    pub session_id: String,
+    /// Configuration environment (default: WEFT_ENV, else `local`).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Address to listen on (port 0 picks a free one; the first line on
+    /// stdout says which).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Exit after answering this many runs (the answer says `recycle`).
+    #[arg(long)]
+    pub max_runs: Option<u32>,
+    /// Exit when stdin closes (the launcher holds it: a worker never
+    /// outlives its master).
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 /// `weft serve`.
@@ -106,6 +142,22 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where runs execute: threads of this process, or `weft worker` child
+    /// processes.
+    #[arg(long, value_enum, default_value_t = LauncherArg::InProcess)]
+    pub launcher: LauncherArg,
+    /// With --launcher process: each worker exits after this many runs and
+    /// is replaced.
+    #[arg(long)]
+    pub worker_max_runs: Option<u32>,
+    /// With --launcher process: the program started as `PROGRAM worker ...`
+    /// (default: this executable).
+    #[arg(long)]
+    pub worker_program: Option<PathBuf>,
+    /// With --launcher process: seconds a worker may take to become ready
+    /// before its session fails (`worker_healthz_timeout`).
+    #[arg(long, default_value_t = 60.0)]
+    pub worker_ready_timeout_s: f64,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).

@@ -10,7 +10,9 @@
 //!   across sessions through one fair semaphore), its idle timer and its
 //!   shutdown;
 //! - **workers** behind the narrow [`Worker`] interface (start, health,
-//!   dispatch one run spec, cancel, stop); here [`InProcessWorker`].
+//!   dispatch one run spec, cancel, stop): [`InProcessWorker`] (threads of
+//!   this process) or [`ProcessWorker`] (`weft worker` processes started
+//!   by a [`Launcher`], served by [`worker_app`]).
 //!
 //! A dispatch is written to the store before it is acknowledged; a claimed
 //! run holds a lease that its server renews, and only the holder of the
@@ -22,10 +24,12 @@ mod error;
 pub mod events;
 mod metrics;
 mod openapi;
+pub mod process;
 mod server;
 pub mod states;
 pub mod tls;
 mod worker;
+pub mod worker_app;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,9 +39,14 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ServerError, problems_of};
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
+pub use process::{
+    LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions, ProcessWorker, WorkerHandle,
+    WorkerProcess, WorkerRequest,
+};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError};
+pub use worker_app::{WorkerState, serve_worker, worker_app};
 
 /// The port `weft serve` listens on by default.
 pub const DEFAULT_PORT: u16 = 7878;

@@ -23,8 +23,9 @@ use crate::clock::Clock;
 use crate::error::{ServerError, problems_of};
 use crate::events::{DEFAULT_RING, EventLog};
 use crate::metrics::{Gauges, Metrics};
+use crate::process::LauncherConfig;
 use crate::states::{SessionEvent, SessionState, transition};
-use crate::worker::{InProcessWorker, Worker};
+use crate::worker::{Worker, WorkerError};
 
 /// Settings of a server, resolved at the edge (the CLI reads flags and the
 /// environment; the library reads neither).
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     /// Where the process's log layer writes run logs (`weft serve` sets
     /// `<project>/logs`); `None`: `GET /v1/runs/{id}/logs` answers 404.
     pub logs_dir: Option<PathBuf>,
+    /// Where sessions' runs execute (default: in this process).
+    pub launcher: LauncherConfig,
 }
 
 impl ServerConfig {
@@ -80,6 +83,7 @@ impl ServerConfig {
             body_limit: 8 << 20,
             grace: Duration::from_secs(30),
             logs_dir: None,
+            launcher: LauncherConfig::InProcess,
         }
     }
 }
@@ -432,7 +436,9 @@ impl Server {
             return Ok((s.view(), false));
         }
         let s = self.start_master(stored, service, SessionState::Pending, BTreeMap::new());
-        self.apply(&s, SessionEvent::WorkersReady, None).await;
+        if self.config.launcher == LauncherConfig::InProcess {
+            self.apply(&s, SessionEvent::WorkersReady, None).await;
+        } // else the master starts the workers; runs queue meanwhile.
         Ok((s.view(), true))
     }
 
@@ -511,7 +517,8 @@ impl Server {
         state: SessionState,
         counts: BTreeMap<RunStatus, u64>,
     ) -> Arc<LiveSession> {
-        let worker: Arc<dyn Worker> = Arc::new(InProcessWorker::new(Arc::clone(&service)));
+        let env = record.env.clone().or(self.config.session_options.env.clone());
+        let worker = crate::process::session_worker(&self.config.launcher, &service, &record, env);
         let now = self.now();
         let s = Arc::new(LiveSession {
             id: record.session_id.clone(),
@@ -802,6 +809,22 @@ impl Server {
     /// server have capacity, runs them on the session's worker, and
     /// finishes the session when it drains.
     async fn master(self: Arc<Self>, s: Arc<LiveSession>) {
+        if s.state() == SessionState::Pending {
+            // Runs submitted meanwhile wait in the queue, in order.
+            match s.worker.start().await {
+                Ok(()) => {
+                    self.apply(&s, SessionEvent::WorkersReady, None).await;
+                }
+                Err(e) => {
+                    tracing::error!(session = %s.id, "the session's workers did not start: {e}");
+                    let reason = json!({"code": e.code(), "message": e.to_string()});
+                    self.apply(&s, SessionEvent::WorkerFailed, Some(reason)).await;
+                    if let Err(e) = self.cancel_queue(&s).await {
+                        tracing::error!(session = %s.id, "could not cancel the queued runs: {e}");
+                    }
+                }
+            }
+        }
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut shutdown = self.shutdown.subscribe();
         loop {
@@ -962,7 +985,14 @@ impl Server {
                         record
                     }
                     Err(e) => {
-                        let mut record = run_record(&spec, RunStatus::Failed, &self.owner);
+                        // A worker that died or became unreachable mid-run
+                        // leaves the run interrupted, not failed.
+                        let status = if matches!(e, WorkerError::Unavailable(_)) {
+                            RunStatus::Interrupted
+                        } else {
+                            RunStatus::Failed
+                        };
+                        let mut record = run_record(&spec, status, &self.owner);
                         let now = jiff::Timestamp::now();
                         record.start_time = Some(now);
                         record.end_time = Some(now);

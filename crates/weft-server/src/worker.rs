@@ -30,6 +30,39 @@ pub enum WorkerError {
     /// The worker already runs as many specs as it can.
     #[error("worker busy")]
     Busy,
+    /// A worker did not answer a ready `/healthz` in time.
+    #[error("worker {worker} was not ready after {waited_ms} ms")]
+    NotReady {
+        /// Which worker (`pid 1234`).
+        worker: String,
+        /// How long it was given, in milliseconds.
+        waited_ms: u64,
+    },
+    /// A launcher could not start a worker.
+    #[error(transparent)]
+    Launch(#[from] crate::process::LaunchError),
+    /// The worker refused the dispatch: its HTTP status and error.
+    #[error("the worker answered {status}: {message}")]
+    Refused {
+        /// The worker's HTTP status.
+        status: u16,
+        /// Its error message (with its problems).
+        message: String,
+    },
+}
+
+impl WorkerError {
+    /// The machine-readable code (a failed session's `termination_reason.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            WorkerError::Invalid(_) => "invalid",
+            WorkerError::Unavailable(_) => "worker_unavailable",
+            WorkerError::Busy => "worker_busy",
+            WorkerError::NotReady { .. } => "worker_healthz_timeout",
+            WorkerError::Launch(_) => "worker_launch_failed",
+            WorkerError::Refused { .. } => "worker_refused",
+        }
+    }
 }
 
 /// A worker's health.

@@ -10,6 +10,7 @@ mod run;
 mod runs;
 mod serve;
 mod viz;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -86,6 +87,7 @@ pub(crate) fn dispatch(
         Command::Sessions(cmd) => runs::sessions(&edge, cmd, io),
         Command::Runs(cmd) => runs::runs(&edge, cmd, io),
         Command::Serve(args) => serve::serve(&edge, &args, token, code, io),
+        Command::Worker(args) => worker::worker(&edge, &args, token, code, io),
     }
 }
 

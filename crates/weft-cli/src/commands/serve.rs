@@ -6,13 +6,13 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_server::{DEFAULT_PORT, Server, ServerConfig, SystemClock};
+use weft_server::{DEFAULT_PORT, LauncherConfig, Server, ServerConfig, SystemClock};
 use weft_session::{Project, ProjectCode, SessionOptions, StoreChoice};
 use weft_store::Store;
 
 use super::Edge;
 use crate::Io;
-use crate::args::{ServeArgs, SessionArgs};
+use crate::args::{LauncherArg, ServeArgs, SessionArgs};
 use crate::error::UsageError;
 
 pub(crate) fn serve(
@@ -44,6 +44,7 @@ pub(crate) fn serve(
     if args.max_workers == Some(0) {
         return Err(UsageError::new("--max-workers must be at least 1").into());
     }
+    let launcher = launcher(args)?;
     let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
     let mut config = ServerConfig::new(project.root());
     config.session_options = SessionOptions {
@@ -62,6 +63,7 @@ pub(crate) fn serve(
     config.reconcile_every = Duration::from_secs_f64((args.lease_s.max(1) as f64 / 3.0).clamp(0.2, 1.0));
     config.grace = Duration::from_secs(args.grace_s);
     config.logs_dir = Some(weft_session::run_logs::logs_dir(&edge.project));
+    config.launcher = launcher;
     let signals = io.signals;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -114,8 +116,42 @@ pub(crate) fn serve(
     Ok(crate::error::EXIT_OK)
 }
 
+/// `--launcher` and its `--worker-*` flags.
+fn launcher(args: &ServeArgs) -> anyhow::Result<LauncherConfig> {
+    let worker_flags = args.worker_max_runs.is_some() || args.worker_program.is_some();
+    match args.launcher {
+        LauncherArg::InProcess if worker_flags => {
+            Err(UsageError::new("--worker-max-runs and --worker-program need --launcher process").into())
+        }
+        LauncherArg::InProcess => Ok(LauncherConfig::InProcess),
+        LauncherArg::Process => {
+            if args.worker_max_runs == Some(0) {
+                return Err(UsageError::new("--worker-max-runs must be at least 1").into());
+            }
+            let timeout = args.worker_ready_timeout_s;
+            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+                return Err(UsageError::new(format!(
+                    "--worker-ready-timeout-s {timeout}: expected seconds between 0 and 86400"
+                ))
+                .into());
+            }
+            let program = match &args.worker_program {
+                Some(p) => p.clone(),
+                None => std::env::current_exe().map_err(|e| {
+                    UsageError::caused_by("--launcher process: cannot find this executable", e)
+                })?,
+            };
+            Ok(LauncherConfig::Process {
+                program,
+                max_runs: args.worker_max_runs,
+                ready_timeout: Duration::from_secs_f64(timeout),
+            })
+        }
+    }
+}
+
 /// SIGINT or SIGTERM.
-async fn wait_for_signal() {
+pub(super) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut int), Ok(mut term)) => {

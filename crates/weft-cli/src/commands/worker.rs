@@ -1,0 +1,126 @@
+//! `weft worker`: one process serving ONE session's runs to a `weft serve`
+//! master ([`weft_server::worker_app`]). It listens first (the first stdout
+//! line says where), then loads the project; `/healthz` says ready once it
+//! is loaded. It exits after `--max-runs` answered runs, on `POST /stop`,
+//! on SIGINT/SIGTERM, and (with `--stop-on-stdin-eof`) when its launcher
+//! goes away.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use weft_server::{WorkerState, serve_worker};
+use weft_session::{
+    CloseMode, Project, ProjectCode, ServiceOptions, ServiceSession, SessionOptions, StoreChoice,
+};
+
+use super::Edge;
+use crate::Io;
+use crate::args::{SessionArgs, WorkerArgs};
+use crate::error::UsageError;
+
+pub(crate) fn worker(
+    edge: &Edge<'_>,
+    args: &WorkerArgs,
+    token: Option<String>,
+    code: ProjectCode,
+    io: &mut Io<'_>,
+) -> anyhow::Result<u8> {
+    if token.as_deref() == Some("") {
+        return Err(UsageError::new("the bearer token is empty (--token-file or WEFT_TOKEN)").into());
+    }
+    if token.is_none() && !args.listen.ip().is_loopback() {
+        return Err(UsageError::new(format!(
+            "--listen {}: a worker beyond this machine needs a token (--token-file or WEFT_TOKEN)",
+            args.listen
+        ))
+        .into());
+    }
+    if args.max_runs == Some(0) {
+        return Err(UsageError::new("--max-runs must be at least 1").into());
+    }
+    if args.session_id.is_empty() {
+        return Err(UsageError::new("--session-id must not be empty").into());
+    }
+    let project = Project::open(&edge.project)?;
+    let session_args = SessionArgs {
+        env: args.env.clone(),
+        ..SessionArgs::default()
+    };
+    let settings = crate::settings::resolve(&session_args, None, edge.environment, &project)?;
+    let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
+    let options = SessionOptions {
+        env: Some(settings.env.clone()),
+        code,
+        provenance,
+        environment: Arc::clone(&settings.variables),
+        // The master records runs; the worker only returns their records.
+        store: StoreChoice::Disabled,
+        session_id: Some(args.session_id.clone()),
+        ..SessionOptions::default()
+    };
+    let state = WorkerState::new(args.session_id.clone(), token, args.max_runs);
+    let root = project.root().to_path_buf();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let signals = io.signals;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| UsageError::caused_by(format!("--listen {}: cannot bind", args.listen), e))?;
+        let bound = listener.local_addr()?;
+        writeln!(io.out, "weft worker: listening on http://{bound}")?;
+        io.out.flush()?;
+        if args.stop_on_stdin_eof {
+            let state = Arc::clone(&state);
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                // The launcher is gone: nobody would record what runs here.
+                state.stop(CloseMode::Cancel);
+            });
+        }
+        if signals {
+            let state = Arc::clone(&state);
+            tokio::spawn(async move {
+                super::serve::wait_for_signal().await;
+                state.stop(CloseMode::Cancel);
+            });
+        }
+        let loading = {
+            let state = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || {
+                let session = ServiceSession::create(
+                    &root,
+                    ServiceOptions {
+                        session: options,
+                        max_workers: Some(1),
+                        history_limit: Some(0),
+                    },
+                )?;
+                state.set_ready(Arc::new(session));
+                Ok::<_, weft_session::SessionError>(())
+            })
+        };
+        let http = tokio::spawn(serve_worker(Arc::clone(&state), listener));
+        match loading.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                state.stop(CloseMode::Cancel);
+                let _ = http.await;
+                return Err(anyhow::Error::new(e).context("weft worker: the project does not load"));
+            }
+            Err(join) => {
+                state.stop(CloseMode::Cancel);
+                let _ = http.await;
+                anyhow::bail!("weft worker: loading the project panicked: {join}");
+            }
+        }
+        http.await??;
+        writeln!(io.out, "weft worker: stopped after {} runs", state.runs())?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Runs still executing on blocking threads (a cancelled one between
+    // nodes) are not waited for past this point.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(crate::error::EXIT_OK)
+}
