@@ -404,7 +404,7 @@ async fn submit_bodies_valid_for_the_document_are_the_ones_the_server_takes() {
         (json!({}), StatusCode::BAD_REQUEST),
         (json!({"runs": [{}], "sweep": []}), StatusCode::ACCEPTED),
         (
-            json!({"runs": [{"inputs": {"x": 1}}], "spec": null}),
+            json!({"runs": [{"runtime_params": {"start": 3}}], "spec": null}),
             StatusCode::ACCEPTED,
         ),
         (
