@@ -9,7 +9,8 @@ bounded by a count and a deadline. Standard library only.
     bench-serve.py e2e ADDR ID N BATCH             N trivial runs, submit to all finished
     bench-serve.py chain ADDR ID CLIENTS SECONDS   ?wait=true runs of the `chain` pipeline
     bench-serve.py subscribers ADDR ID PID N RUNS  N open event streams while RUNS runs flow
-    bench-serve.py soak ADDR ID PID WARMUP N       RSS before/after N runs through one session
+    bench-serve.py soak ADDR ID PID WARMUP N SECS  RSS before/after N runs through one session
+                                                   (fewer if submitting them takes over SECS)
 
 Each prints one line `RESULT key=value ...` for the shell script.
 """
@@ -85,13 +86,17 @@ def drain(client, sid, deadline_s=DEADLINE_S):
     raise RuntimeError(f"session {sid} did not drain within {deadline_s} s: {c}")
 
 
-def submit(client, sid, n, batch, spec=None):
-    """Submits n runs in batches, backing off on 429 (queue full)."""
+def submit(client, sid, n, batch, spec=None, budget_s=None):
+    """Submits n runs in batches, backing off on 429 (queue full). With a
+    budget, stops submitting when it is spent; returns how many were
+    submitted."""
     spec = spec or {}
     left = n
-    end = time.monotonic() + DEADLINE_S
+    end = time.monotonic() + (budget_s or DEADLINE_S)
     while left > 0:
         if time.monotonic() > end:
+            if budget_s is not None:
+                return n - left
             raise RuntimeError("submitting took too long")
         k = min(batch, left)
         status, body, _ = client.request("POST", f"/v1/sessions/{sid}/runs", {"runs": [spec] * k})
@@ -101,6 +106,7 @@ def submit(client, sid, n, batch, spec=None):
             time.sleep(0.02)
         else:
             raise RuntimeError(f"submit: {status} {body}")
+    return n
 
 
 def wait_finished(client, sid, target, deadline_s=DEADLINE_S):
@@ -244,7 +250,7 @@ def cmd_subscribers(addr, sid, pid, n, runs):
     )
 
 
-def cmd_soak(addr, sid, pid, warmup, n):
+def cmd_soak(addr, sid, pid, warmup, n, budget_s):
     client = Client(addr)
     base = finished(drain(client, sid))
     submit(client, sid, warmup, 1000)
@@ -252,7 +258,7 @@ def cmd_soak(addr, sid, pid, warmup, n):
     time.sleep(0.5)
     before = rss_kb(pid)
     t0 = time.monotonic()
-    submit(client, sid, n, 1000)
+    n = submit(client, sid, n, 1000, budget_s=budget_s)
     c = wait_finished(client, sid, base + n)
     dt = time.monotonic() - t0
     time.sleep(0.5)
@@ -279,7 +285,7 @@ def main(argv):
     elif cmd == "subscribers":
         cmd_subscribers(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
     elif cmd == "soak":
-        cmd_soak(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+        cmd_soak(args[0], args[1], int(args[2]), int(args[3]), int(args[4]), float(args[5]))
     else:
         sys.exit(__doc__)
 

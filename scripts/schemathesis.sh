@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 target="${CARGO_TARGET_DIR:-$repo/target}"
-MAX_EXAMPLES=${MAX_EXAMPLES:-25}
+MAX_EXAMPLES=${MAX_EXAMPLES:-10}
 SEED=${SEED:-1}
 
 venv="$target/schemathesis-venv"

@@ -403,8 +403,10 @@ async fn submit_bodies_valid_for_the_document_are_the_ones_the_server_takes() {
         (json!({"runs": [{}], "spec": {}}), StatusCode::BAD_REQUEST),
         (json!({}), StatusCode::BAD_REQUEST),
         (json!({"runs": [{}], "sweep": []}), StatusCode::ACCEPTED),
-        // `inputs` naming no free input is schema-valid but refused (422):
-        // that semantic check is tested in tests/api.rs.
+        (
+            json!({"runs": [{"runtime_params": {"start": 3}}], "spec": null}),
+            StatusCode::ACCEPTED,
+        ),
         (
             json!({"spec": {}, "sweep": ["start=1,2"], "runs": null}),
             StatusCode::ACCEPTED,
