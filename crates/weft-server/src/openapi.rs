@@ -82,7 +82,7 @@ pub fn document() -> Value {
                         "project": {"type": ["string", "null"], "description": "Project folder on the server (default: the server's)"},
                         "env": {"type": ["string", "null"]},
                         "key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "Reuse a live session with this key"},
-                        "idle_ttl_s": {"type": ["integer", "null"], "minimum": 0},
+                        "idle_ttl_s": {"type": ["integer", "null"], "minimum": 0, "maximum": 18446744073709551615u64},
                         "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64}
                     }
                 },
