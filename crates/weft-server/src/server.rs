@@ -963,12 +963,8 @@ impl Server {
                         lost: false,
                     },
                 );
-                if let Ok(Some(queued)) = self.store.get_run(&run_id).await
-                    && let Some(t) = queued.updated_at
-                {
-                    let waited = jiff::Timestamp::now().duration_since(t).as_secs_f64();
-                    self.metrics.dispatch_seconds.observe(waited);
-                }
+                let waited = jiff::Timestamp::now().duration_since(claimed.enqueued_at);
+                self.metrics.dispatch_seconds.observe(waited.as_secs_f64());
                 s.progress.events.publish(
                     "run_started",
                     json!({"run_id": run_id, "attempt": claimed.attempt}),

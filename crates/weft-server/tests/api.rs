@@ -724,3 +724,26 @@ async fn sessions_take_turns_for_server_workers() {
     let longest = order.chunk_by(|x, y| x == y).map(|c| c.len()).max().unwrap();
     assert!(longest <= 2, "sessions did not take turns: {order:?}");
 }
+
+/// Dispatch latency runs from enqueue to start: a run queued behind a
+/// 200 ms run waits at least that long (regression: it was measured from
+/// the claim, so it read about zero).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_latency_counts_the_time_spent_queued() {
+    let f = fixture().await;
+    let id = f.session(json!({"max_concurrency": 1})).await;
+    f.call(
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true"),
+        Some(json!({"spec": {"pipeline_names": ["slow"]}, "sweep": ["delay=200,0"]})),
+    )
+    .await;
+    let (_, text) = f.call("GET", "/metrics", None).await;
+    let text = text.as_str().unwrap().to_string();
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weft_dispatch_latency_seconds_sum "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(sum >= 0.2, "the second run waited 200 ms in the queue: {text}");
+}

@@ -113,6 +113,8 @@ pub struct Claimed {
     pub spec: serde_json::Value,
     /// This claim's attempt number (1 for the first).
     pub attempt: u32,
+    /// When the run was enqueued (for dispatch latency).
+    pub enqueued_at: Timestamp,
 }
 
 /// A lease [`Store::expire_leases`] found expired.
@@ -1065,7 +1067,7 @@ impl Tx<'_> {
             return Ok(Ok(Output::Claimed(vec![])));
         }
         let sql = format!(
-            "SELECT run_id, spec, attempt FROM weft_queue WHERE session_id = $1 AND state = 'queued'
+            "SELECT run_id, spec, attempt, enqueued_us FROM weft_queue WHERE session_id = $1 AND state = 'queued'
              ORDER BY seq LIMIT $2{}",
             self.skip_locked()
         );
@@ -1073,7 +1075,7 @@ impl Tx<'_> {
             .rows(
                 &sql,
                 &[Arg::Str(session_id), Arg::I64(take)],
-                &[Col::Str, Col::Str, Col::I64],
+                &[Col::Str, Col::Str, Col::I64, Col::I64],
                 &ctx,
             )
             .await?;
@@ -1081,10 +1083,13 @@ impl Tx<'_> {
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let mut row = row.into_iter();
-            let (Some(run_id), Some(spec), Some(attempt)) = (row.next(), row.next(), row.next()) else {
+            let (Some(run_id), Some(spec), Some(attempt), Some(enqueued_us)) =
+                (row.next(), row.next(), row.next(), row.next())
+            else {
                 continue;
             };
             let (run_id, spec, attempt) = (run_id.into_string(), spec.into_string(), attempt.i64() + 1);
+            let enqueued_at = Timestamp::from_microsecond(enqueued_us.i64()).unwrap_or(now);
             let ctx = format!("claiming run {run_id}");
             let record = self.run_record(&run_id).await?;
             let Some(mut record) = record.filter(|r| {
@@ -1122,6 +1127,7 @@ impl Tx<'_> {
                 session_id: session_id.to_string(),
                 spec,
                 attempt: record.attempts,
+                enqueued_at,
             });
         }
         Ok(Ok(Output::Claimed(claimed)))

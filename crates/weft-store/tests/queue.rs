@@ -380,7 +380,9 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
         .await
         .unwrap();
     let items: Vec<QueueItem> = (1..=5).map(|i| item("s", i, 1)).collect();
+    let enqueued_from = jiff::Timestamp::now();
     let e = store.enqueue("s", &items, None).await.unwrap();
+    let enqueued_until = jiff::Timestamp::now();
     assert_eq!(e.run_ids, (1..=5).map(run_id).collect::<Vec<_>>());
     assert!(!e.replayed);
     assert_eq!(
@@ -395,6 +397,14 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
 
     // max_concurrency 2: two leased, whatever `max` asks.
     let c = store.claim("s", "w1", 10, 2, LEASE).await.unwrap();
+    // Each claim carries its enqueue time (dispatch latency), set by enqueue.
+    for claim in &c {
+        assert!(
+            claim.enqueued_at >= enqueued_from && claim.enqueued_at <= enqueued_until,
+            "{claim:?}"
+        );
+    }
+    let enqueued_at = c.first().map(|x| x.enqueued_at).unwrap();
     assert_eq!(
         c,
         vec![
@@ -402,13 +412,15 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
                 run_id: run_id(1),
                 session_id: "s".into(),
                 spec: json!({"runtime_params": {"i": 1}}),
-                attempt: 1
+                attempt: 1,
+                enqueued_at,
             },
             Claimed {
                 run_id: run_id(2),
                 session_id: "s".into(),
                 spec: json!({"runtime_params": {"i": 2}}),
-                attempt: 1
+                attempt: 1,
+                enqueued_at: c[1].enqueued_at,
             },
         ]
     );
