@@ -79,17 +79,22 @@ pub fn app(server: Arc<Server>) -> Router {
         .with_state(server)
 }
 
+/// Whether the request may pass: no token configured, or `Authorization:
+/// Bearer TOKEN` with the token (compared in constant time). Shared by the
+/// server's and the workers' routers.
+pub(crate) fn bearer_accepted(headers: &HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
 async fn auth(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &server.config().token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            return ServerError::Unauthorized.into_response();
-        }
+    if !bearer_accepted(request.headers(), server.config().token.as_deref()) {
+        return ServerError::Unauthorized.into_response();
     }
     next.run(request).await
 }

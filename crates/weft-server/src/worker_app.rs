@@ -24,13 +24,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use weft_pipeline::CancelToken;
 use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError, finished_record};
@@ -154,16 +153,8 @@ pub fn worker_app(state: Arc<WorkerState>) -> Router {
 }
 
 async fn auth(State(state): State<Arc<WorkerState>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
-            return ServerError::Unauthorized.into_response();
-        }
+    if !crate::api::bearer_accepted(request.headers(), state.token.as_deref()) {
+        return ServerError::Unauthorized.into_response();
     }
     next.run(request).await
 }
