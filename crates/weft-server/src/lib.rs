@@ -45,7 +45,7 @@ pub use process::{
 };
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
-pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError};
+pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError, open_served_session};
 pub use worker_app::{WorkerState, serve_worker, worker_app};
 
 /// The port `weft serve` listens on by default.

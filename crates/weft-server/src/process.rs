@@ -1167,22 +1167,7 @@ mod tests {
     }
 
     fn open(root: &std::path::Path, id: &str) -> Arc<weft_session::ServiceSession> {
-        let options = weft_session::SessionOptions {
-            store: weft_session::StoreChoice::Disabled,
-            session_id: Some(id.to_string()),
-            ..weft_session::SessionOptions::default()
-        };
-        Arc::new(
-            weft_session::ServiceSession::create(
-                root,
-                weft_session::ServiceOptions {
-                    session: options,
-                    max_workers: Some(1),
-                    history_limit: Some(0),
-                },
-            )
-            .unwrap(),
-        )
+        Arc::new(crate::worker::open_served_session(root, Default::default(), id, 1).unwrap())
     }
 
     fn spec_of(session: &weft_session::ServiceSession, params: Value) -> RunSpec {

@@ -14,9 +14,7 @@ use tokio::task::JoinSet;
 use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
 use weft_pipeline::{CancelToken, Data, Node};
 use weft_runner::Hook;
-use weft_session::{
-    CloseMode, RunConfig, RunSpec, ServiceOptions, ServiceSession, SessionOptions, StoreChoice, run_record,
-};
+use weft_session::{CloseMode, RunConfig, RunSpec, ServiceSession, SessionOptions, run_record};
 use weft_store::{Claimed, QueueItem, RunRecord, ServerSessionRecord, Store};
 
 use crate::clock::Clock;
@@ -455,21 +453,13 @@ impl Server {
             started: Mutex::new(HashMap::new()),
         });
         let mut options = self.config.session_options.clone();
-        options.store = StoreChoice::Disabled;
-        options.session_id = Some(record.session_id.clone());
         options.env = record.env.clone().or(options.env);
         options.hooks.push(Arc::clone(&progress) as Arc<dyn Hook>);
         let project = PathBuf::from(&record.project_path);
         let max_workers = record.max_concurrency.max(1) as usize;
+        let session_id = record.session_id.clone();
         let service = tokio::task::spawn_blocking(move || {
-            ServiceSession::create(
-                &project,
-                ServiceOptions {
-                    session: options,
-                    max_workers: Some(max_workers),
-                    history_limit: Some(0),
-                },
-            )
+            crate::worker::open_served_session(&project, options, &session_id, max_workers)
         })
         .await
         .map_err(|e| ServerError::bad(format!("opening the project failed: {e}")))?

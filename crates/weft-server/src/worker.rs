@@ -7,12 +7,39 @@
 //! threads.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use weft_pipeline::CancelToken;
-use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError, finished_record};
+use weft_session::{
+    CloseMode, RunSpec, ServiceOptions, ServiceSession, SessionError, SessionOptions, StoreChoice,
+    finished_record,
+};
 use weft_store::RunRecord;
+
+/// Opens `project` for one served session, the way the server and `weft
+/// worker` both need it: the session's id is the served session's, nothing
+/// is recorded by the session itself (the server records runs through its
+/// queue), finished runs are not kept in memory, and at most `max_workers`
+/// runs execute at once.
+pub fn open_served_session(
+    project: &Path,
+    mut options: SessionOptions,
+    session_id: &str,
+    max_workers: usize,
+) -> Result<ServiceSession, SessionError> {
+    options.store = StoreChoice::Disabled;
+    options.session_id = Some(session_id.to_string());
+    ServiceSession::create(
+        project,
+        ServiceOptions {
+            session: options,
+            max_workers: Some(max_workers.max(1)),
+            history_limit: Some(0),
+        },
+    )
+}
 
 /// A boxed future, so the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -376,7 +376,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
     use tower::ServiceExt;
-    use weft_session::{RunConfig, ServiceOptions, SessionOptions, StoreChoice};
+    use weft_session::RunConfig;
 
     fn write(root: &Path, rel: &str, text: &str) {
         let p = root.join(rel);
@@ -399,22 +399,7 @@ mod tests {
     }
 
     fn open(root: &Path, id: &str) -> Arc<ServiceSession> {
-        let options = SessionOptions {
-            store: StoreChoice::Disabled,
-            session_id: Some(id.to_string()),
-            ..SessionOptions::default()
-        };
-        Arc::new(
-            ServiceSession::create(
-                root,
-                ServiceOptions {
-                    session: options,
-                    max_workers: Some(1),
-                    history_limit: Some(0),
-                },
-            )
-            .unwrap(),
-        )
+        Arc::new(crate::worker::open_served_session(root, Default::default(), id, 1).unwrap())
     }
 
     fn spec(session: &ServiceSession, params: Value) -> RunSpec {

@@ -9,9 +9,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use weft_server::{WorkerState, serve_worker};
-use weft_session::{
-    CloseMode, Project, ProjectCode, ServiceOptions, ServiceSession, SessionOptions, StoreChoice,
-};
+use weft_session::{CloseMode, Project, ProjectCode, SessionOptions};
 
 use super::Edge;
 use crate::Io;
@@ -53,13 +51,11 @@ pub(crate) fn worker(
         code,
         provenance,
         environment: Arc::clone(&settings.variables),
-        // The master records runs; the worker only returns their records.
-        store: StoreChoice::Disabled,
-        session_id: Some(args.session_id.clone()),
         ..SessionOptions::default()
     };
     let state = WorkerState::new(args.session_id.clone(), token, args.max_runs);
     let root = project.root().to_path_buf();
+    let session_id = args.session_id.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let signals = io.signals;
     runtime.block_on(async {
@@ -89,14 +85,8 @@ pub(crate) fn worker(
         let loading = {
             let state = Arc::clone(&state);
             tokio::task::spawn_blocking(move || {
-                let session = ServiceSession::create(
-                    &root,
-                    ServiceOptions {
-                        session: options,
-                        max_workers: Some(1),
-                        history_limit: Some(0),
-                    },
-                )?;
+                // The master records runs; the worker only returns their records.
+                let session = weft_server::open_served_session(&root, options, &session_id, 1)?;
                 state.set_ready(Arc::new(session));
                 Ok::<_, weft_session::SessionError>(())
             })
