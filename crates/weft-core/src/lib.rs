@@ -7,5 +7,5 @@
 mod result;
 mod status;
 
-pub use result::{NodeTiming, RunContext, RunFailure, RunResult};
+pub use result::{NodeTiming, PendingInput, RunContext, RunFailure, RunResult};
 pub use status::{RunStatus, TransitionError};

@@ -80,6 +80,19 @@ impl RunFailure {
     }
 }
 
+/// The question a paused run waits on: which `await_input` node asks what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingInput {
+    /// The node's full name (the key of its answer in `answers`).
+    pub node: String,
+    /// What it asks.
+    pub prompt: String,
+    /// The JSON Schema the answer must match.
+    pub schema: serde_json::Value,
+    /// When the run paused.
+    pub requested_at: jiff::Timestamp,
+}
+
 /// What happened in one run: the result sessions return and hooks receive.
 /// Every field is typed; nothing is read back by string keys.
 #[derive(Clone, Debug)]
@@ -98,6 +111,8 @@ pub struct RunResult {
     pub saved_versions: BTreeMap<String, String>,
     /// The error chain, outermost first, when the run did not succeed.
     pub error: Option<RunFailure>,
+    /// What the run waits for, when its status is `input_required`.
+    pub pending_input: Option<PendingInput>,
     /// When the run started (for a skipped run: when it was skipped).
     pub start_time: jiff::Timestamp,
     /// When the run ended.

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// Where a run is in its lifecycle:
 /// `queued → running → succeeded | failed | cancelled | interrupted`, and
-/// `queued → skipped | cancelled` for runs that never started.
+/// `queued → skipped | cancelled` for runs that never started, and
+/// `running → input_required → queued` for runs that paused for input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Accepted, not started.
     Queued,
@@ -23,6 +24,9 @@ pub enum RunStatus {
     Cancelled,
     /// Its process died while it ran.
     Interrupted,
+    /// Paused at an `await_input` node until its caller answers; then it is
+    /// queued (or run) again with the answer.
+    InputRequired,
 }
 
 /// A forbidden status change, found by [`RunStatus::check_transition`].
@@ -39,7 +43,7 @@ pub struct TransitionError {
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 7] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Succeeded,
@@ -47,6 +51,7 @@ impl RunStatus {
         RunStatus::Skipped,
         RunStatus::Cancelled,
         RunStatus::Interrupted,
+        RunStatus::InputRequired,
     ];
 
     /// The lowercase name used in JSON, the CLI and the store.
@@ -59,29 +64,38 @@ impl RunStatus {
             RunStatus::Skipped => "skipped",
             RunStatus::Cancelled => "cancelled",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::InputRequired => "input_required",
         }
     }
 
     /// Whether the run is over.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
+        !matches!(
+            self,
+            RunStatus::Queued | RunStatus::Running | RunStatus::InputRequired
+        )
     }
 
     /// The one place run transitions are decided:
     /// `queued → running → succeeded | failed | cancelled | interrupted`,
     /// `queued → skipped | cancelled | interrupted` (the process that
     /// planned it died before it started), and `failed | interrupted → queued |
-    /// running` (retries, recovery). A `queued` or `running` run may be
-    /// rewritten with the same status (progress updates); a finished one may
-    /// not.
+    /// running` (retries, recovery), `running → input_required → queued |
+    /// running` (a paused run answered) or `→ cancelled | failed` (nobody
+    /// will answer). A run that is not over may be rewritten with the same
+    /// status (progress updates); a finished one may not.
     pub fn can_transition(from: RunStatus, to: RunStatus) -> bool {
         use RunStatus::*;
         (from == to && !from.is_terminal())
             || matches!(
                 (from, to),
                 (Queued, Running | Skipped | Cancelled | Interrupted)
-                    | (Running, Succeeded | Failed | Cancelled | Interrupted)
+                    | (
+                        Running,
+                        Succeeded | Failed | Cancelled | Interrupted | InputRequired
+                    )
                     | (Failed | Interrupted, Queued | Running)
+                    | (InputRequired, Queued | Running | Cancelled | Failed)
             )
     }
 
@@ -159,6 +173,11 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
         assert_eq!(RunStatus::sources(Interrupted), vec![Queued, Running]);
+        assert_eq!(RunStatus::sources(InputRequired), vec![Running, InputRequired]);
+        assert!(!InputRequired.is_terminal());
+        assert!(RunStatus::can_transition(InputRequired, Queued));
+        assert!(!RunStatus::can_transition(InputRequired, Succeeded));
+        assert!(!RunStatus::can_transition(Queued, InputRequired));
         let err = RunStatus::check_transition("r1", Succeeded, Running).unwrap_err();
         assert_eq!(err.to_string(), "run r1: cannot go from `succeeded` to `running`");
     }

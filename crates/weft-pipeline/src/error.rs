@@ -14,6 +14,12 @@ pub enum PipelineError {
         /// Every problem found.
         problems: Vec<String>,
     },
+    /// Answers given to nodes that cannot take them ([`crate::Pipeline::answered`]).
+    #[error("invalid answers:\n  - {}", problems.join("\n  - "))]
+    Answers {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
     /// A function name is registered twice.
     #[error("function `{0}` is already registered; function names must be unique")]
     DuplicateFunction(String),

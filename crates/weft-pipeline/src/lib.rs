@@ -9,6 +9,7 @@ pub mod builtins;
 pub mod data;
 pub mod error;
 pub mod filter;
+pub mod input;
 pub mod namespace;
 pub mod node;
 mod panic;
@@ -18,6 +19,7 @@ pub mod transcode;
 
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use error::PipelineError;
+pub use input::{AWAIT_INPUT, InputRequest, InputRequired, await_input};
 pub use node::{
     CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
     Signature, dyn_fn, node,

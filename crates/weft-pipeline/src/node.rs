@@ -336,6 +336,7 @@ pub struct Node {
     pub(crate) tags: BTreeSet<String>,
     pub(crate) namespace: Option<String>,
     pub(crate) signature: Signature,
+    pub(crate) input_request: Option<Arc<crate::input::InputRequest>>,
 }
 
 /// Starts building a node from a typed function (see [`IntoNodeFn`]).
@@ -360,6 +361,7 @@ pub fn node<Args, Out, F: IntoNodeFn<Args, Out>>(
         name: None,
         tags: BTreeSet::new(),
         namespace: None,
+        input_request: None,
     }
 }
 
@@ -372,6 +374,7 @@ pub struct NodeBuilder {
     name: Option<String>,
     tags: BTreeSet<String>,
     namespace: Option<String>,
+    input_request: Option<Arc<crate::input::InputRequest>>,
 }
 
 impl NodeBuilder {
@@ -390,6 +393,7 @@ impl NodeBuilder {
             name: None,
             tags: BTreeSet::new(),
             namespace: None,
+            input_request: None,
         }
     }
 
@@ -408,6 +412,13 @@ impl NodeBuilder {
     /// Adds one tag.
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.insert(tag.into());
+        self
+    }
+
+    /// Marks the node as one that asks its caller for input
+    /// ([`crate::await_input`]).
+    pub(crate) fn awaiting(mut self, request: Arc<crate::input::InputRequest>) -> Self {
+        self.input_request = Some(request);
         self
     }
 
@@ -501,11 +512,17 @@ impl NodeBuilder {
             tags: self.tags,
             namespace: self.namespace,
             signature,
+            input_request: self.input_request,
         })
     }
 }
 
 impl Node {
+    /// What the node asks its caller for, when it is an `await_input` node.
+    pub fn input_request(&self) -> Option<&crate::input::InputRequest> {
+        self.input_request.as_deref()
+    }
+
     /// Full name (including the namespace prefix).
     pub fn name(&self) -> &str {
         &self.name
@@ -604,6 +621,7 @@ impl Node {
             tags,
             namespace,
             signature: self.signature.clone(),
+            input_request: self.input_request.clone(),
         }
     }
 }
@@ -629,6 +647,7 @@ impl PartialEq for Node {
             && self.outputs == other.outputs
             && self.tags == other.tags
             && self.namespace == other.namespace
+            && self.input_request == other.input_request
     }
 }
 

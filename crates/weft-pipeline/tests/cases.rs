@@ -136,6 +136,7 @@ fn kind(e: &PipelineError) -> &'static str {
         PipelineError::EmptyAfterFilter { .. } => "EmptyAfterFilter",
         PipelineError::NamespaceMapping { .. } => "NamespaceMapping",
         PipelineError::UnknownFunction { .. } => "UnknownFunction",
+        PipelineError::Answers { .. } => "Answers",
     }
 }
 

@@ -414,6 +414,15 @@ impl SessionCore {
         let duration_ms = result.duration().as_secs_f64() * 1e3;
         match result.status {
             RunStatus::Succeeded => tracing::info!(duration_ms, "run succeeded"),
+            RunStatus::InputRequired => tracing::info!(
+                duration_ms,
+                node = result
+                    .pending_input
+                    .as_ref()
+                    .map(|p| p.node.as_str())
+                    .unwrap_or(""),
+                "run waits for input"
+            ),
             status => tracing::warn!(
                 duration_ms,
                 error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
@@ -469,12 +478,25 @@ impl SessionCore {
                 result.warnings.extend(out.warnings);
             }
             Err(failed) => {
+                let asked = weft_pipeline::InputRequired::find(&failed.error);
                 result.status = if matches!(failed.error, weft_runner::RunError::Cancelled { .. }) {
                     RunStatus::Cancelled
+                } else if asked.is_some() {
+                    RunStatus::InputRequired
                 } else {
                     RunStatus::Failed
                 };
-                result.error = Some(RunFailure::from(&failed.error));
+                result.pending_input = asked.map(|asked| weft_core::PendingInput {
+                    node: asked.node.clone(),
+                    prompt: asked.request.prompt.clone(),
+                    schema: asked.request.schema.clone(),
+                    requested_at: jiff::Timestamp::now(),
+                });
+                // A paused run has not failed: what it waits for is its
+                // `pending_input`, not an error.
+                if result.pending_input.is_none() {
+                    result.error = Some(RunFailure::from(&failed.error));
+                }
                 result.node_timings = failed.node_timings;
                 result.skipped_nodes = failed.skipped_nodes;
                 result.warnings.extend(failed.warnings);
@@ -561,6 +583,7 @@ impl SessionCore {
             outputs: BTreeMap::new(),
             saved_versions: BTreeMap::new(),
             error: None,
+            pending_input: None,
             start_time,
             end_time: jiff::Timestamp::now(),
             attempts,

@@ -83,6 +83,10 @@ pub enum SessionError {
     /// The run failed; the result holds the status, error chain and timings.
     #[error("run {} {}: {}", .0.run_id, .0.status, .0.error.as_ref().map(|e| e.causes.join("\n  caused by: ")).unwrap_or_default())]
     RunFailed(Box<weft_core::RunResult>),
+    /// The run paused at an `await_input` node: the result's
+    /// `pending_input` says what it asks; answer with `Session::resume`.
+    #[error("run {} waits for input at node `{}`: {}", .0.run_id, .0.pending_input.as_ref().map_or("?", |p| p.node.as_str()), .0.pending_input.as_ref().map_or("", |p| p.prompt.as_str()))]
+    InputRequired(Box<weft_core::RunResult>),
     /// The run store failed.
     #[error(transparent)]
     Store(#[from] weft_store::StoreError),

@@ -8,6 +8,7 @@
 //! Every run gets a fresh [`Context`] (parameters and catalog); nothing is
 //! shared between runs but immutable configuration.
 
+pub mod answers;
 mod core;
 mod error;
 mod metrics;

@@ -127,7 +127,10 @@ impl SessionCore {
         } else {
             cfg.pipeline_names.clone()
         };
-        let pipeline = match self.select_pipeline(&pipeline_names, cfg) {
+        let pipeline = match self
+            .select_pipeline(&pipeline_names, cfg)
+            .and_then(|p| answer_nodes(p, &cfg.answers))
+        {
             Ok(p) if p.is_empty() => {
                 problems.push(SessionError::field(
                     "filters",
@@ -140,6 +143,10 @@ impl SessionCore {
                 None
             }
             Ok(p) => Some(p),
+            Err(SessionError::InvalidRun { problems: found }) => {
+                problems.extend(found);
+                None
+            }
             Err(e) => {
                 problems.push(e);
                 None
@@ -231,6 +238,33 @@ impl SessionCore {
             Isolation::RunScoped { .. } => Overlap::Possible,
         };
         self.prepare_with(&spec.config, spec.run_index, overlap, false)
+    }
+}
+
+/// The pipeline with its answered `await_input` nodes replaced by their
+/// answers, every answer checked against its node's schema first.
+fn answer_nodes(pipeline: Pipeline, answers: &BTreeMap<String, Value>) -> Result<Pipeline, SessionError> {
+    if answers.is_empty() {
+        return Ok(pipeline);
+    }
+    let mut problems = Vec::new();
+    for (node, answer) in answers {
+        if let Some(request) = pipeline.node(node).and_then(|n| n.input_request()) {
+            for p in crate::answers::check_answer(request, answer) {
+                problems.push(SessionError::field(
+                    "answers",
+                    format!("node `{node}`: the answer does not match its schema: {p}"),
+                ));
+            }
+        }
+    }
+    match pipeline.answered(answers) {
+        Ok(p) if problems.is_empty() => Ok(p),
+        Ok(_) => Err(SessionError::InvalidRun { problems }),
+        Err(e) => {
+            problems.insert(0, SessionError::field("answers", e.to_string()));
+            Err(SessionError::InvalidRun { problems })
+        }
     }
 }
 

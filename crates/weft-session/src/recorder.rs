@@ -161,6 +161,7 @@ pub fn finished_record(spec: &RunSpec, result: &RunResult, owner: &str) -> RunRe
     record.process_peak_rss_bytes = result.process_peak_rss_bytes;
     record.metrics = result.metrics.clone();
     record.outputs = outputs_json(result);
+    record.pending_input = result.pending_input.clone();
     record
 }
 

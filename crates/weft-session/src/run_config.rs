@@ -45,6 +45,10 @@ pub struct RunConfig {
     /// value, used as a memory dataset in place of the catalog's entry
     /// (serving a pipeline request/response).
     pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Answers to `await_input` nodes: node name → payload (checked against
+    /// the node's JSON Schema); an answered node outputs its payload instead
+    /// of pausing the run.
+    pub answers: BTreeMap<String, serde_json::Value>,
 }
 
 impl RunConfig {

@@ -524,7 +524,10 @@ impl ServiceSession {
             }
             attempt += 1;
         };
-        if result.status != RunStatus::Succeeded && policy.cleanup_on_error {
+        if result.status == RunStatus::InputRequired {
+            // Answered, it runs again under the same run id and saves anew.
+            self.core.remove_saved_versions(&mut result);
+        } else if result.status != RunStatus::Succeeded && policy.cleanup_on_error {
             result.cleaned_up = self.core.remove_saved_versions(&mut result);
         }
         if let Isolation::RunScoped { .. } = spec.isolation

@@ -8,7 +8,7 @@ use weft_pipeline::{CancelToken, Pipeline};
 
 use crate::core::{Context, SessionCore, SessionOptions};
 use crate::prepare::{Overlap, PreparedRun};
-use crate::{RunConfig, SessionError};
+use crate::{RunConfig, RunSpec, SessionError};
 
 /// Exactly one run of a project, like a Kedro session.
 ///
@@ -18,6 +18,8 @@ pub struct Session {
     core: SessionCore,
     completed: bool,
     closed: bool,
+    /// The run that paused at an `await_input` node, until it is resumed.
+    paused: Option<(RunSpec, RunResult)>,
 }
 
 impl Session {
@@ -28,6 +30,7 @@ impl Session {
             core: SessionCore::open(project_dir.as_ref(), options, "session")?,
             completed: false,
             closed: false,
+            paused: None,
         })
     }
 
@@ -120,15 +123,60 @@ impl Session {
         let result = self.core.execute(prepared, 1, 1, cancel);
         self.core.finish(&spec, &result, 1);
         self.core.recorder.flush();
+        self.settle(spec, result)
+    }
+
+    /// The caller's view of a finished (or paused) run.
+    fn settle(&mut self, spec: RunSpec, result: RunResult) -> Result<RunResult, SessionError> {
         self.core
             .hooks
             .after_all_runs(&self.core.id, std::slice::from_ref(&result));
-        if result.status == RunStatus::Succeeded {
-            self.completed = true;
-            Ok(result)
-        } else {
-            Err(SessionError::RunFailed(Box::new(result)))
+        match result.status {
+            RunStatus::Succeeded => {
+                self.completed = true;
+                Ok(result)
+            }
+            RunStatus::InputRequired => {
+                let mut paused = result.clone();
+                // Answered, it runs again under the same run id and saves anew.
+                self.core.remove_saved_versions(&mut paused);
+                self.paused = Some((spec, paused));
+                Err(SessionError::InputRequired(Box::new(result)))
+            }
+            _ => Err(SessionError::RunFailed(Box::new(result))),
         }
+    }
+
+    /// What the paused run waits for, if a run paused at an `await_input`
+    /// node (after [`SessionError::InputRequired`]).
+    pub fn pending_input(&self) -> Option<&weft_core::PendingInput> {
+        self.paused.as_ref().and_then(|(_, r)| r.pending_input.as_ref())
+    }
+
+    /// Runs the paused run again, under its run id, with `answers` (node →
+    /// payload) added to the ones it had. An answer that does not match
+    /// its node's schema is refused and the run stays paused. The run may
+    /// pause again at a later `await_input` node.
+    pub fn resume(
+        &mut self,
+        answers: BTreeMap<String, serde_json::Value>,
+        cancel: &CancelToken,
+    ) -> Result<RunResult, SessionError> {
+        let Some((spec, _)) = &self.paused else {
+            return Err(SessionError::Session(format!(
+                "session {} has no run waiting for input",
+                self.core.id
+            )));
+        };
+        let mut spec = spec.clone();
+        spec.config.answers.extend(answers);
+        let prepared = self.core.prepare_spec(&spec)?;
+        self.paused = None;
+        self.core.recorder.started(&spec, 1);
+        let result = self.core.execute(prepared, 1, 1, cancel);
+        self.core.finish(&spec, &result, 1);
+        self.core.recorder.flush();
+        self.settle(spec, result)
     }
 
     /// Closes the session (records the close time). Also done on drop.
@@ -139,6 +187,21 @@ impl Session {
     fn close_inner(&mut self) {
         if !self.closed {
             self.closed = true;
+            // Nobody can answer a paused run once its session is closed.
+            if let Some((spec, mut result)) = self.paused.take() {
+                let node = result.pending_input.take().map(|p| p.node).unwrap_or_default();
+                result.status = RunStatus::Failed;
+                result.end_time = jiff::Timestamp::now();
+                result.error = Some(weft_core::RunFailure::message(
+                    "input_required",
+                    format!(
+                        "run {} was waiting for input at node `{node}` when its session closed",
+                        result.run_id
+                    ),
+                ));
+                self.core.finish(&spec, &result, 1);
+                self.core.recorder.flush();
+            }
             self.core.close();
         }
     }

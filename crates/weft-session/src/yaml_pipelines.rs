@@ -10,6 +10,12 @@
 //!       outputs: N           # a string, a list, or null
 //!       tags: [foo]
 //!       namespace: ns        # optional
+//!     - name: approve          # a node that asks the run's caller for input
+//!       await_input:
+//!         prompt: Approve the model?
+//!         schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
+//!       inputs: N              # optional: asks once these exist
+//!       outputs: approval      # exactly one: the answer
 //! other:
 //!   pipelines: [__default__] # union of other pipelines
 //!   namespace: active        # optional, with Kedro's mapping rules
@@ -45,7 +51,16 @@ const PIPELINE_KEYS: &[&str] = &[
     "parameters",
     "tags",
 ];
-const NODE_KEYS: &[&str] = &["name", "func", "inputs", "outputs", "tags", "namespace"];
+const NODE_KEYS: &[&str] = &[
+    "name",
+    "func",
+    "await_input",
+    "inputs",
+    "outputs",
+    "tags",
+    "namespace",
+];
+const AWAIT_INPUT_KEYS: &[&str] = &["prompt", "schema"];
 
 struct Located<'a> {
     file: &'a Path,
@@ -471,16 +486,29 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
             None
         }
     };
+    let awaits = take(&mut map, "await_input");
     let func = match take(&mut map, "func") {
         Some(Value::String(f)) => Some(f),
         Some(other) => {
             errs.push(format!("`func` must be a function name, got {other}"));
             None
         }
+        None if awaits.is_some() => Some(weft_pipeline::AWAIT_INPUT.to_string()),
         None => {
             errs.push("missing `func` (the registered function to call)".into());
             None
         }
+    };
+    let request = match awaits {
+        None => None,
+        Some(_) if func.as_deref().is_some_and(|f| f != weft_pipeline::AWAIT_INPUT) => {
+            errs.push(
+                "`await_input` and `func` exclude each other (an `await_input` node calls no function)"
+                    .into(),
+            );
+            None
+        }
+        Some(v) => parse_input_request(v).map_err(|e| errs.extend(e)).ok(),
     };
     let inputs = owned_names(take(&mut map, "inputs"), "inputs")
         .map_err(|e| errs.push(e))
@@ -505,7 +533,82 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
     if !errs.is_empty() {
         return Err((name, errs));
     }
+    if let Some(request) = request {
+        return build_await_node(name, request, inputs, outputs, tags, namespace);
+    }
+    if func == weft_pipeline::AWAIT_INPUT {
+        return Err((
+            name,
+            vec!["an `await_input` node needs an `await_input: {prompt, schema}` block".into()],
+        ));
+    }
     build_node(registry, name, &func, inputs, outputs, tags, namespace)
+}
+
+/// The `await_input: {prompt, schema}` block of a node.
+fn parse_input_request(value: Value) -> Result<weft_pipeline::InputRequest, Vec<String>> {
+    let Value::Object(mut map) = value else {
+        return Err(vec![format!(
+            "`await_input` must be a map with `prompt` and `schema`, got {value}"
+        )]);
+    };
+    let mut errs = Vec::new();
+    for key in map.keys() {
+        if !AWAIT_INPUT_KEYS.contains(&key.as_str()) {
+            errs.push(format!(
+                "`await_input`: unknown key `{key}` (allowed: {})",
+                AWAIT_INPUT_KEYS.join(", ")
+            ));
+        }
+    }
+    let prompt = match take(&mut map, "prompt") {
+        Some(Value::String(p)) if !p.trim().is_empty() => Some(p),
+        Some(other) => {
+            errs.push(format!(
+                "`await_input.prompt` must be a non-empty string, got {other}"
+            ));
+            None
+        }
+        None => {
+            errs.push("`await_input` needs a `prompt` (what to ask)".into());
+            None
+        }
+    };
+    let schema = take(&mut map, "schema").unwrap_or_else(|| serde_json::json!({}));
+    if let Err(e) = crate::answers::check_schema(&schema) {
+        errs.push(format!("`await_input.schema`: {e}"));
+    }
+    match prompt {
+        Some(prompt) if errs.is_empty() => Ok(weft_pipeline::InputRequest { prompt, schema }),
+        _ => Err(errs),
+    }
+}
+
+/// An `await_input` node whose fields all have the right shape.
+fn build_await_node(
+    name: Option<String>,
+    request: weft_pipeline::InputRequest,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    tags: Vec<String>,
+    namespace: Option<String>,
+) -> Result<Node, (Option<String>, Vec<String>)> {
+    let [output] = <[String; 1]>::try_from(outputs).map_err(|outputs| {
+        (
+            name.clone(),
+            vec![format!(
+                "an `await_input` node has exactly one output (the answer), got {outputs:?}"
+            )],
+        )
+    })?;
+    let mut builder = weft_pipeline::await_input(request.prompt, request.schema, inputs, output).tags(tags);
+    if let Some(n) = &name {
+        builder = builder.name(n.clone());
+    }
+    if let Some(ns) = namespace {
+        builder = builder.namespace(ns);
+    }
+    builder.build().map_err(|e| (name, vec![e.to_string()]))
 }
 
 /// A node, or its name (when known) and its problems.
@@ -684,7 +787,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, inputs, outputs, tags, namespace)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",

@@ -38,6 +38,7 @@ fn run(session: &str, id: String) -> RunRecord {
         process_peak_rss_bytes: None,
         metrics: Default::default(),
         outputs: Default::default(),
+        pending_input: None,
         owner: None,
         updated_at: None,
     }

@@ -34,6 +34,7 @@ fn record(session: &str, i: u32) -> RunRecord {
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
+        pending_input: None,
         owner: Some(weft_store::current_owner()),
         updated_at: None,
     }

@@ -87,6 +87,9 @@ pub struct RunRecord {
     /// left out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, serde_json::Value>,
+    /// What the run waits for, while its status is `input_required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_input: Option<weft_core::PendingInput>,
     /// `host:pid` of the process running it.
     pub owner: Option<String>,
     /// When the run last made progress: set by the store on every insert,
@@ -120,6 +123,7 @@ impl RunRecord {
             process_peak_rss_bytes: None,
             metrics: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            pending_input: None,
             owner: None,
             updated_at: None,
         }

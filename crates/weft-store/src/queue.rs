@@ -136,6 +136,8 @@ pub struct QueueCounts {
     pub queued: u64,
     /// Runs leased (running).
     pub leased: u64,
+    /// Runs paused for input (`input_required`).
+    pub waiting: u64,
 }
 
 /// A queue operation, applied in one transaction.
@@ -169,6 +171,11 @@ pub(crate) enum Op {
     },
     CancelQueued {
         run_id: String,
+        now: Timestamp,
+    },
+    ProvideInput {
+        run_id: String,
+        spec: String,
         now: Timestamp,
     },
     CancelSession {
@@ -718,7 +725,7 @@ impl Tx<'_> {
             Op::Complete { owner, record, now } => self.complete(owner, record, *now).await,
             Op::CancelQueued { run_id, now } => {
                 let sql = format!(
-                    "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state = 'queued'{}",
+                    "SELECT run_id FROM weft_queue WHERE run_id = $1 AND state IN ('queued', 'waiting'){}",
                     self.for_update()
                 );
                 let ctx = format!("cancelling run {run_id}");
@@ -730,7 +737,7 @@ impl Tx<'_> {
             }
             Op::CancelSession { session_id, now } => {
                 let sql = format!(
-                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state = 'queued' ORDER BY seq{}",
+                    "SELECT run_id FROM weft_queue WHERE session_id = $1 AND state IN ('queued', 'waiting') ORDER BY seq{}",
                     self.skip_locked()
                 );
                 let ctx = format!("cancelling the queue of session {session_id}");
@@ -745,6 +752,7 @@ impl Tx<'_> {
                 }
                 Ok(Ok(Output::Ids(ids.clone(), ids)))
             }
+            Op::ProvideInput { run_id, spec, now } => self.provide_input(run_id, spec, *now).await,
             Op::Expire { now, wall, owner } => self.expire(*now, *wall, owner.as_deref()).await,
             Op::Release { owner, now } => self.release(owner, *now).await,
         }
@@ -1159,11 +1167,18 @@ impl Tx<'_> {
     async fn complete(&mut self, owner: &str, record: &RunRecord, now: Timestamp) -> Outcome {
         let run_id = &record.run_id;
         let ctx = format!("completing run {run_id}");
+        // A run that paused for input keeps its queue row, `waiting`, until
+        // it is answered (Store::provide_input) or cancelled.
+        let paused = record.status == RunStatus::InputRequired;
         let held = self
             .text(
-                "UPDATE weft_queue SET state = 'done', lease_owner = NULL, lease_expires_us = NULL
+                "UPDATE weft_queue SET state = $3, lease_owner = NULL, lease_expires_us = NULL
                  WHERE run_id = $1 AND state = 'leased' AND lease_owner = $2 RETURNING run_id",
-                &[Arg::Str(run_id), Arg::Str(owner)],
+                &[
+                    Arg::Str(run_id),
+                    Arg::Str(owner),
+                    Arg::Str(if paused { "waiting" } else { "done" }),
+                ],
                 &ctx,
             )
             .await?;
@@ -1171,7 +1186,7 @@ impl Tx<'_> {
             return Ok(Ok(Output::Done(false, vec![])));
         }
         let mut written = 0;
-        if record.status.is_terminal() {
+        if record.status.is_terminal() || paused {
             let record = RunRecord {
                 updated_at: Some(now),
                 ..record.clone()
@@ -1220,6 +1235,34 @@ impl Tx<'_> {
                 to: record.status.to_string(),
             },
         }))
+    }
+
+    /// A `waiting` run goes back to `queued` (same `seq`: it is claimed
+    /// before runs queued after it) with its answered spec; its run row
+    /// goes from `input_required` to `queued`.
+    async fn provide_input(&mut self, run_id: &str, spec: &str, now: Timestamp) -> Outcome {
+        let ctx = format!("resuming run {run_id}");
+        let resumed = self
+            .text(
+                "UPDATE weft_queue SET state = 'queued', spec = $2
+                 WHERE run_id = $1 AND state = 'waiting' RETURNING run_id",
+                &[Arg::Str(run_id), Arg::Str(spec)],
+                &ctx,
+            )
+            .await?;
+        if resumed.is_none() {
+            return Ok(Ok(Output::Done(false, vec![])));
+        }
+        if let Some(mut r) = self.run_record(run_id).await?
+            && RunStatus::can_transition(r.status, RunStatus::Queued)
+        {
+            r.status = RunStatus::Queued;
+            r.pending_input = None;
+            r.owner = None;
+            r.updated_at = Some(now);
+            self.write_run(&r).await?;
+        }
+        Ok(Ok(Output::Done(true, vec![run_id.to_string()])))
     }
 
     /// A queued run (its queue row locked by the caller) becomes done and
@@ -1547,8 +1590,46 @@ impl Store {
         }
     }
 
-    /// A queued (not leased) run becomes done and its run row `cancelled`
-    /// (end time now). Returns false when it is not queued (any more).
+    /// The spec of a run paused for input (its queue row `waiting`), or
+    /// `None` when it is not waiting.
+    pub async fn waiting_spec(&self, run_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let rows = self
+            .read_rows(
+                "SELECT spec AS state, attempt AS n FROM weft_queue WHERE run_id = $1 AND state = 'waiting'",
+                &[Arg::Str(run_id)],
+                format!("reading the spec of run {run_id}"),
+            )
+            .await?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some((text, _)) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Malformed {
+                    target: self.target().to_string(),
+                    context: format!("reading the spec of run {run_id}"),
+                    source: Arc::new(e),
+                }),
+        }
+    }
+
+    /// A run paused for input is queued again with `spec` (its spec with
+    /// the answer added), keeping its place in the session's FIFO. Returns
+    /// false when it is not waiting (answered meanwhile, or cancelled).
+    pub async fn provide_input(&self, run_id: &str, spec: &serde_json::Value) -> Result<bool, StoreError> {
+        let op = Op::ProvideInput {
+            run_id: run_id.to_string(),
+            spec: spec.to_string(),
+            now: Timestamp::now(),
+        };
+        match self.queue_op(op).await? {
+            Output::Done(done, _) => Ok(done),
+            _ => Err(self.closed_error()),
+        }
+    }
+
+    /// A queued (not leased) run, or one paused for input, becomes done and
+    /// its run row `cancelled` (end time now). Returns false when it is
+    /// neither (any more).
     pub async fn cancel_queued(&self, run_id: &str) -> Result<bool, StoreError> {
         let op = Op::CancelQueued {
             run_id: run_id.to_string(),
@@ -1659,6 +1740,7 @@ impl Store {
             match state.as_str() {
                 "queued" => counts.queued = n,
                 "leased" => counts.leased = n,
+                "waiting" => counts.waiting = n,
                 _ => {}
             }
         }

@@ -372,6 +372,7 @@ mod tests {
             process_peak_rss_bytes: None,
             metrics,
             outputs: Default::default(),
+            pending_input: None,
             owner: None,
             updated_at: None,
         }

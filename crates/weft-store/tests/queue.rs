@@ -166,6 +166,7 @@ fn run(session: &str, id: &str) -> RunRecord {
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
+        pending_input: None,
         owner: None,
         updated_at: None,
     }
@@ -387,7 +388,11 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
     assert!(!e.replayed);
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 5, leased: 0 }
+        QueueCounts {
+            queued: 5,
+            leased: 0,
+            waiting: 0
+        }
     );
     for id in &e.run_ids {
         let r = get(&store, id).await;
@@ -428,7 +433,11 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
     assert!(store.claim("s", "w2", 10, 2, LEASE).await.unwrap().is_empty());
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 3, leased: 2 }
+        QueueCounts {
+            queued: 3,
+            leased: 2,
+            waiting: 0
+        }
     );
     let r1 = get(&store, &run_id(1)).await;
     assert_eq!(r1.status, RunStatus::Running);
@@ -486,7 +495,11 @@ async fn enqueue_claim_complete_in_fifo_order(t: Target) {
     );
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 1, leased: 2 }
+        QueueCounts {
+            queued: 1,
+            leased: 2,
+            waiting: 0
+        }
     );
     // Another session's queue is separate.
     assert!(
@@ -730,7 +743,11 @@ async fn expired_leases_requeue_until_attempts_run_out(t: Target) {
     // Only run 2 is left.
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 1, leased: 0 }
+        QueueCounts {
+            queued: 1,
+            leased: 0,
+            waiting: 0
+        }
     );
     let c = store.claim("s", "new", 5, 4, lease).await.unwrap();
     assert_eq!(
@@ -775,7 +792,11 @@ async fn released_leases_go_back_to_the_queue_uncounted(t: Target) {
     assert_eq!(store.release_leases("a").await.unwrap(), 0);
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 2, leased: 1 }
+        QueueCounts {
+            queued: 2,
+            leased: 1,
+            waiting: 0
+        }
     );
     for i in [1, 2] {
         let r = get(&store, &run_id(i)).await;
@@ -826,7 +847,11 @@ async fn queued_runs_can_be_cancelled_until_claimed(t: Target) {
     assert!(store.claim("s", "w", 5, 5, LEASE).await.unwrap().is_empty());
     assert_eq!(
         store.queue_counts("s").await.unwrap(),
-        QueueCounts { queued: 0, leased: 1 }
+        QueueCounts {
+            queued: 0,
+            leased: 1,
+            waiting: 0
+        }
     );
     store.close().await.unwrap();
 }

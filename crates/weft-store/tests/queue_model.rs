@@ -130,6 +130,7 @@ fn record(session: &str, id: &str) -> RunRecord {
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
+        pending_input: None,
         owner: None,
         updated_at: None,
     }

@@ -168,6 +168,7 @@ fn run(session: &str, id: &str, status: RunStatus) -> RunRecord {
         process_peak_rss_bytes: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
+        pending_input: None,
         owner: Some(weft_store::current_owner()),
         updated_at: None,
     }
