@@ -34,6 +34,11 @@ impl IntoResponse for ServerError {
         match &self {
             ServerError::BadRequest { path: Some(p), .. } => error["path"] = json!(p),
             ServerError::Invalid { problems } => error["problems"] = json!(problems),
+            ServerError::InvalidInput { node, problems } => {
+                error["node"] = json!(node);
+                error["problems"] = json!(problems.iter().map(ToString::to_string).collect::<Vec<_>>());
+                error["errors"] = json!(problems);
+            }
             ServerError::Session(e) => error["problems"] = json!(crate::error::problems_of(e)),
             _ => {}
         }
@@ -68,6 +73,7 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/sessions/{id}/events", get(events))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/input", post(provide_input))
         .route("/runs/{id}/logs", get(run_logs));
     Router::new()
         .nest("/v1", v1)
@@ -155,8 +161,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerEr
 }
 
 /// JSON Schema's `integer` includes `30.0`: integral floats become integers
-/// (outside the free-form `runtime_params` and `inputs`, which are the
-/// caller's data and kept as sent).
+/// (outside the free-form `runtime_params`, `inputs`, `answers` and
+/// `input`, which are the caller's data and kept as sent).
 fn integral_floats(v: &mut Value) {
     match v {
         Value::Number(n) if n.is_f64() => {
@@ -173,7 +179,7 @@ fn integral_floats(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(integral_floats),
         Value::Object(map) => {
             for (k, x) in map.iter_mut() {
-                if k != "runtime_params" && k != "inputs" {
+                if !matches!(k.as_str(), "runtime_params" | "inputs" | "answers" | "input") {
                     integral_floats(x);
                 }
             }
@@ -445,7 +451,7 @@ async fn submit_runs(
         .into_response())
 }
 
-/// Waits until every run has a final status (from the session's events,
+/// Waits until every run has a final status or waits for input (from the session's events,
 /// checked against the store first so runs that finished already count).
 async fn wait_for(
     server: &Server,
@@ -457,7 +463,7 @@ async fn wait_for(
     let mut pending: std::collections::HashSet<&str> = run_ids.iter().map(String::as_str).collect();
     for id in run_ids {
         if let Ok(Some(r)) = server.store().get_run(id).await
-            && r.status.is_terminal()
+            && (r.status.is_terminal() || r.status == RunStatus::InputRequired)
         {
             pending.remove(id.as_str());
         }
@@ -476,7 +482,9 @@ async fn wait_for(
                 for e in events {
                     cursor = e.seq + 1;
                     let requeued = e.data.get("requeued").and_then(Value::as_bool).unwrap_or(false);
-                    if e.kind == "run_finished"
+                    // A run paused for input is settled for the waiter: it
+                    // answers with the run's `pending_input`.
+                    if (e.kind == "run_finished" || e.kind == "input_required")
                         && !requeued
                         && let Some(id) = e.data.get("run_id").and_then(Value::as_str)
                     {
@@ -626,6 +634,28 @@ async fn run_logs(State(server): State<Arc<Server>>, Path(id): Path<String>, req
 async fn cancel_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
     let record = server.cancel_run(&id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(run_view(&record))).into_response())
+}
+
+/// `POST /v1/runs/{id}/input`: the answer to a run waiting at an
+/// `await_input` node.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProvideInput {
+    /// The answer (any JSON value the node's schema accepts).
+    input: Value,
+    /// The node it answers (default: the one the run waits at).
+    node: Option<String>,
+}
+
+async fn provide_input(
+    State(server): State<Arc<Server>>,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult {
+    let bytes = read_body(&server, request.into_body()).await?;
+    let req: ProvideInput = parse_json(&bytes)?;
+    let run = server.provide_input(&id, req.node.as_deref(), req.input).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(run_view(&run))).into_response())
 }
 
 async fn events(State(server): State<Arc<Server>>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult {

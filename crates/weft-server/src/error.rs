@@ -37,6 +37,18 @@ pub enum ServerError {
         /// Each problem, in words.
         problems: Vec<String>,
     },
+    /// An answer to a run waiting for input does not match the node's JSON
+    /// Schema (422), every violation with the JSON Pointer of the value.
+    #[error("the input does not match the schema of node `{node}`: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    InvalidInput {
+        /// The `await_input` node.
+        node: String,
+        /// Each violation.
+        problems: Vec<weft_session::answers::AnswerProblem>,
+    },
+    /// Something the server stored cannot be read back (500).
+    #[error("{0}")]
+    Internal(String),
     /// Over a limit (429, with `Retry-After`).
     #[error("{message}")]
     TooMany {
@@ -91,12 +103,15 @@ impl ServerError {
             ServerError::Unauthorized => 401,
             ServerError::NotFound { .. } => 404,
             ServerError::Conflict(_) => 409,
-            ServerError::Invalid { .. } | ServerError::Session(_) => 422,
+            ServerError::Invalid { .. } | ServerError::InvalidInput { .. } | ServerError::Session(_) => 422,
             ServerError::TooMany { .. } => 429,
             ServerError::TooLarge { .. } => 413,
             ServerError::ShuttingDown => 503,
             ServerError::Store(StoreError::DuplicateRun { .. }) => 409,
-            ServerError::Store(_) | ServerError::Io { .. } | ServerError::Tls { .. } => 500,
+            ServerError::Store(_)
+            | ServerError::Io { .. }
+            | ServerError::Tls { .. }
+            | ServerError::Internal(_) => 500,
         }
     }
 
@@ -108,6 +123,8 @@ impl ServerError {
             ServerError::NotFound { .. } => "not_found",
             ServerError::Conflict(_) => "conflict",
             ServerError::Invalid { .. } | ServerError::Session(_) => "invalid",
+            ServerError::InvalidInput { .. } => "invalid_input",
+            ServerError::Internal(_) => "internal",
             ServerError::TooMany { .. } => "too_many_requests",
             ServerError::TooLarge { .. } => "too_large",
             ServerError::ShuttingDown => "shutting_down",

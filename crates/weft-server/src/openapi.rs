@@ -47,7 +47,19 @@ fn common(mut responses: Value) -> Value {
 
 /// The document.
 pub fn document() -> Value {
-    let run_status = json!({"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted", "skipped"]});
+    let run_status = json!({"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted", "skipped", "input_required"]});
+    let pending_input = json!({
+        "type": ["object", "null"],
+        "description": "What a run paused at an `await_input` node asks for",
+        "required": ["node", "prompt", "schema", "requested_at"],
+        "properties": {
+            "run_id": {"type": "string"},
+            "node": {"type": "string"},
+            "prompt": {"type": "string"},
+            "schema": {"description": "The JSON Schema the answer must match"},
+            "requested_at": {"type": "string"}
+        }
+    });
     let session_state = json!({"type": "string", "enum": ["pending", "ready", "busy", "idle", "input_required", "draining", "closed", "expired", "aborted", "failed"]});
     let string_list = json!({"type": "array", "items": {"type": "string"}});
     json!({
@@ -71,7 +83,13 @@ pub fn document() -> Value {
                             "code": {"type": "string"},
                             "message": {"type": "string"},
                             "path": {"type": "string", "description": "The bad field (`runs[0].tags`)"},
-                            "problems": string_list
+                            "problems": string_list,
+                            "node": {"type": "string", "description": "The `await_input` node an invalid answer was for"},
+                            "errors": {"type": "array", "description": "Each way an answer breaks the node's schema", "items": {
+                                "type": "object",
+                                "required": ["path", "message"],
+                                "properties": {"path": {"type": "string", "description": "JSON Pointer into the answer"}, "message": {"type": "string"}}
+                            }}
                         }
                     }}
                 },
@@ -103,8 +121,8 @@ pub fn document() -> Value {
                         "termination_reason": {"type": ["object", "null"]},
                         "idle_ttl_s": {"type": "integer"},
                         "max_concurrency": {"type": "integer"},
-                        "next_action": {},
-                        "pending_input": {}
+                        "next_action": {"type": ["string", "null"], "description": "`awaiting_input` while a run waits for input"},
+                        "pending_input": pending_input
                     }
                 },
                 "Sessions": {"type": "object", "required": ["sessions"], "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}},
@@ -128,7 +146,8 @@ pub fn document() -> Value {
                         "only_missing_outputs": {"type": "boolean"},
                         "runtime_params": {},
                         "env": {"type": ["string", "null"]},
-                        "inputs": {"type": "object", "additionalProperties": {}, "description": "Dataset name → JSON value, a memory dataset for this run only"}
+                        "inputs": {"type": "object", "additionalProperties": {}, "description": "Dataset name → JSON value, a memory dataset for this run only"},
+                        "answers": {"type": "object", "additionalProperties": {}, "description": "`await_input` node name → answer (checked against the node's schema)"}
                     }
                 },
                 "SubmitRuns": {
@@ -190,6 +209,7 @@ pub fn document() -> Value {
                         "attempts": {"type": "integer"},
                         "node_timings": {"type": "array"},
                         "metrics": {"type": "object"},
+                        "pending_input": pending_input,
                         "owner": {"type": ["string", "null"]}
                     }
                 },
@@ -207,7 +227,7 @@ pub fn document() -> Value {
                     "description": "One server-sent event (the schema of each event of the stream, as OpenAPI 3.1 reads `schema` for text/event-stream)",
                     "required": ["event", "data"],
                     "properties": {
-                        "event": {"type": "string", "enum": ["hello", "session", "run_queued", "run_started", "node_finished", "run_finished", "gap"]},
+                        "event": {"type": "string", "enum": ["hello", "session", "run_queued", "run_started", "node_finished", "run_finished", "input_required", "input_provided", "gap"]},
                         "data": {"type": "string", "description": "JSON"},
                         "id": {"type": "string", "description": "`<boot>-<seq>`: send it back as Last-Event-ID to resume"},
                         "retry": {"type": "integer"}
@@ -356,6 +376,30 @@ pub fn document() -> Value {
                     "operationId": "cancelRun",
                     "summary": "Cancel: a queued run without running it, a running one between nodes",
                     "responses": common(json!({"202": json_response("Cancelled or cancelling", "Run"), "404": error_response("No such run"), "409": error_response("Already finished")}))
+                }
+            },
+            "/v1/runs/{id}/input": {
+                "parameters": [id_param("id", "Run id")],
+                "post": {
+                    "operationId": "provideInput",
+                    "summary": "Answer a run waiting at an `await_input` node: the answer is checked against the node's JSON Schema and the run is queued again",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["input"],
+                        "properties": {
+                            "input": {"description": "The answer: any JSON value the node's schema accepts"},
+                            "node": {"type": ["string", "null"], "description": "The node answered (default: the one the run waits at)"}
+                        }
+                    }}}},
+                    "responses": common(json!({
+                        "202": json_response("Answered: the run is queued again", "Run"),
+                        "400": error_response("Malformed body"),
+                        "404": error_response("No such run"),
+                        "409": error_response("The run does not wait for input"),
+                        "413": error_response("Body too large"),
+                        "422": error_response("The answer does not match the node's schema (`errors` lists each JSON Pointer path)")
+                    }))
                 }
             },
             "/v1/runs/{id}/logs": {

@@ -15,7 +15,7 @@ use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
 use weft_pipeline::{CancelToken, Data, Node};
 use weft_runner::Hook;
 use weft_session::{CloseMode, RunConfig, RunSpec, ServiceSession, SessionOptions, run_record};
-use weft_store::{Claimed, QueueItem, RunRecord, ServerSessionRecord, Store};
+use weft_store::{Claimed, QueueItem, RunFilter, RunRecord, ServerSessionRecord, Store};
 
 use crate::clock::Clock;
 use crate::error::{ServerError, problems_of};
@@ -219,6 +219,17 @@ impl LiveSession {
     fn max_concurrency(&self) -> usize {
         self.lock().record.max_concurrency.max(1) as usize
     }
+}
+
+/// A paused run's question as sessions and events show it.
+fn pending_input_view(run_id: &str, p: &weft_core::PendingInput) -> Value {
+    json!({
+        "run_id": run_id,
+        "node": p.node,
+        "prompt": p.prompt,
+        "schema": p.schema,
+        "requested_at": p.requested_at.to_string(),
+    })
 }
 
 /// The JSON form of a session (live or from the store).
@@ -625,15 +636,144 @@ impl Server {
         Ok(s.view())
     }
 
+    /// Cancels the session's queued runs and the ones paused for input.
     async fn cancel_queue(&self, s: &LiveSession) -> Result<(), ServerError> {
         let cancelled = self.store.cancel_session_queue(&s.id).await?;
+        if cancelled.is_empty() {
+            return Ok(());
+        }
         for run_id in &cancelled {
-            self.count_move(s, RunStatus::Queued, RunStatus::Cancelled);
+            self.metrics.run_finished(RunStatus::Cancelled);
             s.progress
                 .events
                 .publish("run_finished", json!({"run_id": run_id, "status": "cancelled"}));
         }
+        // Queued and paused runs were cancelled: count them again.
+        s.lock().counts = self.store.run_status_counts(&s.id).await?;
+        self.refresh_pending_input(s).await;
         Ok(())
+    }
+
+    /// Shows the session's oldest run paused for input as its
+    /// `pending_input` (with `next_action: awaiting_input`), or clears
+    /// both; read from the store and recorded there, so it survives a
+    /// restart.
+    async fn refresh_pending_input(&self, s: &LiveSession) {
+        let filter = RunFilter {
+            session_id: Some(s.id.clone()),
+            status: Some(RunStatus::InputRequired),
+            limit: Some(10_000),
+            before: None,
+        };
+        let first = match self.store.list_runs(&filter).await {
+            // Newest first: the oldest is last.
+            Ok(runs) => runs
+                .into_iter()
+                .rev()
+                .find_map(|r| r.pending_input.map(|p| (r.run_id, p))),
+            Err(e) => {
+                tracing::error!(session = %s.id, "could not read the runs waiting for input: {e}");
+                return;
+            }
+        };
+        let record = {
+            let mut inner = s.lock();
+            if !inner.record.extra.is_object() {
+                inner.record.extra = json!({});
+            }
+            let extra = inner.record.extra.as_object_mut().expect("made an object above");
+            match first {
+                Some((run_id, p)) => {
+                    extra.insert("pending_input".into(), pending_input_view(&run_id, &p));
+                    extra.insert("next_action".into(), json!("awaiting_input"));
+                }
+                None => {
+                    extra.insert("pending_input".into(), Value::Null);
+                    extra.insert("next_action".into(), Value::Null);
+                }
+            }
+            inner.record.clone()
+        };
+        if let Err(e) = self.store.update_server_session(&record).await {
+            tracing::error!(session = %s.id, "could not record the pending input: {e}");
+        }
+    }
+
+    /// Answers a run paused at an `await_input` node: checks `answer`
+    /// against the node's schema and queues the run again with it (it
+    /// keeps its place in the session's FIFO). `node`, when given, must be
+    /// the node the run waits at.
+    pub async fn provide_input(
+        &self,
+        run_id: &str,
+        node: Option<&str>,
+        answer: Value,
+    ) -> Result<RunRecord, ServerError> {
+        let record = self
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| not_found("run", run_id))?;
+        let pending = match (&record.status, &record.pending_input) {
+            (RunStatus::InputRequired, Some(p)) => p.clone(),
+            (status, _) => {
+                return Err(ServerError::Conflict(format!(
+                    "run `{run_id}` is {status}, not waiting for input"
+                )));
+            }
+        };
+        if let Some(node) = node
+            && node != pending.node
+        {
+            return Err(ServerError::Invalid {
+                problems: vec![format!(
+                    "node: run `{run_id}` waits for input at node `{}`, not `{node}`",
+                    pending.node
+                )],
+            });
+        }
+        let request = weft_pipeline::InputRequest {
+            prompt: pending.prompt.clone(),
+            schema: pending.schema.clone(),
+        };
+        let problems = weft_session::answers::check_answer(&request, &answer);
+        if !problems.is_empty() {
+            return Err(ServerError::InvalidInput {
+                node: pending.node,
+                problems,
+            });
+        }
+        let Some(spec) = self.store.waiting_spec(run_id).await? else {
+            return Err(ServerError::Conflict(format!(
+                "run `{run_id}` is no longer waiting for input"
+            )));
+        };
+        let mut spec: RunSpec = serde_json::from_value(spec).map_err(|e| {
+            ServerError::Internal(format!("the queued spec of run `{run_id}` does not decode: {e}"))
+        })?;
+        spec.config.answers.insert(pending.node.clone(), answer);
+        let spec = serde_json::to_value(&spec)
+            .map_err(|e| ServerError::Internal(format!("cannot encode the spec of run `{run_id}`: {e}")))?;
+        if !self.store.provide_input(run_id, &spec).await? {
+            return Err(ServerError::Conflict(format!(
+                "run `{run_id}` is no longer waiting for input"
+            )));
+        }
+        if let Some(s) = self.live(&record.session_id) {
+            self.count_move(&s, RunStatus::InputRequired, RunStatus::Queued);
+            s.progress
+                .events
+                .publish("input_provided", json!({"run_id": run_id, "node": pending.node}));
+            {
+                let mut inner = s.lock();
+                inner.last_activity = self.clock.now();
+                inner.maybe_queued = true;
+            }
+            self.refresh_pending_input(&s).await;
+            self.apply(&s, SessionEvent::InputProvided, None).await;
+            s.wake.notify_one();
+        }
+        Ok(self.store.get_run(run_id).await?.unwrap_or(record))
     }
 
     fn count_move(&self, s: &LiveSession, from: RunStatus, to: RunStatus) {
@@ -773,6 +913,32 @@ impl Server {
                     )));
                 }
             }
+            RunStatus::InputRequired => {
+                if !self.store.cancel_queued(run_id).await? {
+                    return Err(ServerError::Conflict(format!(
+                        "run `{run_id}` was answered meanwhile; retry"
+                    )));
+                }
+                if let Some(s) = self.live(&record.session_id) {
+                    self.count_move(&s, RunStatus::InputRequired, RunStatus::Cancelled);
+                    s.progress
+                        .events
+                        .publish("run_finished", json!({"run_id": run_id, "status": "cancelled"}));
+                    self.refresh_pending_input(&s).await;
+                    // Nothing waits any more: the session is busy (and then
+                    // idle) again.
+                    if s.lock()
+                        .record
+                        .extra
+                        .get("pending_input")
+                        .is_none_or(Value::is_null)
+                    {
+                        self.apply(&s, SessionEvent::InputProvided, None).await;
+                        s.lock().maybe_queued = true;
+                        s.wake.notify_one();
+                    }
+                }
+            }
             status => {
                 return Err(ServerError::Conflict(format!("run `{run_id}` already {status}")));
             }
@@ -869,6 +1035,7 @@ impl Server {
             let mut look_again_soon = false;
             if tasks.is_empty() {
                 let mut queue_empty = !s.lock().maybe_queued;
+                let mut waiting = 0;
                 // The hint says empty: ask the store before finishing anything
                 // (another server may have queued or may be running runs).
                 if queue_empty && matches!(state, SessionState::Draining | SessionState::Busy) && !cancelling
@@ -879,7 +1046,7 @@ impl Server {
                             s.lock().maybe_queued = c.queued > 0;
                             look_again_soon = true;
                         }
-                        Ok(_) => {}
+                        Ok(c) => waiting = c.waiting,
                         Err(e) => {
                             tracing::error!(session = %s.id, "reading the queue failed: {e}");
                             queue_empty = false;
@@ -889,13 +1056,25 @@ impl Server {
                 }
                 if state == SessionState::Draining && (queue_empty || cancelling || *shutdown.borrow()) {
                     if !*shutdown.borrow() || queue_empty {
+                        // Nobody answers a closed session's paused runs.
+                        if waiting > 0
+                            && let Err(e) = self.cancel_queue(&s).await
+                        {
+                            tracing::error!(session = %s.id, "could not cancel the paused runs: {e}");
+                        }
                         self.apply(&s, SessionEvent::Drained, None).await;
                     }
                     break;
                 }
                 if state == SessionState::Busy && queue_empty {
                     s.lock().last_activity = self.clock.now();
-                    self.apply(&s, SessionEvent::RunsDone, None).await;
+                    // Other runs still wait for input: the session waits too.
+                    let event = if waiting > 0 {
+                        SessionEvent::InputRequested
+                    } else {
+                        SessionEvent::RunsDone
+                    };
+                    self.apply(&s, event, None).await;
                 }
                 if *shutdown.borrow() {
                     break;
@@ -991,6 +1170,21 @@ impl Server {
         };
         let status = record.status;
         match self.store.complete(&self.owner, &record).await {
+            Ok(true) if status == RunStatus::InputRequired => {
+                // Paused: its queue row waits for the answer (survives restarts).
+                self.count_move(s, RunStatus::Running, status);
+                s.lock().last_activity = self.clock.now();
+                let pending = record
+                    .pending_input
+                    .as_ref()
+                    .map_or(Value::Null, |p| pending_input_view(&run_id, p));
+                s.progress.events.publish(
+                    "input_required",
+                    json!({"run_id": run_id, "pending_input": pending}),
+                );
+                self.refresh_pending_input(s).await;
+                self.apply(s, SessionEvent::InputRequested, None).await;
+            }
             Ok(true) => {
                 self.count_move(s, RunStatus::Running, status);
                 s.lock().last_activity = self.clock.now();
@@ -1097,13 +1291,21 @@ impl Server {
                 .await;
             }
             let silent_for = now.duration_since(heartbeat).as_secs_f64();
-            if state == SessionState::InputRequired && silent_for >= self.config.abandon_after.as_secs_f64() {
-                self.apply(
-                    &s,
-                    SessionEvent::Abandoned,
-                    Some(json!({"code": "session_abandoned"})),
-                )
-                .await;
+            if state == SessionState::InputRequired
+                && silent_for >= self.config.abandon_after.as_secs_f64()
+                && self
+                    .apply(
+                        &s,
+                        SessionEvent::Abandoned,
+                        Some(json!({"code": "session_abandoned"})),
+                    )
+                    .await
+            {
+                s.lock().cancelling = true;
+                self.cancel_queue(&s).await?;
+                for run in lock(&s.progress.running).values() {
+                    run.cancel.cancel();
+                }
             }
             // Other servers' queue changes are seen here.
             if s.state().accepts_runs() || s.state() == SessionState::Draining {

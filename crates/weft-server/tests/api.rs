@@ -37,6 +37,22 @@ slow:
       func: sleep_ms
       inputs: [params:delay, params:start]
       outputs: waited
+asks:
+  nodes:
+    - name: prepare
+      func: add_one
+      inputs: params:start
+      outputs: prepared
+    - name: approve
+      await_input:
+        prompt: How much to add?
+        schema: {type: object, properties: {amount: {type: integer, minimum: 0}}, required: [amount]}
+      inputs: prepared
+      outputs: approval
+    - name: finish
+      func: identity
+      inputs: [prepared, approval]
+      outputs: [total, answer]
 "#;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -746,4 +762,227 @@ async fn dispatch_latency_counts_the_time_spent_queued() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(sum >= 0.2, "the second run waited 200 ms in the queue: {text}");
+}
+
+impl Fixture {
+    /// Submits one run of the `asks` pipeline and returns its id once it
+    /// waits for input.
+    async fn paused_run(&self, session: &str) -> String {
+        let (status, v) = self
+            .call(
+                "POST",
+                &format!("/v1/sessions/{session}/runs"),
+                Some(json!({"runs": [{"pipeline_names": ["asks"]}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        let run_id = v["run_ids"][0].as_str().unwrap().to_string();
+        let run = self.run_to_end(&run_id).await;
+        assert_eq!(run["status"], "input_required", "{run}");
+        run_id
+    }
+
+    async fn session_state(&self, id: &str, want: &str) -> Value {
+        for _ in 0..300 {
+            let (_, s) = self.call("GET", &format!("/v1/sessions/{id}"), None).await;
+            if s["state"] == want {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (_, s) = self.call("GET", &format!("/v1/sessions/{id}"), None).await;
+        panic!("session {id} never became {want}: {s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waits_for_input_and_resumes_with_a_valid_answer() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let run_id = f.paused_run(&id).await;
+    let (_, run) = f.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+    assert_eq!(run["pending_input"]["node"], "approve", "{run}");
+    assert_eq!(run["pending_input"]["prompt"], "How much to add?");
+    assert!(run["error"].is_null(), "a paused run has not failed: {run}");
+
+    let s = f.session_state(&id, "input_required").await;
+    assert_eq!(s["phase"], "awaiting_input", "{s}");
+    assert_eq!(s["next_action"], "awaiting_input", "{s}");
+    assert_eq!(s["pending_input"]["run_id"], run_id.as_str(), "{s}");
+    assert_eq!(s["pending_input"]["schema"]["required"], json!(["amount"]));
+    assert_eq!(s["runs"]["input_required"], 1, "{s}");
+
+    let input = format!("/v1/runs/{run_id}/input");
+    // An answer that breaks the schema: 422 with the failing path.
+    let (status, v) = f
+        .call("POST", &input, Some(json!({"input": {"amount": -1}})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_input", "{v}");
+    assert_eq!(v["error"]["node"], "approve");
+    assert_eq!(v["error"]["errors"][0]["path"], "/amount", "{v}");
+    // The wrong node, and a body without `input`.
+    let (status, v) = f
+        .call(
+            "POST",
+            &input,
+            Some(json!({"input": {"amount": 1}, "node": "prepare"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waits for input at node `approve`"),
+        "{v}"
+    );
+    let (status, v) = f.call("POST", &input, Some(json!({"amount": 1}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    // Still waiting after the refusals.
+    let (_, run) = f.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+    assert_eq!(run["status"], "input_required", "{run}");
+
+    let (status, v) = f
+        .call("POST", &input, Some(json!({"input": {"amount": 4}})))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let run = f.run_to_end(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["answer"], json!({"amount": 4}), "{run}");
+    assert_eq!(run["outputs"]["total"], 2, "{run}");
+    assert!(run["pending_input"].is_null(), "{run}");
+    let s = f.session_state(&id, "idle").await;
+    assert!(s["pending_input"].is_null(), "{s}");
+    assert!(s["next_action"].is_null(), "{s}");
+    // Answering twice is a conflict.
+    let (status, v) = f
+        .call("POST", &input, Some(json!({"input": {"amount": 4}})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{v}");
+    let (status, _) = f
+        .call("POST", "/v1/runs/nope/input", Some(json!({"input": 1})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_true_answers_once_the_run_waits_for_input() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+            Some(json!({"runs": [{"pipeline_names": ["asks"]}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["timed_out"], false, "{v}");
+    assert_eq!(v["runs"][0]["status"], "input_required", "{v}");
+    assert_eq!(v["runs"][0]["pending_input"]["node"], "approve", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_in_the_spec_skip_the_question() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+            Some(json!({"runs": [{"pipeline_names": ["asks"], "answers": {"approve": {"amount": 0}}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["runs"][0]["status"], "succeeded", "{v}");
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"pipeline_names": ["asks"], "answers": {"approve": {"amount": "x"}}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]["problems"][0].as_str().unwrap().contains("at /amount"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_waiting_for_input_is_not_idle_expired_but_abandoned_without_heartbeats() {
+    let f = fixture_with(|c| c.abandon_after = Duration::from_secs(600)).await;
+    let id = f.session(json!({"idle_ttl_s": 5})).await;
+    let run_id = f.paused_run(&id).await;
+    f.session_state(&id, "input_required").await;
+    // Far past the idle TTL: a session waiting for a person does not expire.
+    f.clock.advance(Duration::from_secs(300));
+    f.server.reconcile_once().await.unwrap();
+    let s = f.session_state(&id, "input_required").await;
+    assert!(s["termination_reason"].is_null(), "{s}");
+    // A heartbeat keeps it; silence past the abandon window aborts it.
+    f.call("POST", &format!("/v1/sessions/{id}/heartbeat"), None)
+        .await;
+    f.clock.advance(Duration::from_secs(500));
+    f.server.reconcile_once().await.unwrap();
+    f.session_state(&id, "input_required").await;
+    f.clock.advance(Duration::from_secs(101));
+    f.server.reconcile_once().await.unwrap();
+    let s = f.session_state(&id, "aborted").await;
+    assert_eq!(s["termination_reason"]["code"], "session_abandoned", "{s}");
+    let (_, run) = f.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_run_can_be_cancelled_and_the_session_goes_on() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let run_id = f.paused_run(&id).await;
+    f.session_state(&id, "input_required").await;
+    let (status, v) = f.call("POST", &format!("/v1/runs/{run_id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "cancelled", "{v}");
+    let s = f.session_state(&id, "idle").await;
+    assert!(s["pending_input"].is_null(), "{s}");
+    assert_eq!(s["runs"]["cancelled"], 1, "{s}");
+    assert_eq!(s["runs"]["input_required"], 0, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_run_survives_a_server_restart() {
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let run_id = f.paused_run(&id).await;
+    f.session_state(&id, "input_required").await;
+    f.server.shutdown().await;
+    let root = f._dir.path().to_path_buf();
+    let store = Store::open(root.join("store.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let mut config = ServerConfig::new(&root);
+    config.max_workers = 2;
+    let server = Server::new(config, store, Arc::new(ManualClock::new(jiff::Timestamp::now())));
+    server.recover().await.unwrap();
+    let again = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        server: Arc::clone(&server),
+        clock: Arc::new(ManualClock::new(jiff::Timestamp::now())),
+        router: app(server),
+    };
+    let s = again.session_state(&id, "input_required").await;
+    assert_eq!(s["pending_input"]["run_id"], run_id.as_str(), "{s}");
+    let (status, v) = again
+        .call(
+            "POST",
+            &format!("/v1/runs/{run_id}/input"),
+            Some(json!({"input": {"amount": 9}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let run = again.run_to_end(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["outputs"]["answer"], json!({"amount": 9}), "{run}");
+    drop(f);
 }
