@@ -238,6 +238,11 @@ pub struct RunArgs {
     /// datasets for this run only (`{"features": [[1, 2], [3, 4]]}`).
     #[arg(long)]
     pub inputs: Option<PathBuf>,
+    /// Answer an `await_input` node: `NODE=FILE`, FILE holding the JSON
+    /// answer (checked against the node's schema). Repeatable. Without it,
+    /// a run that asks prompts on a terminal and fails elsewhere.
+    #[arg(long = "input", value_name = "NODE=FILE")]
+    pub answers: Vec<String>,
     /// Print the run result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -409,6 +414,21 @@ pub enum RunsCommand {
         /// Run store (default: WEFT_STORE_URL, else the project's).
         #[arg(long)]
         store: Option<String>,
+    },
+    /// Answer a run waiting for input on a server (`--server`): FILE holds
+    /// the JSON answer, checked against the `await_input` node's schema;
+    /// the run is queued again.
+    Answer {
+        /// The run id.
+        run_id: String,
+        /// A JSON file with the answer.
+        file: PathBuf,
+        /// The node answered (default: the one the run waits at).
+        #[arg(long)]
+        node: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a run on a server (`--server`): a queued run without running
     /// it, a running one between nodes.

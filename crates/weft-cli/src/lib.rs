@@ -45,6 +45,9 @@ pub(crate) struct Io<'a> {
     pub progress_bars: bool,
     /// Handle SIGINT/SIGTERM during `run` and `multirun`.
     pub signals: bool,
+    /// Where answers to runs waiting for input are read from: the terminal
+    /// when stdin and stderr are one, else nothing (`--input` must answer).
+    pub prompt: Option<&'a mut dyn std::io::BufRead>,
 }
 
 /// Runs the CLI with the process's arguments, environment, stdout and
@@ -70,11 +73,14 @@ pub fn main_with(code: ProjectCode) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let stdin = std::io::stdin();
+    let mut terminal = (stdin.is_terminal() && progress_bars).then(|| stdin.lock());
     let mut io = Io {
         out: &mut out,
         err: &mut err,
         progress_bars,
         signals: true,
+        prompt: terminal.as_mut().map(|t| t as &mut dyn std::io::BufRead),
     };
     ExitCode::from(execute(cli, &args, &environment, code, &mut io))
 }
@@ -106,6 +112,7 @@ where
         err,
         progress_bars: false,
         signals: false,
+        prompt: None,
     };
     execute(cli, &args, environment, code, &mut io)
 }

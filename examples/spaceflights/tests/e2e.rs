@@ -273,3 +273,35 @@ fn seed_sweep_with_two_workers_equals_the_runs_made_one_by_one() {
     distinct.dedup();
     assert_eq!(distinct.len(), 4, "each seed gives its own model: {one_by_one:?}");
 }
+
+#[test]
+fn the_review_pipeline_waits_for_an_approval_given_with_input() {
+    let (_tmp, root) = project_copy();
+    let out = weft(&root, &["run", "--json", "--pipeline", "review"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paused: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(paused["status"], "input_required", "{paused}");
+    assert_eq!(paused["pending_input"]["node"], "approve_model");
+    let answer = root.join("approval.json");
+    std::fs::write(&answer, r#"{"approved": true, "note": "r2 is fine"}"#).unwrap();
+    let flag = format!("approve_model={}", answer.display());
+    let out = weft(
+        &root,
+        &["run", "--json", "--pipeline", "review", "--input", &flag],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["outputs"]["approval"]["approved"], true, "{done}");
+    assert!(
+        done["metrics"]["metrics.r2_score"]
+            .as_f64()
+            .is_some_and(|r2| r2 > 0.5),
+        "{done}"
+    );
+}

@@ -137,6 +137,7 @@ mod tests {
             err,
             progress_bars: false,
             signals: false,
+            prompt: None,
         }
     }
 

@@ -143,6 +143,93 @@ pub(super) fn read_inputs(path: &Path) -> Result<BTreeMap<String, Value>, UsageE
     })
 }
 
+/// `--input NODE=FILE` answers: node name → the JSON in FILE.
+pub(super) fn read_answers(specs: &[String]) -> Result<BTreeMap<String, Value>, UsageError> {
+    let mut answers = BTreeMap::new();
+    for spec in specs {
+        let Some((node, file)) = spec
+            .split_once('=')
+            .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+        else {
+            return Err(UsageError::new(format!(
+                "--input {spec}: expected NODE=FILE (the await_input node and a JSON file with its answer)"
+            )));
+        };
+        let value = read_answer_file(Path::new(file))
+            .map_err(|e| UsageError::caused_by(format!("--input {node}={file}"), e))?;
+        if answers.insert(node.to_string(), value).is_some() {
+            return Err(UsageError::new(format!("--input {node} is given twice")));
+        }
+    }
+    Ok(answers)
+}
+
+/// The JSON answer in a file (`weft runs answer RUN FILE`).
+pub(super) fn read_answer_file(file: &Path) -> Result<Value, UsageError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| UsageError::caused_by(format!("{}: cannot read it", file.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        UsageError::caused_by(
+            format!(
+                "{}: line {}, column {}: not valid JSON",
+                file.display(),
+                e.line(),
+                e.column()
+            ),
+            e,
+        )
+    })
+}
+
+/// Asks for the answer to a run waiting at `node` on the terminal, until
+/// one matches the node's schema; `None` when there is no terminal or it
+/// is closed (end of input).
+pub(super) fn ask(
+    io: &mut Io<'_>,
+    run_id: &str,
+    pending: &weft_core::PendingInput,
+) -> anyhow::Result<Option<Value>> {
+    let Some(prompt) = io.prompt.as_mut() else {
+        return Ok(None);
+    };
+    writeln!(io.err, "run {run_id} waits for input at node `{}`:", pending.node)?;
+    writeln!(io.err, "  {}", pending.prompt)?;
+    if pending.schema.as_object().is_some_and(|o| !o.is_empty()) {
+        writeln!(io.err, "  answer with JSON matching {}", pending.schema)?;
+    }
+    let request = weft_pipeline::InputRequest {
+        prompt: pending.prompt.clone(),
+        schema: pending.schema.clone(),
+    };
+    loop {
+        write!(io.err, "{}> ", pending.node)?;
+        io.err.flush()?;
+        let mut line = String::new();
+        if prompt.read_line(&mut line)? == 0 {
+            writeln!(io.err)?;
+            return Ok(None);
+        }
+        let value: Value = match serde_json::from_str(line.trim()) {
+            Ok(v) => v,
+            // A bare word is a string: `yes` as well as `"yes"`.
+            Err(_) if !line.trim().is_empty() && !line.trim().starts_with(['{', '[', '"']) => {
+                Value::String(line.trim().to_string())
+            }
+            Err(e) => {
+                writeln!(io.err, "  not valid JSON: {e}")?;
+                continue;
+            }
+        };
+        let problems = weft_session::answers::check_answer(&request, &value);
+        if problems.is_empty() {
+            return Ok(Some(value));
+        }
+        for p in problems {
+            writeln!(io.err, "  {p}")?;
+        }
+    }
+}
+
 /// `--params` of one run (no sweeps): a usage error when malformed.
 pub(super) fn runtime_params(specs: &[String]) -> Result<Value, UsageError> {
     let mut params = Value::Object(Default::default());
@@ -240,6 +327,7 @@ pub(super) fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
         "warnings": r.warnings,
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
+        "pending_input": r.pending_input,
     })
 }
 

@@ -71,6 +71,10 @@ pub(super) fn multirun(
     template.load_versions = load_versions(&args.run.load_versions)?;
     template.runner = settings.runner.clone();
     template.only_missing_outputs = args.run.only_missing_outputs;
+    if let Some(path) = &args.run.inputs {
+        template.inputs = super::read_inputs(path)?;
+    }
+    template.answers = super::read_answers(&args.run.answers)?;
     // run_all prepares every run once (all problems at once, nothing
     // started): no separate validation pass here.
     let configs: Vec<RunConfig> = combos

@@ -90,6 +90,7 @@ mod tests {
             err: &mut err,
             progress_bars: false,
             signals: false,
+            prompt: None,
         };
         let r = new_project(parent, name, &mut io);
         (r, String::from_utf8_lossy(&err).into_owned())

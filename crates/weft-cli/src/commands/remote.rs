@@ -166,6 +166,7 @@ fn spec_of(args: &RunArgs) -> Result<RunConfig, UsageError> {
     if let Some(path) = &args.inputs {
         config.inputs = read_inputs(path)?;
     }
+    config.answers = super::read_answers(&args.answers)?;
     Ok(config)
 }
 
@@ -198,6 +199,7 @@ fn submit_and_follow(
     let mut pending: std::collections::BTreeSet<String> = run_ids.iter().cloned().collect();
     let mut finished = 0usize;
     let mut lines: Vec<String> = Vec::new();
+    let mut waiting: Vec<String> = Vec::new();
     client.follow(session_id, |kind, data| {
         let run_id = data["run_id"].as_str().unwrap_or_default();
         match kind {
@@ -208,6 +210,27 @@ fn submit_and_follow(
                 data["total"],
                 data["duration_ms"].as_f64().unwrap_or(0.0)
             )),
+            // A run that asks: answered on the terminal, or left waiting
+            // (the session is kept for `weft runs answer`).
+            "input_required" if pending.contains(run_id) => {
+                let asked = serde_json::from_value::<weft_core::PendingInput>(data["pending_input"].clone())
+                    .ok()
+                    .map(|p| super::ask(io, run_id, &p));
+                match asked {
+                    Some(Ok(Some(answer))) => {
+                        if let Err(e) =
+                            client.post(&format!("/v1/runs/{run_id}/input"), &json!({"input": answer}))
+                        {
+                            lines.push(format!("run {run_id}: the answer was refused: {e:#}"));
+                            pending.remove(run_id);
+                        }
+                    }
+                    _ => {
+                        waiting.push(run_id.to_string());
+                        pending.remove(run_id);
+                    }
+                }
+            }
             "run_finished" if data["requeued"] != json!(true) && pending.remove(run_id) => {
                 finished += 1;
                 if !per_node && !json_out {
@@ -224,6 +247,12 @@ fn submit_and_follow(
         }
         !pending.is_empty()
     })?;
+    for run_id in &waiting {
+        writeln!(
+            io.err,
+            "run {run_id} waits for input; answer with `weft runs answer {run_id} FILE --server URL`"
+        )?;
+    }
     run_ids
         .iter()
         .map(|id| client.get(&format!("/v1/runs/{id}")))
@@ -256,6 +285,17 @@ fn print_runs(runs: &[Value], json_out: bool, io: &mut Io<'_>) -> anyhow::Result
     Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILURE })
 }
 
+/// Ends the command's session, unless a run of it waits for input (closing
+/// would cancel it).
+fn close_unless_waiting(client: &Client, session_id: &str, runs: &anyhow::Result<Vec<Value>>) {
+    let waiting = runs
+        .as_ref()
+        .is_ok_and(|runs| runs.iter().any(|r| r["status"] == "input_required"));
+    if !waiting {
+        let _ = client.delete(&format!("/v1/sessions/{session_id}"));
+    }
+}
+
 /// `weft run --server URL`.
 pub(super) fn run(client: &Client, args: &RunArgs, io: &mut Io<'_>) -> anyhow::Result<u8> {
     let mut spec = spec_of(args)?;
@@ -263,7 +303,7 @@ pub(super) fn run(client: &Client, args: &RunArgs, io: &mut Io<'_>) -> anyhow::R
     let session_id = open_session(client, args, 1)?;
     let body = json!({ "runs": [spec] });
     let runs = submit_and_follow(client, &session_id, &body, io, true, args.json);
-    let _ = client.delete(&format!("/v1/sessions/{session_id}"));
+    close_unless_waiting(client, &session_id, &runs);
     print_runs(&runs?, args.json, io)
 }
 
@@ -280,7 +320,7 @@ pub(super) fn multirun(client: &Client, args: &MultirunArgs, io: &mut Io<'_>) ->
     let session_id = open_session(client, &args.run, args.run.max_workers.unwrap_or(1))?;
     let body = json!({ "spec": spec, "sweep": args.run.params });
     let runs = submit_and_follow(client, &session_id, &body, io, false, args.run.json);
-    let _ = client.delete(&format!("/v1/sessions/{session_id}"));
+    close_unless_waiting(client, &session_id, &runs);
     print_runs(&runs?, args.run.json, io)
 }
 
@@ -315,6 +355,19 @@ pub(super) fn runs(client: &Client, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
         RunsCommand::Logs { run_id } => {
             client.get_text(&format!("/v1/runs/{run_id}/logs"), io.out)?;
             Ok(EXIT_OK)
+        }
+        RunsCommand::Answer {
+            run_id,
+            file,
+            node,
+            json,
+        } => {
+            let answer = super::read_answer_file(&file)?;
+            let run = client.post(
+                &format!("/v1/runs/{run_id}/input"),
+                &json!({"input": answer, "node": node}),
+            )?;
+            print_runs(&[run], json, io).map(|_| EXIT_OK)
         }
         RunsCommand::Cancel { run_id, json } => {
             let run = client.post(&format!("/v1/runs/{run_id}/cancel"), &json!({}))?;

@@ -68,6 +68,7 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     if let Some(path) = &args.inputs {
         config.inputs = super::read_inputs(path)?;
     }
+    config.answers = super::read_answers(&args.answers)?;
     let bar = (io.progress_bars && !args.json)
         .then(|| progress_bar("{bar:30} {pos}/{len} nodes  {elapsed_precise}  {msg}"));
     let (lines, received) = channel();
@@ -91,9 +92,35 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     }
     // The session call: replaceable as one expression.
     let cancel = CancelToken::new();
-    let supervised = supervise(io, wake, received, &|_| cancel.cancel(), || {
+    let mut supervised = supervise(io, wake.clone(), received, &|_| cancel.cancel(), || {
         session.run_prepared(prepared, &cancel)
     })?;
+    // A run that asks for input: answered on the terminal, then resumed
+    // under its run id (again while it keeps asking).
+    while let Err(SessionError::InputRequired(paused)) = &supervised.value
+        && !supervised.interrupted
+    {
+        let Some(pending) = paused.pending_input.clone() else {
+            break;
+        };
+        let run_id = paused.run_id.clone();
+        let asked = match &bar {
+            Some(bar) => bar.suspend(|| super::ask(io, &run_id, &pending)),
+            None => super::ask(io, &run_id, &pending),
+        };
+        let Some(answer) = asked? else { break };
+        if let Some(bar) = &bar {
+            bar.set_position(0);
+        }
+        // Progress lines are for terminals without a bar; the prompt only
+        // appears on a terminal, where the bar shows the resumed run.
+        let (lines, received) = channel();
+        drop(lines);
+        let answers = std::collections::BTreeMap::from([(pending.node.clone(), answer)]);
+        supervised = supervise(io, wake.clone(), received, &|_| cancel.cancel(), || {
+            session.resume(answers, &cancel)
+        })?;
+    }
     session.close();
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -113,6 +140,31 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
                 )?;
             }
             Ok(if interrupted { EXIT_INTERRUPTED } else { EXIT_OK })
+        }
+        Err(SessionError::InputRequired(result)) => {
+            if args.json {
+                write_json(io.out, &result_json(&result, &[]))?;
+            }
+            let pending = result.pending_input.as_ref();
+            let node = pending.map_or("?", |p| p.node.as_str());
+            writeln!(
+                io.err,
+                "error: run {} waits for input at node `{node}`: {}",
+                result.run_id,
+                pending.map_or("", |p| p.prompt.as_str())
+            )?;
+            if let Some(p) = pending {
+                writeln!(io.err, "  the answer must match the JSON Schema {}", p.schema)?;
+            }
+            writeln!(
+                io.err,
+                "  answer on a terminal, or with --input {node}=FILE (a JSON file); the run is recorded failed"
+            )?;
+            Ok(if interrupted {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_FAILURE
+            })
         }
         Err(SessionError::RunFailed(result)) => {
             if args.json {

@@ -110,6 +110,13 @@ pub(super) fn runs(edge: &Edge<'_>, cmd: RunsCommand, io: &mut Io<'_>) -> anyhow
             ))
             .into());
         }
+        RunsCommand::Answer { run_id, .. } => {
+            return Err(UsageError::new(format!(
+                "weft runs answer {run_id}: only a server keeps runs waiting for input (--server URL or WEFT_SERVER); \
+                 a local `weft run` asks on the terminal or takes --input NODE=FILE"
+            ))
+            .into());
+        }
     }
     Ok(EXIT_OK)
 }
