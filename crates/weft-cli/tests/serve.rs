@@ -398,6 +398,28 @@ fn the_cli_acts_on_a_server() {
         3,
         "{text}"
     );
+    // A sweep file goes through the server too (expanded by the client).
+    let sweep = dir.path().join("sweep.yml");
+    std::fs::write(&sweep, "start: [7, 8]\n").unwrap();
+    let out = weft(
+        &["multirun", "--sweep-file", sweep.to_str().unwrap(), "--json"],
+        &env,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let swept: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut starts: Vec<i64> = swept
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["runtime_params"]["start"].as_i64().unwrap())
+        .collect();
+    starts.sort_unstable();
+    assert_eq!(starts, [7, 8], "{swept}");
     // One run's log, through the server (the server's log layer wrote it).
     let run_id = run["run_id"].as_str().unwrap();
     let out = weft(

@@ -310,15 +310,31 @@ pub(super) fn run(client: &Client, args: &RunArgs, io: &mut Io<'_>) -> anyhow::R
 /// `weft multirun --server URL`: the sweep goes to the server as written
 /// (the same grammar), `--max-workers` becomes the session's concurrency.
 pub(super) fn multirun(client: &Client, args: &MultirunArgs, io: &mut Io<'_>) -> anyhow::Result<u8> {
-    if args.sweep_file.is_some() {
-        return Err(UsageError::new(
-            "--sweep-file is not supported with --server yet; pass the sweeps as --params",
-        )
-        .into());
-    }
     let spec = spec_of(&args.run)?;
+    // A sweep file is expanded here (the server takes override strings or
+    // explicit runs); plain --params sweeps go as written.
+    let body = match &args.sweep_file {
+        Some(file) => {
+            let mut sweep = crate::sweep::Sweep::parse(&args.run.params)
+                .map_err(|e| UsageError::caused_by("invalid --params", e))?;
+            sweep.extend(
+                crate::sweep::Sweep::from_file(file)
+                    .map_err(|e| UsageError::caused_by("invalid --sweep-file", e))?,
+            );
+            let runs: Vec<RunConfig> = sweep
+                .expand(args.max_runs)
+                .map_err(|e| UsageError::caused_by("invalid sweep", e))?
+                .into_iter()
+                .map(|params| RunConfig {
+                    runtime_params: params,
+                    ..spec.clone()
+                })
+                .collect();
+            json!({ "runs": runs })
+        }
+        None => json!({ "spec": spec, "sweep": args.run.params }),
+    };
     let session_id = open_session(client, &args.run, args.run.max_workers.unwrap_or(1))?;
-    let body = json!({ "spec": spec, "sweep": args.run.params });
     let runs = submit_and_follow(client, &session_id, &body, io, false, args.run.json);
     close_unless_waiting(client, &session_id, &runs);
     print_runs(&runs?, args.run.json, io)
