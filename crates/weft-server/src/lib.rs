@@ -25,6 +25,7 @@ pub mod events;
 mod metrics;
 mod openapi;
 pub mod process;
+pub mod ray;
 mod server;
 pub mod states;
 pub mod tls;
@@ -43,6 +44,7 @@ pub use process::{
     LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions, ProcessWorker, WorkerHandle,
     WorkerProcess, WorkerRequest,
 };
+pub use ray::{RayError, RayLauncher, RayOptions};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError, open_served_session};
