@@ -1342,6 +1342,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_worker_stopped_from_outside_mid_run_interrupts_the_run_and_is_replaced() {
+        // A real worker router whose state the test holds: stopping it with
+        // `Cancel` is what SIGTERM (a stopped Ray job) does to `weft worker`.
+        let dir = project();
+        let session = open(dir.path(), "s1");
+        let states: Arc<Mutex<Vec<Arc<crate::worker_app::WorkerState>>>> = Arc::default();
+        let root = dir.path().to_path_buf();
+        let held = Arc::clone(&states);
+        let launcher = FakeLauncher::new(move |req| {
+            let state =
+                crate::worker_app::WorkerState::new(req.session_id.clone(), Some(req.token.clone()), None);
+            state.set_ready(open(&root, &req.session_id));
+            lock(&held).push(Arc::clone(&state));
+            let serve: Serve = Box::new(move |listener| {
+                Box::pin(async move {
+                    let _ = crate::worker_app::serve_worker(state, listener).await;
+                }) as BoxFuture<'static, ()>
+            });
+            Ok(serve)
+        });
+        let w = Arc::new(worker(Arc::clone(&launcher), 1));
+        w.start().await.unwrap();
+        let run = {
+            let w = Arc::clone(&w);
+            let spec = spec_of(&session, json!({"delay": 3000}));
+            tokio::spawn(async move { w.dispatch(spec, CancelToken::new()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = lock(&states)[0].clone();
+        first.stop(CloseMode::Cancel);
+        let err = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, WorkerError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("stopped mid-run"), "{err}");
+        // The next run goes to a replacement worker and succeeds.
+        let record = w
+            .dispatch(spec_of(&session, json!({"start": 4})), CancelToken::new())
+            .await
+            .unwrap();
+        assert_eq!(record.status, weft_core::RunStatus::Succeeded, "{record:?}");
+        assert_eq!(launcher.launches(), 2);
+        w.stop(CloseMode::Wait).await;
+    }
+
+    #[tokio::test]
     async fn a_5xx_is_retried_once_then_the_run_fails() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);

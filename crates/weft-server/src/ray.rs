@@ -606,6 +606,169 @@ mod tests {
         );
     }
 
+    /// A stand-in for Ray's Jobs API on its own thread: `jobs` maps
+    /// submission ids to job details; `refuse` makes every submission a 400.
+    struct FakeRay {
+        url: String,
+        jobs: Arc<Mutex<std::collections::BTreeMap<String, Value>>>,
+        stops: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn fake_ray(refuse: Option<&'static str>) -> FakeRay {
+        use axum::extract::{Path, State};
+        use axum::routing::{get, post};
+        type Jobs = Arc<Mutex<std::collections::BTreeMap<String, Value>>>;
+        let jobs: Jobs = Arc::default();
+        let stops: Arc<Mutex<Vec<String>>> = Arc::default();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = (Arc::clone(&jobs), Arc::clone(&stops));
+        let app = axum::Router::new()
+            .route(
+                "/api/jobs/",
+                post(move |State((jobs, _)): State<(Jobs, Arc<Mutex<Vec<String>>>)>, body: String| async move {
+                    if let Some(why) = refuse {
+                        return (axum::http::StatusCode::BAD_REQUEST, format!("Traceback...\n{why}\n"));
+                    }
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    let id = v["submission_id"].as_str().unwrap().to_string();
+                    let mut jobs = lock(&jobs);
+                    if jobs.contains_key(&id) {
+                        return (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            format!("ValueError: Job with submission_id {id} already exists."),
+                        );
+                    }
+                    let mut job = v.clone();
+                    job["status"] = json!("RUNNING");
+                    jobs.insert(id.clone(), job);
+                    (axum::http::StatusCode::OK, json!({"job_id": id, "submission_id": id}).to_string())
+                }),
+            )
+            .route(
+                "/api/jobs/{id}",
+                get(|State((jobs, _)): State<(Jobs, Arc<Mutex<Vec<String>>>)>, Path(id): Path<String>| async move {
+                    match lock(&jobs).get(&id) {
+                        Some(j) => (axum::http::StatusCode::OK, j.to_string()),
+                        None => (axum::http::StatusCode::NOT_FOUND, format!("Job {id} does not exist")),
+                    }
+                }),
+            )
+            .route(
+                "/api/jobs/{id}/logs",
+                get(|| async { json!({"logs": "weft worker: listening on http://0.0.0.0:4242\n"}).to_string() }),
+            )
+            .route(
+                "/api/jobs/{id}/stop",
+                post(|State((jobs, stops)): State<(Jobs, Arc<Mutex<Vec<String>>>)>, Path(id): Path<String>| async move {
+                    lock(&stops).push(id.clone());
+                    if let Some(j) = lock(&jobs).get_mut(&id) {
+                        j["status"] = json!("STOPPED");
+                        j["message"] = json!("Job was intentionally stopped.");
+                    }
+                    json!({"stopped": true}).to_string()
+                }),
+            )
+            .with_state(state);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let _ = axum::serve(listener, app).await;
+            });
+        });
+        FakeRay { url, jobs, stops }
+    }
+
+    #[test]
+    fn a_job_left_by_an_earlier_master_is_stopped_and_the_next_generation_used() {
+        let ray = fake_ray(None);
+        // An earlier master of session s1 left w0-g0 running (another launch's nonce).
+        lock(&ray.jobs).insert(
+            "weft-s1-w0-g0".into(),
+            json!({"status": "RUNNING", "metadata": {"weft_launch": "someone else"}}),
+        );
+        let mut options = RayOptions::new(ray.url.clone(), "weft");
+        options.listen_host = "0.0.0.0".parse().unwrap();
+        let launcher = RayLauncher::new(options);
+        let mut handle = launcher.launch(&request()).unwrap();
+        assert_eq!(handle.process().describe(), "Ray job weft-s1-w0-g1");
+        assert_eq!(lock(&ray.stops).as_slice(), ["weft-s1-w0-g0"]);
+        // The job has no driver address here: the unspecified host stays.
+        let url = handle
+            .process()
+            .address(Instant::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(url, "http://0.0.0.0:4242");
+        assert_eq!(handle.process().exited(), None);
+        handle.process().kill();
+        assert_eq!(
+            handle.process().exited().as_deref(),
+            Some("Ray job STOPPED: Job was intentionally stopped.")
+        );
+        // kill is idempotent: no second stop request.
+        handle.process().kill();
+        assert_eq!(lock(&ray.stops).len(), 2);
+        // The next worker of the session gets the next number.
+        let handle = launcher.launch(&request()).unwrap();
+        drop(handle);
+        assert!(lock(&ray.jobs).contains_key("weft-s1-w1-g0"));
+    }
+
+    #[test]
+    fn a_resubmitted_job_with_this_launchs_nonce_is_attached_to() {
+        let ray = fake_ray(None);
+        let launcher = RayLauncher::new(RayOptions::new(ray.url.clone(), "weft"));
+        let body = launcher.submission(&request(), "weft-s1-w0-g0", "nonce-1");
+        assert!(launcher.submit("weft-s1-w0-g0", "nonce-1", &body).unwrap());
+        // Resubmitting the same launch (a lost answer) is idempotent ...
+        assert!(launcher.submit("weft-s1-w0-g0", "nonce-1", &body).unwrap());
+        // ... another launch's job under that id is not ours.
+        assert!(!launcher.submit("weft-s1-w0-g0", "nonce-2", &body).unwrap());
+        assert_eq!(lock(&ray.jobs).len(), 1);
+    }
+
+    #[test]
+    fn a_refused_submission_is_refused_with_rays_message() {
+        let ray = fake_ray(Some("ValueError: entrypoint_num_cpus must be non-negative"));
+        let launcher = RayLauncher::new(RayOptions::new(ray.url.clone(), "weft"));
+        let Err(err) = launcher.launch(&request()) else {
+            panic!("the launch was not refused")
+        };
+        let LaunchError::Refused(message) = &err else {
+            panic!("not refused: {err:?}")
+        };
+        assert!(
+            message.contains("weft-s1-w0-g0") && message.contains("entrypoint_num_cpus must be non-negative"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_ray_is_a_transport_error_with_its_source() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let launcher = RayLauncher::new(RayOptions::new(format!("http://127.0.0.1:{port}"), "weft"));
+        let Err(err) = launcher.launch(&request()) else {
+            panic!("a launch without Ray succeeded")
+        };
+        assert!(
+            matches!(err, LaunchError::Ray(RayError::Transport { .. })),
+            "{err:?}"
+        );
+        assert!(
+            std::error::Error::source(&err).is_some(),
+            "the HTTP error is kept: {err:?}"
+        );
+    }
+
     #[test]
     fn shell_quote_survives_quotes() {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
