@@ -51,7 +51,7 @@ pub enum Command {
     /// Run a pipeline once (one session, one run).
     Run(RunArgs),
     /// Run a parameter sweep: the cartesian product of every --params value list.
-    Multirun(MultirunArgs),
+    Multirun(Box<MultirunArgs>),
     /// Inspect pipelines.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
