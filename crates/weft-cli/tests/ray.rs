@@ -343,6 +343,37 @@ fn a_sessions_idle_expiry_stops_its_ray_job() {
     });
 }
 
+#[test]
+fn a_worker_job_that_fails_on_ray_fails_the_session_with_its_reason() {
+    let ray = ray_address();
+    let dir = project();
+    let missing = dir.path().join("no-such-weft");
+    let s = serve(
+        dir.path(),
+        "failing",
+        &[
+            "--launcher",
+            "ray",
+            "--ray-address",
+            &ray,
+            "--worker-program",
+            missing.to_str().unwrap(),
+        ],
+    );
+    let id = session(&s.addr, json!({"max_concurrency": 1}));
+    let failed = poll("the session to fail", Duration::from_secs(60), || {
+        let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+        (v["state"] == "failed").then_some(v)
+    });
+    let reason = &failed["termination_reason"];
+    assert_eq!(reason["code"], "worker_launch_failed", "{failed}");
+    let message = reason["message"].as_str().unwrap_or_default();
+    // Ray's verdict and the job's own last log lines (the shell's complaint).
+    assert!(message.contains(&format!("weft-{id}-w0-g0")), "{message}");
+    assert!(message.contains("Ray job FAILED"), "{message}");
+    assert!(message.contains("no-such-weft"), "{message}");
+}
+
 /// `weft multirun ... --json` → its runs as (params, status, outputs,
 /// metrics, attempts, error), sorted; and the session id.
 fn multirun(root: &Path, store: &str, extra: &[&str]) -> (Vec<Value>, String) {
