@@ -478,6 +478,71 @@ fn multirun_on_processes_equals_in_process() {
 }
 
 #[test]
+fn multirun_on_workers_stops_on_sigint_and_records_every_run() {
+    let dir = project();
+    let root = dir.path().to_str().unwrap();
+    let store = format!("{root}/.weft/interrupt.db");
+    let mut child = weft_command(&[
+        "multirun",
+        "--project",
+        root,
+        "--store",
+        &store,
+        "--params",
+        "start=range(0,4),delay=1500",
+        "--policy",
+        "continue",
+        "--max-workers",
+        "2",
+        "--launcher",
+        "process",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The first status line: runs 0 and 1 ended, runs 2 and 3 are next.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("[1/4]") && !line.starts_with("[2/4]") {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no status line");
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted:"), "{rest}");
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    // The table is printed, its first row the sweep's first run.
+    let first_run = out
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no table: {out}"));
+    // Every run is recorded with an end: some succeeded, the rest cancelled.
+    let list = weft_command(&["runs", "list", "--project", root, "--store", &store, "--json"])
+        .output()
+        .unwrap();
+    let runs: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert!(runs.iter().any(|r| r["run_id"] == first_run), "{runs:?}");
+    let statuses: Vec<&str> = runs.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"succeeded"), "{statuses:?}");
+    assert!(statuses.contains(&"cancelled"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(*s, "succeeded" | "cancelled")),
+        "{statuses:?}"
+    );
+}
+
+#[test]
 fn launcher_flags_are_checked() {
     let dir = project();
     let root = dir.path().to_str().unwrap();
