@@ -240,17 +240,24 @@ fn on_workers(
         let mut done: Vec<Option<RunRecord>> = vec![None; total];
         let mut finished = 0;
         let mut cancelling = false;
+        let filter = weft_store::RunFilter {
+            session_id: Some(session_id.clone()),
+            ..Default::default()
+        };
         while finished < total {
+            // One read of the session's runs per round, whatever the sweep's size.
+            let mut ended: std::collections::HashMap<String, RunRecord> = store
+                .list_runs(&filter)
+                .await?
+                .into_iter()
+                .filter(|r| r.status.is_terminal())
+                .map(|r| (r.run_id.clone(), r))
+                .collect();
             for (i, id) in run_ids.iter().enumerate() {
                 if done[i].is_some() {
                     continue;
                 }
-                let Some(r) = store.get_run(id).await? else {
-                    continue;
-                };
-                if !r.status.is_terminal() {
-                    continue;
-                }
+                let Some(r) = ended.remove(id) else { continue };
                 finished += 1;
                 if !args.run.json {
                     let line = status_line(&r, total, &w.varying);
