@@ -543,6 +543,39 @@ fn multirun_on_workers_stops_on_sigint_and_records_every_run() {
 }
 
 #[test]
+fn multirun_whose_workers_cannot_start_ends_with_the_reason() {
+    // This waited forever: the failed session's runs stayed queued.
+    let dir = project();
+    let root = dir.path().to_str().unwrap();
+    let missing = dir.path().join("no-such-weft");
+    let started = Instant::now();
+    let out = weft_command(&[
+        "multirun",
+        "--project",
+        root,
+        "--params",
+        "start=range(0,3)",
+        "--max-workers",
+        "1",
+        "--launcher",
+        "process",
+        "--worker-program",
+        missing.to_str().unwrap(),
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the sweep's session failed: cannot start worker program"),
+        "{err}"
+    );
+    assert!(err.contains("3 runs: 0 succeeded, 3 not"), "{err}");
+}
+
+#[test]
 fn launcher_flags_are_checked() {
     let dir = project();
     let root = dir.path().to_str().unwrap();

@@ -12,7 +12,8 @@
 //! - **workers** behind the narrow [`Worker`] interface (start, health,
 //!   dispatch one run spec, cancel, stop): [`InProcessWorker`] (threads of
 //!   this process) or [`ProcessWorker`] (`weft worker` processes started
-//!   by a [`Launcher`], served by [`worker_app`]).
+//!   by a [`Launcher`]: local children or Ray jobs ([`RayLauncher`]),
+//!   served by [`worker_app`]).
 //!
 //! A dispatch is written to the store before it is acknowledged; a claimed
 //! run holds a lease that its server renews, and only the holder of the

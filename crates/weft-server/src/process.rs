@@ -1,12 +1,15 @@
 //! Workers in other processes: [`ProcessWorker`] keeps a session's
 //! `max_concurrency` `weft worker` processes (each single-flight), started
-//! through a [`Launcher`] (here [`LocalProcessLauncher`]: child processes of
-//! this one), and talks to them over HTTP ([`crate::worker_app`]).
+//! through a [`Launcher`] ([`LocalProcessLauncher`]: child processes of
+//! this one; [`crate::RayLauncher`]: Ray jobs), and talks to them over HTTP
+//! ([`crate::worker_app`]).
 //!
 //! Error matrix of a dispatch:
 //! - the worker is dead or unreachable mid-run: [`WorkerError::Unavailable`]
 //!   (the server records the run `interrupted`); the worker is killed and a
-//!   replacement started at once, before the next dispatch needs it;
+//!   replacement started at once, before the next dispatch needs it; so is
+//!   a worker stopped from outside (SIGTERM, a stopped Ray job) that answers
+//!   with a run it cancelled on its way out, when nobody here cancelled it;
 //! - 409 `busy`: retried later (with backoff), on any free worker;
 //! - 5xx: retried once, then the run fails ([`WorkerError::Refused`]);
 //! - any other 4xx: the run fails with the worker's error ([`WorkerError::Refused`]).

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Sender, channel};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use weft_runner::{Hook, RunContext, RunResult, RunStatus};
@@ -207,7 +207,7 @@ fn on_workers(
     let env = config.session_options.env.clone();
     let signals = io.signals;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (records, interrupted) = runtime.block_on(async {
+    let (records, interrupted, failure) = runtime.block_on(async {
         let store = match &url {
             Some(url) => Store::open(url).await?,
             None => Store::open_project_default(&edge.project).await?,
@@ -240,6 +240,8 @@ fn on_workers(
         let mut done: Vec<Option<RunRecord>> = vec![None; total];
         let mut finished = 0;
         let mut cancelling = false;
+        let mut cancel_sent = false;
+        let mut failure: Option<(String, Instant)> = None;
         let filter = weft_store::RunFilter {
             session_id: Some(session_id.clone()),
             ..Default::default()
@@ -274,18 +276,45 @@ fn on_workers(
                 }
                 done[i] = Some(r);
             }
+            if finished == total {
+                break;
+            }
             let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
-            if (cancelling || interrupted) && finished < total {
-                cancelling = false;
+            if failure.is_none() {
+                // The session failed (its workers did not start): its runs
+                // would wait forever.
+                let live = server.live(&session_id);
+                if live.as_ref().is_none_or(|s| s.state().is_terminal()) {
+                    let reason = live
+                        .and_then(|s| {
+                            s.view()["termination_reason"]["message"]
+                                .as_str()
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_else(|| "the session ended".into());
+                    failure = Some((reason, Instant::now()));
+                }
+            }
+            if (cancelling || interrupted || failure.is_some()) && !cancel_sent {
+                cancel_sent = true;
                 for (i, id) in run_ids.iter().enumerate() {
                     if done[i].is_none() {
                         let _ = server.cancel_run(id).await;
                     }
                 }
             }
-            if finished < total {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some((_, since)) = &failure
+                && since.elapsed() > Duration::from_secs(30)
+            {
+                // Runs the failed session never ended: reported as they stand.
+                for (i, id) in run_ids.iter().enumerate() {
+                    if done[i].is_none() {
+                        done[i] = store.get_run(id).await?;
+                    }
+                }
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
         let _ = server
@@ -300,13 +329,19 @@ fn on_workers(
             .await;
         server.shutdown().await;
         store.flush().await?;
-        Ok::<_, anyhow::Error>((done.into_iter().flatten().collect::<Vec<_>>(), interrupted))
+        let records = done.into_iter().flatten().collect::<Vec<_>>();
+        Ok::<_, anyhow::Error>((records, interrupted, failure.map(|(reason, _)| reason)))
     })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
     let results: Vec<RunResult> = records.into_iter().map(result_of).collect();
-    report(&results, &w.varying, args, interrupted, io)
+    let code = report(&results, &w.varying, args, interrupted, io)?;
+    if let Some(reason) = failure {
+        writeln!(io.err, "the sweep's session failed: {reason}")?;
+        return Ok(if code == EXIT_OK { EXIT_FAILURE } else { code });
+    }
+    Ok(code)
 }
 
 /// A recorded run as the result an in-process multirun reports.
