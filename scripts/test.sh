@@ -2,7 +2,9 @@
 # The whole test suite, real services included: the doc tests, then every
 # other test with cargo-nextest (cargo test if nextest is missing) against a
 # throwaway PostgreSQL server that scripts/with-postgres.sh installs (Debian's
-# `postgresql` package, when missing), starts and removes.
+# `postgresql` package, when missing), starts and removes, and one Ray head
+# for the whole suite that scripts/with-ray.sh installs (`ray[default]` from
+# PyPI in a venv under the target folder), starts on 127.0.0.1 and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +15,4 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   runner=(cargo test --workspace --no-fail-fast)
 fi
-scripts/with-postgres.sh "${runner[@]}" "$@"
+scripts/with-ray.sh scripts/with-postgres.sh "${runner[@]}" "$@"

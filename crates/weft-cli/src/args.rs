@@ -51,7 +51,7 @@ pub enum Command {
     /// Run a pipeline once (one session, one run).
     Run(RunArgs),
     /// Run a parameter sweep: the cartesian product of every --params value list.
-    Multirun(MultirunArgs),
+    Multirun(Box<MultirunArgs>),
     /// Inspect pipelines.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
@@ -86,6 +86,36 @@ pub enum LauncherArg {
     /// In `weft worker` child processes (crash isolation), one per unit of
     /// a session's max_concurrency.
     Process,
+    /// In `weft worker`s submitted as Ray jobs (Ray's Jobs REST API at
+    /// --ray-address), one per unit of a session's max_concurrency.
+    Ray,
+}
+
+/// Where a Ray launcher submits its workers (with `--launcher ray`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RayArgs {
+    /// With --launcher ray: the Ray dashboard's URL, whose Jobs API takes
+    /// the workers (e.g. http://127.0.0.1:8265).
+    #[arg(long)]
+    pub ray_address: Option<String>,
+    /// With --launcher ray: CPUs reserved for each worker job
+    /// (`entrypoint_num_cpus`; default none).
+    #[arg(long)]
+    pub ray_num_cpus: Option<f64>,
+    /// With --launcher ray: memory reserved for each worker job, in bytes
+    /// (`entrypoint_memory`; default none).
+    #[arg(long)]
+    pub ray_memory: Option<u64>,
+    /// With --launcher ray: the host workers listen on (default 127.0.0.1,
+    /// a head on this machine; 0.0.0.0 announces the node's IP, for a
+    /// cluster of several machines).
+    #[arg(long)]
+    pub ray_listen_host: Option<std::net::IpAddr>,
+    /// With --launcher ray: a `runtime_env.working_dir` URI Ray fetches the
+    /// project from (workers then run in it with `--project .`); default:
+    /// the project at its own path on every node.
+    #[arg(long)]
+    pub ray_working_dir: Option<String>,
 }
 
 /// `weft worker`.
@@ -142,22 +172,33 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Where runs execute: threads of this process, or `weft worker` child
-    /// processes.
+    /// Where runs execute and its flags.
+    #[command(flatten)]
+    pub launcher: LauncherArgs,
+}
+
+/// `--launcher` and the flags of the launchers that start workers.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LauncherArgs {
+    /// Where runs execute: threads of this process, `weft worker` child
+    /// processes, or `weft worker`s as Ray jobs.
     #[arg(long, value_enum, default_value_t = LauncherArg::InProcess)]
     pub launcher: LauncherArg,
-    /// With --launcher process: each worker exits after this many runs and
-    /// is replaced.
+    /// With --launcher process|ray: each worker exits after this many runs
+    /// and is replaced.
     #[arg(long)]
     pub worker_max_runs: Option<u32>,
-    /// With --launcher process: the program started as `PROGRAM worker ...`
-    /// (default: this executable).
+    /// With --launcher process|ray: the program started as `PROGRAM worker
+    /// ...` (default: this executable; with ray, a path valid on the Ray nodes).
     #[arg(long)]
     pub worker_program: Option<PathBuf>,
-    /// With --launcher process: seconds a worker may take to become ready
-    /// before its session fails (`worker_healthz_timeout`).
+    /// With --launcher process|ray: seconds a worker may take to become
+    /// ready before its session fails (`worker_healthz_timeout`).
     #[arg(long, default_value_t = 60.0)]
     pub worker_ready_timeout_s: f64,
+    /// Ray's flags.
+    #[command(flatten)]
+    pub ray: RayArgs,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).
@@ -270,6 +311,9 @@ pub struct MultirunArgs {
     /// Metrics (free outputs) to show in the table, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Where the runs execute (`--max-workers` workers with process|ray).
+    #[command(flatten)]
+    pub launcher: LauncherArgs,
 }
 
 /// `weft pipeline ...`.

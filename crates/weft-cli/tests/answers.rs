@@ -225,3 +225,56 @@ fn a_served_run_waits_and_weft_runs_answer_resumes_it() {
     let _ = server.wait();
     assert_eq!(status, "succeeded");
 }
+
+#[test]
+fn a_sweep_answers_with_input_and_fails_runs_nobody_answers() {
+    let dir = project();
+    let good = format!("approve={}", dir.path().join("good.json").display());
+    let out = weft(
+        dir.path(),
+        &["multirun", "--params", "start=1,2", "--json", "--input", &good],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded"),
+        "{runs}"
+    );
+
+    let out = weft(dir.path(), &["multirun", "--params", "start=1,2", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for r in runs.as_array().unwrap() {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert_eq!(r["error"]["kind"], "input_required", "{r}");
+        let shown = weft(
+            dir.path(),
+            &["runs", "show", r["run_id"].as_str().unwrap(), "--json"],
+        );
+        let rec: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(rec["status"], "failed", "{rec}");
+    }
+    // Through worker processes the sweep does not wait for an answer either.
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "multirun",
+            "--launcher",
+            "process",
+            "--params",
+            "start=1,2",
+            "--json",
+            "--project",
+        ])
+        .arg(dir.path())
+        .env_remove("WEFT_SERVER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, 60);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}

@@ -12,7 +12,8 @@
 //! - **workers** behind the narrow [`Worker`] interface (start, health,
 //!   dispatch one run spec, cancel, stop): [`InProcessWorker`] (threads of
 //!   this process) or [`ProcessWorker`] (`weft worker` processes started
-//!   by a [`Launcher`], served by [`worker_app`]).
+//!   by a [`Launcher`]: local children or Ray jobs ([`RayLauncher`]),
+//!   served by [`worker_app`]).
 //!
 //! A dispatch is written to the store before it is acknowledged; a claimed
 //! run holds a lease that its server renews, and only the holder of the
@@ -25,6 +26,7 @@ pub mod events;
 mod metrics;
 mod openapi;
 pub mod process;
+pub mod ray;
 mod server;
 pub mod states;
 pub mod tls;
@@ -43,6 +45,7 @@ pub use process::{
     LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions, ProcessWorker, WorkerHandle,
     WorkerProcess, WorkerRequest,
 };
+pub use ray::{RayError, RayLauncher, RayOptions};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError, open_served_session};

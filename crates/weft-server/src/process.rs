@@ -1,12 +1,15 @@
 //! Workers in other processes: [`ProcessWorker`] keeps a session's
 //! `max_concurrency` `weft worker` processes (each single-flight), started
-//! through a [`Launcher`] (here [`LocalProcessLauncher`]: child processes of
-//! this one), and talks to them over HTTP ([`crate::worker_app`]).
+//! through a [`Launcher`] ([`LocalProcessLauncher`]: child processes of
+//! this one; [`crate::RayLauncher`]: Ray jobs), and talks to them over HTTP
+//! ([`crate::worker_app`]).
 //!
 //! Error matrix of a dispatch:
 //! - the worker is dead or unreachable mid-run: [`WorkerError::Unavailable`]
 //!   (the server records the run `interrupted`); the worker is killed and a
-//!   replacement started at once, before the next dispatch needs it;
+//!   replacement started at once, before the next dispatch needs it; so is
+//!   a worker stopped from outside (SIGTERM, a stopped Ray job) that answers
+//!   with a run it cancelled on its way out, when nobody here cancelled it;
 //! - 409 `busy`: retried later (with backoff), on any free worker;
 //! - 5xx: retried once, then the run fails ([`WorkerError::Refused`]);
 //! - any other 4xx: the run fails with the worker's error ([`WorkerError::Refused`]).
@@ -36,7 +39,7 @@ use weft_store::RunRecord;
 use crate::worker::{BoxFuture, Health, Worker, WorkerError};
 
 /// Where a server's session workers run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum LauncherConfig {
     /// On the session's own threads in the server process ([`crate::InProcessWorker`]).
     #[default]
@@ -52,6 +55,28 @@ pub enum LauncherConfig {
         /// How long a worker may take from start to a ready `/healthz`;
         /// past it the session fails with `worker_healthz_timeout`.
         ready_timeout: Duration,
+    },
+    /// `weft worker`s submitted as Ray jobs, one per unit of the session's
+    /// `max_concurrency` ([`ProcessWorker`] over [`crate::RayLauncher`]).
+    Ray {
+        /// The Ray dashboard's base URL (`http://127.0.0.1:8265`).
+        address: String,
+        /// The program started as `PROGRAM worker ...` on the Ray node.
+        program: PathBuf,
+        /// Each worker exits after this many answered runs and is replaced.
+        max_runs: Option<u32>,
+        /// Submission to ready `/healthz`, per worker (Ray's own scheduling
+        /// included); past it the session fails with `worker_healthz_timeout`.
+        ready_timeout: Duration,
+        /// CPUs reserved for each worker job (`entrypoint_num_cpus`).
+        num_cpus: Option<f64>,
+        /// Memory reserved for each worker job, in bytes (`entrypoint_memory`).
+        memory: Option<u64>,
+        /// The host workers listen on (`None`: 127.0.0.1; `0.0.0.0`: every
+        /// interface of the node, announced as the node's IP).
+        listen_host: Option<std::net::IpAddr>,
+        /// A `runtime_env.working_dir` URI the project travels as.
+        working_dir: Option<String>,
     },
 }
 
@@ -125,6 +150,9 @@ pub enum LaunchError {
     /// The launcher refuses to start a worker (a launcher-specific reason).
     #[error("{0}")]
     Refused(String),
+    /// The Ray Jobs API could not be reached.
+    #[error(transparent)]
+    Ray(#[from] crate::ray::RayError),
 }
 
 fn tail(stderr: &str) -> String {
@@ -151,6 +179,13 @@ pub trait WorkerProcess: Send {
     }
     /// Kills it (if still running) and reaps it.
     fn kill(&mut self);
+    /// Whether an idle worker is ended through [`WorkerProcess::kill`]
+    /// rather than asked over its `/stop` route: a Ray job stopped through
+    /// Ray is recorded `STOPPED`, one whose worker exits by itself
+    /// `SUCCEEDED`.
+    fn stop_idle_by_kill(&self) -> bool {
+        false
+    }
 }
 
 /// One started worker.
@@ -834,6 +869,22 @@ impl Inner {
         loop {
             let m = self.acquire().await?;
             match self.send(&m, &body, &run_id, &cancel).await {
+                Answer::Done { record, .. }
+                    if record.status == weft_store::RunStatus::Cancelled
+                        && !cancel.is_cancelled()
+                        && !self.stopped.load(Ordering::SeqCst) =>
+                {
+                    // Nobody here cancelled it: the worker was stopped from
+                    // outside (SIGTERM, a stopped Ray job) and cancelled its
+                    // run on the way out. The run did not complete: it is
+                    // interrupted, and the worker replaced.
+                    let why = format!(
+                        "worker {} was stopped mid-run (it cancelled run {run_id} on its way out)",
+                        m.name
+                    );
+                    self.retire(m, true);
+                    return Err(WorkerError::Unavailable(why));
+                }
                 Answer::Done { record, recycle } => {
                     if recycle {
                         self.retire(m, true);
@@ -921,11 +972,11 @@ impl Inner {
 
     async fn stop(self: &Arc<Self>, mode: CloseMode) {
         self.stopped.store(true, Ordering::SeqCst);
-        let members = {
+        let (members, idle) = {
             let mut pool = lock(&self.pool);
             pool.stopped = true;
-            pool.idle.clear();
-            std::mem::take(&mut pool.members)
+            let idle = std::mem::take(&mut pool.idle);
+            (std::mem::take(&mut pool.members), idle)
         };
         self.available.notify_waiters();
         let body = json!({"mode": if mode == CloseMode::Cancel { "cancel" } else { "wait" }}).to_string();
@@ -933,7 +984,12 @@ impl Inner {
         for m in members {
             let inner = Arc::clone(self);
             let body = body.clone();
+            let idle = idle.iter().any(|x| Arc::ptr_eq(x, &m));
             stops.spawn_blocking(move || {
+                if idle && lock(&m.handle).process().stop_idle_by_kill() {
+                    m.kill();
+                    return;
+                }
                 let _ = inner.post(&m, "/stop", body.as_bytes(), Some(Duration::from_secs(2)));
                 let until = Instant::now() + Duration::from_secs(5);
                 while m.alive() && Instant::now() < until {
@@ -1015,6 +1071,34 @@ pub(crate) fn session_worker(
             options.ready_timeout = *ready_timeout;
             Arc::new(ProcessWorker::new(
                 Arc::new(LocalProcessLauncher::new(program)),
+                record.session_id.clone(),
+                PathBuf::from(&record.project_path),
+                env,
+                options,
+            ))
+        }
+        LauncherConfig::Ray {
+            address,
+            program,
+            max_runs,
+            ready_timeout,
+            num_cpus,
+            memory,
+            listen_host,
+            working_dir,
+        } => {
+            let mut ray = crate::ray::RayOptions::new(address.clone(), program.clone());
+            ray.num_cpus = *num_cpus;
+            ray.memory = *memory;
+            if let Some(host) = listen_host {
+                ray.listen_host = *host;
+            }
+            ray.working_dir = working_dir.clone();
+            let mut options = ProcessOptions::new(record.max_concurrency.max(1) as usize);
+            options.max_runs = *max_runs;
+            options.ready_timeout = *ready_timeout;
+            Arc::new(ProcessWorker::new(
+                Arc::new(crate::ray::RayLauncher::new(ray)),
                 record.session_id.clone(),
                 PathBuf::from(&record.project_path),
                 env,
@@ -1258,6 +1342,54 @@ mod tests {
             t0.elapsed() < Duration::from_secs(4),
             "cancelled, not run to the end"
         );
+    }
+
+    #[tokio::test]
+    async fn a_worker_stopped_from_outside_mid_run_interrupts_the_run_and_is_replaced() {
+        // A real worker router whose state the test holds: stopping it with
+        // `Cancel` is what SIGTERM (a stopped Ray job) does to `weft worker`.
+        let dir = project();
+        let session = open(dir.path(), "s1");
+        let states: Arc<Mutex<Vec<Arc<crate::worker_app::WorkerState>>>> = Arc::default();
+        let root = dir.path().to_path_buf();
+        let held = Arc::clone(&states);
+        let launcher = FakeLauncher::new(move |req| {
+            let state =
+                crate::worker_app::WorkerState::new(req.session_id.clone(), Some(req.token.clone()), None);
+            state.set_ready(open(&root, &req.session_id));
+            lock(&held).push(Arc::clone(&state));
+            let serve: Serve = Box::new(move |listener| {
+                Box::pin(async move {
+                    let _ = crate::worker_app::serve_worker(state, listener).await;
+                }) as BoxFuture<'static, ()>
+            });
+            Ok(serve)
+        });
+        let w = Arc::new(worker(Arc::clone(&launcher), 1));
+        w.start().await.unwrap();
+        let run = {
+            let w = Arc::clone(&w);
+            let spec = spec_of(&session, json!({"delay": 3000}));
+            tokio::spawn(async move { w.dispatch(spec, CancelToken::new()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let first = lock(&states)[0].clone();
+        first.stop(CloseMode::Cancel);
+        let err = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(err, WorkerError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("stopped mid-run"), "{err}");
+        // The next run goes to a replacement worker and succeeds.
+        let record = w
+            .dispatch(spec_of(&session, json!({"start": 4})), CancelToken::new())
+            .await
+            .unwrap();
+        assert_eq!(record.status, weft_core::RunStatus::Succeeded, "{record:?}");
+        assert_eq!(launcher.launches(), 2);
+        w.stop(CloseMode::Wait).await;
     }
 
     #[tokio::test]

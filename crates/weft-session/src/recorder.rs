@@ -120,6 +120,30 @@ impl Recorder {
         }
     }
 
+    /// Records a run that paused for input as failed: nobody will answer
+    /// it (`message` says why).
+    pub(crate) fn fail_paused(&self, result: &RunResult, message: &str) {
+        let Some(store) = &self.store else { return };
+        let stored = match store.get_run(&result.run_id) {
+            Ok(Some(r)) if r.status == RunStatus::InputRequired => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(run_id = %result.run_id, "could not read the paused run: {e}");
+                return;
+            }
+        };
+        let record = RunRecord {
+            status: RunStatus::Failed,
+            end_time: Some(jiff::Timestamp::now()),
+            error: Some(weft_core::RunFailure::message("input_required", message)),
+            pending_input: None,
+            ..stored
+        };
+        if let Err(e) = store.update_run_deferred(&record) {
+            tracing::error!(run_id = %result.run_id, "could not record the paused run as failed: {e}");
+        }
+    }
+
     fn base_record(&self, spec: &RunSpec, status: RunStatus) -> RunRecord {
         run_record(spec, status, &self.owner)
     }

@@ -312,6 +312,24 @@ impl ServiceSession {
         Ok(result)
     }
 
+    /// Turns a run that paused for input into a failed one, in the result
+    /// and in the store: for callers that will not answer (a sweep on the
+    /// command line). Other results are left as they are.
+    pub fn fail_paused(&self, result: &mut RunResult) {
+        if result.status != RunStatus::InputRequired {
+            return;
+        }
+        let node = result.pending_input.take().map(|p| p.node).unwrap_or_default();
+        let message = format!(
+            "run {} waits for input at node `{node}` and nobody will answer it; pass the answer with --input {node}=FILE",
+            result.run_id
+        );
+        self.core.recorder.fail_paused(result, &message);
+        self.core.recorder.flush();
+        result.status = RunStatus::Failed;
+        result.error = Some(weft_core::RunFailure::message("input_required", message));
+    }
+
     /// Waits for a worker slot; refuses when the session closes meanwhile or
     /// the run id is already running.
     fn acquire(&self, run_id: &str, token: &CancelToken) -> Result<Slot<'_>, String> {

@@ -12,7 +12,7 @@ use weft_store::Store;
 
 use super::Edge;
 use crate::Io;
-use crate::args::{LauncherArg, ServeArgs, SessionArgs};
+use crate::args::{LauncherArg, LauncherArgs, ServeArgs, SessionArgs};
 use crate::error::UsageError;
 
 pub(crate) fn serve(
@@ -44,7 +44,7 @@ pub(crate) fn serve(
     if args.max_workers == Some(0) {
         return Err(UsageError::new("--max-workers must be at least 1").into());
     }
-    let launcher = launcher(args)?;
+    let launcher = launcher_config(&args.launcher)?;
     let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
     let mut config = ServerConfig::new(project.root());
     config.session_options = SessionOptions {
@@ -116,38 +116,80 @@ pub(crate) fn serve(
     Ok(crate::error::EXIT_OK)
 }
 
-/// `--launcher` and its `--worker-*` flags.
-fn launcher(args: &ServeArgs) -> anyhow::Result<LauncherConfig> {
+/// `--launcher` and its `--worker-*` / `--ray-*` flags.
+pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherConfig> {
     let worker_flags = args.worker_max_runs.is_some() || args.worker_program.is_some();
-    match args.launcher {
-        LauncherArg::InProcess if worker_flags => {
-            Err(UsageError::new("--worker-max-runs and --worker-program need --launcher process").into())
-        }
-        LauncherArg::InProcess => Ok(LauncherConfig::InProcess),
-        LauncherArg::Process => {
-            if args.worker_max_runs == Some(0) {
-                return Err(UsageError::new("--worker-max-runs must be at least 1").into());
-            }
-            let timeout = args.worker_ready_timeout_s;
-            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
-                return Err(UsageError::new(format!(
-                    "--worker-ready-timeout-s {timeout}: expected seconds between 0 and 86400"
-                ))
-                .into());
-            }
-            let program = match &args.worker_program {
-                Some(p) => p.clone(),
-                None => std::env::current_exe().map_err(|e| {
-                    UsageError::caused_by("--launcher process: cannot find this executable", e)
-                })?,
-            };
-            Ok(LauncherConfig::Process {
-                program,
-                max_runs: args.worker_max_runs,
-                ready_timeout: Duration::from_secs_f64(timeout),
-            })
-        }
+    let ray = &args.ray;
+    let ray_flags = ray.ray_address.is_some()
+        || ray.ray_num_cpus.is_some()
+        || ray.ray_memory.is_some()
+        || ray.ray_listen_host.is_some()
+        || ray.ray_working_dir.is_some();
+    if ray_flags && args.launcher != LauncherArg::Ray {
+        return Err(UsageError::new("the --ray-* flags need --launcher ray").into());
     }
+    if args.launcher == LauncherArg::InProcess {
+        if worker_flags {
+            return Err(UsageError::new(
+                "--worker-max-runs and --worker-program need --launcher process or ray",
+            )
+            .into());
+        }
+        return Ok(LauncherConfig::InProcess);
+    }
+    if args.worker_max_runs == Some(0) {
+        return Err(UsageError::new("--worker-max-runs must be at least 1").into());
+    }
+    let timeout = args.worker_ready_timeout_s;
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= 86_400.0) {
+        return Err(UsageError::new(format!(
+            "--worker-ready-timeout-s {timeout}: expected seconds between 0 and 86400"
+        ))
+        .into());
+    }
+    let program = match &args.worker_program {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| UsageError::caused_by("--launcher: cannot find this executable", e))?,
+    };
+    let ready_timeout = Duration::from_secs_f64(timeout);
+    if args.launcher == LauncherArg::Process {
+        return Ok(LauncherConfig::Process {
+            program,
+            max_runs: args.worker_max_runs,
+            ready_timeout,
+        });
+    }
+    let Some(address) = ray.ray_address.clone() else {
+        return Err(UsageError::new(
+            "--launcher ray needs --ray-address URL (the Ray dashboard, e.g. http://127.0.0.1:8265)",
+        )
+        .into());
+    };
+    if !address.starts_with("http://") {
+        return Err(UsageError::new(format!(
+            "--ray-address {address}: expected an http:// URL of the Ray dashboard"
+        ))
+        .into());
+    }
+    if let Some(cpus) = ray.ray_num_cpus
+        && !(cpus.is_finite() && cpus >= 0.0)
+    {
+        return Err(UsageError::new(format!(
+            "--ray-num-cpus {cpus}: expected a number of CPUs, 0 or more"
+        ))
+        .into());
+    }
+    Ok(LauncherConfig::Ray {
+        address,
+        program,
+        max_runs: args.worker_max_runs,
+        ready_timeout,
+        num_cpus: ray.ray_num_cpus,
+        memory: ray.ray_memory,
+        listen_host: ray.ray_listen_host,
+        working_dir: ray.ray_working_dir.clone(),
+    })
 }
 
 /// SIGINT or SIGTERM.
