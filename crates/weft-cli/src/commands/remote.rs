@@ -324,7 +324,6 @@ pub(super) fn multirun(client: &Client, args: &MultirunArgs, io: &mut Io<'_>) ->
             let runs: Vec<RunConfig> = sweep
                 .expand(args.max_runs)
                 .map_err(|e| UsageError::caused_by("invalid sweep", e))?
-                .into_iter()
                 .map(|params| RunConfig {
                     runtime_params: params,
                     ..spec.clone()
