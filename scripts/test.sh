@@ -13,4 +13,4 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   runner=(cargo test --workspace --no-fail-fast)
 fi
-scripts/with-postgres.sh "${runner[@]}" "$@"
+scripts/with-postgres.sh scripts/with-s3.sh "${runner[@]}" "$@"

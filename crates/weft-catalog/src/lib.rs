@@ -98,6 +98,7 @@ mod formats;
 mod memory;
 mod partitioned;
 mod registry;
+pub mod storage;
 
 pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunScope};
 pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
@@ -105,4 +106,5 @@ pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
 pub use formats::{FileDataset, Format};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
-pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES};
+pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES, Location};
+pub use storage::{LocalStorage, Storage, StorageError, StorageRegistry};
