@@ -34,9 +34,20 @@ fn weft(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-fn get(bucket: &str, key: &str) -> Option<String> {
-    let mut response = ureq::get(&format!("{}/{bucket}/{key}", endpoint())).call().ok()?;
-    response.body_mut().read_to_string().ok()
+/// The JSON saved at `version` of a versioned dataset of the project's
+/// catalog, read back through a catalog of its own.
+fn saved(catalog_yml: &str, credentials_yml: &str, name: &str, version: &str) -> serde_json::Value {
+    let parse = |text: &str| -> serde_json::Value { serde_saphyr::from_str(text).unwrap() };
+    let types = weft_object_store::dataset_types();
+    let config = weft_catalog::CatalogConfig::parse(&parse(catalog_yml), &parse(credentials_yml), &types).unwrap();
+    let catalog = config
+        .build(&weft_catalog::BuildOptions {
+            save_version: "check".into(),
+            load_versions: [(name.to_string(), version.to_string())].into(),
+            ..Default::default()
+        })
+        .unwrap();
+    catalog.load(name, None).unwrap().to_json().unwrap()
 }
 
 #[test]
@@ -58,36 +69,29 @@ fn a_project_on_s3_runs_records_and_reloads_a_pinned_version() {
         "__default__:\n  nodes:\n    - {name: increment, func: add_one, inputs: params:start, outputs: incremented}\n    - {name: total, func: sum, inputs: [incremented, params:offset], outputs: total}\n".into(),
     );
     write("conf/base/parameters.yml", "start: 41\noffset: 0.5\n".into());
-    write(
-        "conf/base/catalog.yml",
-        format!(
+    let catalog_yml = format!(
             "incremented:\n  type: json.JSONDataset\n  filepath: s3://{bucket}/data/incremented.json\n  versioned: true\n  credentials: moto\n\
              total:\n  type: json.JSONDataset\n  filepath: s3://{bucket}/data/total.json\n  versioned: true\n  credentials: moto\n"
-        ),
     );
-    write(
-        "conf/local/credentials.yml",
-        format!("moto:\n  key: testing\n  secret: testing\n  client_kwargs:\n    endpoint_url: {endpoint}\n    region_name: us-east-1\n"),
+    let credentials_yml = format!(
+        "moto:\n  key: testing\n  secret: testing\n  client_kwargs:\n    endpoint_url: {endpoint}\n    region_name: us-east-1\n"
     );
+    write("conf/base/catalog.yml", catalog_yml.clone());
+    write("conf/local/credentials.yml", credentials_yml.clone());
 
     let first = weft(root, &["run", "--json"]);
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(first["outputs"]["total"], 42.5);
     let first_id = first["run_id"].as_str().unwrap().to_string();
     // The versioned objects are on S3, not on the local disk.
-    assert_eq!(
-        get(&bucket, &format!("data/incremented.json/{first_id}/incremented.json")).map(|s| s.trim().to_string()),
-        Some("42".to_string())
-    );
-    assert_eq!(
-        get(&bucket, &format!("data/total.json/{first_id}/total.json")).map(|s| s.trim().to_string()),
-        Some("42.5".to_string())
-    );
+    assert_eq!(saved(&catalog_yml, &credentials_yml, "incremented", &first_id), 42);
+    assert_eq!(saved(&catalog_yml, &credentials_yml, "total", &first_id), 42.5);
     assert!(!root.join("data").exists());
 
     let second = weft(root, &["run", "--json", "--params", "start=1"]);
     assert_eq!(second["outputs"]["total"], 2.5);
     let second_id = second["run_id"].as_str().unwrap().to_string();
+    assert_eq!(saved(&catalog_yml, &credentials_yml, "incremented", &second_id), 2);
 
     // Only `total`, reading the first run's `incremented` by pin (the newest is the second's).
     let pin = format!("incremented:{first_id}");
