@@ -749,9 +749,9 @@ impl CatalogConfig {
                 })
                 .ok()
                 .and_then(|ds| {
-                        let storage = ds.storage().unwrap_or_else(crate::storage::LocalStorage::shared);
-                        Some((ds.path()?, storage))
-                    })
+                    let storage = ds.storage().unwrap_or_else(crate::storage::LocalStorage::shared);
+                    Some((ds.path()?, storage))
+                })
             })
             .collect();
         let group = VersionGroup::with_sides(base, state.load_version(base).map(str::to_string), sides);

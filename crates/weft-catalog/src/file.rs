@@ -90,7 +90,10 @@ impl VersionGroup {
         self.sides
             .iter()
             .flat_map(|(side, storage)| {
-                let base = side.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                let base = side
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 storage.versions(&self.base, side, &base).unwrap_or_default()
             })
             .max()

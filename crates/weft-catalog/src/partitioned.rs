@@ -99,7 +99,10 @@ fn collect(
         let Ok(rel) = path.strip_prefix(root) else {
             continue;
         };
-        let name = rel.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if rel.iter().any(|c| c.to_string_lossy().starts_with('.')) || !name.ends_with(suffix) {
             continue;
         }

@@ -114,7 +114,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
                 let rel = p.strip_prefix(dir).ok()?;
                 let mut parts = rel.iter();
                 let (version, file) = (parts.next()?, parts.next()?);
-                (parts.next().is_none() && file == std::ffi::OsStr::new(basename)).then(|| version.to_string_lossy().to_string())
+                (parts.next().is_none() && file == std::ffi::OsStr::new(basename))
+                    .then(|| version.to_string_lossy().to_string())
             })
             .filter(|v| !v.starts_with('.'))
             .collect())
@@ -236,7 +237,9 @@ impl Storage for LocalStorage {
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => None,
             Ok(_) => Some("it is not a folder".to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("the folder does not exist".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("the folder does not exist".to_string())
+            }
             Err(e) => Some(e.to_string()),
         }
     }
@@ -400,14 +403,19 @@ mod tests {
             "map"
         }
         fn read(&self, dataset: &str, path: &Path) -> Result<Vec<u8>, CatalogError> {
-            self.0.lock().unwrap().get(path).cloned().ok_or_else(|| CatalogError::Storage {
-                dataset: dataset.into(),
-                url: path.display().to_string(),
-                action: "read",
-                source: StorageError::NotFound {
-                    source: "no such key".into(),
-                },
-            })
+            self.0
+                .lock()
+                .unwrap()
+                .get(path)
+                .cloned()
+                .ok_or_else(|| CatalogError::Storage {
+                    dataset: dataset.into(),
+                    url: path.display().to_string(),
+                    action: "read",
+                    source: StorageError::NotFound {
+                        source: "no such key".into(),
+                    },
+                })
         }
         fn write(&self, _: &str, path: &Path, write: WriteFn<'_>) -> Result<(), CatalogError> {
             let mut buf = Vec::new();
@@ -444,7 +452,12 @@ mod tests {
         let mut r = StorageRegistry::new();
         r.register("map", factory(Arc::clone(&storage))).unwrap();
         let twice = r.register("map", factory(Arc::clone(&storage))).unwrap_err();
-        assert!(twice.to_string().contains("storage scheme `map` is already registered"), "{twice}");
+        assert!(
+            twice
+                .to_string()
+                .contains("storage scheme `map` is already registered"),
+            "{twice}"
+        );
         let file = r.register("file", factory(Arc::clone(&storage))).unwrap_err();
         assert!(file.to_string().contains("`file` scheme"), "{file}");
         let bad = r.register("no scheme", factory(storage)).unwrap_err();
@@ -475,7 +488,9 @@ mod tests {
     fn versions_newest_pins_and_run_scope_go_through_the_storage() {
         let storage = Arc::new(MapStorage::default());
         let mut types = crate::DatasetTypeRegistry::with_builtins();
-        types.register_storage("map", factory(Arc::clone(&storage))).unwrap();
+        types
+            .register_storage("map", factory(Arc::clone(&storage)))
+            .unwrap();
         let config = crate::CatalogConfig::parse(
             &json!({
                 "v": {"type": "json.JSONDataset", "filepath": "map://b/v.json", "versioned": true},
@@ -489,7 +504,9 @@ mod tests {
             config
                 .build(&crate::BuildOptions {
                     save_version: version.into(),
-                    load_versions: pin.map(|p| [("v".to_string(), p.to_string())].into()).unwrap_or_default(),
+                    load_versions: pin
+                        .map(|p| [("v".to_string(), p.to_string())].into())
+                        .unwrap_or_default(),
                     run_scope: scope.map(|s| crate::RunScope {
                         dir: PathBuf::from("/p/.weft/runs").join(s),
                         datasets: ["out".to_string()].into(),
@@ -504,7 +521,10 @@ mod tests {
                 .unwrap();
         }
         let keys: Vec<PathBuf> = storage.0.lock().unwrap().keys().cloned().collect();
-        assert!(keys.contains(&PathBuf::from("map://b/v.json/2026-01-02/v.json")), "{keys:?}");
+        assert!(
+            keys.contains(&PathBuf::from("map://b/v.json/2026-01-02/v.json")),
+            "{keys:?}"
+        );
         let newest = run("r3", None, None);
         assert_eq!(newest.load("v", None).unwrap().to_json().unwrap(), json!(2));
         assert_eq!(newest.loaded_versions()["v"], "2026-01-02");
@@ -522,6 +542,12 @@ mod tests {
             a.scoped_paths()["out"],
             PathBuf::from("map://b/.weft/runs/ra/out.json")
         );
-        assert!(!storage.0.lock().unwrap().contains_key(Path::new("map://b/out.json")));
+        assert!(
+            !storage
+                .0
+                .lock()
+                .unwrap()
+                .contains_key(Path::new("map://b/out.json"))
+        );
     }
 }

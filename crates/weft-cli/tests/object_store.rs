@@ -39,7 +39,8 @@ fn weft(dir: &Path, args: &[&str]) -> serde_json::Value {
 fn saved(catalog_yml: &str, credentials_yml: &str, name: &str, version: &str) -> serde_json::Value {
     let parse = |text: &str| -> serde_json::Value { serde_saphyr::from_str(text).unwrap() };
     let types = weft_object_store::dataset_types();
-    let config = weft_catalog::CatalogConfig::parse(&parse(catalog_yml), &parse(credentials_yml), &types).unwrap();
+    let config =
+        weft_catalog::CatalogConfig::parse(&parse(catalog_yml), &parse(credentials_yml), &types).unwrap();
     let catalog = config
         .build(&weft_catalog::BuildOptions {
             save_version: "check".into(),
@@ -70,7 +71,7 @@ fn a_project_on_s3_runs_records_and_reloads_a_pinned_version() {
     );
     write("conf/base/parameters.yml", "start: 41\noffset: 0.5\n".into());
     let catalog_yml = format!(
-            "incremented:\n  type: json.JSONDataset\n  filepath: s3://{bucket}/data/incremented.json\n  versioned: true\n  credentials: moto\n\
+        "incremented:\n  type: json.JSONDataset\n  filepath: s3://{bucket}/data/incremented.json\n  versioned: true\n  credentials: moto\n\
              total:\n  type: json.JSONDataset\n  filepath: s3://{bucket}/data/total.json\n  versioned: true\n  credentials: moto\n"
     );
     let credentials_yml = format!(
@@ -84,18 +85,27 @@ fn a_project_on_s3_runs_records_and_reloads_a_pinned_version() {
     assert_eq!(first["outputs"]["total"], 42.5);
     let first_id = first["run_id"].as_str().unwrap().to_string();
     // The versioned objects are on S3, not on the local disk.
-    assert_eq!(saved(&catalog_yml, &credentials_yml, "incremented", &first_id), 42);
+    assert_eq!(
+        saved(&catalog_yml, &credentials_yml, "incremented", &first_id),
+        42
+    );
     assert_eq!(saved(&catalog_yml, &credentials_yml, "total", &first_id), 42.5);
     assert!(!root.join("data").exists());
 
     let second = weft(root, &["run", "--json", "--params", "start=1"]);
     assert_eq!(second["outputs"]["total"], 2.5);
     let second_id = second["run_id"].as_str().unwrap().to_string();
-    assert_eq!(saved(&catalog_yml, &credentials_yml, "incremented", &second_id), 2);
+    assert_eq!(
+        saved(&catalog_yml, &credentials_yml, "incremented", &second_id),
+        2
+    );
 
     // Only `total`, reading the first run's `incremented` by pin (the newest is the second's).
     let pin = format!("incremented:{first_id}");
-    let third = weft(root, &["run", "--json", "--nodes", "total", "--load-versions", &pin]);
+    let third = weft(
+        root,
+        &["run", "--json", "--nodes", "total", "--load-versions", &pin],
+    );
     assert_eq!(third["status"], "succeeded", "{third}");
     assert_eq!(third["outputs"]["total"], 42.5, "{third}");
     let third_id = third["run_id"].as_str().unwrap().to_string();
@@ -113,5 +123,11 @@ fn a_project_on_s3_runs_records_and_reloads_a_pinned_version() {
     for id in [&first_id, &second_id, &third_id] {
         assert!(ids.contains(&id.as_str()), "{id} not in {runs}");
     }
-    assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "succeeded"), "{runs}");
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "succeeded"),
+        "{runs}"
+    );
 }

@@ -244,7 +244,15 @@ struct Backend {
 }
 
 /// The credentials keys each scheme accepts.
-const S3_KEYS: &[&str] = &["key", "secret", "token", "endpoint_url", "region", "client_kwargs", "anon"];
+const S3_KEYS: &[&str] = &[
+    "key",
+    "secret",
+    "token",
+    "endpoint_url",
+    "region",
+    "client_kwargs",
+    "anon",
+];
 const GS_KEYS: &[&str] = &["token", "service_account_key", "anon"];
 const AZ_KEYS: &[&str] = &["account_name", "account_key", "sas_token", "endpoint_url", "anon"];
 
@@ -387,7 +395,12 @@ impl Backend {
         (client, retry)
     }
 
-    fn build(&self, scheme: &str, bucket: &str, credentials: Option<&Value>) -> Result<Arc<dyn ObjectStore>, SetupError> {
+    fn build(
+        &self,
+        scheme: &str,
+        bucket: &str,
+        credentials: Option<&Value>,
+    ) -> Result<Arc<dyn ObjectStore>, SetupError> {
         let builder_err = |source| SetupError::Builder { source };
         match scheme {
             "memory" => {
@@ -471,7 +484,9 @@ impl Backend {
                     .with_client_options(client)
                     .with_retry(retry);
                 if let Some(e) = endpoint {
-                    b = b.with_endpoint(e.to_string()).with_allow_http(e.starts_with("http://"));
+                    b = b
+                        .with_endpoint(e.to_string())
+                        .with_allow_http(e.starts_with("http://"));
                 }
                 if c.anon()? {
                     b = b.with_skip_signature(true);
@@ -487,7 +502,10 @@ impl Backend {
                 Ok(Arc::new(b.build().map_err(builder_err)?))
             }
             other => Err(SetupError::MalformedUrl {
-                message: format!("`{other}://` is not an object-store scheme ({})", SCHEMES.join(", ")),
+                message: format!(
+                    "`{other}://` is not an object-store scheme ({})",
+                    SCHEMES.join(", ")
+                ),
             }),
         }
     }
@@ -518,8 +536,12 @@ fn classify(e: object_store::Error) -> StorageError {
         | E::Precondition { .. }
         | E::AlreadyExists { .. }
         | E::NotModified { .. } => StorageError::Refused { source: Box::new(e) },
-        E::InvalidPath { .. } => StorageError::InvalidLocation { message: e.to_string() },
-        other => StorageError::Failed { source: Box::new(other) },
+        E::InvalidPath { .. } => StorageError::InvalidLocation {
+            message: e.to_string(),
+        },
+        other => StorageError::Failed {
+            source: Box::new(other),
+        },
     }
 }
 
@@ -534,9 +556,15 @@ impl ObjectStorage {
     }
 
     /// The URL and key of a location this storage made.
-    fn key(&self, dataset: &str, path: &Path, action: &'static str) -> Result<(String, ObjectPath), CatalogError> {
+    fn key(
+        &self,
+        dataset: &str,
+        path: &Path,
+        action: &'static str,
+    ) -> Result<(String, ObjectPath), CatalogError> {
         let url = path.to_string_lossy().to_string();
-        let invalid = |message: String| self.err(dataset, &url, action, StorageError::InvalidLocation { message });
+        let invalid =
+            |message: String| self.err(dataset, &url, action, StorageError::InvalidLocation { message });
         let Some(rest) = url.strip_prefix(&self.root) else {
             return Err(invalid(format!("not under {}", self.root)));
         };
@@ -575,7 +603,9 @@ impl Storage for ObjectStorage {
     fn read(&self, dataset: &str, path: &Path) -> Result<Vec<u8>, CatalogError> {
         let (url, key) = self.key(dataset, path, "read")?;
         let store = Arc::clone(&self.store);
-        let bytes = self.run(dataset, &url, "read", async move { store.get(&key).await?.bytes().await })?;
+        let bytes = self.run(dataset, &url, "read", async move {
+            store.get(&key).await?.bytes().await
+        })?;
         Ok(bytes.to_vec())
     }
 

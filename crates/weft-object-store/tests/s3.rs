@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_catalog::{BuildOptions, Catalog, CatalogConfig, CatalogError, DatasetTypeRegistry, RunScope, StorageError};
+use weft_catalog::{
+    BuildOptions, Catalog, CatalogConfig, CatalogError, DatasetTypeRegistry, RunScope, StorageError,
+};
 use weft_object_store::{ObjectStoreOptions, dataset_types, register};
 use weft_pipeline::{Data, DataType};
 
@@ -59,7 +61,10 @@ fn get(bucket: &str, key: &str) -> Option<Vec<u8>> {
         .with_secret_access_key("testing")
         .build()
         .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         match store.get(&object_store::path::Path::parse(key).unwrap()).await {
             Ok(r) => Some(r.bytes().await.unwrap().to_vec()),
@@ -83,7 +88,10 @@ fn versioned_datasets_on_s3_resolve_newest_and_pinned_versions() {
         &types,
     )
     .unwrap();
-    let versions = ["2026-12-01T10.00.00.000Z-aaaaaaaa", "2026-12-01T11.00.00.000Z-bbbbbbbb"];
+    let versions = [
+        "2026-12-01T10.00.00.000Z-aaaaaaaa",
+        "2026-12-01T11.00.00.000Z-bbbbbbbb",
+    ];
     for (i, v) in versions.iter().enumerate() {
         let c = run(&config, v, &[]);
         let rows = json!([{"n": i + 1}]);
@@ -95,18 +103,45 @@ fn versioned_datasets_on_s3_resolve_newest_and_pinned_versions() {
     assert_eq!(String::from_utf8(csv).unwrap(), "n\n2\n");
     let ty = DataType::of::<Value>();
     let newest = run(&config, "2026-12-02T00.00.00.000Z-cccccccc", &[]);
-    assert_eq!(newest.load("cars", Some(&ty)).unwrap().to_json().unwrap(), json!([{"n": 2}]));
-    assert_eq!(newest.load("table", Some(&ty)).unwrap().to_json().unwrap(), json!([{"n": 2}]));
+    assert_eq!(
+        newest.load("cars", Some(&ty)).unwrap().to_json().unwrap(),
+        json!([{"n": 2}])
+    );
+    assert_eq!(
+        newest.load("table", Some(&ty)).unwrap().to_json().unwrap(),
+        json!([{"n": 2}])
+    );
     assert_eq!(newest.loaded_versions()["cars"], versions[1]);
-    let pinned = run(&config, "2026-12-02T00.00.00.000Z-dddddddd", &[("cars", versions[0]), ("table", versions[0])]);
-    assert_eq!(pinned.load("cars", Some(&ty)).unwrap().to_json().unwrap(), json!([{"n": 1}]));
-    assert_eq!(pinned.load("table", Some(&ty)).unwrap().to_json().unwrap(), json!([{"n": 1}]));
-    let again = run(&config, versions[0], &[]).save("cars", Data::new(json!([{"n": 9}]))).unwrap_err();
+    let pinned = run(
+        &config,
+        "2026-12-02T00.00.00.000Z-dddddddd",
+        &[("cars", versions[0]), ("table", versions[0])],
+    );
+    assert_eq!(
+        pinned.load("cars", Some(&ty)).unwrap().to_json().unwrap(),
+        json!([{"n": 1}])
+    );
+    assert_eq!(
+        pinned.load("table", Some(&ty)).unwrap().to_json().unwrap(),
+        json!([{"n": 1}])
+    );
+    let again = run(&config, versions[0], &[])
+        .save("cars", Data::new(json!([{"n": 9}])))
+        .unwrap_err();
     assert!(matches!(again, CatalogError::VersionExists { .. }), "{again}");
     // Unversioned objects are replaced whole.
     for value in [json!({"v": 1}), json!({"v": 2})] {
-        run(&config, "r", &[]).save("plain", Data::new(value.clone())).unwrap();
-        assert_eq!(run(&config, "r", &[]).load("plain", None).unwrap().to_json().unwrap(), value);
+        run(&config, "r", &[])
+            .save("plain", Data::new(value.clone()))
+            .unwrap();
+        assert_eq!(
+            run(&config, "r", &[])
+                .load("plain", None)
+                .unwrap()
+                .to_json()
+                .unwrap(),
+            value
+        );
     }
 }
 
@@ -145,7 +180,8 @@ fn run_scoped_outputs_and_partitions_on_s3() {
     assert!(get(&b, "data/out.json").is_none());
 
     let c = run(&config, "r", &[]);
-    c.save("parts", Data::new(json!({"2026/a": 1, "b": {"x": 2}}))).unwrap();
+    c.save("parts", Data::new(json!({"2026/a": 1, "b": {"x": 2}})))
+        .unwrap();
     let back = run(&config, "r2", &[]).load("parts", None).unwrap();
     let parts = back.downcast_ref::<weft_catalog::Partitions>().unwrap();
     assert_eq!(parts.ids().collect::<Vec<_>>(), ["2026/a", "b"]);
@@ -168,17 +204,32 @@ fn missing_objects_and_refused_puts_name_the_dataset_and_the_url() {
     let c = run(&config, "r", &[]);
     assert!(!c.exists("gone").unwrap());
     let err = c.load("gone", None).unwrap_err();
-    let CatalogError::Storage { dataset, url, source, .. } = &err else {
+    let CatalogError::Storage {
+        dataset, url, source, ..
+    } = &err
+    else {
         panic!("{err:?}");
     };
-    assert_eq!((dataset.as_str(), url.as_str()), ("gone", format!("s3://{b}/gone.json").as_str()));
+    assert_eq!(
+        (dataset.as_str(), url.as_str()),
+        ("gone", format!("s3://{b}/gone.json").as_str())
+    );
     assert!(matches!(source, StorageError::NotFound { .. }), "{source:?}");
 
     let err = c.save("nobucket", Data::new(json!(1))).unwrap_err();
-    let CatalogError::Storage { dataset, url, action, source } = &err else {
+    let CatalogError::Storage {
+        dataset,
+        url,
+        action,
+        source,
+    } = &err
+    else {
         panic!("{err:?}");
     };
-    assert_eq!((dataset.as_str(), url.as_str(), *action), ("nobucket", "s3://weft-no-such-bucket-here/x.json", "write"));
+    assert_eq!(
+        (dataset.as_str(), url.as_str(), *action),
+        ("nobucket", "s3://weft-no-such-bucket-here/x.json", "write")
+    );
     assert!(matches!(source, StorageError::Refused { .. }), "{source:?}");
     assert!(err.to_string().contains("NoSuchBucket"), "{err}");
 }
@@ -186,7 +237,11 @@ fn missing_objects_and_refused_puts_name_the_dataset_and_the_url() {
 #[test]
 fn an_unreachable_endpoint_fails_within_the_limits() {
     // A port nothing listens on: connection refused, retried, then an error.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut types = DatasetTypeRegistry::with_builtins();
     register(
         &mut types,
@@ -206,7 +261,14 @@ fn an_unreachable_endpoint_fails_within_the_limits() {
     .unwrap();
     let started = Instant::now();
     let err = run(&config, "r", &[]).save("x", Data::new(json!(1))).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
-    assert!(matches!(err, CatalogError::Storage { action: "write", .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, CatalogError::Storage { action: "write", .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&"s3://b/x.json"), "{err}");
 }
