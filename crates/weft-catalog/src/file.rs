@@ -83,20 +83,20 @@ impl VersionGroup {
         *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
     }
 
-    /// The newest version present under any side.
-    /// The newest version present under any side; a side whose listing
-    /// fails counts as having none (the load then reports what it found).
-    fn newest(&self) -> Option<String> {
-        self.sides
-            .iter()
-            .flat_map(|(side, storage)| {
-                let base = side
-                    .file_name()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default();
-                storage.versions(&self.base, side, &base).unwrap_or_default()
-            })
-            .max()
+    /// The newest version present under any side. On disk a folder that
+    /// cannot be read has none (as always); an object-store listing that
+    /// fails is an error, not "no version".
+    fn newest(&self) -> Result<Option<String>, CatalogError> {
+        let mut newest: Option<String> = None;
+        for (side, storage) in &self.sides {
+            let base = side
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let found = storage.versions(&self.base, side, &base)?.into_iter().max();
+            newest = newest.max(found);
+        }
+        Ok(newest)
     }
 
     /// A side other than `except` that holds `version`.
@@ -186,8 +186,13 @@ impl FileTarget {
         &self.storage
     }
 
-    fn exists_at(&self, path: &Path) -> bool {
-        self.storage.exists(&self.dataset, path).unwrap_or(false)
+    /// Whether `path` exists. On disk an error reads as "no" (as
+    /// `Path::exists` does); an object-store request that fails is an error.
+    fn exists_at(&self, path: &Path) -> Result<bool, CatalogError> {
+        match self.storage.exists(&self.dataset, path) {
+            Err(CatalogError::Io { .. }) => Ok(false),
+            other => other,
+        }
     }
 
     /// The version the last load of this run read, if versioned.
@@ -214,7 +219,7 @@ impl FileTarget {
         }
         let version = match self.group.saved().or_else(|| self.group.load_version.clone()) {
             Some(v) => v,
-            None => self.group.newest().ok_or_else(|| CatalogError::NoVersion {
+            None => self.group.newest()?.ok_or_else(|| CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
                 version: None,
                 path: self.path.clone(),
@@ -222,7 +227,7 @@ impl FileTarget {
             })?,
         };
         let file = self.path.join(&version).join(self.basename());
-        if !self.exists_at(&file) {
+        if !self.exists_at(&file)? {
             return Err(CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
                 found_as: self.group.found_as(&version, &self.path),
@@ -245,7 +250,7 @@ impl FileTarget {
     /// The file to write (a new version must not exist yet).
     pub fn save_path(&self) -> Result<PathBuf, CatalogError> {
         let file = self.save_file();
-        if self.versioned && self.exists_at(&file) {
+        if self.versioned && self.exists_at(&file)? {
             return Err(CatalogError::VersionExists {
                 dataset: self.dataset.clone(),
                 version: self.save_version.clone(),
@@ -268,12 +273,23 @@ impl FileTarget {
         self.saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Whether there is something to load.
+    /// Whether there is something to load (`false` when the check fails;
+    /// see [`FileTarget::try_exists`]).
     pub fn exists(&self) -> bool {
+        self.try_exists().unwrap_or(false)
+    }
+
+    /// Whether there is something to load; a failed object-store request
+    /// is an error (on disk, as [`FileTarget::exists`]).
+    pub fn try_exists(&self) -> Result<bool, CatalogError> {
         if !self.versioned {
             return self.exists_at(&self.path);
         }
-        self.load_path().is_ok()
+        match self.load_path() {
+            Ok(_) => Ok(true),
+            Err(CatalogError::NoVersion { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Why a load would find nothing, if it would not (one stat for

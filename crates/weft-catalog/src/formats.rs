@@ -400,7 +400,7 @@ impl Dataset for FileDataset {
     }
 
     fn exists(&self) -> Result<bool, CatalogError> {
-        Ok(self.target.exists())
+        self.target.try_exists()
     }
 
     fn describe(&self) -> DatasetInfo {

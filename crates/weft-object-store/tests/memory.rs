@@ -450,9 +450,19 @@ fn a_save_failing_mid_encoding_leaves_the_previous_object() {
     let err = c.save("rows", bad.clone()).unwrap_err();
     assert!(matches!(err, CatalogError::Save { .. }), "{err}");
     assert!(err.to_string().contains("memory://atomic/rows.csv"), "{err}");
-    assert_eq!(run(&config, "r", &[]).load("rows", None).unwrap().to_json().unwrap(), json!([{"a": 1}]));
+    assert_eq!(
+        run(&config, "r", &[])
+            .load("rows", None)
+            .unwrap()
+            .to_json()
+            .unwrap(),
+        json!([{"a": 1}])
+    );
     assert!(run(&config, "v2", &[]).save("vrows", bad).is_err());
     let after = run(&config, "v3", &[]);
     assert!(!after.exists("vrows").unwrap());
-    assert!(matches!(after.load("vrows", None), Err(CatalogError::NoVersion { version: None, .. })));
+    assert!(matches!(
+        after.load("vrows", None),
+        Err(CatalogError::NoVersion { version: None, .. })
+    ));
 }

@@ -254,7 +254,10 @@ fn an_unreachable_endpoint_fails_within_the_limits() {
     )
     .unwrap();
     let config = CatalogConfig::parse(
-        &json!({"x": {"type": "json.JSONDataset", "filepath": "s3://b/x.json", "credentials": "dead"}}),
+        &json!({
+            "x": {"type": "json.JSONDataset", "filepath": "s3://b/x.json", "credentials": "dead"},
+            "v": {"type": "json.JSONDataset", "filepath": "s3://b/v.json", "credentials": "dead", "versioned": true},
+        }),
         &json!({"dead": {"key": "k", "secret": "s", "endpoint_url": format!("http://127.0.0.1:{port}")}}),
         &types,
     )
@@ -270,5 +273,17 @@ fn an_unreachable_endpoint_fails_within_the_limits() {
         matches!(err, CatalogError::Storage { action: "write", .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains(&"s3://b/x.json"), "{err}");
+    assert!(err.to_string().contains("s3://b/x.json"), "{err}");
+    // A failed request is an error, never taken for "missing" or "no version yet".
+    let c = run(&config, "r", &[]);
+    let exists = c.exists("x").unwrap_err();
+    assert!(
+        matches!(exists, CatalogError::Storage { action: "check", .. }),
+        "{exists:?}"
+    );
+    let newest = c.load("v", None).unwrap_err();
+    assert!(
+        matches!(newest, CatalogError::Storage { action: "list", .. }),
+        "{newest:?}"
+    );
 }
