@@ -457,6 +457,7 @@ impl CatalogConfig {
                     credentials: entry.credentials.as_ref(),
                     run_scope: None,
                     version_group: None,
+                    storage: types.storage(),
                 };
                 match types.get(canonical).map(|f| f(&spec)) {
                     Some(Err(e)) => Err(problem(name, None, format!("`{name}`: {e}"))),
@@ -602,6 +603,7 @@ impl CatalogConfig {
             credentials: entry.credentials.as_ref(),
             run_scope: None,
             version_group: None,
+            storage: self.inner.types.storage(),
         })
         .ok()
     }
@@ -724,7 +726,7 @@ impl CatalogConfig {
         if let Some(g) = groups.lock().unwrap_or_else(PoisonError::into_inner).get(base) {
             return Arc::clone(g);
         }
-        let sides: Vec<PathBuf> = self
+        let sides: Vec<(PathBuf, Arc<dyn crate::storage::Storage>)> = self
             .transcodings(base)
             .iter()
             .filter_map(|n| {
@@ -743,12 +745,16 @@ impl CatalogConfig {
                     credentials: entry.credentials.as_ref(),
                     run_scope: None,
                     version_group: None,
+                    storage: self.inner.types.storage(),
                 })
-                .ok()?
-                .path()
+                .ok()
+                .and_then(|ds| {
+                    let storage = ds.storage().unwrap_or_else(crate::storage::LocalStorage::shared);
+                    Some((ds.path()?, storage))
+                })
             })
             .collect();
-        let group = VersionGroup::new(base, state.load_version(base).map(str::to_string), sides);
+        let group = VersionGroup::with_sides(base, state.load_version(base).map(str::to_string), sides);
         Arc::clone(
             groups
                 .lock()
@@ -821,6 +827,7 @@ impl CatalogConfig {
             credentials: entry.credentials.as_ref(),
             run_scope: state.scope_for(&entry.name),
             version_group,
+            storage: self.inner.types.storage(),
         };
         factory(&spec).map_err(|e| CatalogError::Config {
             problems: vec![ConfigProblem {

@@ -90,6 +90,11 @@ pub trait Dataset: Send + Sync {
     fn path(&self) -> Option<PathBuf> {
         None
     }
+    /// The storage [`Dataset::path`] lives on, for file and folder
+    /// datasets (`None`: the local file system, or no path at all).
+    fn storage(&self) -> Option<std::sync::Arc<dyn crate::storage::Storage>> {
+        None
+    }
     /// Why a load now would find nothing, if it would not. Must be cheap
     /// (about one `stat`); the default asks [`Dataset::exists`].
     fn unavailable(&self) -> Option<Unavailable> {

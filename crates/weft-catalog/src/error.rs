@@ -76,7 +76,8 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
 /// `Load`, `Save`, `VersionExists`, `NoVersion`, `Conversion` and
 /// `DuplicateColumn` are about the data of one dataset (named in every
 /// message, with the file path where there is one); `Io`, `SaveIo` and
-/// `NotAFile` are the environment.
+/// `NotAFile` are the environment; `Storage` (an object-store request) is
+/// the data when the object does not exist, else the environment.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The catalog configuration is invalid; every problem is listed.
@@ -188,6 +189,20 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
+    /// An object-store request (read, write, list, delete, existence check)
+    /// failed or timed out; the URL is the object (or prefix) asked for.
+    #[error("dataset `{dataset}`: could not {action} {url}: {source}")]
+    Storage {
+        /// The dataset.
+        dataset: String,
+        /// The object URL (`s3://bucket/key`).
+        url: String,
+        /// What was attempted (`read`, `write`, `list`, `delete`, `check`).
+        action: &'static str,
+        /// The cause (the backend's error kept inside).
+        #[source]
+        source: crate::storage::StorageError,
+    },
     /// A file system operation failed.
     #[error("dataset `{dataset}`: {}: {source}", path.display())]
     Io {
@@ -225,9 +240,14 @@ impl CatalogError {
             | CatalogError::NoVersion { .. }
             | CatalogError::Conversion { .. }
             | CatalogError::DuplicateColumn { .. } => Fault::Data,
-            CatalogError::Io { .. } | CatalogError::SaveIo { .. } | CatalogError::NotAFile { .. } => {
-                Fault::Environment
-            }
+            CatalogError::Storage {
+                source: crate::storage::StorageError::NotFound { .. },
+                ..
+            } => Fault::Data,
+            CatalogError::Io { .. }
+            | CatalogError::SaveIo { .. }
+            | CatalogError::NotAFile { .. }
+            | CatalogError::Storage { .. } => Fault::Environment,
         }
     }
 
@@ -245,7 +265,8 @@ impl CatalogError {
             | CatalogError::DuplicateColumn { dataset, .. }
             | CatalogError::NotAFile { dataset, .. }
             | CatalogError::SaveIo { dataset, .. }
-            | CatalogError::Io { dataset, .. } => Some(dataset),
+            | CatalogError::Io { dataset, .. }
+            | CatalogError::Storage { dataset, .. } => Some(dataset),
         }
     }
 }

@@ -11,6 +11,10 @@
 //!   is gone with the process) is removed by the next save of that file.
 //! * A save follows symlinks and writes through to the target; it never
 //!   replaces a directory, FIFO, socket or device node with a regular file.
+//! * Every read, write, listing and existence check goes through the
+//!   target's [`Storage`] (the local file system unless the `filepath` is an
+//!   object-store URL: see [`crate::storage`]); the layout, the version
+//!   resolution, `load_versions` pinning and run scoping are the same on both.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -20,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use crate::CatalogError;
+use crate::storage::{LocalStorage, Storage};
 
 /// The base name of a transcoded dataset name (`cars@csv` → `cars`).
 pub fn base_name(name: &str) -> &str {
@@ -32,7 +37,7 @@ pub fn base_name(name: &str) -> &str {
 pub struct VersionGroup {
     base: String,
     load_version: Option<String>,
-    sides: Vec<PathBuf>,
+    sides: Vec<(PathBuf, Arc<dyn Storage>)>,
     saved: Mutex<Option<String>>,
 }
 
@@ -41,6 +46,17 @@ impl VersionGroup {
     /// given, whose versioned entries live at `sides` (each a resolved
     /// `filepath`; versions are `<side>/<version>/<basename of side>`).
     pub fn new(base: &str, load_version: Option<String>, sides: Vec<PathBuf>) -> Arc<Self> {
+        let sides = sides.into_iter().map(|p| (p, LocalStorage::shared())).collect();
+        Self::with_sides(base, load_version, sides)
+    }
+
+    /// Like [`VersionGroup::new`], each side with the storage it lives on
+    /// (the local file system or an object store).
+    pub fn with_sides(
+        base: &str,
+        load_version: Option<String>,
+        sides: Vec<(PathBuf, Arc<dyn Storage>)>,
+    ) -> Arc<Self> {
         Arc::new(VersionGroup {
             base: base.to_string(),
             load_version,
@@ -67,30 +83,30 @@ impl VersionGroup {
         *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
     }
 
-    /// The newest version present under any side.
-    fn newest(&self) -> Option<String> {
-        self.sides
-            .iter()
-            .flat_map(|side| {
-                let base = side.file_name().map(|s| s.to_os_string()).unwrap_or_default();
-                std::fs::read_dir(side)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Result::ok)
-                    .filter(move |e| e.path().join(&base).exists())
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|v| !v.starts_with('.'))
-            })
-            .max()
+    /// The newest version present under any side. On disk a folder that
+    /// cannot be read has none (as always); an object-store listing that
+    /// fails is an error, not "no version".
+    fn newest(&self) -> Result<Option<String>, CatalogError> {
+        let mut newest: Option<String> = None;
+        for (side, storage) in &self.sides {
+            let base = side
+                .file_name()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let found = storage.versions(&self.base, side, &base)?.into_iter().max();
+            newest = newest.max(found);
+        }
+        Ok(newest)
     }
 
     /// A side other than `except` that holds `version`.
     fn found_as(&self, version: &str, except: &Path) -> Option<PathBuf> {
         self.sides
             .iter()
-            .filter(|s| s.as_path() != except)
-            .map(|s| s.join(version).join(s.file_name().unwrap_or_default()))
-            .find(|f| f.exists())
+            .filter(|(s, _)| s.as_path() != except)
+            .map(|(s, storage)| (s.join(version).join(s.file_name().unwrap_or_default()), storage))
+            .find(|(f, storage)| storage.exists(&self.base, f).unwrap_or(false))
+            .map(|(f, _)| f)
     }
 }
 
@@ -108,6 +124,7 @@ pub struct FileTarget {
     pub versioned: bool,
     /// The version saves use (the run id).
     pub save_version: String,
+    storage: Arc<dyn Storage>,
     group: Arc<VersionGroup>,
     saved: Mutex<Option<String>>,
     loaded: Mutex<Option<String>>,
@@ -140,9 +157,41 @@ impl FileTarget {
             path,
             versioned,
             save_version: save_version.to_string(),
+            storage: LocalStorage::shared(),
             group,
             saved: Mutex::new(None),
             loaded: Mutex::new(None),
+        }
+    }
+
+    /// The same target on another storage (an object store: `path` then
+    /// holds the object URL). A target alone in its version group moves its
+    /// group's side along.
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        if Arc::strong_count(&self.group) == 1
+            && let Some(group) = Arc::get_mut(&mut self.group)
+        {
+            for side in &mut group.sides {
+                if side.0 == self.path {
+                    side.1 = Arc::clone(&storage);
+                }
+            }
+        }
+        self.storage = storage;
+        self
+    }
+
+    /// The storage this target reads and writes.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Whether `path` exists. On disk an error reads as "no" (as
+    /// `Path::exists` does); an object-store request that fails is an error.
+    fn exists_at(&self, path: &Path) -> Result<bool, CatalogError> {
+        match self.storage.exists(&self.dataset, path) {
+            Err(CatalogError::Io { .. }) => Ok(false),
+            other => other,
         }
     }
 
@@ -170,7 +219,7 @@ impl FileTarget {
         }
         let version = match self.group.saved().or_else(|| self.group.load_version.clone()) {
             Some(v) => v,
-            None => self.group.newest().ok_or_else(|| CatalogError::NoVersion {
+            None => self.group.newest()?.ok_or_else(|| CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
                 version: None,
                 path: self.path.clone(),
@@ -178,7 +227,7 @@ impl FileTarget {
             })?,
         };
         let file = self.path.join(&version).join(self.basename());
-        if !file.exists() {
+        if !self.exists_at(&file)? {
             return Err(CatalogError::NoVersion {
                 dataset: self.dataset.clone(),
                 found_as: self.group.found_as(&version, &self.path),
@@ -201,7 +250,7 @@ impl FileTarget {
     /// The file to write (a new version must not exist yet).
     pub fn save_path(&self) -> Result<PathBuf, CatalogError> {
         let file = self.save_file();
-        if self.versioned && file.exists() {
+        if self.versioned && self.exists_at(&file)? {
             return Err(CatalogError::VersionExists {
                 dataset: self.dataset.clone(),
                 version: self.save_version.clone(),
@@ -224,12 +273,23 @@ impl FileTarget {
         self.saved.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Whether there is something to load.
+    /// Whether there is something to load (`false` when the check fails;
+    /// see [`FileTarget::try_exists`]).
     pub fn exists(&self) -> bool {
+        self.try_exists().unwrap_or(false)
+    }
+
+    /// Whether there is something to load; a failed object-store request
+    /// is an error (on disk, as [`FileTarget::exists`]).
+    pub fn try_exists(&self) -> Result<bool, CatalogError> {
         if !self.versioned {
-            return self.path.exists();
+            return self.exists_at(&self.path);
         }
-        self.load_path().is_ok()
+        match self.load_path() {
+            Ok(_) => Ok(true),
+            Err(CatalogError::NoVersion { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Why a load would find nothing, if it would not (one stat for
@@ -237,11 +297,10 @@ impl FileTarget {
     /// newest version): the path looked at and the reason.
     pub fn unavailable(&self) -> Option<(PathBuf, String)> {
         if !self.versioned {
-            return match std::fs::metadata(&self.path) {
-                Ok(_) => None,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Some((self.path.clone(), "the file does not exist".to_string()))
-                }
+            return match self.storage.exists(&self.dataset, &self.path) {
+                Ok(true) => None,
+                Ok(false) => Some((self.path.clone(), "the file does not exist".to_string())),
+                Err(CatalogError::Io { source, .. }) => Some((self.path.clone(), source.to_string())),
                 Err(e) => Some((self.path.clone(), e.to_string())),
             };
         }
@@ -278,41 +337,38 @@ impl FileTarget {
         {
             *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
         }
-        let bytes = std::fs::read(&path).map_err(|source| CatalogError::Io {
-            dataset: self.dataset.clone(),
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = self.storage.read(&self.dataset, &path)?;
         Ok((path, bytes))
     }
 
-    /// Writes the save file atomically (see [`atomic_write`]).
+    /// Writes the save file atomically through the target's storage (on
+    /// disk see [`atomic_write`]; on an object store, one PUT).
     pub fn write_with(
         &self,
-        write: impl FnOnce(&mut std::io::BufWriter<File>) -> Result<(), String>,
+        write: impl FnOnce(&mut (dyn Write + Send)) -> Result<(), String>,
     ) -> Result<PathBuf, CatalogError> {
         let path = self.save_path()?;
         if self.versioned {
-            self.remove_stale_version_temps();
+            self.storage
+                .remove_stale_temps(&self.path, &self.basename().to_string_lossy());
         }
-        atomic_write(&self.dataset, &path, write)?;
+        self.storage.write(&self.dataset, &path, Box::new(write))?;
         self.mark_saved();
         Ok(path)
     }
+}
 
-    /// A killed versioned save leaves its temporary file in its own version
-    /// folder: remove those. The folder stays (another run may be about to
-    /// write into a folder it just created; an empty version folder is
-    /// never taken for a version).
-    fn remove_stale_version_temps(&self) {
-        let basename = self.basename().to_string_lossy().to_string();
-        let Ok(entries) = std::fs::read_dir(&self.path) else {
-            return;
-        };
-        for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
-            if dir.is_dir() && !dir.join(&basename).exists() {
-                remove_stale_temps(&dir, &basename);
-            }
+/// A killed versioned save leaves its temporary file in its own version
+/// folder under `versions_dir`: remove those. The folder stays (another run
+/// may be about to write into a folder it just created; an empty version
+/// folder is never taken for a version).
+pub(crate) fn remove_stale_version_temps(versions_dir: &Path, basename: &str) {
+    let Ok(entries) = std::fs::read_dir(versions_dir) else {
+        return;
+    };
+    for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if dir.is_dir() && !dir.join(basename).exists() {
+            remove_stale_temps(&dir, basename);
         }
     }
 }

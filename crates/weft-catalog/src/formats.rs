@@ -1,6 +1,5 @@
 //! File datasets: JSON, YAML, CSV, Parquet, Arrow IPC, text and bytes.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -401,7 +400,7 @@ impl Dataset for FileDataset {
     }
 
     fn exists(&self) -> Result<bool, CatalogError> {
-        Ok(self.target.exists())
+        self.target.try_exists()
     }
 
     fn describe(&self) -> DatasetInfo {
@@ -433,6 +432,10 @@ impl Dataset for FileDataset {
 
     fn path(&self) -> Option<std::path::PathBuf> {
         Some(self.target.path.clone())
+    }
+
+    fn storage(&self) -> Option<Arc<dyn crate::storage::Storage>> {
+        Some(Arc::clone(self.target.storage()))
     }
 
     fn unavailable(&self) -> Option<crate::Unavailable> {

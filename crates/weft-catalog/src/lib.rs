@@ -21,6 +21,16 @@
 //!   symlink writes its target (the link stays), and a save never replaces
 //!   a directory, FIFO, socket or device node ([`CatalogError::NotAFile`]).
 //!   Save errors say where: ``could not save `x` to data/x.json: ...``.
+//! * Storage ([`storage`]): every file and folder dataset reads, writes,
+//!   lists and checks through a [`Storage`]: [`LocalStorage`] (the rules
+//!   above) for plain paths and `file://`, or an object-store backend for
+//!   URLs whose scheme is registered in the [`DatasetTypeRegistry`]'s
+//!   [`StorageRegistry`] (`weft-object-store` registers `s3`, `gs`, `az`,
+//!   `memory`). Versioning, pins and run scope are the same on both; a
+//!   run-scoped object URL moves to `<scheme>://<bucket>/.weft/runs/<run>/<key>`
+//!   ([`storage::scoped_url`]). An unknown scheme is a configuration
+//!   problem naming the entry and the URL; a failed request is
+//!   [`CatalogError::Storage`].
 //! * CSV: a header that names a column twice is an error naming the file,
 //!   the column and both positions ([`CatalogError::DuplicateColumn`]).
 //! * Versioning: `<filepath>/<version>/<basename>`; loads read this run's
@@ -98,6 +108,7 @@ mod formats;
 mod memory;
 mod partitioned;
 mod registry;
+pub mod storage;
 
 pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunScope};
 pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
@@ -105,4 +116,5 @@ pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
 pub use formats::{FileDataset, Format};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
-pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES};
+pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES, Location};
+pub use storage::{LocalStorage, Storage, StorageError, StorageRegistry};

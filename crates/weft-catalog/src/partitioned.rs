@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 use weft_pipeline::{Data, DataType};
 
 use crate::file::FileTarget;
 use crate::formats::{FileDataset, Format};
+use crate::storage::Storage;
 use crate::{CatalogError, Dataset, DatasetInfo, LoadType};
 
 /// The partitions of a [`PartitionedDataset`]: partition id → lazily loaded data.
@@ -17,6 +19,7 @@ pub struct Partitions {
     type_name: String,
     load_args: Value,
     entries: BTreeMap<String, PathBuf>,
+    storage: Arc<dyn Storage>,
 }
 
 weft_pipeline::opaque_data!(Partitions);
@@ -49,7 +52,8 @@ impl Partitions {
 
     fn file(&self, path: &Path) -> FileDataset {
         FileDataset {
-            target: FileTarget::new(&self.dataset, path.to_path_buf(), false, "", None),
+            target: FileTarget::new(&self.dataset, path.to_path_buf(), false, "", None)
+                .with_storage(Arc::clone(&self.storage)),
             format: self.format,
             type_name: self.type_name.clone(),
             filepath: path.display().to_string(),
@@ -68,6 +72,8 @@ pub struct PartitionedDataset {
     pub path: PathBuf,
     /// The folder as configured.
     pub filepath: String,
+    /// The storage the folder lives on (local, or an object-store prefix).
+    pub storage: Arc<dyn Storage>,
     /// Format of each partition.
     pub format: Format,
     /// Type name of each partition.
@@ -80,32 +86,31 @@ pub struct PartitionedDataset {
     pub save_args: Value,
 }
 
+/// Partition id → file: every file under `root` (hidden entries skipped,
+/// see [`Storage::list`]) whose name ends in `suffix`.
 fn collect(
-    dir: &Path,
+    storage: &dyn Storage,
+    dataset: &str,
     root: &Path,
     suffix: &str,
-    out: &mut BTreeMap<String, PathBuf>,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') {
+) -> Result<BTreeMap<String, PathBuf>, CatalogError> {
+    let mut out = BTreeMap::new();
+    for path in storage.list(dataset, root)? {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if rel.iter().any(|c| c.to_string_lossy().starts_with('.')) || !name.ends_with(suffix) {
             continue;
         }
-        if path.is_dir() {
-            collect(&path, root, suffix, out)?;
-        } else if name.ends_with(suffix) {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .to_string();
-            let id = rel.strip_suffix(suffix).unwrap_or(&rel).to_string();
-            out.insert(id, path);
-        }
+        let rel = rel.to_string_lossy().to_string();
+        let id = rel.strip_suffix(suffix).unwrap_or(&rel).to_string();
+        out.insert(id, path);
     }
-    Ok(())
+    Ok(out)
 }
 
 impl PartitionedDataset {
@@ -119,7 +124,8 @@ impl PartitionedDataset {
         }
         let path = self.path.join(format!("{id}{}", self.suffix));
         Ok(FileDataset {
-            target: FileTarget::new(&self.name, path.clone(), false, "", None),
+            target: FileTarget::new(&self.name, path.clone(), false, "", None)
+                .with_storage(Arc::clone(&self.storage)),
             format: self.format,
             type_name: self.type_name.clone(),
             filepath: path.display().to_string(),
@@ -131,12 +137,7 @@ impl PartitionedDataset {
 
 impl Dataset for PartitionedDataset {
     fn load(&self, _request: Option<&DataType>) -> Result<Data, CatalogError> {
-        let mut entries = BTreeMap::new();
-        collect(&self.path, &self.path, &self.suffix, &mut entries).map_err(|source| CatalogError::Io {
-            dataset: self.name.clone(),
-            path: self.path.clone(),
-            source,
-        })?;
+        let entries = collect(&*self.storage, &self.name, &self.path, &self.suffix)?;
         if entries.is_empty() {
             return Err(CatalogError::Load {
                 dataset: self.name.clone(),
@@ -150,6 +151,7 @@ impl Dataset for PartitionedDataset {
             type_name: self.type_name.clone(),
             load_args: self.load_args.clone(),
             entries,
+            storage: Arc::clone(&self.storage),
         }))
     }
 
@@ -180,8 +182,7 @@ impl Dataset for PartitionedDataset {
     }
 
     fn exists(&self) -> Result<bool, CatalogError> {
-        let mut entries = BTreeMap::new();
-        Ok(collect(&self.path, &self.path, &self.suffix, &mut entries).is_ok() && !entries.is_empty())
+        Ok(collect(&*self.storage, &self.name, &self.path, &self.suffix).is_ok_and(|e| !e.is_empty()))
     }
 
     fn describe(&self) -> DatasetInfo {
@@ -202,13 +203,12 @@ impl Dataset for PartitionedDataset {
         Some(self.path.clone())
     }
 
+    fn storage(&self) -> Option<Arc<dyn Storage>> {
+        Some(Arc::clone(&self.storage))
+    }
+
     fn unavailable(&self) -> Option<crate::Unavailable> {
-        let reason = match std::fs::metadata(&self.path) {
-            Ok(m) if m.is_dir() => return None,
-            Ok(_) => "it is not a folder".to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "the folder does not exist".to_string(),
-            Err(e) => e.to_string(),
-        };
+        let reason = self.storage.folder_unavailable(&self.name, &self.path)?;
         Some(crate::Unavailable {
             dataset: self.name.clone(),
             path: Some(self.path.clone()),

@@ -17,6 +17,7 @@ use crate::file::{FileTarget, VersionGroup};
 use crate::formats::{FileDataset, Format};
 use crate::memory::MemoryDataset;
 use crate::partitioned::PartitionedDataset;
+use crate::storage::{LocalStorage, Storage, StorageFactory, StorageRegistry, url_scheme};
 use crate::{CatalogError, Dataset};
 
 /// Everything a factory needs to build one dataset for one run.
@@ -42,6 +43,20 @@ pub struct DatasetSpec<'a> {
     /// The version state shared by the transcoded entries of this logical
     /// dataset (versioned file datasets use it; `None` makes a group of one).
     pub version_group: Option<Arc<VersionGroup>>,
+    /// The storage backends object-store URLs resolve through.
+    pub storage: &'a StorageRegistry,
+}
+
+/// Where a file or folder dataset lives (see [`DatasetSpec::location`]).
+#[derive(Clone, Debug)]
+pub struct Location {
+    /// What `describe` shows: the path or URL as configured, or the
+    /// run-scoped location when the run scopes the dataset.
+    pub shown: String,
+    /// The resolved path, or the object URL held as a path.
+    pub path: PathBuf,
+    /// The storage that reads and writes it.
+    pub storage: Arc<dyn Storage>,
 }
 
 impl DatasetSpec<'_> {
@@ -80,6 +95,43 @@ impl DatasetSpec<'_> {
         }
     }
 
+    /// A path key that may also be an object-store URL (`s3://bucket/key`,
+    /// any scheme of [`DatasetSpec::storage`]): local paths resolve as in
+    /// [`DatasetSpec::path`]; a URL resolves to its backend (built from the
+    /// entry's `credentials`), and when the run scopes this unversioned
+    /// dataset it moves to [`crate::storage::scoped_url`].
+    pub fn location(&self, key: &str) -> Result<Location, String> {
+        let raw = self.required(key)?;
+        match url_scheme(raw) {
+            None | Some("file") => {
+                let (shown, path) = self.path(key)?;
+                Ok(Location {
+                    shown,
+                    path,
+                    storage: LocalStorage::shared(),
+                })
+            }
+            Some(_) => {
+                let storage = self
+                    .storage
+                    .resolve(self.name, raw, self.credentials)
+                    .map_err(|e| format!("`{key}`: {e}"))?;
+                let (shown, url) = match self.run_scope {
+                    Some(scope) if !self.versioned()? => {
+                        let scoped = crate::storage::scoped_url(scope, raw);
+                        (scoped.clone(), scoped)
+                    }
+                    _ => (raw.to_string(), raw.to_string()),
+                };
+                Ok(Location {
+                    shown,
+                    path: PathBuf::from(url),
+                    storage,
+                })
+            }
+        }
+    }
+
     /// `versioned: true`.
     pub fn versioned(&self) -> Result<bool, String> {
         match self.config.get("versioned") {
@@ -106,6 +158,7 @@ pub type DatasetFactory = Arc<dyn Fn(&DatasetSpec<'_>) -> Result<Arc<dyn Dataset
 #[derive(Clone, Default)]
 pub struct DatasetTypeRegistry {
     types: BTreeMap<String, DatasetFactory>,
+    storage: StorageRegistry,
 }
 
 /// The built-in file formats and their canonical type names.
@@ -121,7 +174,11 @@ pub const FILE_TYPES: &[(&str, Format)] = &[
 
 fn file_factory(format: Format) -> DatasetFactory {
     Arc::new(move |spec: &DatasetSpec<'_>| {
-        let (filepath, path) = spec.path("filepath")?;
+        let Location {
+            shown: filepath,
+            path,
+            storage,
+        } = spec.location("filepath")?;
         let versioned = spec.versioned()?;
         let target = match &spec.version_group {
             Some(group) if versioned => {
@@ -134,7 +191,8 @@ fn file_factory(format: Format) -> DatasetFactory {
                 spec.save_version,
                 spec.load_version.map(str::to_string),
             ),
-        };
+        }
+        .with_storage(storage);
         Ok(Arc::new(FileDataset {
             target,
             format,
@@ -168,7 +226,11 @@ impl DatasetTypeRegistry {
         r.register(
             "partitions.PartitionedDataset",
             Arc::new(|spec: &DatasetSpec<'_>| {
-                let (filepath, path) = spec.path("path")?;
+                let Location {
+                    shown: filepath,
+                    path,
+                    storage,
+                } = spec.location("path")?;
                 let (sub_type, load_args, save_args) = match spec.config.get("dataset") {
                     Some(Value::String(t)) => (t.clone(), Value::Null, Value::Null),
                     Some(Value::Object(m)) => (
@@ -188,6 +250,7 @@ impl DatasetTypeRegistry {
                     name: spec.name.to_string(),
                     path,
                     filepath,
+                    storage,
                     format,
                     type_name: canonical.to_string(),
                     suffix,
@@ -213,6 +276,17 @@ impl DatasetTypeRegistry {
         }
         self.types.insert(name.to_string(), factory);
         Ok(())
+    }
+
+    /// Registers the storage backend of a URL scheme (see
+    /// [`StorageRegistry::register`]: a scheme registered twice is an error).
+    pub fn register_storage(&mut self, scheme: &str, factory: StorageFactory) -> Result<(), CatalogError> {
+        self.storage.register(scheme, factory)
+    }
+
+    /// The storage backends `filepath` URLs resolve through.
+    pub fn storage(&self) -> &StorageRegistry {
+        &self.storage
     }
 
     /// The canonical name a type name resolves to (see the module docs).

@@ -28,7 +28,9 @@ use crate::{Project, RunSpec, SessionError};
 pub struct ProjectCode {
     /// Functions YAML pipelines may call (default: the built-ins).
     pub functions: Arc<FunctionRegistry>,
-    /// Dataset types the catalog may use (default: the built-ins).
+    /// Dataset types the catalog may use, and the storage schemes of their
+    /// `filepath` URLs (default: the built-ins with `weft_object_store`'s
+    /// `s3`, `gs`, `az` and `memory`).
     pub dataset_types: Arc<DatasetTypeRegistry>,
     /// Runners run configurations may name (default: the built-ins).
     pub runners: Arc<RunnerRegistry>,
@@ -40,7 +42,8 @@ impl Default for ProjectCode {
     fn default() -> Self {
         ProjectCode {
             functions: Arc::new(FunctionRegistry::with_builtins()),
-            dataset_types: Arc::new(DatasetTypeRegistry::with_builtins()),
+            // The built-ins plus object-store URLs (s3://, gs://, az://, memory://).
+            dataset_types: Arc::new(weft_object_store::dataset_types()),
             runners: Arc::new(RunnerRegistry::with_builtins()),
             pipelines: BTreeMap::new(),
         }
