@@ -1040,6 +1040,12 @@ impl Catalog {
         Some(info)
     }
 
+    /// Where a file dataset's data lives (its storage: the local disk or
+    /// an object store); `None` for memory datasets and undeclared names.
+    pub fn storage_of(&self, name: &str) -> Option<Arc<dyn crate::storage::Storage>> {
+        self.resolve(name).ok()??.storage()
+    }
+
     /// Every dataset built so far (declared, added, materialized), by name.
     pub fn list(&self) -> Vec<DatasetInfo> {
         let origins = self.origins.read().expect("catalog lock");

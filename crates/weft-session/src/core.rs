@@ -655,6 +655,32 @@ impl SessionCore {
                 .cloned();
             for info in described.into_iter().chain(transcoded) {
                 let Some(path) = &info.filepath else { continue };
+                let path = path.strip_prefix("file://").unwrap_or(path);
+                // On an object store a version is one object,
+                // `<url>/<version>/<basename>`, deleted through its storage.
+                if weft_catalog::storage::url_scheme(path).is_some_and(|scheme| scheme != "file") {
+                    let Some(storage) = catalog.storage_of(&info.name) else {
+                        continue;
+                    };
+                    let url = path.trim_end_matches('/');
+                    let basename = url.rsplit('/').next().unwrap_or_default();
+                    let object = PathBuf::from(format!("{url}/{version}/{basename}"));
+                    match storage.exists(&info.name, &object).and_then(|there| {
+                        if there {
+                            storage.delete(&info.name, &object).map(|()| true)
+                        } else {
+                            Ok(false)
+                        }
+                    }) {
+                        Ok(true) => removed.push(object.display().to_string()),
+                        Ok(false) => {}
+                        Err(e) => {
+                            all_gone = false;
+                            tracing::warn!("could not remove {}: {e}", object.display());
+                        }
+                    }
+                    continue;
+                }
                 let mut dir = PathBuf::from(path);
                 if dir.is_relative() {
                     dir = self.project.root().join(dir);

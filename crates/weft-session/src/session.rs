@@ -137,10 +137,10 @@ impl Session {
                 Ok(result)
             }
             RunStatus::InputRequired => {
-                let mut paused = result.clone();
+                let mut result = result;
                 // Answered, it runs again under the same run id and saves anew.
-                self.core.remove_saved_versions(&mut paused);
-                self.paused = Some((spec, paused));
+                self.core.remove_saved_versions(&mut result);
+                self.paused = Some((spec, result.clone()));
                 Err(SessionError::InputRequired(Box::new(result)))
             }
             _ => Err(SessionError::RunFailed(Box::new(result))),

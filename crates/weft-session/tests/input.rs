@@ -216,3 +216,27 @@ fn malformed_await_input_blocks_are_errors_naming_the_node() {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
 }
+
+#[test]
+fn a_paused_run_on_object_storage_saves_its_versions_once_when_resumed() {
+    let (_tmp, root) = project();
+    write(
+        &root,
+        "conf/base/catalog.yml",
+        "prepared:\n  type: json.JSONDataset\n  filepath: memory://bucket/prepared.json\n  versioned: true\n",
+    );
+    let mut s = Session::create(&root, SessionOptions::default()).unwrap();
+    let run_id = match s.run(RunConfig::default()) {
+        Err(SessionError::InputRequired(r)) => {
+            // The node before the question saved its version; pausing removed it.
+            assert!(r.saved_versions.is_empty(), "{:?}", r.saved_versions);
+            r.run_id
+        }
+        other => panic!("expected a paused run, got {other:?}"),
+    };
+    let done = s
+        .resume(answers(json!({"amount": 1})), &CancelToken::new())
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(done.saved_versions["prepared"], run_id);
+}
