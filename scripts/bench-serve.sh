@@ -15,8 +15,11 @@
 #     growth, target < 10 MB (submitting stops after SOAK_SECONDS, 60 by
 #     default, to keep the script within about 5 minutes; the row says how
 #     many runs it took).
-# Sizes: E2E_RUNS, SOAK_RUNS, SOAK_SECONDS, SUBSCRIBERS, WRK_SECONDS,
-# CHAIN_SECONDS.
+# Sizes: E2E_RUNS (E2E_RUNS_PG on PostgreSQL, 5,000 by default so that the
+# row ends within the helper's 240 s deadline), SOAK_RUNS, SOAK_SECONDS,
+# SUBSCRIBERS, WRK_SECONDS, CHAIN_SECONDS. SECTIONS (default
+# "dispatch e2e chain events soak") picks the sections, BACKENDS (default
+# "sqlite postgres") the stores, for repeated before/after comparisons.
 # Loopback only; every process it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,10 @@ SUBSCRIBERS=${SUBSCRIBERS:-1000}
 WRK_SECONDS=${WRK_SECONDS:-10}
 CHAIN_SECONDS=${CHAIN_SECONDS:-5}
 SOAK_SECONDS=${SOAK_SECONDS:-60}
+E2E_RUNS_PG=${E2E_RUNS_PG:-5000}
+SECTIONS=${SECTIONS:-dispatch e2e chain events soak}
+BACKENDS=${BACKENDS:-sqlite postgres}
+export E2E_RUNS SOAK_RUNS SUBSCRIBERS WRK_SECONDS CHAIN_SECONDS SOAK_SECONDS E2E_RUNS_PG SECTIONS
 ulimit -n 20000 2>/dev/null || true
 
 tmp=$(mktemp -d /tmp/weft-bench-serve.XXXXXX)
@@ -95,6 +102,9 @@ start_server() {
 # field KEY LINE: the value of key=value in a RESULT line.
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
 
+# want SECTION: whether SECTIONS names it.
+want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
 row() { printf '%-52s %12s %10s %10s   %s\n' "$@"; }
 
 # fresh_store NAME: an empty store for one section (a new SQLite file, or a
@@ -116,6 +126,7 @@ table() {
   row "measure" "runs/s" "p50 ms" "p99 ms" "target / other"
 
   # 1. Accepted dispatches with wrk.
+  if want dispatch; then
   start_server "$(fresh_store dispatch)"
   local ids=()
   for _ in 1 2 3 4; do
@@ -134,16 +145,24 @@ table() {
     "$(echo "scale=2; $p50_us / 1000" | bc)" "$(echo "scale=2; $p99_us / 1000" | bc)" \
     ">=2000/s, p99<20 ms; $reqs requests, $non2xx not 202, $sock_errs socket errors"
   stop_server
+  fi
 
   # 2. Completed runs end to end.
-  start_server "$(fresh_store e2e)"
   local sid r
+  if want e2e; then
+  start_server "$(fresh_store e2e)"
+  local e2e_runs=$E2E_RUNS
+  [ -n "${WEFT_TEST_POSTGRES_URL:-}" ] && e2e_runs=$E2E_RUNS_PG
   sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
-  r=$("${helper[@]}" e2e "$addr" "$sid" "$E2E_RUNS" 1000)
+  r=$("${helper[@]}" e2e "$addr" "$sid" "$e2e_runs" 1000)
   row "completed runs end to end ($(field runs "$r") trivial runs)" "$(field runs_per_s "$r")" "" "" \
     ">=1000/s; $(field seconds "$r") s, $(field succeeded_total "$r") succeeded"
+  stop_server
+  fi
 
   # 3. The 10-node chain, ?wait=true.
+  if want chain; then
+  start_server "$(fresh_store chain)"
   sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
   local clients
   for clients in 1 8; do
@@ -155,8 +174,10 @@ table() {
       ">=$((kedro * 20))/s (20x Kedro's $kedro/s); $(field runs "$r") runs"
   done
   stop_server
+  fi
 
   # 4. Event subscribers.
+  if want events; then
   start_server "$(fresh_store events)"
   sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
   "${helper[@]}" e2e "$addr" "$sid" 2000 1000 > /dev/null  # warm-up
@@ -164,14 +185,17 @@ table() {
   row "$SUBSCRIBERS event subscribers, 2,000 runs flowing: RSS +MB" "$(field growth_mb "$r")" "" "" \
     "<50 MB; $(field rss_before_mb "$r") -> $(field rss_peak_mb "$r") MB, $(field answered "$r") streams answered, $(field event_mb "$r") MB of events"
   stop_server
+  fi
 
   # 5. Many runs through one session.
+  if want soak; then
   start_server "$(fresh_store soak)"
   sid=$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')
   r=$("${helper[@]}" soak "$addr" "$sid" "$server_pid" 10000 "$SOAK_RUNS" "$SOAK_SECONDS")
   row "$(field runs "$r") runs through one session: RSS +MB" "$(field growth_mb "$r")" "" "" \
     "<10 MB; $(field rss_before_mb "$r") -> $(field rss_after_mb "$r") MB, $(field runs_per_s "$r") runs/s"
   stop_server
+  fi
 }
 
 # --table: one table with the binary already built (on PostgreSQL when
@@ -185,5 +209,9 @@ if [ "${1:-}" = "--table" ]; then
   exit 0
 fi
 
-table "SQLite"
-scripts/with-postgres.sh "$0" --table
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+  table "SQLite"
+fi
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+  scripts/with-postgres.sh "$0" --table
+fi
