@@ -1015,7 +1015,10 @@ impl Server {
         for id in run_ids {
             results.entry(id.clone()).or_insert(None);
         }
-        ResultWatch { server: self, run_ids }
+        ResultWatch {
+            server: self,
+            run_ids,
+        }
     }
 
     /// `first` and as many more worker permits as are free, `want` at most

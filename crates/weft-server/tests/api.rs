@@ -778,7 +778,17 @@ async fn wait_true_answers_with_the_records_the_store_keeps() {
         assert_eq!(status, StatusCode::OK, "{stored}");
         // The answer is the record the store holds (its time stamps aside:
         // the store stamps `updated_at` again when it commits).
-        for key in ["id", "status", "runtime_params", "outputs", "node_timings", "attempts", "owner", "start_time", "end_time"] {
+        for key in [
+            "id",
+            "status",
+            "runtime_params",
+            "outputs",
+            "node_timings",
+            "attempts",
+            "owner",
+            "start_time",
+            "end_time",
+        ] {
             assert_eq!(run[key], stored[key], "{key}: {run} vs {stored}");
         }
         assert_eq!(run["status"], "succeeded", "{run}");
@@ -815,7 +825,10 @@ async fn a_long_run_records_its_progress_while_it_runs() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(seen_mid_run, "the first node's timing was not in the store while the run ran");
+    assert!(
+        seen_mid_run,
+        "the first node's timing was not in the store while the run ran"
+    );
     let run = f.run_to_end(&run_id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["node_timings"].as_array().unwrap().len(), 2, "{run}");

@@ -20,7 +20,8 @@ const STATEMENT_CACHE: usize = 256;
 /// Opens the writer's connection with the pool's settings (WAL was set
 /// when the store was opened; it is a property of the file).
 pub(crate) fn open(path: &Path) -> Result<Connection, sqlx::Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db)?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(db)?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
@@ -194,7 +195,11 @@ impl sqlx::error::DatabaseError for LiteError {
 }
 
 /// The first column of every row, as text (NULL is an error).
-pub(crate) fn fetch_texts(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) fn fetch_texts(
+    conn: &Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<Vec<String>, sqlx::Error> {
     let run = || -> rusqlite::Result<Vec<String>> {
         let mut st = prepare(conn, sql, args)?;
         let mut rows = st.raw_query();
@@ -231,7 +236,13 @@ mod tests {
             Arg::OptStr(None),
         ];
         assert_eq!(execute(&conn, sql, &args).unwrap(), 2);
-        let rows = fetch_rows(&conn, "SELECT k, n, o FROM t ORDER BY k", &[], &[Col::Str, Col::I64, Col::Str]).unwrap();
+        let rows = fetch_rows(
+            &conn,
+            "SELECT k, n, o FROM t ORDER BY k",
+            &[],
+            &[Col::Str, Col::I64, Col::Str],
+        )
+        .unwrap();
         assert_eq!(
             rows,
             vec![
@@ -242,7 +253,10 @@ mod tests {
         // A read changes nothing; RETURNING rows are read to the end.
         assert_eq!(execute(&conn, "SELECT k FROM t", &[]).unwrap(), 0);
         let sql = "UPDATE t SET n = $1 WHERE k = $2 RETURNING k";
-        assert_eq!(fetch_texts(&conn, sql, &[Arg::I64(5), Arg::Str("b")]).unwrap(), vec!["b"]);
+        assert_eq!(
+            fetch_texts(&conn, sql, &[Arg::I64(5), Arg::Str("b")]).unwrap(),
+            vec!["b"]
+        );
         assert_eq!(execute(&conn, "UPDATE t SET n = $1", &[Arg::I64(7)]).unwrap(), 2);
     }
 
