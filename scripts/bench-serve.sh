@@ -4,8 +4,9 @@
 # server per section:
 #   * accepted dispatches: wrk, 64 connections, 10 s, `POST
 #     /v1/sessions/{id}/runs {"runs":[{}]}` (202 after the durable write),
-#     spread over 4 sessions with a high max_concurrency (each session queues
-#     at most 10,000 runs); target >= 2,000/s, p99 < 20 ms;
+#     spread over 8 sessions with a high max_concurrency (each session queues
+#     at most 10,000 runs; the rate counts 202s only); target >= 2,000/s,
+#     p99 < 20 ms;
 #   * completed runs end to end: N trivial runs submitted in batches, until
 #     the session's counts show them all finished; target >= 1,000/s;
 #   * a 10-node add_one chain with `?wait=true`, 1 and 8 clients; target
@@ -129,7 +130,7 @@ table() {
   if want dispatch; then
   start_server "$(fresh_store dispatch)"
   local ids=()
-  for _ in 1 2 3 4; do
+  for _ in 1 2 3 4 5 6 7 8; do
     ids+=("$("${helper[@]}" create "$addr" '{"max_concurrency": 1000000}')")
   done
   local sessions
@@ -140,8 +141,9 @@ table() {
   local wrkline
   wrkline=$(grep '^WRK ' <<< "$out")
   read -r _ reqs dur_us p50_us p99_us non2xx sock_errs <<< "$wrkline"
+  # The rate counts the 202s only (a 429 from a full queue is quick).
   row "accepted dispatches, 64 connections, ${WRK_SECONDS} s" \
-    "$(echo "$reqs * 1000000 / $dur_us" | bc)" \
+    "$(echo "($reqs - $non2xx) * 1000000 / $dur_us" | bc)" \
     "$(echo "scale=2; $p50_us / 1000" | bc)" "$(echo "scale=2; $p99_us / 1000" | bc)" \
     ">=2000/s, p99<20 ms; $reqs requests, $non2xx not 202, $sock_errs socket errors"
   stop_server
