@@ -10,7 +10,8 @@ bounded by a count and a deadline. Standard library only.
     bench-serve.py chain ADDR ID CLIENTS SECONDS   ?wait=true runs of the `chain` pipeline
     bench-serve.py subscribers ADDR ID PID N RUNS  N open event streams while RUNS runs flow
     bench-serve.py soak ADDR ID PID WARMUP N SECS  RSS before/after N runs through one session
-                                                   (fewer if submitting them takes over SECS)
+                                                   (fewer if they do not finish within about SECS:
+                                                   at most 4,000 runs wait in the queue at once)
 
 Each prints one line `RESULT key=value ...` for the shell script.
 """
@@ -250,15 +251,40 @@ def cmd_subscribers(addr, sid, pid, n, runs):
     )
 
 
+def submit_paced(client, sid, n, batch, budget_s, backlog):
+    """Submits up to n runs in batches, keeping at most `backlog` runs
+    unfinished, until n are submitted or `budget_s` is spent (so a slow
+    store still finishes in bounded time); returns how many were
+    submitted."""
+    base = finished(counts(client, sid))
+    sent = 0
+    end = time.monotonic() + budget_s
+    while sent < n and time.monotonic() < end:
+        if sent - (finished(counts(client, sid)) - base) + batch > backlog:
+            time.sleep(0.01)
+            continue
+        k = min(batch, n - sent)
+        status, body, _ = client.request("POST", f"/v1/sessions/{sid}/runs", {"runs": [{}] * k})
+        if status == 202:
+            sent += k
+        elif status == 429:
+            time.sleep(0.02)
+        else:
+            raise RuntimeError(f"submit: {status} {body}")
+    return sent
+
+
 def cmd_soak(addr, sid, pid, warmup, n, budget_s):
     client = Client(addr)
     base = finished(drain(client, sid))
-    submit(client, sid, warmup, 1000)
+    # The warm-up gets a quarter of the budget, the measured runs the rest;
+    # at most 4 batches wait in the queue at any time.
+    warmup = submit_paced(client, sid, warmup, 1000, budget_s / 4, 4000)
     base = finished(wait_finished(client, sid, base + warmup))
     time.sleep(0.5)
     before = rss_kb(pid)
     t0 = time.monotonic()
-    n = submit(client, sid, n, 1000, budget_s=budget_s)
+    n = submit_paced(client, sid, n, 1000, budget_s, 4000)
     c = wait_finished(client, sid, base + n)
     dt = time.monotonic() - t0
     time.sleep(0.5)

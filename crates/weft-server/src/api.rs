@@ -432,13 +432,22 @@ async fn submit_runs(
         return Ok((StatusCode::ACCEPTED, axum::Json(json!({ "run_ids": run_ids }))).into_response());
     }
     let timeout = Duration::from_secs_f64(q.timeout_s.unwrap_or(60.0).clamp(0.0, 3600.0));
-    let finished = wait_for(&server, &id, &run_ids, cursor.unwrap_or(1), timeout).await;
+    // The final records come from the runs' completion in this process;
+    // a run finished elsewhere (another server, before the watch) is read
+    // from the store.
+    let watch = server.watch_results(&run_ids);
+    let finished = wait_for(&server, &id, &run_ids, cursor, timeout).await;
     let mut runs = Vec::with_capacity(run_ids.len());
-    for run_id in &run_ids {
-        if let Some(r) = server.store().get_run(run_id).await? {
+    for (run_id, kept) in run_ids.iter().zip(watch.take()) {
+        let record = match kept {
+            Some(r) => Some(r),
+            None => server.store().get_run(run_id).await?,
+        };
+        if let Some(r) = record {
             runs.push(run_view(&r));
         }
     }
+    drop(watch);
     let status = if finished {
         StatusCode::OK
     } else {
@@ -451,23 +460,23 @@ async fn submit_runs(
         .into_response())
 }
 
-/// Waits until every run has a final status or waits for input (from the session's events,
-/// checked against the store first so runs that finished already count).
+/// Waits until every run has a final status or waits for input, woken by the session's
+/// events from `cursor` (taken before the runs were submitted, so no
+/// event of theirs is missed). Without a cursor, or after a gap in the
+/// events (the ring overflowed), the runs still pending are checked in
+/// the store.
 async fn wait_for(
     server: &Server,
     session_id: &str,
     run_ids: &[String],
-    mut cursor: u64,
+    cursor: Option<u64>,
     timeout: Duration,
 ) -> bool {
     let mut pending: std::collections::HashSet<&str> = run_ids.iter().map(String::as_str).collect();
-    for id in run_ids {
-        if let Ok(Some(r)) = server.store().get_run(id).await
-            && (r.status.is_terminal() || r.status == RunStatus::InputRequired)
-        {
-            pending.remove(id.as_str());
-        }
+    if cursor.is_none() {
+        drop_finished(server, &mut pending).await;
     }
+    let mut cursor = cursor.unwrap_or(1);
     let Some(s) = server.live(session_id) else {
         return pending.is_empty();
     };
@@ -477,7 +486,10 @@ async fn wait_for(
         match next {
             Err(_) => return false,
             Ok(EventNext::Closed) => break,
-            Ok(EventNext::Gap { resume_at, .. }) => cursor = resume_at,
+            Ok(EventNext::Gap { resume_at, .. }) => {
+                cursor = resume_at;
+                drop_finished(server, &mut pending).await;
+            }
             Ok(EventNext::Events(events)) => {
                 for e in events {
                     cursor = e.seq + 1;
@@ -495,6 +507,19 @@ async fn wait_for(
         }
     }
     pending.is_empty()
+}
+
+/// Removes the runs the store has in a final status, or waiting for
+/// input, from `pending`.
+async fn drop_finished(server: &Server, pending: &mut std::collections::HashSet<&str>) {
+    let ids: Vec<&str> = pending.iter().copied().collect();
+    for id in ids {
+        if let Ok(Some(r)) = server.store().get_run(id).await
+            && (r.status.is_terminal() || r.status == RunStatus::InputRequired)
+        {
+            pending.remove(id);
+        }
+    }
 }
 
 /// The JSON form of a run record.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use weft_core::{NodeTiming, RunContext, RunFailure, RunStatus};
 use weft_pipeline::{CancelToken, Data, Node};
@@ -93,7 +93,31 @@ struct Running {
     cancel: CancelToken,
     /// The lease was lost (another server took the run over): write nothing more.
     lost: bool,
+    /// Node timings not yet sent to the store (progress is written at
+    /// most every [`PROGRESS_EVERY`] per run; the final record has them all).
+    unwritten: Vec<NodeTiming>,
+    /// When progress was last sent to the store (or the run started).
+    written_at: Instant,
 }
+
+impl Running {
+    fn new(cancel: CancelToken) -> Self {
+        Running {
+            spec_total_nodes: 0,
+            done_nodes: 0,
+            cancel,
+            lost: false,
+            unwritten: Vec::new(),
+            written_at: Instant::now(),
+        }
+    }
+}
+
+/// How often a running run's node progress is written to the store at
+/// most: a run shorter than this writes none (its final record holds every
+/// node's timing); a longer one loses at most this much progress in a
+/// crash. The events stream still sends every `node_finished` live.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Shared between a session and the hook its runs call: node progress
 /// becomes events, store progress and metrics.
@@ -130,14 +154,28 @@ impl Hook for Progress {
         };
         let elapsed = t0.elapsed();
         self.metrics.node_seconds.observe(elapsed.as_secs_f64());
-        let (done, total, lost) = {
+        let timing = NodeTiming {
+            node: key.1.clone(),
+            start,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+            peak_memory_bytes: None,
+        };
+        let (done, total, lost, due) = {
             let mut running = lock(&self.running);
             match running.get_mut(&ctx.run_id) {
                 Some(r) => {
                     r.done_nodes += 1;
-                    (r.done_nodes, r.spec_total_nodes, r.lost)
+                    r.unwritten.push(timing);
+                    let due = if r.written_at.elapsed() >= PROGRESS_EVERY {
+                        r.written_at = Instant::now();
+                        std::mem::take(&mut r.unwritten)
+                    } else {
+                        Vec::new()
+                    };
+                    (r.done_nodes, r.spec_total_nodes, r.lost, due)
                 }
-                None => (0, 0, false),
+                // Not a run this server tracks: record it as it comes.
+                None => (0, 0, false, vec![timing]),
             }
         };
         if lost {
@@ -147,14 +185,10 @@ impl Hook for Progress {
             "node_finished",
             json!({"run_id": ctx.run_id, "node": key.1, "duration_ms": elapsed.as_secs_f64() * 1e3, "done": done, "total": total}),
         );
-        let timing = NodeTiming {
-            node: key.1,
-            start,
-            duration_ms: elapsed.as_secs_f64() * 1e3,
-            peak_memory_bytes: None,
-        };
-        if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
-            tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");
+        for timing in due {
+            if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
+                tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");
+            }
         }
     }
 
@@ -293,6 +327,38 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     masters: Mutex<JoinSet<()>>,
     runs_in_flight: AtomicU64,
+    /// Final records of runs a `?wait=true` request waits for, left by
+    /// [`Server::execute`] when it records their end (see
+    /// [`Server::watch_results`]).
+    results: Mutex<HashMap<String, Option<RunRecord>>>,
+}
+
+/// The final records of some runs, as this server records them; the runs
+/// are unwatched when it is dropped.
+pub(crate) struct ResultWatch<'a> {
+    server: &'a Server,
+    run_ids: &'a [String],
+}
+
+impl ResultWatch<'_> {
+    /// Each run's final record if this server recorded its end since the
+    /// watch began (`None`: ask the store).
+    pub(crate) fn take(&self) -> Vec<Option<RunRecord>> {
+        let mut results = lock(&self.server.results);
+        self.run_ids
+            .iter()
+            .map(|id| results.get_mut(id).and_then(Option::take))
+            .collect()
+    }
+}
+
+impl Drop for ResultWatch<'_> {
+    fn drop(&mut self) {
+        let mut results = lock(&self.server.results);
+        for id in self.run_ids {
+            results.remove(id);
+        }
+    }
 }
 
 impl Server {
@@ -320,6 +386,7 @@ impl Server {
             shutdown,
             masters: Mutex::new(JoinSet::new()),
             runs_in_flight: AtomicU64::new(0),
+            results: Mutex::new(HashMap::new()),
         })
     }
 
@@ -1001,12 +1068,15 @@ impl Server {
                     }
                     _ = shutdown.changed() => break,
                 };
+                // As many runs as free capacity allows, in one claim.
+                let permits = self.more_permits(permit, s.max_concurrency() - tasks.len());
+                let asked = permits.len();
                 let claimed = match self
                     .store
                     .claim(
                         &s.id,
                         &self.owner,
-                        1,
+                        asked as u32,
                         s.max_concurrency() as u32,
                         self.config.lease,
                     )
@@ -1019,17 +1089,25 @@ impl Server {
                         break;
                     }
                 };
-                let Some(claimed) = claimed.into_iter().next() else {
+                if claimed.is_empty() {
                     s.lock().maybe_queued = false;
                     break;
-                };
-                self.apply(&s, SessionEvent::RunStarted, None).await;
-                let server = Arc::clone(&self);
-                let session = Arc::clone(&s);
-                tasks.spawn(async move {
-                    server.execute(&session, claimed).await;
-                    drop(permit);
-                });
+                }
+                let short = claimed.len() < asked;
+                for (claimed, permit) in claimed.into_iter().zip(permits) {
+                    self.apply(&s, SessionEvent::RunStarted, None).await;
+                    let server = Arc::clone(&self);
+                    let session = Arc::clone(&s);
+                    tasks.spawn(async move {
+                        server.execute(&session, claimed, permit).await;
+                    });
+                }
+                if short {
+                    // The queue (or the session's limit) gave fewer than
+                    // asked: look again when woken or a run ends.
+                    s.lock().maybe_queued = false;
+                    break;
+                }
             }
             let state = s.state();
             let mut look_again_soon = false;
@@ -1108,9 +1186,38 @@ impl Server {
         }
     }
 
+    /// Keeps the final records of these runs in memory when this server
+    /// records their end, until the watch is dropped: a waiting request
+    /// answers without reading the store.
+    pub(crate) fn watch_results<'a>(&'a self, run_ids: &'a [String]) -> ResultWatch<'a> {
+        let mut results = lock(&self.results);
+        for id in run_ids {
+            results.entry(id.clone()).or_insert(None);
+        }
+        ResultWatch {
+            server: self,
+            run_ids,
+        }
+    }
+
+    /// `first` and as many more worker permits as are free, `want` at most
+    /// (at least `first`).
+    fn more_permits(&self, first: OwnedSemaphorePermit, want: usize) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = vec![first];
+        while permits.len() < want {
+            match Arc::clone(&self.global).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        permits
+    }
+
     /// Runs one claimed run and records its end (only while this server
-    /// still holds its lease, so no run finishes twice).
-    async fn execute(&self, s: &LiveSession, claimed: Claimed) {
+    /// still holds its lease, so no run finishes twice). The worker
+    /// `permit` is returned as soon as the worker is done, before the end
+    /// is recorded, so the next run starts meanwhile.
+    async fn execute(&self, s: &LiveSession, claimed: Claimed, permit: OwnedSemaphorePermit) {
         self.runs_in_flight.fetch_add(1, Ordering::Relaxed);
         let run_id = claimed.run_id.clone();
         let spec: Result<RunSpec, _> = serde_json::from_value(claimed.spec.clone());
@@ -1123,15 +1230,7 @@ impl Server {
             ),
             Ok(spec) => {
                 let cancel = CancelToken::new();
-                lock(&s.progress.running).insert(
-                    run_id.clone(),
-                    Running {
-                        spec_total_nodes: 0,
-                        done_nodes: 0,
-                        cancel: cancel.clone(),
-                        lost: false,
-                    },
-                );
+                lock(&s.progress.running).insert(run_id.clone(), Running::new(cancel.clone()));
                 let waited = jiff::Timestamp::now().duration_since(claimed.enqueued_at);
                 self.metrics.dispatch_seconds.observe(waited.as_secs_f64());
                 s.progress.events.publish(
@@ -1139,6 +1238,7 @@ impl Server {
                     json!({"run_id": run_id, "attempt": claimed.attempt}),
                 );
                 let outcome = s.worker.dispatch(spec.clone(), cancel).await;
+                drop(permit);
                 lock(&s.progress.running).remove(&run_id);
                 match outcome {
                     Ok(mut record) => {
@@ -1169,9 +1269,15 @@ impl Server {
             }
         };
         let status = record.status;
+        let mut record = record;
+        // The store stamps its own time too (microseconds later).
+        record.updated_at = Some(jiff::Timestamp::now());
         match self.store.complete(&self.owner, &record).await {
             Ok(true) if status == RunStatus::InputRequired => {
                 // Paused: its queue row waits for the answer (survives restarts).
+                if let Some(slot) = lock(&self.results).get_mut(&run_id) {
+                    *slot = Some(record.clone());
+                }
                 self.count_move(s, RunStatus::Running, status);
                 s.lock().last_activity = self.clock.now();
                 let pending = record
@@ -1186,6 +1292,9 @@ impl Server {
                 self.apply(s, SessionEvent::InputRequested, None).await;
             }
             Ok(true) => {
+                if let Some(slot) = lock(&self.results).get_mut(&run_id) {
+                    *slot = Some(record.clone());
+                }
                 self.count_move(s, RunStatus::Running, status);
                 s.lock().last_activity = self.clock.now();
                 s.progress.events.publish(

@@ -53,6 +53,16 @@ asks:
       func: identity
       inputs: [prepared, approval]
       outputs: [total, answer]
+two_slow:
+  nodes:
+    - name: w1
+      func: sleep_ms
+      inputs: [params:delay, params:start]
+      outputs: w1
+    - name: w2
+      func: sleep_ms
+      inputs: [params:delay, w1]
+      outputs: w2
 "#;
 
 fn write(root: &Path, rel: &str, text: &str) {
@@ -988,4 +998,80 @@ async fn a_paused_run_survives_a_server_restart() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["outputs"]["answer"], json!({"amount": 9}), "{run}");
     drop(f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_true_answers_with_the_records_the_store_keeps() {
+    let f = fixture().await;
+    let id = f.session(json!({"max_concurrency": 4})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+            Some(json!({"spec": {}, "sweep": ["start=1,2,3,4,5,6"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6, "{v}");
+    for run in runs {
+        let run_id = run["id"].as_str().unwrap();
+        let (status, stored) = f.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{stored}");
+        // The answer is the record the store holds (its time stamps aside:
+        // the store stamps `updated_at` again when it commits).
+        for key in [
+            "id",
+            "status",
+            "runtime_params",
+            "outputs",
+            "node_timings",
+            "attempts",
+            "owner",
+            "start_time",
+            "end_time",
+        ] {
+            assert_eq!(run[key], stored[key], "{key}: {run} vs {stored}");
+        }
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["node_timings"].as_array().unwrap().len(), 2, "{run}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_run_records_its_progress_while_it_runs() {
+    // Progress is written at most every 100 ms per run: a run whose first
+    // node takes longer still has that node's timing in the store before
+    // it ends (what a crash would keep).
+    let f = fixture().await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"pipeline_names": ["two_slow"], "runtime_params": {"delay": 700}}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let run_id = v["run_ids"][0].as_str().unwrap().to_string();
+    let mut seen_mid_run = false;
+    for _ in 0..1000 {
+        let (_, run) = f.call("GET", &format!("/v1/runs/{run_id}"), None).await;
+        if run["status"] == "running" && run["node_timings"].as_array().is_some_and(|t| t.len() == 1) {
+            assert_eq!(run["node_timings"][0]["node"], "w1", "{run}");
+            seen_mid_run = true;
+            break;
+        }
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        seen_mid_run,
+        "the first node's timing was not in the store while the run ran"
+    );
+    let run = f.run_to_end(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["node_timings"].as_array().unwrap().len(), 2, "{run}");
 }

@@ -26,7 +26,9 @@
 //! each its own transaction through a pooled connection). Now every write
 //! of a [`Store`] handle (and its clones) goes to one **writer thread**
 //! that owns one connection and commits whatever is queued in one
-//! transaction (a *group*); reads use a separate pool. Two kinds of write:
+//! transaction (a *group*); reads use a separate pool. On SQLite the
+//! writer calls SQLite itself on its thread (rusqlite), so a statement
+//! costs no hop to sqlx's worker thread and back. Two kinds of write:
 //!
 //! * **Waited** ([`Store::insert_run`], [`Store::insert_runs`],
 //!   [`Store::update_run`], [`Store::create_session`],
@@ -83,6 +85,7 @@
 
 mod blocking;
 mod error;
+mod lite;
 mod model;
 mod queue;
 pub mod report;

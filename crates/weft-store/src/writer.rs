@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row};
 use tokio::sync::oneshot;
 
@@ -96,8 +96,9 @@ pub(crate) enum ConnectTo {
 
 /// A connection of either backend: the writer's own, or one taken from
 /// the PostgreSQL read pool for a queue transaction ([`crate::queue`]).
+/// The SQLite one is called directly on the writer thread ([`crate::lite`]).
 pub(crate) enum Conn {
-    Sqlite(SqliteConnection),
+    Sqlite(rusqlite::Connection),
     Postgres(PgConnection),
     PgPooled(sqlx::pool::PoolConnection<sqlx::Postgres>),
 }
@@ -165,11 +166,7 @@ impl Conn {
 
     pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64, sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => {
-                let sql = sqlite_sql(sql);
-                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
-                Ok(q.execute(&mut *c).await?.rows_affected())
-            }
+            Conn::Sqlite(c) => crate::lite::execute(c, sql, args),
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 Ok(q.execute(&mut *c).await?.rows_affected())
@@ -189,16 +186,7 @@ impl Conn {
         cols: &[Col],
     ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => {
-                let sql = sqlite_sql(sql);
-                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
-                let rows = q.fetch_all(&mut *c).await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    out.push(decode_row!(r, cols));
-                }
-                Ok(out)
-            }
+            Conn::Sqlite(c) => crate::lite::fetch_rows(c, sql, args, cols),
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 let rows = q.fetch_all(&mut *c).await?;
@@ -223,15 +211,7 @@ impl Conn {
     /// The first column of every row, as text.
     async fn fetch_all_text(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<String>, sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => {
-                let sql = sqlite_sql(sql);
-                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
-                q.fetch_all(&mut *c)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect()
-            }
+            Conn::Sqlite(c) => crate::lite::fetch_texts(c, sql, args),
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 q.fetch_all(&mut *c)
@@ -254,14 +234,7 @@ impl Conn {
     /// The first column of the first row, as text.
     async fn fetch_text(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<String>, sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => {
-                let sql = sqlite_sql(sql);
-                let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql)), args);
-                q.fetch_optional(&mut *c)
-                    .await?
-                    .map(|r| r.try_get::<String, _>(0))
-                    .transpose()
-            }
+            Conn::Sqlite(c) => Ok(crate::lite::fetch_texts(c, sql, args)?.into_iter().next()),
             Conn::Postgres(c) => {
                 let q = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())), args);
                 q.fetch_optional(&mut *c)
@@ -281,7 +254,7 @@ impl Conn {
 
     pub(crate) async fn raw(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
         match self {
-            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
+            Conn::Sqlite(c) => crate::lite::raw(c, sql),
             Conn::Postgres(c) => sqlx::raw_sql(sql).execute(&mut *c).await.map(|_| ()),
             Conn::PgPooled(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ()),
         }
@@ -536,7 +509,7 @@ fn writer_thread(
     };
     let conn = runtime.block_on(async {
         match &connect {
-            ConnectTo::Sqlite(o) => SqliteConnection::connect_with(o).await.map(Conn::Sqlite),
+            ConnectTo::Sqlite(o) => crate::lite::open(o.get_filename()).map(Conn::Sqlite),
             ConnectTo::Postgres(o) => PgConnection::connect_with(o).await.map(Conn::Postgres),
         }
     });
@@ -593,7 +566,7 @@ fn writer_thread(
     runtime.block_on(async {
         match conn {
             Conn::Sqlite(c) => {
-                let _ = c.close().await;
+                let _ = c.close();
             }
             Conn::Postgres(c) => {
                 let _ = c.close().await;
