@@ -420,6 +420,17 @@ fn the_cli_acts_on_a_server() {
         .collect();
     starts.sort_unstable();
     assert_eq!(starts, [7, 8], "{swept}");
+    // Where a server's runs execute is the server's choice.
+    let out = weft(
+        &["multirun", "--params", "start=1,2", "--launcher", "process"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--launcher does not apply with --server"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // One run's log, through the server (the server's log layer wrote it).
     let run_id = run["run_id"].as_str().unwrap();
     let out = weft(

@@ -310,6 +310,13 @@ pub(super) fn run(client: &Client, args: &RunArgs, io: &mut Io<'_>) -> anyhow::R
 /// `weft multirun --server URL`: the sweep goes to the server as written
 /// (the same grammar), `--max-workers` becomes the session's concurrency.
 pub(super) fn multirun(client: &Client, args: &MultirunArgs, io: &mut Io<'_>) -> anyhow::Result<u8> {
+    // The server's own --launcher decides where its runs execute.
+    if args.launcher.launcher != crate::args::LauncherArg::InProcess {
+        return Err(UsageError::new(
+            "--launcher does not apply with --server: the server's `weft serve --launcher` decides where its runs execute",
+        )
+        .into());
+    }
     let spec = spec_of(&args.run)?;
     // A sweep file is expanded here (the server takes override strings or
     // explicit runs); plain --params sweeps go as written.
