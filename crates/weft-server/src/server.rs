@@ -799,11 +799,7 @@ impl Server {
                 )],
             });
         }
-        let request = weft_pipeline::InputRequest {
-            prompt: pending.prompt.clone(),
-            schema: pending.schema.clone(),
-        };
-        let problems = weft_session::answers::check_answer(&request, &answer);
+        let problems = weft_session::answers::check_answer(&pending.schema, &answer);
         if !problems.is_empty() {
             return Err(ServerError::InvalidInput {
                 node: pending.node,

@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use weft_pipeline::InputRequest;
 
 /// One way an answer does not match its schema.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,9 +33,10 @@ pub fn check_schema(schema: &Value) -> Result<(), String> {
         .map_err(|e| format!("invalid JSON Schema: {e}"))
 }
 
-/// Every way `answer` breaks `request`'s schema (empty when it matches).
-pub fn check_answer(request: &InputRequest, answer: &Value) -> Vec<AnswerProblem> {
-    match jsonschema::validator_for(&request.schema) {
+/// Every way `answer` breaks `schema`, an `await_input` node's JSON Schema
+/// ([`weft_pipeline::InputRequest::schema`]; empty when it matches).
+pub fn check_answer(schema: &Value, answer: &Value) -> Vec<AnswerProblem> {
+    match jsonschema::validator_for(schema) {
         Err(e) => vec![AnswerProblem {
             path: String::new(),
             message: format!("the node's schema is invalid: {e}"),
@@ -57,25 +57,22 @@ mod tests {
 
     use super::*;
 
-    fn request() -> InputRequest {
-        InputRequest {
-            prompt: "Approve?".into(),
-            schema: json!({
+    fn schema() -> Value {
+        json!({
                 "type": "object",
                 "properties": {"approved": {"type": "boolean"}, "score": {"minimum": 5}},
                 "required": ["approved"]
-            }),
-        }
+        })
     }
 
     #[test]
     fn a_matching_answer_has_no_problems() {
-        assert!(check_answer(&request(), &json!({"approved": true, "score": 7})).is_empty());
+        assert!(check_answer(&schema(), &json!({"approved": true, "score": 7})).is_empty());
     }
 
     #[test]
     fn every_problem_is_reported_with_its_path() {
-        let problems = check_answer(&request(), &json!({"score": 1}));
+        let problems = check_answer(&schema(), &json!({"score": 1}));
         let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{shown:?}");
         assert!(

@@ -381,6 +381,21 @@ impl SessionCore {
         }
     }
 
+    /// Turns a run that paused for input into a failed one that nobody will
+    /// answer: `why(run_id, node)` says so in its error (kind
+    /// `input_required`). Returns the message.
+    pub(crate) fn fail_paused_result(
+        result: &mut RunResult,
+        why: impl FnOnce(&str, &str) -> String,
+    ) -> String {
+        let node = result.pending_input.take().map(|p| p.node).unwrap_or_default();
+        let message = why(&result.run_id, &node);
+        result.status = RunStatus::Failed;
+        result.end_time = jiff::Timestamp::now();
+        result.error = Some(RunFailure::message("input_required", message.clone()));
+        message
+    }
+
     /// Executes a prepared run once (one attempt) and returns what happened.
     /// Never panics on user errors or user panics: every failure is in the
     /// result.

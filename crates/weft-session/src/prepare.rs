@@ -250,7 +250,7 @@ fn answer_nodes(pipeline: Pipeline, answers: &BTreeMap<String, Value>) -> Result
     let mut problems = Vec::new();
     for (node, answer) in answers {
         if let Some(request) = pipeline.node(node).and_then(|n| n.input_request()) {
-            for p in crate::answers::check_answer(request, answer) {
+            for p in crate::answers::check_answer(&request.schema, answer) {
                 problems.push(SessionError::field(
                     "answers",
                     format!("node `{node}`: the answer does not match its schema: {p}"),

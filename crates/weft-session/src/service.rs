@@ -319,15 +319,13 @@ impl ServiceSession {
         if result.status != RunStatus::InputRequired {
             return;
         }
-        let node = result.pending_input.take().map(|p| p.node).unwrap_or_default();
-        let message = format!(
-            "run {} waits for input at node `{node}` and nobody will answer it; pass the answer with --input {node}=FILE",
-            result.run_id
-        );
+        let message = SessionCore::fail_paused_result(result, |run_id, node| {
+            format!(
+                "run {run_id} waits for input at node `{node}` and nobody will answer it; pass the answer with --input {node}=FILE"
+            )
+        });
         self.core.recorder.fail_paused(result, &message);
         self.core.recorder.flush();
-        result.status = RunStatus::Failed;
-        result.error = Some(weft_core::RunFailure::message("input_required", message));
     }
 
     /// Waits for a worker slot; refuses when the session closes meanwhile or

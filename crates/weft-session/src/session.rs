@@ -189,16 +189,9 @@ impl Session {
             self.closed = true;
             // Nobody can answer a paused run once its session is closed.
             if let Some((spec, mut result)) = self.paused.take() {
-                let node = result.pending_input.take().map(|p| p.node).unwrap_or_default();
-                result.status = RunStatus::Failed;
-                result.end_time = jiff::Timestamp::now();
-                result.error = Some(weft_core::RunFailure::message(
-                    "input_required",
-                    format!(
-                        "run {} was waiting for input at node `{node}` when its session closed",
-                        result.run_id
-                    ),
-                ));
+                SessionCore::fail_paused_result(&mut result, |run_id, node| {
+                    format!("run {run_id} was waiting for input at node `{node}` when its session closed")
+                });
                 self.core.finish(&spec, &result, 1);
                 self.core.recorder.flush();
             }

@@ -197,10 +197,6 @@ pub(super) fn ask(
     if pending.schema.as_object().is_some_and(|o| !o.is_empty()) {
         writeln!(io.err, "  answer with JSON matching {}", pending.schema)?;
     }
-    let request = weft_pipeline::InputRequest {
-        prompt: pending.prompt.clone(),
-        schema: pending.schema.clone(),
-    };
     loop {
         write!(io.err, "{}> ", pending.node)?;
         io.err.flush()?;
@@ -220,7 +216,7 @@ pub(super) fn ask(
                 continue;
             }
         };
-        let problems = weft_session::answers::check_answer(&request, &value);
+        let problems = weft_session::answers::check_answer(&pending.schema, &value);
         if problems.is_empty() {
             return Ok(Some(value));
         }
