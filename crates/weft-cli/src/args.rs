@@ -138,6 +138,18 @@ pub struct WorkerArgs {
     /// outlives its master).
     #[arg(long)]
     pub stop_on_stdin_eof: bool,
+    /// The most data memory this process may hold (setrlimit RLIMIT_DATA;
+    /// e.g. 512MiB, 2G, or bytes).
+    #[arg(long, value_parser = parse_size_arg)]
+    pub memory_limit: Option<u64>,
+    /// The most CPU seconds one run may use (setrlimit RLIMIT_CPU, re-armed
+    /// before each run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cpu_limit_s: Option<u64>,
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    weft_server::parse_size(text)
 }
 
 /// `weft serve`.
@@ -196,6 +208,16 @@ pub struct LauncherArgs {
     /// ready before its session fails (`worker_healthz_timeout`).
     #[arg(long, default_value_t = 60.0)]
     pub worker_ready_timeout_s: f64,
+    /// With --launcher process|ray: the most data memory each worker may
+    /// hold (setrlimit RLIMIT_DATA; e.g. 512MiB, 2G); a run past it fails
+    /// naming the limit.
+    #[arg(long, value_parser = parse_size_arg)]
+    pub worker_memory_limit: Option<u64>,
+    /// With --launcher process|ray: the most CPU seconds one run may use
+    /// (setrlimit RLIMIT_CPU, re-armed per run); a run past it fails naming
+    /// the limit.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_cpu_limit_s: Option<u64>,
     /// Ray's flags.
     #[command(flatten)]
     pub ray: RayArgs,

@@ -541,3 +541,157 @@ fn runs_submitted_before_the_workers_are_ready_wait_and_run_in_order() {
         .collect();
     assert_eq!(order, vec![0, 1, 2, 3], "the pre-ready queue drains in order");
 }
+
+/// A project whose one node spins `params:spin` ms of CPU and fills
+/// `params:fill` MiB of memory.
+fn hungry_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "weft.toml", "[project]\nname = \"hungry\"\n");
+    write(
+        root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - name: spin\n      func: spin_ms\n      inputs: [params:spin, params:start]\n      outputs: spun\n    - name: fill\n      func: fill_mb\n      inputs: [params:fill, spun]\n      outputs: out\n",
+    );
+    write(root, "conf/base/parameters.yml", "start: 1\nspin: 0\nfill: 1\n");
+    std::fs::create_dir_all(root.join("conf/local")).unwrap();
+    dir
+}
+
+fn run_once(addr: &str, id: &str, params: Value) -> Value {
+    let (status, v) = http(
+        addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"runs": [{"runtime_params": params}]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["runs"][0].clone()
+}
+
+#[test]
+fn a_run_past_the_workers_cpu_time_limit_fails_naming_it_and_the_next_run_succeeds() {
+    let dir = hungry_project();
+    let s = serve(
+        dir.path(),
+        &["--launcher", "process", "--worker-cpu-limit-s", "1"],
+    );
+    let id = session(&s.addr, 1);
+    wait_state(&s.addr, &id, &["ready"], Duration::from_secs(60));
+    let first = worker_pids(&id);
+    // Two runs of 600 ms each stay under the per-run limit (it is re-armed
+    // before every run, not counted over the worker's life).
+    for _ in 0..2 {
+        let r = run_once(&s.addr, &id, json!({"spin": 600}));
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    let r = run_once(&s.addr, &id, json!({"spin": 5000}));
+    assert_eq!(r["status"], "failed", "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("1 s CPU-time limit"), "{r}");
+    assert_eq!(r["error"]["kind"], "limit_exceeded", "{r}");
+    let ok = run_once(&s.addr, &id, json!({"spin": 0}));
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    let now = worker_pids(&id);
+    assert!(now.is_disjoint(&first), "the worker the limit ended was replaced");
+}
+
+#[test]
+fn a_run_past_the_workers_memory_limit_fails_naming_it_and_the_next_run_succeeds() {
+    let dir = hungry_project();
+    let s = serve(
+        dir.path(),
+        &["--launcher", "process", "--worker-memory-limit", "256MiB"],
+    );
+    let id = session(&s.addr, 1);
+    wait_state(&s.addr, &id, &["ready"], Duration::from_secs(60));
+    let fits = run_once(&s.addr, &id, json!({"fill": 32}));
+    assert_eq!(fits["status"], "succeeded", "{fits}");
+    let r = run_once(&s.addr, &id, json!({"fill": 1024}));
+    assert_eq!(r["status"], "failed", "{r}");
+    let message = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("256 MiB memory limit"), "{r}");
+    let ok = run_once(&s.addr, &id, json!({"fill": 32}));
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+}
+
+#[test]
+fn bad_limit_flags_are_usage_errors() {
+    let dir = hungry_project();
+    for (args, wanted) in [
+        (vec!["--worker-memory-limit", "12 parsecs"], "unknown unit"),
+        (vec!["--worker-cpu-limit-s", "0"], "--worker-cpu-limit-s"),
+        (
+            vec!["--worker-memory-limit", "1G"],
+            "need --launcher process or ray",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "serve",
+                "--project",
+                dir.path().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(&args)
+            .env_remove("WEFT_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(wanted), "{args:?}: {stderr}");
+    }
+}
+
+/// The session's events stream (replayed from its start) up to and with
+/// the first `run_finished` event of `run_id`.
+fn events_until_finished(addr: &str, session_id: &str, run_id: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET /v1/sessions/{session_id}/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the events stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if seen
+            .split("\n\n")
+            .any(|e| e.contains("event: run_finished") && e.contains(run_id))
+        {
+            return seen;
+        }
+    }
+    panic!("no run_finished for {run_id} in {seen}");
+}
+
+#[test]
+fn runs_in_worker_processes_stream_node_progress_to_the_events_stream() {
+    let dir = project();
+    let s = serve(dir.path(), &["--launcher", "process"]);
+    let id = session(&s.addr, 1);
+    wait_state(&s.addr, &id, &["ready"], Duration::from_secs(60));
+    let run = run_once(&s.addr, &id, json!({"delay": 30, "start": 5}));
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let run_id = run["run_id"].as_str().unwrap();
+    let events = events_until_finished(&s.addr, &id, run_id);
+    let nodes: Vec<Value> = events
+        .split("\n\n")
+        .filter(|e| e.contains("event: node_finished"))
+        .filter_map(|e| e.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter(|d| d["run_id"] == run_id)
+        .collect();
+    let names: Vec<&str> = nodes.iter().map(|n| n["node"].as_str().unwrap()).collect();
+    assert_eq!(names, ["wait", "next"], "{events}");
+    assert_eq!(nodes[0]["done"], 1, "{nodes:?}");
+    assert_eq!(nodes[1]["done"], 2, "{nodes:?}");
+    assert_eq!(nodes[1]["total"], 2, "{nodes:?}");
+    assert!(nodes[0]["duration_ms"].as_f64().unwrap() >= 25.0, "{nodes:?}");
+}

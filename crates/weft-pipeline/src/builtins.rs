@@ -10,6 +10,7 @@
 //! | `sleep_ms` | `ms`, then any | waits `ms` milliseconds without using CPU, then passes the other inputs through |
 //! | `spin_ms` | `ms`, then any | busy-works `ms` milliseconds on one core, then passes the other inputs through |
 //! | `fail` | any | always fails with a message naming the node |
+//! | `fill_mb` | `mb`, then any | allocates and writes `mb` MiB (for memory limits), frees it, then passes the other inputs through |
 //!
 //! Numbers are `i64`, `i32`, `u64`, `u32`, `f64`, `f32` or JSON numbers.
 
@@ -355,6 +356,31 @@ fn spin_ms(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     Ok(pass_through(&call))
 }
 
+fn fill_mb(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
+    if call.inputs.is_empty() {
+        return Err(format!(
+            "node `{}`: `fill_mb` needs the number of MiB as its first input",
+            call.node
+        )
+        .into());
+    }
+    let mb = number_at(&call, 0, "fill_mb")?.as_f64();
+    if !(0.0..=1_048_576.0).contains(&mb) {
+        return Err(format!(
+            "node `{}`: `fill_mb` got {mb} MiB; expected 0..=1048576",
+            call.node
+        )
+        .into());
+    }
+    // One page-sized write per 4 KiB makes the memory resident, not just reserved.
+    let mut block = vec![0u8; (mb * 1_048_576.0) as usize];
+    for i in (0..block.len()).step_by(4096) {
+        block[i] = 1;
+    }
+    std::hint::black_box(&block);
+    Ok(pass_through(&call))
+}
+
 fn fail(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     let detail = call
         .inputs
@@ -411,6 +437,11 @@ pub fn register_builtins(registry: &mut FunctionRegistry) -> Result<(), Pipeline
         "fail",
         "always fails with a message naming the node",
         dyn_fn(any_to_any(), fail),
+    )?;
+    registry.register_dyn(
+        "fill_mb",
+        "allocates and writes N MiB (first input), passes the other inputs through",
+        dyn_fn(any_to_any(), fill_mb),
     )?;
     Ok(())
 }

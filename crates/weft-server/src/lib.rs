@@ -23,6 +23,7 @@ mod api;
 pub mod clock;
 mod error;
 pub mod events;
+pub mod limits;
 mod metrics;
 mod openapi;
 pub mod process;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 pub use api::{app, run_view};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ServerError, problems_of};
+pub use limits::{LimitError, WorkerLimits, format_size, parse_size};
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
 pub use process::{
@@ -48,8 +50,8 @@ pub use process::{
 pub use ray::{RayError, RayLauncher, RayOptions};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
-pub use worker::{BoxFuture, Health, InProcessWorker, Worker, WorkerError, open_served_session};
-pub use worker_app::{WorkerState, serve_worker, worker_app};
+pub use worker::{BoxFuture, Health, InProcessWorker, RunProgress, Worker, WorkerError, open_served_session};
+pub use worker_app::{NDJSON, WorkerState, serve_worker, worker_app};
 
 /// The port `weft serve` listens on by default.
 pub const DEFAULT_PORT: u16 = 7878;

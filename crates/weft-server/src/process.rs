@@ -36,7 +36,8 @@ use weft_pipeline::CancelToken;
 use weft_session::{CloseMode, RunSpec};
 use weft_store::RunRecord;
 
-use crate::worker::{BoxFuture, Health, Worker, WorkerError};
+use crate::limits::WorkerLimits;
+use crate::worker::{BoxFuture, Health, RunProgress, Worker, WorkerError};
 
 /// Where a server's session workers run.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55,6 +56,8 @@ pub enum LauncherConfig {
         /// How long a worker may take from start to a ready `/healthz`;
         /// past it the session fails with `worker_healthz_timeout`.
         ready_timeout: Duration,
+        /// Memory and CPU-time limits every worker applies to itself.
+        limits: WorkerLimits,
     },
     /// `weft worker`s submitted as Ray jobs, one per unit of the session's
     /// `max_concurrency` ([`ProcessWorker`] over [`crate::RayLauncher`]).
@@ -77,6 +80,8 @@ pub enum LauncherConfig {
         listen_host: Option<std::net::IpAddr>,
         /// A `runtime_env.working_dir` URI the project travels as.
         working_dir: Option<String>,
+        /// Memory and CPU-time limits every worker applies to itself.
+        limits: WorkerLimits,
     },
 }
 
@@ -87,6 +92,7 @@ impl LauncherConfig {
             program: program.into(),
             max_runs: None,
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            limits: WorkerLimits::default(),
         }
     }
 }
@@ -107,6 +113,8 @@ pub struct WorkerRequest {
     pub max_runs: Option<u32>,
     /// The bearer token the worker must require (fresh per worker).
     pub token: String,
+    /// Limits the worker applies to itself (`--memory-limit`, `--cpu-limit-s`).
+    pub limits: WorkerLimits,
 }
 
 /// Why a worker could not be started.
@@ -179,6 +187,23 @@ pub trait WorkerProcess: Send {
     }
     /// Kills it (if still running) and reaps it.
     fn kill(&mut self);
+    /// Like [`exited`](Self::exited), but a process whose connection just
+    /// dropped gets a moment to finish dying and flush its stderr, so its
+    /// exit status and last words can be read.
+    fn exited_settled(&mut self) -> Option<String> {
+        let until = Instant::now() + Duration::from_millis(500);
+        loop {
+            if let Some(status) = self.exited() {
+                // The stderr reader may still hold the last lines.
+                std::thread::sleep(Duration::from_millis(20));
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     /// Whether an idle worker is ended through [`WorkerProcess::kill`]
     /// rather than asked over its `/stop` route: a Ray job stopped through
     /// Ray is recorded `STOPPED`, one whose worker exits by itself
@@ -253,6 +278,7 @@ impl Launcher for LocalProcessLauncher {
         if let Some(n) = request.max_runs {
             cmd.args(["--max-runs", &n.to_string()]);
         }
+        cmd.args(request.limits.worker_args());
         cmd.arg("--stop-on-stdin-eof")
             .env("WEFT_TOKEN", &request.token)
             // The worker serves locally: it must not act on a server.
@@ -297,11 +323,28 @@ impl Launcher for LocalProcessLauncher {
 
 const STDERR_TAIL_LINES: usize = 20;
 
+/// A line of a Rust backtrace (`stack backtrace:`, `  12: frame`, `at file:line`).
+fn is_backtrace_line(line: &str) -> bool {
+    let t = line.trim_start();
+    if t == "stack backtrace:" || t.starts_with("note: Some details are omitted") || t.starts_with("at ") {
+        return true;
+    }
+    match t.split_once(": ") {
+        Some((n, _)) => !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && line.starts_with(' '),
+        None => false,
+    }
+}
+
 fn forward_stderr(stderr: impl Read, tail: &Mutex<VecDeque<String>>) {
     let reader = BufReader::new(stderr);
     for line in reader.lines() {
         let Ok(line) = line else { break };
         let _ = writeln!(std::io::stderr(), "{line}");
+        if is_backtrace_line(&line) {
+            // Forwarded, but kept out of the tail: a backtrace's frames
+            // would push out the message that says why the worker died.
+            continue;
+        }
         let mut tail = lock(tail);
         if tail.len() == STDERR_TAIL_LINES {
             tail.pop_front();
@@ -406,15 +449,10 @@ impl WorkerProcess for LocalProcess {
 
 impl LocalProcess {
     fn exited_error(&mut self) -> LaunchError {
-        // Give the exit status and the last stderr lines a moment to land.
-        let until = Instant::now() + Duration::from_millis(500);
-        while self.exited().is_none() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        let status = self.exited_settled();
         LaunchError::Exited {
             worker: self.describe(),
-            status: self.exited().unwrap_or_else(|| "closed its stdout".into()),
+            status: status.unwrap_or_else(|| "closed its stdout".into()),
             stderr: self.stderr_tail(),
         }
     }
@@ -473,6 +511,9 @@ pub struct ProcessOptions {
     pub max_runs: Option<u32>,
     /// How long a dispatch keeps retrying workers that answer 409 `busy`.
     pub busy_patience: Duration,
+    /// Limits every worker applies to itself; a worker that one of them
+    /// ends fails its run with the limit's name ([`WorkerError::LimitExceeded`]).
+    pub limits: WorkerLimits,
 }
 
 impl ProcessOptions {
@@ -483,6 +524,7 @@ impl ProcessOptions {
             ready_timeout: DEFAULT_READY_TIMEOUT,
             max_runs: None,
             busy_patience: Duration::from_secs(60),
+            limits: WorkerLimits::default(),
         }
     }
 }
@@ -497,6 +539,34 @@ struct Inner {
     pool: Mutex<Pool>,
     available: Notify,
     stopped: AtomicBool,
+    progress: Option<Arc<dyn RunProgress>>,
+}
+
+/// Hands one progress line of a streamed answer to `progress`.
+fn progress_line(progress: &dyn RunProgress, run_id: &str, event: &str, line: &Value) {
+    match event {
+        "pipeline_started" => {
+            if let Some(total) = line.get("total").and_then(Value::as_u64) {
+                progress.pipeline_started(run_id, total as usize);
+            }
+        }
+        "node_finished" => {
+            let node = line.get("node").and_then(Value::as_str);
+            let start = line
+                .get("start")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+            let ms = line.get("duration_ms").and_then(Value::as_f64);
+            if let (Some(node), Some(start), Some(ms)) = (node, start, ms)
+                && ms.is_finite()
+                && ms >= 0.0
+            {
+                progress.node_finished(run_id, node, start, Duration::from_secs_f64(ms / 1e3));
+            }
+        }
+        // node_started and events of later workers: nothing to record.
+        _ => {}
+    }
 }
 
 /// A session's workers as `weft worker` processes started by a [`Launcher`].
@@ -557,11 +627,22 @@ impl ProcessWorker {
                 env,
                 options,
                 agent,
+                progress: None,
                 pool: Mutex::new(Pool::default()),
                 available: Notify::new(),
                 stopped: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Reports the progress of runs (pipeline started, node finished) that
+    /// the workers stream back to `progress`, as in-process runs report it
+    /// through hooks. Call before the first dispatch.
+    pub fn with_progress(mut self, progress: Arc<dyn RunProgress>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.progress = Some(progress);
+        }
+        self
     }
 
     /// The process ids of the workers alive now (local launchers only).
@@ -595,6 +676,7 @@ impl Inner {
             env: self.env.clone(),
             max_runs: self.options.max_runs,
             token: uuid::Uuid::new_v4().simple().to_string(),
+            limits: self.options.limits,
         };
         let mut handle = self.launcher.launch(&request)?;
         let name = handle.process().describe();
@@ -798,6 +880,55 @@ impl Inner {
         }
     }
 
+    /// Posts one spec asking for a streamed answer: progress lines go to
+    /// the session's [`RunProgress`] as they arrive, and the last line is
+    /// the answer, returned as (status, body) like [`Inner::post`]'s.
+    fn post_run_spec(&self, m: &Member, body: &[u8], run_id: &str) -> Result<(u16, String), String> {
+        let response = self
+            .agent
+            .post(&format!("{}/run_spec", m.url))
+            .header("Authorization", &format!("Bearer {}", m.token))
+            .header("Content-Type", "application/json")
+            .header("Accept", crate::worker_app::NDJSON)
+            .send(body);
+        let mut r = match response {
+            Ok(r) => r,
+            Err(e) => return Err(format!("worker {} at {}: {e}", m.name, m.url)),
+        };
+        let status = r.status().as_u16();
+        let limit = crate::worker_app::WORKER_BODY_LIMIT as u64;
+        if status != 200 || r.body().mime_type() != Some(crate::worker_app::NDJSON) {
+            return match r.body_mut().with_config().limit(limit).read_to_string() {
+                Ok(text) => Ok((status, text)),
+                Err(e) => Err(format!("reading the answer of worker {}: {e}", m.name)),
+            };
+        }
+        let reader = BufReader::new(r.into_body().into_with_config().limit(limit).reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| format!("reading the answer of worker {}: {e}", m.name))?;
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                return Ok((502, json!({"error": {"code": "bad_gateway", "message": format!("worker {} sent an unreadable line: {line:.200}", m.name)}}).to_string()));
+            };
+            match value.get("event").and_then(Value::as_str) {
+                Some(event) => {
+                    if let Some(progress) = &self.progress {
+                        progress_line(progress.as_ref(), run_id, event, &value);
+                    }
+                }
+                None => {
+                    return Ok(match value.get("error") {
+                        Some(e) => (
+                            e.get("status").and_then(Value::as_u64).unwrap_or(500) as u16,
+                            json!({"error": e}).to_string(),
+                        ),
+                        None => (200, line),
+                    });
+                }
+            }
+        }
+        Err(format!("worker {} ended its answer without a result", m.name))
+    }
+
     /// Sends one spec and waits for the answer, forwarding `cancel`.
     async fn send(
         self: &Arc<Self>,
@@ -810,7 +941,8 @@ impl Inner {
             let inner = Arc::clone(self);
             let m = Arc::clone(m);
             let body = Arc::clone(body);
-            tokio::task::spawn_blocking(move || inner.post(&m, "/run_spec", &body, None))
+            let run_id = run_id.to_string();
+            tokio::task::spawn_blocking(move || inner.post_run_spec(&m, &body, &run_id))
         };
         tokio::pin!(call);
         let mut tick = tokio::time::interval(Duration::from_millis(25));
@@ -915,11 +1047,29 @@ impl Inner {
                     return Err(WorkerError::Refused { status, message });
                 }
                 Answer::Gone(why) => {
-                    let why = match lock(&m.handle).process().exited() {
-                        Some(status) => format!("worker {} died mid-run ({status})", m.name),
-                        None => why,
+                    let ended = {
+                        let m = Arc::clone(&m);
+                        tokio::task::spawn_blocking(move || {
+                            let mut handle = lock(&m.handle);
+                            let process = handle.process();
+                            process
+                                .exited_settled()
+                                .map(|status| (status, process.stderr_tail()))
+                        })
+                        .await
+                        .ok()
+                        .flatten()
                     };
+                    let name = m.name.clone();
                     self.retire(m, false);
+                    if let Some((status, stderr)) = ended {
+                        if let Some(limit) = self.options.limits.explain_exit(&status, &stderr) {
+                            return Err(WorkerError::LimitExceeded(limit));
+                        }
+                        return Err(WorkerError::Unavailable(format!(
+                            "worker {name} died mid-run ({status})"
+                        )));
+                    }
                     return Err(WorkerError::Unavailable(why));
                 }
             }
@@ -1058,6 +1208,7 @@ pub(crate) fn session_worker(
     service: &Arc<weft_session::ServiceSession>,
     record: &weft_store::ServerSessionRecord,
     env: Option<String>,
+    progress: Arc<dyn RunProgress>,
 ) -> Arc<dyn Worker> {
     match launcher {
         LauncherConfig::InProcess => Arc::new(crate::worker::InProcessWorker::new(Arc::clone(service))),
@@ -1065,17 +1216,22 @@ pub(crate) fn session_worker(
             program,
             max_runs,
             ready_timeout,
+            limits,
         } => {
             let mut options = ProcessOptions::new(record.max_concurrency.max(1) as usize);
             options.max_runs = *max_runs;
             options.ready_timeout = *ready_timeout;
-            Arc::new(ProcessWorker::new(
-                Arc::new(LocalProcessLauncher::new(program)),
-                record.session_id.clone(),
-                PathBuf::from(&record.project_path),
-                env,
-                options,
-            ))
+            options.limits = *limits;
+            Arc::new(
+                ProcessWorker::new(
+                    Arc::new(LocalProcessLauncher::new(program)),
+                    record.session_id.clone(),
+                    PathBuf::from(&record.project_path),
+                    env,
+                    options,
+                )
+                .with_progress(progress),
+            )
         }
         LauncherConfig::Ray {
             address,
@@ -1086,6 +1242,7 @@ pub(crate) fn session_worker(
             memory,
             listen_host,
             working_dir,
+            limits,
         } => {
             let mut ray = crate::ray::RayOptions::new(address.clone(), program.clone());
             ray.num_cpus = *num_cpus;
@@ -1097,13 +1254,17 @@ pub(crate) fn session_worker(
             let mut options = ProcessOptions::new(record.max_concurrency.max(1) as usize);
             options.max_runs = *max_runs;
             options.ready_timeout = *ready_timeout;
-            Arc::new(ProcessWorker::new(
-                Arc::new(crate::ray::RayLauncher::new(ray)),
-                record.session_id.clone(),
-                PathBuf::from(&record.project_path),
-                env,
-                options,
-            ))
+            options.limits = *limits;
+            Arc::new(
+                ProcessWorker::new(
+                    Arc::new(crate::ray::RayLauncher::new(ray)),
+                    record.session_id.clone(),
+                    PathBuf::from(&record.project_path),
+                    env,
+                    options,
+                )
+                .with_progress(progress),
+            )
         }
     }
 }
@@ -1594,6 +1755,25 @@ mod tests {
     }
 
     #[test]
+    fn backtrace_lines_stay_out_of_the_stderr_tail() {
+        for line in [
+            "stack backtrace:",
+            "   0: __rustc::rust_begin_unwind",
+            "             at ./src/main.rs:4:5",
+            "note: Some details are omitted, run with `RUST_BACKTRACE=full`",
+        ] {
+            assert!(is_backtrace_line(line), "{line}");
+        }
+        for line in [
+            "memory allocation of 1073741824 bytes failed",
+            "12: not indented",
+            "error: x",
+        ] {
+            assert!(!is_backtrace_line(line), "{line}");
+        }
+    }
+
+    #[test]
     fn local_launcher_reports_a_missing_program() {
         let launcher = LocalProcessLauncher::new("/definitely/not/a/program");
         let request = WorkerRequest {
@@ -1602,6 +1782,7 @@ mod tests {
             env: None,
             max_runs: None,
             token: "t".into(),
+            limits: WorkerLimits::default(),
         };
         let err = launcher.launch(&request).err().unwrap();
         assert!(matches!(err, LaunchError::Spawn { .. }), "{err}");
@@ -1626,6 +1807,7 @@ mod tests {
             env: None,
             max_runs: None,
             token: "t".into(),
+            limits: WorkerLimits::default(),
         };
         let mut handle = LocalProcessLauncher::new(&script).launch(&request).unwrap();
         let err = handle

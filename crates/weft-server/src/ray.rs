@@ -238,6 +238,7 @@ impl RayLauncher {
         if let Some(n) = request.max_runs {
             words.extend(["--max-runs".into(), n.to_string()]);
         }
+        words.extend(request.limits.worker_args());
         words.join(" ")
     }
 
@@ -569,6 +570,7 @@ mod tests {
             env: Some("prod".into()),
             max_runs: Some(3),
             token: "secret-token".into(),
+            limits: crate::WorkerLimits::default(),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::events::{DEFAULT_RING, EventLog};
 use crate::metrics::{Gauges, Metrics};
 use crate::process::LauncherConfig;
 use crate::states::{SessionEvent, SessionState, transition};
-use crate::worker::{Worker, WorkerError};
+use crate::worker::{RunProgress, Worker, WorkerError};
 
 /// Settings of a server, resolved at the edge (the CLI reads flags and the
 /// environment; the library reads neither).
@@ -135,9 +135,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hook for Progress {
     fn before_pipeline_run(&self, ctx: &RunContext, pipeline: &weft_pipeline::Pipeline) {
-        if let Some(r) = lock(&self.running).get_mut(&ctx.run_id) {
-            r.spec_total_nodes = pipeline.nodes().len();
-        }
+        self.pipeline_started(&ctx.run_id, pipeline.nodes().len());
     }
 
     fn before_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data]) {
@@ -152,17 +150,32 @@ impl Hook for Progress {
         let Some((t0, start)) = lock(&self.started).remove(&key) else {
             return;
         };
-        let elapsed = t0.elapsed();
+        self.node_finished(&ctx.run_id, node.name(), start, t0.elapsed());
+    }
+
+    fn on_node_error(&self, ctx: &RunContext, node: &Node, _error: &weft_runner::RunError) {
+        lock(&self.started).remove(&(ctx.run_id.clone(), node.name().to_string()));
+    }
+}
+
+impl RunProgress for Progress {
+    fn pipeline_started(&self, run_id: &str, total_nodes: usize) {
+        if let Some(r) = lock(&self.running).get_mut(run_id) {
+            r.spec_total_nodes = total_nodes;
+        }
+    }
+
+    fn node_finished(&self, run_id: &str, node: &str, start: jiff::Timestamp, elapsed: Duration) {
         self.metrics.node_seconds.observe(elapsed.as_secs_f64());
         let timing = NodeTiming {
-            node: key.1.clone(),
+            node: node.to_string(),
             start,
             duration_ms: elapsed.as_secs_f64() * 1e3,
             peak_memory_bytes: None,
         };
         let (done, total, lost, due) = {
             let mut running = lock(&self.running);
-            match running.get_mut(&ctx.run_id) {
+            match running.get_mut(run_id) {
                 Some(r) => {
                     r.done_nodes += 1;
                     r.unwritten.push(timing);
@@ -183,17 +196,13 @@ impl Hook for Progress {
         }
         self.events.publish(
             "node_finished",
-            json!({"run_id": ctx.run_id, "node": key.1, "duration_ms": elapsed.as_secs_f64() * 1e3, "done": done, "total": total}),
+            json!({"run_id": run_id, "node": node, "duration_ms": elapsed.as_secs_f64() * 1e3, "done": done, "total": total}),
         );
         for timing in due {
-            if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
-                tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");
+            if let Err(e) = self.store.update_progress(run_id, timing) {
+                tracing::warn!(%run_id, "could not record progress: {e}");
             }
         }
-    }
-
-    fn on_node_error(&self, ctx: &RunContext, node: &Node, _error: &weft_runner::RunError) {
-        lock(&self.started).remove(&(ctx.run_id.clone(), node.name().to_string()));
     }
 }
 
@@ -586,7 +595,13 @@ impl Server {
         counts: BTreeMap<RunStatus, u64>,
     ) -> Arc<LiveSession> {
         let env = record.env.clone().or(self.config.session_options.env.clone());
-        let worker = crate::process::session_worker(&self.config.launcher, &service, &record, env);
+        let worker = crate::process::session_worker(
+            &self.config.launcher,
+            &service,
+            &record,
+            env,
+            Arc::clone(&progress) as Arc<dyn RunProgress>,
+        );
         let now = self.now();
         let s = Arc::new(LiveSession {
             id: record.session_id.clone(),
@@ -1258,7 +1273,11 @@ impl Server {
                         record.start_time = Some(now);
                         record.end_time = Some(now);
                         record.attempts = claimed.attempt;
-                        record.error = Some(RunFailure::from_error("worker", None, &e));
+                        let kind = match e {
+                            WorkerError::LimitExceeded(_) => "limit_exceeded",
+                            _ => "worker",
+                        };
+                        record.error = Some(RunFailure::from_error(kind, None, &e));
                         record
                     }
                 }

@@ -68,6 +68,10 @@ pub enum WorkerError {
     /// A launcher could not start a worker.
     #[error(transparent)]
     Launch(#[from] crate::process::LaunchError),
+    /// A worker's memory or CPU-time limit ended the run (the worker
+    /// died of it); the run fails, since a rerun would meet it again.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The worker refused the dispatch: its HTTP status and error.
     #[error("the worker answered {status}: {message}")]
     Refused {
@@ -88,8 +92,18 @@ impl WorkerError {
             WorkerError::NotReady { .. } => "worker_healthz_timeout",
             WorkerError::Launch(_) => "worker_launch_failed",
             WorkerError::Refused { .. } => "worker_refused",
+            WorkerError::LimitExceeded(_) => "limit_exceeded",
         }
     }
+}
+
+/// Where runs that execute in another process report their progress to
+/// their session's master (in-process runs report it through hooks).
+pub trait RunProgress: Send + Sync {
+    /// Run `run_id` started its pipeline of `total_nodes` nodes.
+    fn pipeline_started(&self, run_id: &str, total_nodes: usize);
+    /// A node of run `run_id` finished.
+    fn node_finished(&self, run_id: &str, node: &str, start: jiff::Timestamp, duration: std::time::Duration);
 }
 
 /// A worker's health.

@@ -12,29 +12,40 @@
 //!   refuses is 422 with its problems. `recycle` is true on the answer that
 //!   reaches `max_runs`: the worker then stops accepting and exits once the
 //!   answer is sent ([`WorkerState::stopped`] resolves). Refused dispatches
-//!   do not count;
+//!   do not count. With `Accept: application/x-ndjson` the answer streams
+//!   one JSON object per line: the run's progress as it happens
+//!   (`{"event": "pipeline_started", "total"}`, `{"event": "node_started",
+//!   "node"}`, `{"event": "node_finished", "node", "start", "duration_ms"}`,
+//!   sent by [`WorkerState::progress_hook`]), then the answer itself as the
+//!   last line (`{"record", "recycle"}`, or `{"error": {"status", "code",
+//!   "message"}}` when the run could not be carried out); refusals before
+//!   the run starts keep their status codes;
 //! - `POST /cancel` `{"run_id"}`: cancels the running run between nodes
 //!   (404 when that run is not running here);
 //! - `POST /stop` `{"mode": "wait" | "cancel"}` (default `wait`): stops
 //!   accepting, cancels the running run with `cancel`, and exits after it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use weft_pipeline::CancelToken;
+use weft_pipeline::{CancelToken, Data, Node};
+use weft_runner::{Hook, RunContext};
 use weft_session::{CloseMode, RunSpec, ServiceSession, SessionError, finished_record};
 
 use crate::error::ServerError;
+use crate::limits::WorkerLimits;
 
 /// The largest `/run_spec` body a worker accepts (specs with injected inputs).
 pub const WORKER_BODY_LIMIT: usize = 64 << 20;
@@ -56,6 +67,9 @@ pub struct WorkerState {
     stopping: AtomicBool,
     stop: watch::Sender<bool>,
     owner: String,
+    limits: WorkerLimits,
+    /// Where the running run's progress lines go (a streamed `/run_spec`).
+    progress: Mutex<Option<tokio::sync::mpsc::UnboundedSender<String>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +81,19 @@ impl WorkerState {
     /// and recycles after `max_runs` answered dispatches (when set). It is
     /// not ready until [`WorkerState::set_ready`].
     pub fn new(session_id: impl Into<String>, token: Option<String>, max_runs: Option<u32>) -> Arc<Self> {
+        Self::limited(session_id, token, max_runs, WorkerLimits::default())
+    }
+
+    /// Like [`WorkerState::new`], for a process that enforces `limits`: the
+    /// CPU-time limit is re-armed before each run (the memory limit is the
+    /// process's own, applied once at start-up by the caller:
+    /// [`WorkerLimits::apply_memory`]).
+    pub fn limited(
+        session_id: impl Into<String>,
+        token: Option<String>,
+        max_runs: Option<u32>,
+        limits: WorkerLimits,
+    ) -> Arc<Self> {
         let (stop, _) = watch::channel(false);
         Arc::new(WorkerState {
             session_id: session_id.into(),
@@ -78,6 +105,8 @@ impl WorkerState {
             stopping: AtomicBool::new(false),
             stop,
             owner: weft_store::current_owner(),
+            limits,
+            progress: Mutex::new(None),
         })
     }
 
@@ -102,6 +131,33 @@ impl WorkerState {
         self.runs.load(Ordering::SeqCst)
     }
 
+    /// Counts an answered run; true when it is the last before a recycle
+    /// (the worker then stops accepting and exits once the answer is sent).
+    fn answered(&self) -> bool {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        let recycle = self.max_runs.is_some_and(|max| n >= max);
+        if recycle {
+            self.stop(CloseMode::Wait);
+        }
+        recycle
+    }
+
+    /// The hook that turns the running run's pipeline and node events into
+    /// progress lines of a streamed `/run_spec` answer: add it to the
+    /// worker's session options.
+    pub fn progress_hook(self: &Arc<Self>) -> Arc<dyn Hook> {
+        Arc::new(ProgressLines {
+            state: Arc::downgrade(self),
+            started: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn send_progress(&self, line: Value) {
+        if let Some(tx) = lock(&self.progress).as_ref() {
+            let _ = tx.send(line.to_string());
+        }
+    }
+
     /// Stops accepting dispatches and asks the process to exit once the
     /// running run (if any) ended; `Cancel` cancels that run between nodes.
     pub fn stop(&self, mode: CloseMode) {
@@ -119,6 +175,51 @@ impl WorkerState {
     pub async fn stopped(&self) {
         let mut rx = self.stop.subscribe();
         let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// The media type of a streamed `/run_spec` answer: one JSON object per line.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// Progress lines of the running run (see [`WorkerState::progress_hook`]).
+struct ProgressLines {
+    state: Weak<WorkerState>,
+    started: Mutex<HashMap<String, (Instant, jiff::Timestamp)>>,
+}
+
+impl Hook for ProgressLines {
+    fn before_pipeline_run(&self, ctx: &RunContext, pipeline: &weft_pipeline::Pipeline) {
+        if let Some(state) = self.state.upgrade() {
+            state.send_progress(
+                json!({"event": "pipeline_started", "run_id": ctx.run_id, "total": pipeline.nodes().len()}),
+            );
+        }
+    }
+
+    fn before_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data]) {
+        lock(&self.started).insert(node.name().to_string(), (Instant::now(), jiff::Timestamp::now()));
+        if let Some(state) = self.state.upgrade() {
+            state.send_progress(json!({"event": "node_started", "run_id": ctx.run_id, "node": node.name()}));
+        }
+    }
+
+    fn after_node_run(&self, ctx: &RunContext, node: &Node, _inputs: &[Data], _outputs: &[Data]) {
+        let Some((t0, start)) = lock(&self.started).remove(node.name()) else {
+            return;
+        };
+        if let Some(state) = self.state.upgrade() {
+            state.send_progress(json!({
+                "event": "node_finished",
+                "run_id": ctx.run_id,
+                "node": node.name(),
+                "start": start,
+                "duration_ms": t0.elapsed().as_secs_f64() * 1e3,
+            }));
+        }
+    }
+
+    fn on_node_error(&self, _ctx: &RunContext, node: &Node, _error: &weft_runner::RunError) {
+        lock(&self.started).remove(node.name());
     }
 }
 
@@ -222,7 +323,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn run_spec(State(state): State<Arc<WorkerState>>, body: Bytes) -> Response {
+async fn run_spec(State(state): State<Arc<WorkerState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(session) = state.session.get().cloned() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -251,6 +352,10 @@ async fn run_spec(State(state): State<Arc<WorkerState>>, body: Bytes) -> Respons
         }
         .into_response();
     }
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(NDJSON));
     let cancel = CancelToken::new();
     {
         let mut current = lock(&state.current);
@@ -267,11 +372,81 @@ async fn run_spec(State(state): State<Arc<WorkerState>>, body: Bytes) -> Respons
         });
     }
     let clear = ClearCurrent(Arc::clone(&state));
+    if let Err(e) = state.limits.arm_cpu() {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "limits", e.to_string());
+    }
     let mut on_drop = CancelOnDrop(Some(cancel.clone()));
+    // Prepared before an answer starts: a spec the project refuses is still
+    // a plain 422, streamed or not.
+    let prepared = {
+        let session = Arc::clone(&session);
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || session.prepare_spec(&spec)).await
+    };
+    let prepared = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return ServerError::from(e).into_response(),
+        Err(join) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "worker_panic",
+                format!("preparing the run panicked: {join}"),
+            );
+        }
+    };
     let owner = state.owner.clone();
+    if streaming {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        *lock(&state.progress) = Some(tx.clone());
+        let st = Arc::clone(&state);
+        let hang_up = cancel.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let _clear = clear;
+            let outcome = session.run_prepared_with(prepared, &cancel);
+            lock(&st.progress).take();
+            let last = match outcome {
+                Ok(result) => {
+                    let record = finished_record(&spec, &result, &owner);
+                    json!({"record": record, "recycle": st.answered()})
+                }
+                Err(e) => {
+                    let e = ServerError::from(e);
+                    json!({"error": {"status": e.status(), "code": e.code(), "message": e.to_string()}})
+                }
+            };
+            let _ = tx.send(last.to_string());
+        });
+        on_drop.0 = None;
+        // The run is cancelled if the master hangs up before the last line.
+        let guard = CancelOnDrop(Some(hang_up));
+        let lines = futures_util::stream::unfold(
+            (rx, Some(run), guard),
+            |(mut rx, run, mut guard)| async move {
+                if let Some(mut line) = rx.recv().await {
+                    line.push('\n');
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(Bytes::from(line)),
+                        (rx, run, guard),
+                    ));
+                }
+                guard.0 = None;
+                let joined = match run {
+                    Some(run) => run.await,
+                    None => return None,
+                };
+                let line = match joined {
+                    Ok(()) => return None,
+                    Err(join) => {
+                        json!({"error": {"status": 500, "code": "worker_panic", "message": format!("the run's thread died: {join}")}})
+                    }
+                };
+                Some((Ok(Bytes::from(format!("{line}\n"))), (rx, None, guard)))
+            },
+        );
+        return ([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(lines)).into_response();
+    }
     let run = tokio::task::spawn_blocking(move || {
         let _clear = clear;
-        let prepared = session.prepare_spec(&spec)?;
         let result = session.run_prepared_with(prepared, &cancel)?;
         Ok::<_, SessionError>(finished_record(&spec, &result, &owner))
     })
@@ -279,12 +454,7 @@ async fn run_spec(State(state): State<Arc<WorkerState>>, body: Bytes) -> Respons
     on_drop.0 = None;
     match run {
         Ok(Ok(record)) => {
-            let n = state.runs.fetch_add(1, Ordering::SeqCst) + 1;
-            let recycle = state.max_runs.is_some_and(|max| n >= max);
-            if recycle {
-                // Answer, then exit: the graceful shutdown sends this answer.
-                state.stop(CloseMode::Wait);
-            }
+            let recycle = state.answered();
             axum::Json(json!({"record": record, "recycle": recycle})).into_response()
         }
         Ok(Err(e)) => ServerError::from(e).into_response(),
@@ -443,6 +613,79 @@ mod tests {
         let (status, v) = call(&app, "GET", "/healthz", Value::Null, None).await;
         assert_eq!((status, v["status"].as_str()), (200, Some("ready")), "{v}");
         assert_eq!(v["pid"], json!(std::process::id()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streamed_answer_sends_each_nodes_progress_then_the_record() {
+        let dir = project();
+        let state = WorkerState::new("s1", None, Some(1));
+        let mut options = weft_session::SessionOptions::default();
+        options.hooks.push(state.progress_hook());
+        let session = Arc::new(crate::worker::open_served_session(dir.path(), options, "s1", 1).unwrap());
+        state.set_ready(Arc::clone(&session));
+        let app = worker_app(Arc::clone(&state));
+        let spec = spec(&session, json!({"start": 41}));
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/run_spec")
+            .header("content-type", "application/json")
+            .header("accept", NDJSON)
+            .body(Body::from(json!({"spec": spec}).to_string()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], NDJSON);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let lines: Vec<Value> = std::str::from_utf8(&bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let events: Vec<(&str, &str)> = lines
+            .iter()
+            .filter_map(|l| Some((l["event"].as_str()?, l["node"].as_str().unwrap_or(""))))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("pipeline_started", ""),
+                ("node_started", "wait"),
+                ("node_finished", "wait"),
+                ("node_started", "next"),
+                ("node_finished", "next"),
+            ],
+            "{lines:?}"
+        );
+        assert_eq!(lines[0]["total"], 2);
+        assert!(lines[2]["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert!(
+            lines[2]["start"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .is_ok()
+        );
+        let last = lines.last().unwrap();
+        assert_eq!(last["record"]["outputs"]["out"], json!(42), "{last}");
+        assert_eq!(
+            last["recycle"], true,
+            "the answer that reaches --max-runs 1 says recycle"
+        );
+        assert_eq!(state.runs(), 1);
+        // A refusal before the run keeps its status, streamed or not.
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/run_spec")
+            .header("content-type", "application/json")
+            .header("accept", NDJSON)
+            .body(Body::from(json!({"spec": {"session_id": "other"}}).to_string()))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert!(
+            response.status().is_client_error() || response.status() == 503,
+            "{}",
+            response.status()
+        );
     }
 
     #[tokio::test]

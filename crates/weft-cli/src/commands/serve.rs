@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_server::{DEFAULT_PORT, LauncherConfig, Server, ServerConfig, SystemClock};
+use weft_server::{DEFAULT_PORT, LauncherConfig, Server, ServerConfig, SystemClock, WorkerLimits};
 use weft_session::{Project, ProjectCode, SessionOptions, StoreChoice};
 use weft_store::Store;
 
@@ -118,7 +118,10 @@ pub(crate) fn serve(
 
 /// `--launcher` and its `--worker-*` / `--ray-*` flags.
 pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherConfig> {
-    let worker_flags = args.worker_max_runs.is_some() || args.worker_program.is_some();
+    let worker_flags = args.worker_max_runs.is_some()
+        || args.worker_program.is_some()
+        || args.worker_memory_limit.is_some()
+        || args.worker_cpu_limit_s.is_some();
     let ray = &args.ray;
     let ray_flags = ray.ray_address.is_some()
         || ray.ray_num_cpus.is_some()
@@ -130,10 +133,7 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
     }
     if args.launcher == LauncherArg::InProcess {
         if worker_flags {
-            return Err(UsageError::new(
-                "--worker-max-runs and --worker-program need --launcher process or ray",
-            )
-            .into());
+            return Err(UsageError::new("the --worker-* flags need --launcher process or ray").into());
         }
         return Ok(LauncherConfig::InProcess);
     }
@@ -153,11 +153,16 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
             .map_err(|e| UsageError::caused_by("--launcher: cannot find this executable", e))?,
     };
     let ready_timeout = Duration::from_secs_f64(timeout);
+    let limits = WorkerLimits {
+        memory_bytes: args.worker_memory_limit,
+        cpu_seconds: args.worker_cpu_limit_s,
+    };
     if args.launcher == LauncherArg::Process {
         return Ok(LauncherConfig::Process {
             program,
             max_runs: args.worker_max_runs,
             ready_timeout,
+            limits,
         });
     }
     let Some(address) = ray.ray_address.clone() else {
@@ -189,6 +194,7 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
         memory: ray.ray_memory,
         listen_host: ray.ray_listen_host,
         working_dir: ray.ray_working_dir.clone(),
+        limits,
     })
 }
 

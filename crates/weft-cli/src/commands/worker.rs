@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use weft_server::{WorkerState, serve_worker};
+use weft_server::{WorkerLimits, WorkerState, serve_worker};
 use weft_session::{CloseMode, Project, ProjectCode, SessionOptions};
 
 use super::Edge;
@@ -53,7 +53,17 @@ pub(crate) fn worker(
         environment: Arc::clone(&settings.variables),
         ..SessionOptions::default()
     };
-    let state = WorkerState::new(args.session_id.clone(), token, args.max_runs);
+    let limits = WorkerLimits {
+        memory_bytes: args.memory_limit,
+        cpu_seconds: args.cpu_limit_s,
+    };
+    // Before the project loads: its memory counts too.
+    limits.apply_memory()?;
+    let state = WorkerState::limited(args.session_id.clone(), token, args.max_runs, limits);
+    // Progress lines of streamed answers: the master's events stream and
+    // store see this process's runs node by node.
+    let mut options = options;
+    options.hooks.push(state.progress_hook());
     let root = project.root().to_path_buf();
     let session_id = args.session_id.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
