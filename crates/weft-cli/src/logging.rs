@@ -49,7 +49,12 @@ pub fn init(cli: &Cli, project: &Path, environment: &Environment) -> anyhow::Res
         (None, Some(env)) => EnvFilter::try_new(env)?,
         _ => EnvFilter::try_new("warn,weft_session=info,weft_cli=info")?,
     };
-    let run_logs = RunLogLayer::new(logs_dir(project));
+    // Each file has one writing process (offsets are counted in memory): a
+    // `weft worker` writes its session's runs to files of its own, beside
+    // its master's and its sibling workers'; readers look in all of them.
+    let writer = matches!(cli.command, crate::args::Command::Worker(_))
+        .then(|| format!("worker-{}", std::process::id()));
+    let run_logs = RunLogLayer::new(logs_dir(project), writer);
     let registry = tracing_subscriber::registry()
         .with(run_logs.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
     match cli.log_format {
@@ -84,6 +89,9 @@ const KEPT_OPEN: usize = 4;
 /// The tracing layer writing run events to the session log files.
 struct RunLogLayer {
     dir: PathBuf,
+    /// Names this process's own files (`<session>.<writer>.log`), when
+    /// other processes write runs of the same sessions.
+    writer: Option<String>,
     /// Session logs by session id: every one a run span still holds
     /// (weak), so a session never has two handles with different offsets.
     sessions: Mutex<HashMap<String, Weak<SessionLog>>>,
@@ -140,9 +148,10 @@ impl Fields {
 }
 
 impl RunLogLayer {
-    fn new(dir: PathBuf) -> Self {
+    fn new(dir: PathBuf, writer: Option<String>) -> Self {
         RunLogLayer {
             dir,
+            writer,
             sessions: Mutex::new(HashMap::new()),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(KEPT_OPEN + 1)),
         }
@@ -172,7 +181,10 @@ impl RunLogLayer {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(self.dir.join(format!("{session_id}.{ext}")))
+                .open(self.dir.join(match &self.writer {
+                    Some(w) => format!("{session_id}.{w}.{ext}"),
+                    None => format!("{session_id}.{ext}"),
+                }))
         };
         let open = || -> std::io::Result<SessionFiles> {
             std::fs::create_dir_all(&self.dir)?;
@@ -282,7 +294,8 @@ mod tests {
     /// default, no global state).
     fn with_layer(dir: &Path, f: impl FnOnce()) {
         let subscriber = tracing_subscriber::registry().with(
-            RunLogLayer::new(dir.to_path_buf()).with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+            RunLogLayer::new(dir.to_path_buf(), None)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         );
         tracing::subscriber::with_default(subscriber, f);
     }
@@ -381,10 +394,47 @@ mod tests {
     }
 
     #[test]
+    fn processes_that_write_runs_of_one_session_keep_their_own_files_and_every_run_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let session = "2026-01-01T00.00.00.000000Z-s";
+        // Two "workers" interleave lines of their runs of one session; each
+        // counts offsets in its own files, so none points into the other's.
+        let workers: Vec<RunLogLayer> = ["worker-1", "worker-2"]
+            .into_iter()
+            .map(|w| RunLogLayer::new(dir.clone(), Some(w.to_string())))
+            .collect();
+        for round in 0..3 {
+            for (k, layer) in workers.iter().enumerate() {
+                let r = format!("2026-01-01T00.00.0{}.{k}00000Z-r", round + 1);
+                let subscriber =
+                    tracing_subscriber::registry().with(RunLogLayer::new(dir.clone(), layer.writer.clone()));
+                tracing::subscriber::with_default(subscriber, || {
+                    let span = tracing::info_span!("run", run_id = %r, session_id = %session);
+                    span.in_scope(|| {
+                        tracing::info!("first line of {r}");
+                        tracing::info!("second line of {r}");
+                    });
+                });
+            }
+        }
+        assert!(dir.join(format!("{session}.worker-1.log")).exists());
+        assert!(dir.join(format!("{session}.worker-2.index")).exists());
+        for round in 0..3 {
+            for k in 0..2 {
+                let r = format!("2026-01-01T00.00.0{}.{k}00000Z-r", round + 1);
+                let log = run_log(&dir, &r).unwrap().unwrap();
+                assert_eq!(log.lines().count(), 2, "{r}: {log}");
+                assert!(log.contains(&format!("first line of {r}")), "{r}: {log}");
+            }
+        }
+    }
+
+    #[test]
     fn sequential_runs_share_one_open_log_and_old_sessions_reopen_correctly() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let layer = RunLogLayer::new(dir.clone());
+        let layer = RunLogLayer::new(dir.clone(), None);
         let first = layer.session("s0").unwrap();
         drop(first);
         // Still open (kept), so the same handle comes back.
@@ -404,13 +454,13 @@ mod tests {
             .map(|i| format!("2026-01-01T00.00.0{i}.000000Z-s"))
             .collect();
         let run = |s: &str, r: &str| {
-            let subscriber = tracing_subscriber::registry().with(RunLogLayer::new(dir.clone()));
+            let subscriber = tracing_subscriber::registry().with(RunLogLayer::new(dir.clone(), None));
             tracing::subscriber::with_default(subscriber, || {
                 let span = tracing::info_span!("run", run_id = %r, session_id = %s);
                 span.in_scope(|| tracing::info!("line of {r}"));
             });
         };
-        let shared = RunLogLayer::new(dir.clone());
+        let shared = RunLogLayer::new(dir.clone(), None);
         let subscriber = tracing_subscriber::registry().with(shared);
         tracing::subscriber::with_default(subscriber, || {
             for (i, s) in sessions.iter().enumerate() {

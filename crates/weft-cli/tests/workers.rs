@@ -695,3 +695,37 @@ fn runs_in_worker_processes_stream_node_progress_to_the_events_stream() {
     assert_eq!(nodes[1]["total"], 2, "{nodes:?}");
     assert!(nodes[0]["duration_ms"].as_f64().unwrap() >= 25.0, "{nodes:?}");
 }
+
+#[test]
+fn the_logs_of_runs_on_two_workers_of_one_session_are_each_runs_own() {
+    let dir = project();
+    let s = serve(dir.path(), &["--launcher", "process"]);
+    let id = session(&s.addr, 2);
+    wait_state(&s.addr, &id, &["ready"], Duration::from_secs(60));
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {"runtime_params": {"delay": 10}}, "sweep": ["start=range(0,8)"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    for run in v["runs"].as_array().unwrap() {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let run_id = run["run_id"].as_str().unwrap();
+        let (status, log) = http(&s.addr, "GET", &format!("/v1/runs/{run_id}/logs"), None);
+        assert_eq!(status, 200, "{log}");
+        let text = log
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| log.to_string());
+        assert!(text.contains("run started"), "{run_id}: {text}");
+        let other = v["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["run_id"].as_str())
+            .filter(|r| *r != run_id)
+            .any(|r| text.contains(r));
+        assert!(!other, "{run_id}'s log holds another run's id: {text}");
+    }
+}
