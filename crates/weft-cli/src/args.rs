@@ -288,12 +288,15 @@ pub struct RunArgs {
     /// Dataset versions to load: "ds:version,ds2:version".
     #[arg(long, value_delimiter = ',')]
     pub load_versions: Vec<String>,
-    /// `sequential` or `thread` (default: weft.toml's `[run] runner`, else sequential).
+    /// `sequential`, `thread` or `async` (default: weft.toml's `[run] runner`, else sequential).
     #[arg(long)]
     pub runner: Option<String>,
-    /// Threads for the thread runner.
+    /// Threads for the thread runner; nodes in flight for the async runner (default 64).
     #[arg(long)]
     pub max_workers: Option<usize>,
+    /// The run's time limit: `500ms`, `30s`, `5m`, `1h` (default: weft.toml's `[run] timeout`, else none).
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<String>,
     /// Skip nodes whose outputs are all persisted and exist.
     #[arg(long)]
     pub only_missing_outputs: bool,
@@ -523,4 +526,9 @@ pub enum RunsCommand {
         #[arg(long)]
         store: Option<String>,
     },
+}
+
+/// Checks `--timeout` when the command line is parsed; the run gets the text.
+fn parse_timeout(text: &str) -> Result<String, String> {
+    weft_pipeline::parse_duration(text).map(|_| text.trim().to_string())
 }

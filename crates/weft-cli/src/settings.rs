@@ -8,6 +8,7 @@
 //! | configuration env | `--env` | `WEFT_ENV` | - | `local` |
 //! | run store | `--store` / `--no-store` | `WEFT_STORE_URL` | `[store] url` | `<project>/.weft/weft.db` |
 //! | runner | `--runner` | - | `[run] runner` | `sequential` |
+//! | run timeout | `--timeout` | - | `[run] timeout` (applied by the session) | none |
 //! | user name (recorded) | - | `USER`, else `USERNAME` | - | none |
 //! | git commit, dirty flag (recorded) | - | - | - | `git` in the project, if a repository |
 

@@ -7,7 +7,7 @@
 //! | `add_one` | one number | the number + 1 (same numeric type; an integer overflow is an error, never a wrap) |
 //! | `sum` | any number of numbers (or lists of numbers) | their sum (`i64` if all are integers; a total beyond `i64` is an error, never a wrap) |
 //! | `concat` | strings or lists | one string or one list |
-//! | `sleep_ms` | `ms`, then any | waits `ms` milliseconds without using CPU, then passes the other inputs through |
+//! | `sleep_ms` | `ms`, then any | waits `ms` milliseconds without using CPU (on a timer, holding no thread, under the `async` runner), then passes the other inputs through |
 //! | `spin_ms` | `ms`, then any | busy-works `ms` milliseconds on one core, then passes the other inputs through |
 //! | `fail` | any | always fails with a message naming the node |
 //! | `fill_mb` | `mb`, then any | allocates and writes `mb` MiB (for memory limits), frees it, then passes the other inputs through |
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::data::{Data, Empty};
 use crate::error::PipelineError;
-use crate::node::{NodeCall, NodeFnError, Ports, Signature, dyn_fn};
+use crate::node::{NodeCall, NodeFn, NodeFnError, NodeFuture, Ports, Signature, dyn_fn};
 use crate::registry::FunctionRegistry;
 
 fn any_to_any() -> Signature {
@@ -336,6 +336,37 @@ fn sleep_ms(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     Ok(pass_through(&call))
 }
 
+/// `sleep_ms`: blocks its thread under the sequential and thread runners,
+/// waits on a Tokio timer (holding no thread) under the `async` runner.
+struct SleepMs;
+
+impl NodeFn for SleepMs {
+    fn signature(&self) -> Signature {
+        any_to_any()
+    }
+    fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
+        sleep_ms(call)
+    }
+    fn is_async(&self) -> bool {
+        true
+    }
+    fn call_async(&self, call: NodeCall<'_>) -> NodeFuture {
+        let total = match wait_ms(&call, "sleep_ms") {
+            Ok(total) => total,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let outputs = pass_through(&call);
+        let cancel = call.cancel.clone();
+        let node = call.node.to_string();
+        Box::pin(async move {
+            tokio::select! {
+                () = tokio::time::sleep(total) => Ok(outputs),
+                () = crate::node::cancelled(&cancel) => Err(format!("node `{node}` was cancelled").into()),
+            }
+        })
+    }
+}
+
 fn spin_ms(call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
     let total = wait_ms(&call, "spin_ms")?;
     let start = Instant::now();
@@ -426,7 +457,7 @@ pub fn register_builtins(registry: &mut FunctionRegistry) -> Result<(), Pipeline
     registry.register_dyn(
         "sleep_ms",
         "waits N ms (first input) without CPU, passes the other inputs through",
-        dyn_fn(any_to_any(), sleep_ms),
+        std::sync::Arc::new(SleepMs),
     )?;
     registry.register_dyn(
         "spin_ms",

@@ -7,6 +7,7 @@
 
 pub mod builtins;
 pub mod data;
+mod duration;
 pub mod error;
 pub mod filter;
 pub mod input;
@@ -18,11 +19,12 @@ pub mod registry;
 pub mod transcode;
 
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
+pub use duration::{format_duration, parse_duration};
 pub use error::PipelineError;
 pub use input::{AWAIT_INPUT, InputRequest, InputRequired, await_input};
 pub use node::{
-    CancelToken, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeFnError, Ports,
-    Signature, dyn_fn, node,
+    CancelToken, IntoAsyncNodeFn, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn,
+    NodeFnError, NodeFuture, Ports, Signature, async_fn, block_on_node, cancelled, dyn_fn, node, node_async,
 };
 pub use panic::panic_message;
 pub use pipeline::{NamespaceOptions, Pipeline, PipelineFilter};

@@ -9,9 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::data::{Data, DataType, DataValue};
 use crate::error::PipelineError;
@@ -20,8 +23,16 @@ use crate::error::PipelineError;
 pub type NodeFnError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Cooperative cancellation flag shared by a run and its nodes.
+///
+/// A [`child`](CancelToken::child) token is cancelled with its parent and
+/// can also be cancelled alone: a runner hands each node a child of the
+/// run's token, so a node that exceeds its timeout is cancelled without
+/// cancelling the run.
 #[derive(Clone, Default, Debug)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    own: Arc<AtomicBool>,
+    parent: Option<Arc<CancelToken>>,
+}
 
 impl CancelToken {
     /// A fresh, not cancelled token.
@@ -29,14 +40,22 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Requests cancellation.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+    /// A token cancelled when this one is, or on its own.
+    pub fn child(&self) -> CancelToken {
+        CancelToken {
+            own: Arc::new(AtomicBool::new(false)),
+            parent: Some(Arc::new(self.clone())),
+        }
     }
 
-    /// Whether cancellation was requested.
+    /// Requests cancellation (of this token and its children, not its parent).
+    pub fn cancel(&self) {
+        self.own.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether cancellation was requested, here or on a parent.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.own.load(Ordering::SeqCst) || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 }
 
@@ -95,12 +114,73 @@ pub struct NodeCall<'a> {
     pub cancel: &'a CancelToken,
 }
 
+/// The future an async node function returns: it owns what it needs (its
+/// inputs are [`Data`], reference-counted), so a runner can spawn it.
+pub type NodeFuture = Pin<Box<dyn Future<Output = Result<Vec<Data>, NodeFnError>> + Send + 'static>>;
+
 /// A type-erased node function, as stored in the registry and called by runners.
+///
+/// Every function can be called both ways: [`call`](NodeFn::call) blocks
+/// until it is done (an async function blocks on its future, see
+/// [`block_on_node`]), [`call_async`](NodeFn::call_async) returns a future
+/// (a sync function runs at once and returns a ready future). The `async`
+/// runner awaits the functions that say [`is_async`](NodeFn::is_async) and
+/// sends the others to a blocking pool; the other runners call `call`.
 pub trait NodeFn: Send + Sync + 'static {
     /// What the function takes and returns.
     fn signature(&self) -> Signature;
-    /// Runs the function.
+    /// Runs the function, blocking until it is done.
     fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError>;
+    /// Whether the function waits rather than computes: the `async` runner
+    /// awaits [`call_async`](NodeFn::call_async) without holding a thread.
+    fn is_async(&self) -> bool {
+        false
+    }
+    /// The function as a future. The default runs [`call`](NodeFn::call)
+    /// now and returns its result, ready.
+    fn call_async(&self, call: NodeCall<'_>) -> NodeFuture {
+        Box::pin(std::future::ready(self.call(call)))
+    }
+}
+
+/// Runs an async node function's future to completion on the calling
+/// thread (a small current-thread Tokio runtime with timers and I/O), for
+/// runners that call nodes synchronously. It stops with an error once
+/// `cancel` is cancelled (the future is dropped), checking every 5 ms.
+/// Called from inside a Tokio runtime, it runs on a scoped helper thread,
+/// since a runtime cannot block on another inside itself.
+pub fn block_on_node(fut: NodeFuture, cancel: &CancelToken, node: &str) -> Result<Vec<Data>, NodeFnError> {
+    let run = move || -> Result<Vec<Data>, NodeFnError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("node `{node}`: could not start a runtime for its async function: {e}"))?;
+        rt.block_on(async {
+            tokio::select! {
+                out = fut => out,
+                () = cancelled(cancel) => Err(format!("node `{node}` was cancelled").into()),
+            }
+        })
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("weft-block-on".into())
+            .spawn_scoped(scope, run)
+            .map_err(|e| format!("node `{node}`: could not start a thread for its async function: {e}"))?;
+        handle
+            .join()
+            .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    })
+}
+
+/// Resolves once `cancel` is cancelled (checked every 5 ms).
+pub async fn cancelled(cancel: &CancelToken) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// A node function built from a closure over [`NodeCall`]: the escape hatch
@@ -283,6 +363,116 @@ typed_fn!(A1, A2, A3, A4, A5, A6);
 typed_fn!(A1, A2, A3, A4, A5, A6, A7);
 typed_fn!(A1, A2, A3, A4, A5, A6, A7, A8);
 
+/// Converts an async function or closure into an async [`NodeFn`].
+///
+/// The function takes its inputs as `Arc<T>` (clones of the loaded
+/// [`Data`], no copy) so the future it returns can own them, and the
+/// future's output is what a sync node function returns (a value, a tuple,
+/// `()` or a `Result`). `Args` is a tuple of the argument types; it only
+/// guides inference.
+pub trait IntoAsyncNodeFn<Args, Fut>: Send + Sync + Sized + 'static {
+    /// The erased function.
+    fn into_async_node_fn(self) -> Arc<dyn NodeFn>;
+    /// A readable name for the function (its Rust path's last segment).
+    fn func_name(&self) -> String {
+        let full = std::any::type_name::<Self>();
+        let trimmed = full.split('<').next().unwrap_or(full);
+        trimmed.rsplit("::").next().unwrap_or(trimmed).to_string()
+    }
+}
+
+/// An async function as a [`NodeFn`] (see [`IntoAsyncNodeFn`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use weft_pipeline::{CancelToken, Data, async_fn};
+/// let f = async_fn(|x: Arc<i64>| async move { *x + 1 });
+/// assert!(f.is_async());
+/// ```
+pub fn async_fn<Args, Fut, F: IntoAsyncNodeFn<Args, Fut>>(f: F) -> Arc<dyn NodeFn> {
+    f.into_async_node_fn()
+}
+
+/// Starts building a node from an async function (see [`IntoAsyncNodeFn`]).
+pub fn node_async<Args, Fut, F: IntoAsyncNodeFn<Args, Fut>>(
+    func: F,
+    inputs: impl IntoNames,
+    outputs: impl IntoNames,
+) -> NodeBuilder {
+    let func_name = func.func_name();
+    NodeBuilder::from_dyn(func_name, func.into_async_node_fn(), inputs, outputs)
+}
+
+struct AsyncTypedFn<F, Args, Fut> {
+    f: F,
+    _marker: PhantomData<fn(Args) -> Fut>,
+}
+
+macro_rules! async_typed_fn {
+    ($($a:ident),*) => {
+        impl<Func, Fut, $($a),*> NodeFn for AsyncTypedFn<Func, ($($a,)*), Fut>
+        where
+            Func: Fn($(Arc<$a>),*) -> Fut + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoOutputs,
+            $($a: DataValue,)*
+        {
+            fn signature(&self) -> Signature {
+                Signature {
+                    inputs: Ports::Fixed(vec![$(Some(DataType::of::<$a>())),*]),
+                    outputs: Ports::Fixed(<Fut::Output as IntoOutputs>::output_types()),
+                }
+            }
+            fn is_async(&self) -> bool {
+                true
+            }
+            fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError> {
+                let (cancel, node) = (call.cancel, call.node);
+                block_on_node(self.call_async(call), cancel, node)
+            }
+            #[allow(non_snake_case, unused_mut, unused_variables, unused_assignments)]
+            fn call_async(&self, call: NodeCall<'_>) -> NodeFuture {
+                let mut inputs = call.inputs.iter();
+                let mut index = 0usize;
+                $(
+                    let $a = match inputs.next() {
+                        Some(data) => match input_as::<$a>(call.node, index, data) {
+                            Ok(v) => v,
+                            Err(e) => return Box::pin(std::future::ready(Err(e))),
+                        },
+                        None => {
+                            let e: NodeFnError = format!("node `{}`: missing input #{index}", call.node).into();
+                            return Box::pin(std::future::ready(Err(e)));
+                        }
+                    };
+                    index += 1;
+                )*
+                let fut = (self.f)($($a),*);
+                Box::pin(async move { fut.await.into_outputs() })
+            }
+        }
+
+        impl<Func, Fut, $($a),*> IntoAsyncNodeFn<($($a,)*), Fut> for Func
+        where
+            Func: Fn($(Arc<$a>),*) -> Fut + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoOutputs,
+            $($a: DataValue,)*
+        {
+            fn into_async_node_fn(self) -> Arc<dyn NodeFn> {
+                Arc::new(AsyncTypedFn::<Func, ($($a,)*), Fut> { f: self, _marker: PhantomData })
+            }
+        }
+    };
+}
+async_typed_fn!();
+async_typed_fn!(A1);
+async_typed_fn!(A1, A2);
+async_typed_fn!(A1, A2, A3);
+async_typed_fn!(A1, A2, A3, A4);
+async_typed_fn!(A1, A2, A3, A4, A5);
+async_typed_fn!(A1, A2, A3, A4, A5, A6);
+
 /// Dataset names given to a node: one name, a list, or none.
 pub trait IntoNames {
     /// The names, in order.
@@ -337,6 +527,7 @@ pub struct Node {
     pub(crate) namespace: Option<String>,
     pub(crate) signature: Signature,
     pub(crate) input_request: Option<Arc<crate::input::InputRequest>>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Starts building a node from a typed function (see [`IntoNodeFn`]).
@@ -362,6 +553,7 @@ pub fn node<Args, Out, F: IntoNodeFn<Args, Out>>(
         tags: BTreeSet::new(),
         namespace: None,
         input_request: None,
+        timeout: None,
     }
 }
 
@@ -375,6 +567,7 @@ pub struct NodeBuilder {
     tags: BTreeSet<String>,
     namespace: Option<String>,
     input_request: Option<Arc<crate::input::InputRequest>>,
+    timeout: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -394,6 +587,7 @@ impl NodeBuilder {
             tags: BTreeSet::new(),
             namespace: None,
             input_request: None,
+            timeout: None,
         }
     }
 
@@ -419,6 +613,12 @@ impl NodeBuilder {
     /// ([`crate::await_input`]).
     pub(crate) fn awaiting(mut self, request: Arc<crate::input::InputRequest>) -> Self {
         self.input_request = Some(request);
+        self
+    }
+
+    /// Limits how long the node's function may run (see [`Node::timeout`]).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -513,6 +713,7 @@ impl NodeBuilder {
             namespace: self.namespace,
             signature,
             input_request: self.input_request,
+            timeout: self.timeout,
         })
     }
 }
@@ -580,6 +781,48 @@ impl Node {
         self.signature.outputs.type_at(i)
     }
 
+    /// How long the node's function may run, if limited: runners fail the
+    /// node with a timeout error once it is exceeded (loading and saving
+    /// are not counted).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// This node with its timeout set (or removed).
+    pub fn with_timeout(mut self, limit: Option<Duration>) -> Node {
+        self.timeout = limit;
+        self
+    }
+
+    /// Whether the node's function is async ([`NodeFn::is_async`]).
+    pub fn is_async(&self) -> bool {
+        self.func.is_async()
+    }
+
+    /// The function as a future on loaded inputs, checking the output
+    /// count when it resolves; `cancel` is the node's token (the future
+    /// may clone it).
+    pub fn run_async(&self, inputs: Vec<Data>, cancel: &CancelToken) -> NodeFuture {
+        let fut = self.func.call_async(NodeCall {
+            node: &self.name,
+            inputs,
+            outputs: self.outputs.len(),
+            cancel,
+        });
+        let (name, declared) = (self.name.clone(), self.outputs.len());
+        Box::pin(async move {
+            let outputs = fut.await?;
+            if outputs.len() != declared {
+                return Err(format!(
+                    "node `{name}` returned {} values but declares {declared} outputs",
+                    outputs.len()
+                )
+                .into());
+            }
+            Ok(outputs)
+        })
+    }
+
     /// Calls the function on loaded inputs and checks the output count.
     pub fn run(&self, inputs: Vec<Data>, cancel: &CancelToken) -> Result<Vec<Data>, NodeFnError> {
         let outputs = self.func.call(NodeCall {
@@ -622,6 +865,7 @@ impl Node {
             namespace,
             signature: self.signature.clone(),
             input_request: self.input_request.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -635,6 +879,7 @@ impl fmt::Debug for Node {
             .field("outputs", &self.outputs)
             .field("tags", &self.tags)
             .field("namespace", &self.namespace)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -648,6 +893,7 @@ impl PartialEq for Node {
             && self.tags == other.tags
             && self.namespace == other.namespace
             && self.input_request == other.input_request
+            && self.timeout == other.timeout
     }
 }
 
@@ -733,6 +979,78 @@ mod tests {
         assert!(msg.contains("tag `no spaces`"), "{msg}");
         let err = node(|x: &i64| *x, "x", "x").name("loop").build().unwrap_err();
         assert!(err.to_string().contains("both an input and an output"));
+    }
+
+    #[test]
+    fn child_tokens_follow_their_parent_but_not_the_reverse() {
+        let run = CancelToken::new();
+        let a = run.child();
+        let b = run.child();
+        a.cancel();
+        assert!(a.is_cancelled() && !b.is_cancelled() && !run.is_cancelled());
+        run.cancel();
+        assert!(b.is_cancelled() && b.child().is_cancelled());
+    }
+
+    #[test]
+    fn async_functions_run_from_sync_callers_and_inside_a_runtime() {
+        let n = node_async(
+            |x: Arc<i64>, y: Arc<String>| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                format!("{y}{x}")
+            },
+            ["x", "y"],
+            "z",
+        )
+        .name("fmt")
+        .build()
+        .unwrap();
+        assert!(n.is_async());
+        assert_eq!(n.input_type(0).unwrap().name(), DataType::of::<i64>().name());
+        let inputs = || vec![Data::new(4i64), Data::new("n".to_string())];
+        let out = n.run(inputs(), &CancelToken::new()).unwrap();
+        assert_eq!(out[0].downcast_ref::<String>().unwrap(), "n4");
+        // Inside a runtime, `run` blocks on a helper thread instead of panicking.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt
+            .block_on(async { n.run(inputs(), &CancelToken::new()) })
+            .unwrap();
+        assert_eq!(out[0].downcast_ref::<String>().unwrap(), "n4");
+        let out = rt.block_on(n.run_async(inputs(), &CancelToken::new())).unwrap();
+        assert_eq!(out[0].downcast_ref::<String>().unwrap(), "n4");
+        // A wrong input type is the node's error, from either call.
+        let err = n
+            .run(
+                vec![Data::new("x".to_string()), Data::new(1i64)],
+                &CancelToken::new(),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("node `fmt`: input #0"), "{err}");
+    }
+
+    #[test]
+    fn a_cancelled_token_stops_a_blocked_on_async_function() {
+        let n = node_async(
+            |_: Arc<i64>| async move { tokio::time::sleep(Duration::from_secs(600)).await },
+            "x",
+            (),
+        )
+        .name("forever")
+        .build()
+        .unwrap();
+        let cancel = CancelToken::new();
+        let c = cancel.clone();
+        let err = std::thread::scope(|s| {
+            let h = s.spawn(|| n.run(vec![Data::new(1i64)], &cancel));
+            std::thread::sleep(Duration::from_millis(20));
+            c.cancel();
+            h.join().unwrap()
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "node `forever` was cancelled");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::PipelineError;
-use crate::node::{IntoNames, IntoNodeFn, NodeBuilder, NodeFn};
+use crate::node::{IntoAsyncNodeFn, IntoNames, IntoNodeFn, NodeBuilder, NodeFn};
 
 /// One registered function.
 #[derive(Clone)]
@@ -47,6 +47,27 @@ impl FunctionRegistry {
         func: F,
     ) -> Result<&mut Self, PipelineError> {
         self.register_dyn(name, "", func.into_node_fn())
+    }
+
+    /// Registers an async function or closure under `name`: it takes its
+    /// inputs as `Arc<T>` and returns a future (see
+    /// [`IntoAsyncNodeFn`]). The `async` runner awaits it without holding
+    /// a thread; the other runners block on it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use weft_pipeline::FunctionRegistry;
+    /// let mut registry = FunctionRegistry::new();
+    /// registry.register_async("slow_double", |x: Arc<i64>| async move { *x * 2 })?;
+    /// assert!(registry.get("slow_double")?.func.is_async());
+    /// # Ok::<(), weft_pipeline::PipelineError>(())
+    /// ```
+    pub fn register_async<Args, Fut, F: IntoAsyncNodeFn<Args, Fut>>(
+        &mut self,
+        name: impl Into<String>,
+        func: F,
+    ) -> Result<&mut Self, PipelineError> {
+        self.register_dyn(name, "", func.into_async_node_fn())
     }
 
     /// Registers an erased function with a description.

@@ -3,14 +3,16 @@
 //! Run with `cargo bench -p weft-runner --bench runners`.
 //! Targets (issue #2): at most 2 µs per node on the sequential runner for
 //! trivial nodes, and the thread runner at least 1.8× faster than the
-//! sequential one on a fan-out of CPU-bound nodes on 2 cores.
+//! sequential one on a fan-out of CPU-bound nodes on 2 cores. Issue #12:
+//! 1,000 independent `sleep_ms` nodes of 50 ms each finish in well under a
+//! second under the async runner.
 
 use std::time::{Duration, Instant};
 
 use weft_catalog::Catalog;
 use weft_pipeline::{CancelToken, Data, FunctionRegistry, Node, Pipeline, node};
 use weft_runner::{
-    Hooks, RunContext, RunJob, Runner, SequentialRunner, ThreadRunner, TypeCheck, run_pipeline,
+    AsyncRunner, Hooks, RunContext, RunJob, Runner, SequentialRunner, ThreadRunner, TypeCheck, run_pipeline,
 };
 
 fn chain(n: usize) -> Pipeline {
@@ -71,9 +73,10 @@ fn run_once(pipeline: &Pipeline, runner: &dyn Runner, inputs: &[(&str, Data)]) -
         cancel: &cancel,
         only_missing_outputs: false,
         type_check: TypeCheck::Strict,
+        timeout: None,
     };
     let out = run_pipeline(&job, runner).expect("bench run succeeds");
-    assert!(!out.outputs.is_empty());
+    assert!(!out.outputs.is_empty() || !out.node_timings.is_empty());
     start.elapsed()
 }
 
@@ -130,4 +133,50 @@ fn main() {
         t_thr.as_secs_f64() * 1e3,
         t_seq.as_secs_f64() / t_thr.as_secs_f64()
     );
+
+    let async_default = AsyncRunner::new(None);
+    let p = chain(1000);
+    let inputs = [("d0", Data::new(0i64))];
+    let t = median(&p, &async_default, &inputs, 21);
+    println!(
+        "chain    1000 trivial nodes  async(64)   total {:>9.3} ms  per node {:>7.3} µs",
+        t.as_secs_f64() * 1e3,
+        t.as_secs_f64() * 1e6 / 1000.0
+    );
+
+    // 1,000 independent sleeps of 50 ms (issue #12).
+    let sleeps = independent_sleeps(1000, &registry);
+    let inputs = [("ms", Data::new(50i64))];
+    let wide = AsyncRunner::new(Some(1000));
+    let thr64 = ThreadRunner::new(Some(64));
+    for (name, runner, iters) in [
+        ("async(1000)", &wide as &dyn Runner, 5),
+        ("async(64)", &async_default as &dyn Runner, 3),
+        ("thread(64)", &thr64 as &dyn Runner, 3),
+    ] {
+        let t = median(&sleeps, runner, &inputs, iters);
+        println!(
+            "1000 independent sleep_ms 50 ms  {name:<11} total {:>9.1} ms",
+            t.as_secs_f64() * 1e3
+        );
+    }
+    let t = run_once(&sleeps, &thr, &inputs);
+    println!(
+        "1000 independent sleep_ms 50 ms  thread(2)   total {:>9.1} ms",
+        t.as_secs_f64() * 1e3
+    );
+}
+
+fn independent_sleeps(n: usize, registry: &FunctionRegistry) -> Pipeline {
+    let nodes: Vec<Node> = (0..n)
+        .map(|i| {
+            registry
+                .node("sleep_ms", ["ms"], [format!("o{i:04}")])
+                .unwrap()
+                .name(format!("sleep{i:04}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    Pipeline::new(nodes).unwrap()
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use weft_catalog::CatalogError;
 use weft_pipeline::NodeFnError;
 
@@ -43,6 +45,19 @@ pub enum RunError {
         /// Nodes to resume from with `--from-nodes`.
         resume_from: Vec<String>,
     },
+    /// A node, or the run, exceeded its `timeout`.
+    #[error("{}{}", timeout_message(node.as_deref(), *limit, *scope), hint(resume_from))]
+    Timeout {
+        /// The node that was running (none when the run's limit passed
+        /// between nodes).
+        node: Option<String>,
+        /// The limit that was exceeded.
+        limit: Duration,
+        /// Whose limit: the node's own or the run's.
+        scope: TimeoutScope,
+        /// Nodes to resume from with `--from-nodes`.
+        resume_from: Vec<String>,
+    },
     /// The run was cancelled before it finished.
     #[error("run cancelled after {completed} of {total} nodes")]
     Cancelled {
@@ -51,6 +66,24 @@ pub enum RunError {
         /// Nodes in the run.
         total: usize,
     },
+}
+
+/// Whose time limit a [`RunError::Timeout`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutScope {
+    /// The node's own `timeout` (in `pipelines.yml` or [`NodeBuilder::timeout`](weft_pipeline::NodeBuilder::timeout)).
+    Node,
+    /// The run's `timeout` (run config, `--timeout`, `[run] timeout`).
+    Run,
+}
+
+fn timeout_message(node: Option<&str>, limit: Duration, scope: TimeoutScope) -> String {
+    let limit = weft_pipeline::format_duration(limit);
+    match (node, scope) {
+        (Some(node), TimeoutScope::Node) => format!("node `{node}` exceeded its {limit} timeout"),
+        (Some(node), TimeoutScope::Run) => format!("node `{node}` exceeded the run's {limit} timeout"),
+        (None, _) => format!("the run exceeded its {limit} timeout"),
+    }
 }
 
 fn hint(resume_from: &[String]) -> String {
@@ -69,16 +102,19 @@ impl RunError {
     pub fn node(&self) -> Option<&str> {
         match self {
             RunError::Node { node, .. } | RunError::Dataset { node, .. } => Some(node),
+            RunError::Timeout { node, .. } => node.as_deref(),
             _ => None,
         }
     }
 
-    /// A short machine-readable kind: `validation`, `node`, `dataset`, `cancelled`.
+    /// A short machine-readable kind: `validation`, `node`, `dataset`,
+    /// `timeout`, `cancelled`.
     pub fn kind(&self) -> &'static str {
         match self {
             RunError::Validation { .. } => "validation",
             RunError::Node { .. } => "node",
             RunError::Dataset { .. } => "dataset",
+            RunError::Timeout { .. } => "timeout",
             RunError::Cancelled { .. } => "cancelled",
         }
     }
@@ -97,13 +133,18 @@ impl RunError {
     /// Nodes to resume from, for failures during the run.
     pub fn resume_from(&self) -> &[String] {
         match self {
-            RunError::Node { resume_from, .. } | RunError::Dataset { resume_from, .. } => resume_from,
+            RunError::Node { resume_from, .. }
+            | RunError::Dataset { resume_from, .. }
+            | RunError::Timeout { resume_from, .. } => resume_from,
             _ => &[],
         }
     }
 
     pub(crate) fn set_resume_from(&mut self, nodes: Vec<String>) {
-        if let RunError::Node { resume_from, .. } | RunError::Dataset { resume_from, .. } = self {
+        if let RunError::Node { resume_from, .. }
+        | RunError::Dataset { resume_from, .. }
+        | RunError::Timeout { resume_from, .. } = self
+        {
             *resume_from = nodes;
         }
     }

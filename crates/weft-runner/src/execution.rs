@@ -2,15 +2,16 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use weft_catalog::Catalog;
-use weft_pipeline::{CancelToken, Data, Pipeline};
+use weft_pipeline::{CancelToken, Data, NodeFnError, Pipeline};
 
 use crate::panic::{NodePanic, PanicStage, panic_message};
 use crate::validate::{TypeCheck, validate_run};
-use crate::{Hooks, RunContext, RunError, RunFailed, Runner, resume_nodes};
+use crate::{Hooks, RunContext, RunError, RunFailed, Runner, TimeoutScope, resume_nodes};
 
 /// Locks a mutex even if a panicking thread poisoned it: the data it guards
 /// (outputs, timings) stays consistent, and a run never panics on a lock.
@@ -35,6 +36,11 @@ pub struct RunJob<'a> {
     pub only_missing_outputs: bool,
     /// What to do when declared types do not match.
     pub type_check: TypeCheck,
+    /// The run's time limit, counted from the start of execution: no node
+    /// starts after it, and a node still running at it fails with a
+    /// [`RunError::Timeout`]. Nodes may have their own
+    /// [`timeout`](weft_pipeline::Node::timeout) too.
+    pub timeout: Option<Duration>,
 }
 
 pub use weft_core::NodeTiming;
@@ -68,6 +74,33 @@ pub struct Execution<'a> {
     completed: Vec<AtomicBool>,
     completed_count: AtomicUsize,
     failed: AtomicBool,
+    run_deadline: Option<Deadline>,
+}
+
+/// How long a timed-out node has to notice its cancelled token before the
+/// runner goes on without its thread.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
+
+/// When a node's function must be done, and which limit says so.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) limit: Duration,
+    pub(crate) scope: TimeoutScope,
+}
+
+/// A node whose inputs are loaded, about to be (or being) called.
+pub(crate) struct Started {
+    /// The inputs, kept for the node hooks.
+    inputs: Vec<Data>,
+    /// The inputs handed to the function.
+    pub(crate) call_inputs: Vec<Data>,
+    start_wall: jiff::Timestamp,
+    start: Instant,
+    /// The node's own token: a child of the run's, cancelled on its timeout.
+    pub(crate) token: CancelToken,
+    /// When the function must be done.
+    pub(crate) deadline: Option<Deadline>,
 }
 
 impl<'a> Execution<'a> {
@@ -154,6 +187,16 @@ impl<'a> Execution<'a> {
             completed: (0..nodes.len()).map(|_| Default::default()).collect(),
             completed_count: AtomicUsize::new(0),
             failed: AtomicBool::new(false),
+            run_deadline: job.timeout.map(|limit| {
+                let now = Instant::now();
+                Deadline {
+                    at: now
+                        .checked_add(limit)
+                        .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+                    limit,
+                    scope: TimeoutScope::Run,
+                }
+            }),
         })
     }
 
@@ -173,12 +216,21 @@ impl<'a> Execution<'a> {
         self.failed.load(Ordering::SeqCst)
     }
 
-    /// The cancellation error if the run was cancelled.
+    /// The cancellation error if the run was cancelled, or the timeout
+    /// error if the run's own timeout has passed. Runners call it before
+    /// starting each node.
     pub fn check_cancelled(&self) -> Result<(), RunError> {
         if self.job.cancel.is_cancelled() {
-            return Err(RunError::Cancelled {
-                completed: self.completed_count.load(Ordering::SeqCst),
-                total: self.to_run.iter().filter(|r| **r).count(),
+            return Err(self.cancelled_error());
+        }
+        if let Some(run) = self.run_deadline
+            && Instant::now() >= run.at
+        {
+            return Err(RunError::Timeout {
+                node: None,
+                limit: run.limit,
+                scope: TimeoutScope::Run,
+                resume_from: Vec::new(),
             });
         }
         Ok(())
@@ -220,6 +272,14 @@ impl<'a> Execution<'a> {
     }
 
     fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>) -> Result<(), RunError> {
+        let mut started = self.load_inputs(i, stage)?;
+        let outputs = self.call_sync(i, &mut started)?;
+        self.save_outputs(i, started, outputs, stage)
+    }
+
+    /// Loads node `i`'s inputs (with the dataset hooks) and calls
+    /// `before_node_run`; `stage` ends at [`PanicStage::Run`].
+    fn load_inputs(&self, i: usize, stage: &Cell<PanicStage>) -> Result<Started, RunError> {
         let job = self.job;
         let node = &job.pipeline.nodes()[i];
         let hooks = job.hooks;
@@ -260,24 +320,166 @@ impl<'a> Execution<'a> {
         } else {
             inputs.clone()
         };
-        let outputs = match node.run(call_inputs, job.cancel) {
-            Ok(outputs) => outputs,
-            Err(_) if job.cancel.is_cancelled() => {
-                // The node stopped because the run was cancelled: not a node failure.
-                return Err(RunError::Cancelled {
-                    completed: self.completed_count.load(Ordering::SeqCst),
-                    total: self.to_run.iter().filter(|r| **r).count(),
+        let now = Instant::now();
+        Ok(Started {
+            inputs,
+            call_inputs,
+            start_wall,
+            start,
+            token: job.cancel.child(),
+            deadline: self.deadline_of(i, now),
+        })
+    }
+
+    /// When node `i`, starting its function at `now`, must be done: the
+    /// earlier of its own timeout and the run's.
+    fn deadline_of(&self, i: usize, now: Instant) -> Option<Deadline> {
+        let own = self.job.pipeline.nodes()[i].timeout().map(|limit| Deadline {
+            at: now
+                .checked_add(limit)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            limit,
+            scope: TimeoutScope::Node,
+        });
+        match (own, self.run_deadline) {
+            (Some(own), Some(run)) if run.at < own.at => Some(run),
+            (Some(own), _) => Some(own),
+            (None, run) => run,
+        }
+    }
+
+    /// Calls node `i`'s function on this thread, or, when a deadline
+    /// applies, on a thread of its own that this one stops waiting for at
+    /// the deadline (cancelling the node's token first).
+    fn call_sync(&self, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError> {
+        let node = &self.job.pipeline.nodes()[i];
+        let inputs = std::mem::take(&mut started.call_inputs);
+        let Some(deadline) = started.deadline else {
+            return node
+                .run(inputs, &started.token)
+                .map_err(|source| self.call_error(i, source));
+        };
+        let (tx, rx) = mpsc::channel();
+        let owned = node.clone();
+        let token = started.token.clone();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let span = tracing::Span::current();
+        let spawned = std::thread::Builder::new()
+            .name(format!("weft-timed-{i}"))
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let _entered = span.enter();
+                    let result = catch_unwind(AssertUnwindSafe(|| owned.run(inputs, &token)));
+                    // The runner may have stopped waiting (a timeout): then
+                    // nobody wants the result.
+                    let _ = tx.send(result.map_err(panic_message));
                 });
-            }
-            Err(source) => {
-                let err = RunError::Node {
-                    node: node.name().to_string(),
-                    source,
-                    resume_from: Vec::new(),
-                };
-                return Err(self.node_failed(i, err));
+            });
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                let err = self.call_error(
+                    i,
+                    format!("could not start a thread for the timed node: {e}").into(),
+                );
+                return Err(err);
             }
         };
+        let wait = deadline.at.saturating_duration_since(Instant::now());
+        let received = match rx.recv_timeout(wait) {
+            Ok(result) => Some(result),
+            Err(RecvTimeoutError::Timeout) => {
+                started.token.cancel();
+                // A node that honours its token stops within the grace
+                // period and its thread is joined; one that ignores it keeps
+                // its thread until it returns, and the run goes on without it.
+                match rx.recv_timeout(TIMEOUT_GRACE) {
+                    Ok(_) => {
+                        let _ = handle.join();
+                    }
+                    Err(_) => tracing::warn!(
+                        node = node.name(),
+                        "node ignored its cancel token after its timeout; its thread runs until the function returns"
+                    ),
+                }
+                return Err(self.timeout_error(i, deadline));
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+        };
+        // The thread sent its result (or ended without one): it is done.
+        let _ = handle.join();
+        match received {
+            Some(Ok(result)) => result.map_err(|source| self.call_error(i, source)),
+            Some(Err(message)) => Err(self.node_failed(i, self.panic_error(i, PanicStage::Run, message))),
+            None => Err(self.node_failed(
+                i,
+                self.panic_error(
+                    i,
+                    PanicStage::Runner,
+                    "the timed node's thread ended without a result".into(),
+                ),
+            )),
+        }
+    }
+
+    /// The run error for a function error of node `i`: `Cancelled` when the
+    /// run was cancelled (the node stopped because of it), else `Node`.
+    pub(crate) fn call_error(&self, i: usize, source: NodeFnError) -> RunError {
+        if self.job.cancel.is_cancelled() {
+            return self.cancelled_error();
+        }
+        let node = self.job.pipeline.nodes()[i].name().to_string();
+        self.node_failed(
+            i,
+            RunError::Node {
+                node,
+                source,
+                resume_from: Vec::new(),
+            },
+        )
+    }
+
+    /// The error for node `i` exceeding `deadline`.
+    pub(crate) fn timeout_error(&self, i: usize, deadline: Deadline) -> RunError {
+        let node = self.job.pipeline.nodes()[i].name().to_string();
+        self.node_failed(
+            i,
+            RunError::Timeout {
+                node: Some(node),
+                limit: deadline.limit,
+                scope: deadline.scope,
+                resume_from: Vec::new(),
+            },
+        )
+    }
+
+    fn cancelled_error(&self) -> RunError {
+        RunError::Cancelled {
+            completed: self.completed_count.load(Ordering::SeqCst),
+            total: self.to_run.iter().filter(|r| **r).count(),
+        }
+    }
+
+    /// Saves node `i`'s outputs (with the dataset hooks), releases memory
+    /// data no remaining node needs, records the timing and calls
+    /// `after_node_run`.
+    fn save_outputs(
+        &self,
+        i: usize,
+        started: Started,
+        outputs: Vec<Data>,
+        stage: &Cell<PanicStage>,
+    ) -> Result<(), RunError> {
+        let job = self.job;
+        let node = &job.pipeline.nodes()[i];
+        let hooks = job.hooks;
+        let ctx = job.context;
+        let Started {
+            inputs,
+            start_wall,
+            start,
+            ..
+        } = started;
         stage.set(PanicStage::Save);
         for (k, (name, data)) in node.outputs().iter().zip(&outputs).enumerate() {
             if !hooks.is_empty() {
@@ -327,7 +529,40 @@ impl<'a> Execution<'a> {
         Ok(())
     }
 
-    fn node_failed(&self, i: usize, err: RunError) -> RunError {
+    /// The async runner's first step of node `i`: its inputs loaded (a
+    /// panic there is the node's error).
+    pub(crate) fn start_node(&self, i: usize) -> Result<Started, RunError> {
+        let stage = Cell::new(PanicStage::Load);
+        match catch_unwind(AssertUnwindSafe(|| self.load_inputs(i, &stage))) {
+            Ok(result) => result,
+            Err(payload) => {
+                let err = self.panic_error(i, stage.get(), panic_message(payload));
+                Err(self.node_failed(i, err))
+            }
+        }
+    }
+
+    /// The async runner's last step of node `i`: its outputs saved (a
+    /// panic there is the node's error).
+    pub(crate) fn finish_node(&self, i: usize, started: Started, outputs: Vec<Data>) -> Result<(), RunError> {
+        let stage = Cell::new(PanicStage::Save);
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.save_outputs(i, started, outputs, &stage)
+        })) {
+            Ok(result) => result,
+            Err(payload) => {
+                let err = self.panic_error(i, stage.get(), panic_message(payload));
+                Err(self.node_failed(i, err))
+            }
+        }
+    }
+
+    /// The run's own deadline, if it has a timeout.
+    pub(crate) fn run_deadline(&self) -> Option<Deadline> {
+        self.run_deadline
+    }
+
+    pub(crate) fn node_failed(&self, i: usize, err: RunError) -> RunError {
         self.failed.store(true, Ordering::SeqCst);
         let node = &self.job.pipeline.nodes()[i];
         tracing::debug!(node = node.name(), "node failed: {err}");

@@ -10,6 +10,7 @@
 //! [`NodePanic`] (node, run id, message). A failed run returns a
 //! [`RunFailed`] that keeps the timings of the nodes that finished.
 
+mod async_runner;
 mod context;
 mod error;
 mod execution;
@@ -22,8 +23,9 @@ mod sequential;
 mod thread;
 mod validate;
 
+pub use async_runner::AsyncRunner;
 pub use context::RunContext;
-pub use error::{RunError, RunFailed};
+pub use error::{RunError, RunFailed, TimeoutScope};
 pub use execution::{NodeTiming, RunJob, RunOutput, run_pipeline};
 pub use hooks::{Hook, Hooks};
 pub use panic::{NodePanic, PanicStage};
@@ -42,14 +44,14 @@ pub use validate::{TypeCheck, validate_run};
 /// before each node, and starts no node once [`Execution::has_failed`] is
 /// true. Register it by name in a [`RunnerRegistry`].
 pub trait Runner: Send + Sync {
-    /// Short name (`sequential`, `thread`).
+    /// Short name (`sequential`, `thread`, `async`).
     fn name(&self) -> &'static str;
     /// Runs every node of the job's plan.
     fn execute(&self, exec: &execution::Execution<'_>) -> Result<(), RunError>;
 }
 
-/// Builds a built-in runner by name (`sequential`, `thread`, or their Kedro
-/// names), for CLIs and run specs: [`RunnerRegistry::with_builtins`] then
+/// Builds a built-in runner by name (`sequential`, `thread`, `async`, or
+/// the Kedro names of the first two), for CLIs and run specs: [`RunnerRegistry::with_builtins`] then
 /// [`RunnerRegistry::build`]. Use a [`RunnerRegistry`] to add custom runners.
 pub fn runner_by_name(name: &str, max_workers: Option<usize>) -> Result<Box<dyn Runner>, RunError> {
     RunnerRegistry::with_builtins().build(name, max_workers)

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::{RunError, Runner, SequentialRunner, ThreadRunner};
+use crate::{AsyncRunner, RunError, Runner, SequentialRunner, ThreadRunner};
 
 /// Builds a runner for one run from the run's `max_workers` (if given).
 pub type RunnerFactory = Arc<dyn Fn(Option<usize>) -> Box<dyn Runner> + Send + Sync>;
@@ -53,16 +53,18 @@ impl RunnerRegistry {
     }
 
     /// The built-in runners: `sequential` and `thread`, also under their
-    /// Kedro names `SequentialRunner` and `ThreadRunner`.
+    /// Kedro names `SequentialRunner` and `ThreadRunner`, and `async`.
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         let sequential: RunnerFactory = Arc::new(|_| Box::new(SequentialRunner));
         let thread: RunnerFactory = Arc::new(|max_workers| Box::new(ThreadRunner::new(max_workers)));
+        let asynchronous: RunnerFactory = Arc::new(|max_workers| Box::new(AsyncRunner::new(max_workers)));
         for (name, factory) in [
             ("sequential", &sequential),
             ("SequentialRunner", &sequential),
             ("thread", &thread),
             ("ThreadRunner", &thread),
+            ("async", &asynchronous),
         ] {
             registry.factories.insert(name.to_string(), Arc::clone(factory));
         }

@@ -276,6 +276,7 @@ mod tests {
             cancel: &cancel,
             only_missing_outputs: false,
             type_check: TypeCheck::Off,
+            timeout: None,
         };
         let exec = Execution::plan(&job).unwrap();
         let (tx, rx) = mpsc::channel();

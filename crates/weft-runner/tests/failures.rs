@@ -30,6 +30,16 @@ fn ctx(run: &str) -> RunContext {
 }
 
 fn runners() -> Vec<Box<dyn Runner>> {
+    vec![
+        Box::new(SequentialRunner),
+        Box::new(ThreadRunner::new(Some(2))),
+        Box::new(weft_runner::AsyncRunner::new(None)),
+    ]
+}
+
+/// The runners that let a node in flight finish on a cancel (the async
+/// runner drops it instead; see tests/async_runner.rs).
+fn sync_runners() -> Vec<Box<dyn Runner>> {
     vec![Box::new(SequentialRunner), Box::new(ThreadRunner::new(Some(2)))]
 }
 
@@ -51,6 +61,7 @@ fn run_job(
             cancel,
             only_missing_outputs: false,
             type_check,
+            timeout: None,
         },
         runner,
     )
@@ -315,7 +326,7 @@ impl Hook for Starts {
 
 #[test]
 fn a_cancel_during_a_node_stops_the_run_before_the_next_node() {
-    for runner in runners() {
+    for runner in sync_runners() {
         let cancel = CancelToken::new();
         let token = cancel.clone();
         let cancels = move |x: &i64| {
@@ -463,9 +474,16 @@ fn registry_builds_builtins_by_name_and_kedro_name() {
     let registry = RunnerRegistry::with_builtins();
     assert_eq!(
         registry.names().collect::<Vec<_>>(),
-        ["SequentialRunner", "ThreadRunner", "sequential", "thread"]
+        [
+            "SequentialRunner",
+            "ThreadRunner",
+            "async",
+            "sequential",
+            "thread"
+        ]
     );
     for (name, built) in [
+        ("async", "async"),
         ("sequential", "sequential"),
         ("SequentialRunner", "sequential"),
         ("thread", "thread"),
@@ -481,7 +499,7 @@ fn registry_builds_builtins_by_name_and_kedro_name() {
     let text = err.to_string();
     assert!(
         text.contains(
-            "unknown runner `ParallelRunner`; known runners: `SequentialRunner`, `ThreadRunner`, `sequential`, `thread`"
+            "unknown runner `ParallelRunner`; known runners: `SequentialRunner`, `ThreadRunner`, `async`, `sequential`, `thread`"
         ),
         "{text}"
     );

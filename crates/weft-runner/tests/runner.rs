@@ -27,7 +27,11 @@ fn ctx(run: &str) -> RunContext {
 }
 
 fn runners() -> Vec<Box<dyn Runner>> {
-    vec![Box::new(SequentialRunner), Box::new(ThreadRunner::new(Some(2)))]
+    vec![
+        Box::new(SequentialRunner),
+        Box::new(ThreadRunner::new(Some(2))),
+        Box::new(weft_runner::AsyncRunner::new(None)),
+    ]
 }
 
 fn run_with(
@@ -49,6 +53,7 @@ fn run_with(
             cancel: &cancel,
             only_missing_outputs: only_missing,
             type_check,
+            timeout: None,
         },
         runner,
     )
@@ -387,6 +392,7 @@ fn cancelled_run_stops_between_nodes() {
                 cancel: &cancel,
                 only_missing_outputs: false,
                 type_check: TypeCheck::Strict,
+                timeout: None,
             },
             runner.as_ref(),
         )

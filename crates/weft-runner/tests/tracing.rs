@@ -76,6 +76,7 @@ fn worker_events_carry_the_run_id() {
                 cancel: &CancelToken::new(),
                 only_missing_outputs: false,
                 type_check: TypeCheck::Strict,
+                timeout: None,
             },
             &ThreadRunner::new(Some(2)),
         )

@@ -136,6 +136,7 @@ pub fn document() -> Value {
                         "tags": string_list,
                         "runner": {"type": ["string", "null"]},
                         "max_workers": {"type": ["integer", "null"], "minimum": 0, "maximum": 18446744073709551615u64},
+                        "timeout": {"type": ["string", "null"], "description": "The run's time limit: `500ms`, `30s`, `5m`, `1h`"},
                         "node_names": string_list,
                         "from_nodes": string_list,
                         "to_nodes": string_list,

@@ -464,6 +464,7 @@ impl SessionCore {
             catalog,
             runner,
             warnings,
+            timeout,
             ..
         } = prepared;
         self.remember_run(&ctx.run_id);
@@ -477,6 +478,7 @@ impl SessionCore {
             cancel,
             only_missing_outputs: spec.config.only_missing_outputs,
             type_check: self.type_check,
+            timeout,
         };
         let outcome = run_pipeline(&job, runner.as_ref());
         let mut result = self.result_shell(&spec, RunStatus::Succeeded, start_time, attempt);

@@ -23,6 +23,7 @@ pub struct PreparedRun {
     pub(crate) catalog: Catalog,
     pub(crate) runner: Box<dyn Runner>,
     pub(crate) warnings: Vec<String>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 impl PreparedRun {
@@ -105,6 +106,24 @@ impl SessionCore {
                 None
             }
         };
+        // The run's timeout: its own, else `[run] timeout` in weft.toml.
+        let timeout_text = cfg
+            .timeout
+            .clone()
+            .or_else(|| self.project.settings().run.timeout.clone());
+        let timeout = match timeout_text.as_deref().map(weft_pipeline::parse_duration) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(m)) => {
+                let field = if cfg.timeout.is_some() {
+                    "timeout"
+                } else {
+                    "weft.toml [run] timeout"
+                };
+                problems.push(SessionError::field(field, m));
+                None
+            }
+        };
         let mut runtime_params = self.runtime_params.clone();
         match &cfg.runtime_params {
             Value::Null => {}
@@ -162,6 +181,7 @@ impl SessionCore {
         spec_config.run_id = Some(run_id.clone());
         spec_config.env = Some(env.clone());
         spec_config.runner = Some(runner_name);
+        spec_config.timeout = timeout_text;
         spec_config.pipeline_names = pipeline_names;
         spec_config.runtime_params = runtime_params.clone();
         let spec = RunSpec {
@@ -224,6 +244,7 @@ impl SessionCore {
                 catalog,
                 runner,
                 warnings,
+                timeout,
             }),
             _ => Err(SessionError::InvalidRun { problems }),
         }

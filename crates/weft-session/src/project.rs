@@ -65,9 +65,12 @@ pub struct RunDefaults {
     /// `strict` (default), `warn` or `off`.
     #[serde(default)]
     pub type_check: Option<String>,
-    /// Default runner: `sequential` or `thread` (or a registered custom one).
+    /// Default runner: `sequential`, `thread` or `async` (or a registered custom one).
     #[serde(default)]
     pub runner: Option<String>,
+    /// Default run timeout (`30s`, `5m`, ...), for runs that set none.
+    #[serde(default)]
+    pub timeout: Option<String>,
     /// Datasets whose numeric values are recorded as run metrics (besides
     /// numeric free outputs), e.g. `metrics = ["metrics"]`.
     #[serde(default)]

@@ -17,10 +17,14 @@ pub struct RunConfig {
     pub pipeline_names: Vec<String>,
     /// Only nodes with any of these tags.
     pub tags: Vec<String>,
-    /// `sequential` (default) or `thread`.
+    /// `sequential` (default), `thread` or `async`.
     pub runner: Option<String>,
-    /// Threads for the thread runner.
+    /// Threads for the thread runner; nodes in flight for the async runner.
     pub max_workers: Option<usize>,
+    /// The run's time limit (`500ms`, `30s`, `5m`, `1h`); default:
+    /// `[run] timeout` in `weft.toml`, else none. A node still running at
+    /// it fails the run with a timeout error, and no node starts after it.
+    pub timeout: Option<String>,
     /// Only these nodes.
     pub node_names: Vec<String>,
     /// These nodes and everything downstream.

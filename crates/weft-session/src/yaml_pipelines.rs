@@ -10,6 +10,7 @@
 //!       outputs: N           # a string, a list, or null
 //!       tags: [foo]
 //!       namespace: ns        # optional
+//!       timeout: 30s         # optional: 500ms, 30s, 5m, 1h
 //!     - name: approve          # a node that asks the run's caller for input
 //!       await_input:
 //!         prompt: Approve the model?
@@ -59,6 +60,7 @@ const NODE_KEYS: &[&str] = &[
     "outputs",
     "tags",
     "namespace",
+    "timeout",
 ];
 const AWAIT_INPUT_KEYS: &[&str] = &["prompt", "schema"];
 
@@ -519,6 +521,18 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
     let tags = owned_names(take(&mut map, "tags"), "tags")
         .map_err(|e| errs.push(e))
         .ok();
+    let timeout = match take(&mut map, "timeout") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => weft_pipeline::parse_duration(&t)
+            .map_err(|e| errs.push(format!("`timeout`: {e}")))
+            .ok(),
+        Some(other) => {
+            errs.push(format!(
+                "`timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got {other}"
+            ));
+            None
+        }
+    };
     let namespace = match take(&mut map, "namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -534,7 +548,8 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
         return Err((name, errs));
     }
     if let Some(request) = request {
-        return build_await_node(name, request, inputs, outputs, tags, namespace);
+        return build_await_node(name, request, inputs, outputs, tags, namespace)
+            .map(|n| n.with_timeout(timeout));
     }
     if func == weft_pipeline::AWAIT_INPUT {
         return Err((
@@ -542,7 +557,7 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
             vec!["an `await_input` node needs an `await_input: {prompt, schema}` block".into()],
         ));
     }
-    build_node(registry, name, &func, inputs, outputs, tags, namespace)
+    build_node(registry, name, &func, inputs, outputs, tags, namespace).map(|n| n.with_timeout(timeout))
 }
 
 /// The `await_input: {prompt, schema}` block of a node.
@@ -787,7 +802,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, inputs, outputs, tags, namespace, timeout)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
@@ -806,6 +821,28 @@ mod tests {
             (&["x".to_string()][..], &["z".to_string()][..])
         );
         assert_eq!(c.tags().iter().collect::<Vec<_>>(), ["t1", "t2"]);
+    }
+
+    #[test]
+    fn node_timeouts_parse_and_bad_ones_name_file_pipeline_and_node() {
+        let ok = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, timeout: 1.5s}\n    - name: b\n      func: identity\n      inputs: y\n      outputs: z\n      timeout: 5m\n    - {name: c, func: identity, inputs: z, outputs: w}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let t = |n: &str| p.node(n).unwrap().timeout();
+        assert_eq!(t("a"), Some(std::time::Duration::from_millis(1500)));
+        assert_eq!(t("b"), Some(std::time::Duration::from_secs(300)));
+        assert_eq!(t("c"), None);
+        let bad = "train:\n  nodes:\n    - name: train_model\n      func: identity\n      inputs: x\n      outputs: y\n      timeout: 30\n    - name: score\n      func: identity\n      inputs: y\n      outputs: z\n      timeout: 3 weeks\n";
+        let err = parse_pipelines(Path::new("conf/pipelines.yml"), bad, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(
+            problems,
+            [
+                "conf/pipelines.yml:3: pipeline `train`, node `train_model`: `timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got 30",
+                "conf/pipelines.yml:8: pipeline `train`, node `score`: `timeout`: `3 weeks` has an unknown unit `weeks`; write a number and a unit: `500ms`, `30s`, `5m` or `1h`",
+            ]
+        );
     }
 
     /// What a parse gives, comparable: each pipeline's nodes with every

@@ -7,7 +7,7 @@
 //! | pipeline model | [`pipeline`] | `Data`, typed nodes, `FunctionRegistry`, immutable `Pipeline` |
 //! | catalog | [`catalog`] | `Dataset`, built-in datasets, `Catalog` |
 //! | config | [`config`] | `conf/base` + `conf/<env>` loading, runtime params |
-//! | runner | [`runner`] | sequential and thread runners, hooks, run results |
+//! | runner | [`runner`] | sequential, thread and async runners, hooks, run results |
 //! | store | [`store`] | durable session and run records (SQLite, PostgreSQL) |
 //! | session | [`session`] | projects, YAML pipelines, `Session`, `ServiceSession` |
 //! | edge | [`cli`] | the `weft` command line: [`main_with`] for a project's own binary, [`run_with`] in-process |
@@ -38,10 +38,12 @@ pub use weft_store as store;
 pub use weft_catalog::{Catalog, Dataset};
 pub use weft_cli::{Environment, main_with, run_with};
 pub use weft_pipeline::{
-    CancelToken, Data, DataType, DataValue, FunctionRegistry, Node, Pipeline, PipelineError, node,
-    opaque_data, serde_data,
+    CancelToken, Data, DataType, DataValue, FunctionRegistry, Node, Pipeline, PipelineError, async_fn, node,
+    node_async, opaque_data, serde_data,
 };
-pub use weft_runner::{Hook, Hooks, RunContext, RunResult, RunStatus, SequentialRunner, ThreadRunner};
+pub use weft_runner::{
+    AsyncRunner, Hook, Hooks, RunContext, RunResult, RunStatus, SequentialRunner, ThreadRunner,
+};
 pub use weft_session::{
     CloseMode, Policy, ProjectCode, RunConfig, ServiceOptions, ServiceSession, Session, SessionError,
     SessionOptions, StoreChoice,

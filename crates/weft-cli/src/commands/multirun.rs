@@ -59,6 +59,7 @@ pub(super) fn multirun(
         let mut template = filter_config(&args.run.filter);
         template.load_versions = load_versions(&args.run.load_versions)?;
         template.runner = settings.runner.clone();
+        template.timeout = args.run.timeout.clone();
         template.only_missing_outputs = args.run.only_missing_outputs;
         let configs: Vec<RunConfig> = combos
             .into_iter()
@@ -104,6 +105,7 @@ pub(super) fn multirun(
     let mut template = filter_config(&args.run.filter);
     template.load_versions = load_versions(&args.run.load_versions)?;
     template.runner = settings.runner.clone();
+    template.timeout = args.run.timeout.clone();
     template.only_missing_outputs = args.run.only_missing_outputs;
     if let Some(path) = &args.run.inputs {
         template.inputs = super::read_inputs(path)?;

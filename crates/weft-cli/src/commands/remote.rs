@@ -161,6 +161,7 @@ fn spec_of(args: &RunArgs) -> Result<RunConfig, UsageError> {
     config.load_versions = load_versions(&args.load_versions)?;
     config.runner = args.runner.clone();
     config.max_workers = args.max_workers;
+    config.timeout = args.timeout.clone();
     config.only_missing_outputs = args.only_missing_outputs;
     config.env = args.session.env.clone();
     if let Some(path) = &args.inputs {

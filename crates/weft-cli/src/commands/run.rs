@@ -64,6 +64,7 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
     config.load_versions = load_versions(&args.load_versions)?;
     config.runner = settings.runner.clone();
     config.max_workers = args.max_workers;
+    config.timeout = args.timeout.clone();
     config.only_missing_outputs = args.only_missing_outputs;
     if let Some(path) = &args.inputs {
         config.inputs = super::read_inputs(path)?;
