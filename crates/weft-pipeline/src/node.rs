@@ -101,6 +101,11 @@ pub trait NodeFn: Send + Sync + 'static {
     fn signature(&self) -> Signature;
     /// Runs the function.
     fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError>;
+    /// The command a command node runs ([`crate::command`]); runners run
+    /// it on the datasets' files instead of calling [`NodeFn::call`].
+    fn command(&self) -> Option<&crate::command::CommandSpec> {
+        None
+    }
 }
 
 /// A node function built from a closure over [`NodeCall`]: the escape hatch
@@ -521,6 +526,11 @@ impl Node {
     /// What the node asks its caller for, when it is an `await_input` node.
     pub fn input_request(&self) -> Option<&crate::input::InputRequest> {
         self.input_request.as_deref()
+    }
+
+    /// What the node runs, when it is a command node ([`crate::command`]).
+    pub fn command(&self) -> Option<&crate::command::CommandSpec> {
+        self.func.command()
     }
 
     /// Full name (including the namespace prefix).
