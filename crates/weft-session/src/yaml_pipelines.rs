@@ -811,7 +811,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, inputs, outputs, tags, namespace)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
