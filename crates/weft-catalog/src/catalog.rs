@@ -1046,6 +1046,13 @@ impl Catalog {
         self.resolve(name).ok()??.storage()
     }
 
+    /// The dataset behind `name` (materializing it from a pattern if
+    /// needed); `None` for undeclared names (memory by default). For code
+    /// that works on a dataset's file rather than its value (command nodes).
+    pub fn dataset(&self, name: &str) -> Result<Option<Arc<dyn Dataset>>, CatalogError> {
+        self.resolve(name)
+    }
+
     /// Every dataset built so far (declared, added, materialized), by name.
     pub fn list(&self) -> Vec<DatasetInfo> {
         let origins = self.origins.read().expect("catalog lock");

@@ -95,6 +95,11 @@ pub trait Dataset: Send + Sync {
     fn storage(&self) -> Option<std::sync::Arc<dyn crate::storage::Storage>> {
         None
     }
+    /// The single file behind a file dataset, for nodes that hand files to
+    /// other programs (command nodes); `None` for memory and folder datasets.
+    fn file_target(&self) -> Option<&crate::file::FileTarget> {
+        None
+    }
     /// Why a load now would find nothing, if it would not. Must be cheap
     /// (about one `stat`); the default asks [`Dataset::exists`].
     fn unavailable(&self) -> Option<Unavailable> {

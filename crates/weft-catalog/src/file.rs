@@ -329,6 +329,18 @@ impl FileTarget {
         }
     }
 
+    /// The file a load reads, recorded as this run's loaded version like a
+    /// [`FileTarget::read`] (for programs that read the file themselves).
+    pub fn open_for_reading(&self) -> Result<PathBuf, CatalogError> {
+        let path = self.load_path()?;
+        if self.versioned
+            && let Some(version) = path.parent().and_then(|d| d.file_name()).and_then(|v| v.to_str())
+        {
+            *self.loaded.lock().unwrap_or_else(PoisonError::into_inner) = Some(version.to_string());
+        }
+        Ok(path)
+    }
+
     /// Reads the whole load file.
     pub fn read(&self) -> Result<(PathBuf, Vec<u8>), CatalogError> {
         let path = self.load_path()?;

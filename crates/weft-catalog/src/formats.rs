@@ -422,6 +422,10 @@ impl Dataset for FileDataset {
         }
     }
 
+    fn file_target(&self) -> Option<&FileTarget> {
+        Some(&self.target)
+    }
+
     fn saved_version(&self) -> Option<String> {
         self.target.saved_version()
     }

@@ -14,6 +14,12 @@ pub enum PipelineError {
         /// Every problem found.
         problems: Vec<String>,
     },
+    /// A command node's declaration is malformed ([`crate::command`]).
+    #[error("invalid command:\n  - {}", problems.join("\n  - "))]
+    InvalidCommand {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
     /// Answers given to nodes that cannot take them ([`crate::Pipeline::answered`]).
     #[error("invalid answers:\n  - {}", problems.join("\n  - "))]
     Answers {

@@ -6,6 +6,7 @@
 //! layer every other crate builds on.
 
 pub mod builtins;
+pub mod command;
 pub mod data;
 mod duration;
 pub mod error;

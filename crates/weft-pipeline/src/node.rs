@@ -131,6 +131,11 @@ pub trait NodeFn: Send + Sync + 'static {
     fn signature(&self) -> Signature;
     /// Runs the function, blocking until it is done.
     fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError>;
+    /// The command a command node runs ([`crate::command`]); runners run
+    /// it on the datasets' files instead of calling [`NodeFn::call`].
+    fn command(&self) -> Option<&crate::command::CommandSpec> {
+        None
+    }
     /// Whether the function waits rather than computes: the `async` runner
     /// awaits [`call_async`](NodeFn::call_async) without holding a thread.
     fn is_async(&self) -> bool {
@@ -722,6 +727,11 @@ impl Node {
     /// What the node asks its caller for, when it is an `await_input` node.
     pub fn input_request(&self) -> Option<&crate::input::InputRequest> {
         self.input_request.as_deref()
+    }
+
+    /// What the node runs, when it is a command node ([`crate::command`]).
+    pub fn command(&self) -> Option<&crate::command::CommandSpec> {
+        self.func.command()
     }
 
     /// Full name (including the namespace prefix).

@@ -286,6 +286,9 @@ impl<'a> Execution<'a> {
         let ctx = job.context;
         let start_wall = jiff::Timestamp::now();
         let start = Instant::now();
+        if let Some(spec) = node.command() {
+            return self.run_command_node(i, spec, stage, start_wall, start);
+        }
         let mut inputs = Vec::with_capacity(node.inputs().len());
         for (k, name) in node.inputs().iter().enumerate() {
             if !hooks.is_empty() {
@@ -481,30 +484,53 @@ impl<'a> Execution<'a> {
             ..
         } = started;
         stage.set(PanicStage::Save);
-        for (k, (name, data)) in node.outputs().iter().zip(&outputs).enumerate() {
-            if !hooks.is_empty() {
-                hooks.before_dataset_saved(ctx, name, data, node);
-            }
-            if let Err(source) = job.catalog.save(name, data.clone()) {
-                let err = RunError::Dataset {
-                    node: node.name().to_string(),
-                    dataset: name.clone(),
-                    action: "save",
-                    source: Box::new(source),
-                    resume_from: Vec::new(),
-                };
-                return Err(self.node_failed(i, err));
-            }
-            if !hooks.is_empty() {
-                hooks.after_dataset_saved(ctx, name, data, node);
-            }
-            let slot = self.output_slots[i][k];
-            if self.is_free_output[slot] {
-                lock(&self.outputs).insert(name.clone(), data.clone());
-            } else if self.releasable[slot] && self.remaining_loads[slot].load(Ordering::SeqCst) == 0 {
-                job.catalog.release(name);
-            }
+        for (k, data) in outputs.iter().enumerate() {
+            self.save_output(i, k, data)?;
         }
+        self.node_done(i, start_wall, start);
+        stage.set(PanicStage::Run);
+        if !hooks.is_empty() {
+            hooks.after_node_run(ctx, node, &inputs, &outputs);
+        }
+        Ok(())
+    }
+
+    /// Saves output `k` of node `i` and releases or keeps its data.
+    fn save_output(&self, i: usize, k: usize, data: &Data) -> Result<(), RunError> {
+        let job = self.job;
+        let node = &job.pipeline.nodes()[i];
+        let (hooks, ctx) = (job.hooks, job.context);
+        let name = &node.outputs()[k];
+        if !hooks.is_empty() {
+            hooks.before_dataset_saved(ctx, name, data, node);
+        }
+        if let Err(source) = job.catalog.save(name, data.clone()) {
+            let err = RunError::Dataset {
+                node: node.name().to_string(),
+                dataset: name.clone(),
+                action: "save",
+                source: Box::new(source),
+                resume_from: Vec::new(),
+            };
+            return Err(self.node_failed(i, err));
+        }
+        if !hooks.is_empty() {
+            hooks.after_dataset_saved(ctx, name, data, node);
+        }
+        let slot = self.output_slots[i][k];
+        if self.is_free_output[slot] {
+            lock(&self.outputs).insert(name.clone(), data.clone());
+        } else if self.releasable[slot] && self.remaining_loads[slot].load(Ordering::SeqCst) == 0 {
+            job.catalog.release(name);
+        }
+        Ok(())
+    }
+
+    /// Node `i` has saved every output: releases the inputs no remaining
+    /// node needs, records its timing and marks it completed.
+    fn node_done(&self, i: usize, start_wall: jiff::Timestamp, start: Instant) {
+        let job = self.job;
+        let node = &job.pipeline.nodes()[i];
         for &slot in &self.input_slots[i] {
             let before = self.remaining_loads[slot].fetch_sub(1, Ordering::SeqCst);
             if before == 1 && self.releasable[slot] {
@@ -522,9 +548,61 @@ impl<'a> Execution<'a> {
         self.completed_count.fetch_add(1, Ordering::SeqCst);
         // Every output is saved: only now is the node done.
         tracing::debug!(node = node.name(), duration_ms, "node completed");
+    }
+
+    /// Runs command node `i` ([`weft_command`]): the command reads and
+    /// writes its datasets' files; outputs that are memory datasets come
+    /// back as values and are saved here. Dataset load hooks are not
+    /// called (nothing is loaded); node hooks see no input values.
+    fn run_command_node(
+        &self,
+        i: usize,
+        spec: &weft_pipeline::command::CommandSpec,
+        stage: &Cell<PanicStage>,
+        start_wall: jiff::Timestamp,
+        start: Instant,
+    ) -> Result<(), RunError> {
+        let job = self.job;
+        let node = &job.pipeline.nodes()[i];
+        let (hooks, ctx) = (job.hooks, job.context);
         stage.set(PanicStage::Run);
         if !hooks.is_empty() {
-            hooks.after_node_run(ctx, node, &inputs, &outputs);
+            hooks.before_node_run(ctx, node, &[]);
+        }
+        let command = weft_command::CommandJob {
+            node,
+            spec,
+            catalog: job.catalog,
+            run_id: &ctx.run_id,
+            cancel: job.cancel,
+        };
+        let outcome = match weft_command::run_command(&command) {
+            Ok(outcome) => outcome,
+            Err(_) if job.cancel.is_cancelled() => {
+                return Err(RunError::Cancelled {
+                    completed: self.completed_count.load(Ordering::SeqCst),
+                    total: self.to_run.iter().filter(|r| **r).count(),
+                });
+            }
+            Err(source) => {
+                let err = RunError::Node {
+                    node: node.name().to_string(),
+                    source: Box::new(source),
+                    resume_from: Vec::new(),
+                };
+                return Err(self.node_failed(i, err));
+            }
+        };
+        stage.set(PanicStage::Save);
+        let mut values = Vec::with_capacity(outcome.memory_outputs.len());
+        for (k, data) in outcome.memory_outputs {
+            self.save_output(i, k, &data)?;
+            values.push(data);
+        }
+        self.node_done(i, start_wall, start);
+        stage.set(PanicStage::Run);
+        if !hooks.is_empty() {
+            hooks.after_node_run(ctx, node, &[], &values);
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! shared between runs but immutable configuration.
 
 pub mod answers;
+mod command_yaml;
 mod core;
 mod error;
 mod metrics;

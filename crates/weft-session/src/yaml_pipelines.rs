@@ -17,6 +17,10 @@
 //!         schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
 //!       inputs: N              # optional: asks once these exist
 //!       outputs: approval      # exactly one: the answer
+//!     - name: report           # a command node (see `command_yaml`)
+//!       command: [python3, report.py, "{inputs.N}", "{outputs.report}"]
+//!       inputs: N
+//!       outputs: report
 //! other:
 //!   pipelines: [__default__] # union of other pipelines
 //!   namespace: active        # optional, with Kedro's mapping rules
@@ -52,16 +56,21 @@ const PIPELINE_KEYS: &[&str] = &[
     "parameters",
     "tags",
 ];
-const NODE_KEYS: &[&str] = &[
+pub(crate) const NODE_KEYS: &[&str] = &[
     "name",
     "func",
     "await_input",
+    "command",
+    "env",
+    "cwd",
+    "timeout",
     "inputs",
     "outputs",
     "tags",
     "namespace",
-    "timeout",
 ];
+/// Keys only command nodes take.
+const COMMAND_KEYS: &[&str] = &["env", "cwd"];
 const AWAIT_INPUT_KEYS: &[&str] = &["prompt", "schema"];
 
 struct Located<'a> {
@@ -251,7 +260,7 @@ pub fn parse_pipelines(
                 let parsed = match parse_simple_node(item, registry) {
                     Some(parsed) => parsed,
                     // Anything unusual: the general path, for its errors.
-                    None => parse_node(item.to_value(), registry),
+                    None => parse_node(item.to_value(), registry, file),
                 };
                 match parsed {
                     Ok(node) => nodes.push(node),
@@ -270,7 +279,7 @@ pub fn parse_pipelines(
             Some(Value::Array(items)) => {
                 nodes.reserve(items.len());
                 for (i, item) in items.into_iter().enumerate() {
-                    match parse_node(item, registry) {
+                    match parse_node(item, registry, file) {
                         Ok(node) => nodes.push(node),
                         Err((name, errs)) => {
                             for e in errs {
@@ -445,12 +454,12 @@ fn resolve(
 }
 
 /// Takes the value of `key` out of a node's map.
-fn take(map: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
+pub(crate) fn take(map: &mut serde_json::Map<String, Value>, key: &str) -> Option<Value> {
     map.get_mut(key).map(Value::take)
 }
 
 /// Dataset or tag names, moved out of the value (see [`names`]).
-fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> {
+pub(crate) fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s]),
@@ -465,7 +474,11 @@ fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> 
     }
 }
 
-fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
+fn parse_node(
+    item: Value,
+    registry: &FunctionRegistry,
+    file: &Path,
+) -> Result<Node, (Option<String>, Vec<String>)> {
     let Value::Object(mut map) = item else {
         return Err((
             None,
@@ -488,6 +501,16 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
             None
         }
     };
+    if map.contains_key("command") {
+        return crate::command_yaml::parse_command_node(map, name, file, errs);
+    }
+    for key in COMMAND_KEYS {
+        if map.contains_key(*key) {
+            errs.push(format!(
+                "`{key}` is only for command nodes (those with `command:`)"
+            ));
+        }
+    }
     let awaits = take(&mut map, "await_input");
     let func = match take(&mut map, "func") {
         Some(Value::String(f)) => Some(f),
@@ -802,7 +825,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, inputs, outputs, tags, namespace, timeout)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, inputs, outputs, tags, namespace)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",

@@ -26,6 +26,7 @@ fn project_copy() -> (tempfile::TempDir, PathBuf) {
         std::fs::copy(src.join(f), root.join(f)).unwrap();
     }
     copy_dir(&src.join("conf"), &root.join("conf"));
+    copy_dir(&src.join("scripts"), &root.join("scripts"));
     (tmp, root)
 }
 
@@ -304,4 +305,48 @@ fn the_review_pipeline_waits_for_an_approval_given_with_input() {
             .is_some_and(|r2| r2 > 0.5),
         "{done}"
     );
+}
+
+#[test]
+fn the_python_report_step_runs_as_a_command_node_without_changing_the_results() {
+    let (_tmp, root) = project_copy();
+    let out = weft(&root, &["run", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plain: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = weft(&root, &["run", "--pipeline", "reported", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reported["status"], "succeeded", "{reported}");
+    let metrics_of = |r: &serde_json::Value| -> serde_json::Value {
+        let id = r["run_id"].as_str().unwrap();
+        let file = root
+            .join("data/08_reporting/metrics.json")
+            .join(id)
+            .join("metrics.json");
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    assert_eq!(
+        metrics_of(&plain),
+        metrics_of(&reported),
+        "the report step changes nothing"
+    );
+    let run_id = reported["run_id"].as_str().unwrap();
+    assert_eq!(reported["saved_versions"]["model_report"], run_id, "{reported}");
+    let report = std::fs::read_to_string(
+        root.join("data/08_reporting/report.md")
+            .join(run_id)
+            .join("report.md"),
+    )
+    .unwrap();
+    let r2 = metrics_of(&reported)["r2_score"].as_f64().unwrap();
+    assert!(report.contains(&format!("| r2_score | {r2:.4} |")), "{report}");
+    // The script's stdout is in the run's log, with the node's name.
+    let out = weft(&root, &["runs", "logs", run_id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8(out.stdout).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("report: r2_score="))
+        .unwrap_or_else(|| panic!("no report line in {log}"));
+    assert!(line.contains("write_report"), "{line}");
 }
