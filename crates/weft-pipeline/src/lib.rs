@@ -6,6 +6,7 @@
 //! layer every other crate builds on.
 
 pub mod builtins;
+pub mod cycle;
 pub mod data;
 pub mod error;
 pub mod filter;
@@ -17,6 +18,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod transcode;
 
+pub use cycle::{Condition, CycleReport, NoConvergence, cycle};
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use error::PipelineError;
 pub use input::{AWAIT_INPUT, InputRequest, InputRequired, await_input};

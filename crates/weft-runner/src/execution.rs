@@ -260,8 +260,8 @@ impl<'a> Execution<'a> {
         } else {
             inputs.clone()
         };
-        let outputs = match node.run(call_inputs, job.cancel) {
-            Ok(outputs) => outputs,
+        let (outputs, cycle) = match node.run_detailed(call_inputs, job.cancel) {
+            Ok(done) => done,
             Err(_) if job.cancel.is_cancelled() => {
                 // The node stopped because the run was cancelled: not a node failure.
                 return Err(RunError::Cancelled {
@@ -315,6 +315,7 @@ impl<'a> Execution<'a> {
             start: start_wall,
             duration_ms,
             peak_memory_bytes: None,
+            cycle,
         });
         self.completed[i].store(true, Ordering::SeqCst);
         self.completed_count.fetch_add(1, Ordering::SeqCst);
@@ -398,6 +399,13 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
         .map(|(n, _)| n.name().to_string())
         .collect();
     let node_timings = std::mem::take(&mut *lock(&exec.timings));
+    let mut warnings = warnings;
+    for t in &node_timings {
+        if let Some(w) = t.cycle.as_ref().and_then(|c| c.warning(&t.node)) {
+            tracing::warn!(run_id = %job.context.run_id, "{w}");
+            warnings.push(w);
+        }
+    }
     match result {
         Ok(()) => {
             let outputs = std::mem::take(&mut *lock(&exec.outputs));

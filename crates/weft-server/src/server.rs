@@ -159,6 +159,7 @@ impl Hook for Progress {
             start,
             duration_ms: elapsed.as_secs_f64() * 1e3,
             peak_memory_bytes: None,
+            cycle: None,
         };
         let (done, total, lost, due) = {
             let mut running = lock(&self.running);

@@ -16,6 +16,8 @@
 //!         schema: {type: object, properties: {ok: {type: boolean}}, required: [ok]}
 //!       inputs: N              # optional: asks once these exist
 //!       outputs: approval      # exactly one: the answer
+//!     - name: newton           # a cycle: see `yaml_cycle`
+//!       cycle: {nodes: [...], state: {x: x_next}, max_iterations: 50, converge_when: delta < 1e-9}
 //! other:
 //!   pipelines: [__default__] # union of other pipelines
 //!   namespace: active        # optional, with Kedro's mapping rules
@@ -59,6 +61,7 @@ const NODE_KEYS: &[&str] = &[
     "outputs",
     "tags",
     "namespace",
+    "cycle",
 ];
 const AWAIT_INPUT_KEYS: &[&str] = &["prompt", "schema"];
 
@@ -116,7 +119,7 @@ fn node_line(text: &str, pipeline: &str, node: &str) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
-fn names(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
+pub(crate) fn names(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -463,7 +466,10 @@ fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String>, String> 
     }
 }
 
-fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<String>, Vec<String>)> {
+pub(crate) fn parse_node(
+    item: Value,
+    registry: &FunctionRegistry,
+) -> Result<Node, (Option<String>, Vec<String>)> {
     let Value::Object(mut map) = item else {
         return Err((
             None,
@@ -472,6 +478,9 @@ fn parse_node(item: Value, registry: &FunctionRegistry) -> Result<Node, (Option<
             )],
         ));
     };
+    if map.contains_key("cycle") {
+        return crate::yaml_cycle::parse_cycle_node(map, registry);
+    }
     let mut errs = Vec::new();
     for key in map.keys() {
         if !NODE_KEYS.contains(&key.as_str()) {
