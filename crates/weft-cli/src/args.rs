@@ -75,6 +75,21 @@ pub enum Command {
     /// Serve ONE session's runs to a `weft serve` master (started by its
     /// process launcher): one run at a time, over HTTP.
     Worker(WorkerArgs),
+    /// Run the project's pipeline tests: YAML cases (default `tests/*.yml`)
+    /// that replace nodes with scripted outputs or errors and assert outputs,
+    /// which nodes ran, their order and counts. Exit 0 all pass, 1 a case
+    /// failed, 2 bad input.
+    Test(TestArgs),
+}
+
+/// `weft test`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TestArgs {
+    /// Case files (default: every `tests/*.yml` and `tests/*.yaml` of the project).
+    pub files: Vec<PathBuf>,
+    /// Session configuration (its parameters are the cases' base).
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 /// Where `weft serve` runs sessions' runs.

@@ -30,6 +30,10 @@ pub struct NodeTiming {
     /// Peak memory while it ran, when measured (not measured yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_bytes: Option<u64>,
+    /// What a cycle node did: iterations, convergence, per-iteration timings
+    /// (`None` for other nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<weft_pipeline::CycleReport>,
 }
 
 /// A run's error, flattened so it can be stored, sent and compared. The typed

@@ -2,10 +2,65 @@
 
 /// Everything that can go wrong while building nodes, registries and pipelines.
 ///
-/// Every variant is a problem with what the user declared (node wiring,
-/// names, filters); none is an internal failure.
+/// Every variant but the `Cycle*`/`NoConvergence` ones is a problem with
+/// what the user declared (node wiring, names, filters); those are how a
+/// cycle node fails while it runs (the runner reports them as the node's
+/// error). None is an internal failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// A cycle's declaration is invalid.
+    #[error("invalid cycle `{cycle}`:\n  - {}", problems.join("\n  - "))]
+    InvalidCycle {
+        /// The cycle node's full name.
+        cycle: String,
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// A node of a cycle's body failed.
+    #[error("cycle `{cycle}`, iteration {iteration}, node `{node}`: {source}")]
+    CycleNode {
+        /// The cycle node.
+        cycle: String,
+        /// The iteration (1-based).
+        iteration: usize,
+        /// The body node (or predicate) that failed.
+        node: String,
+        /// Its error.
+        #[source]
+        source: crate::node::NodeFnError,
+    },
+    /// A cycle's condition could not be evaluated.
+    #[error("cycle `{cycle}`, iteration {iteration}: {message}")]
+    CycleCondition {
+        /// The cycle node.
+        cycle: String,
+        /// The iteration (1-based).
+        iteration: usize,
+        /// What went wrong.
+        message: String,
+    },
+    /// The run was cancelled while the cycle iterated.
+    #[error("cycle `{cycle}` cancelled before iteration {iteration}")]
+    CycleCancelled {
+        /// The cycle node.
+        cycle: String,
+        /// The iteration that did not start.
+        iteration: usize,
+    },
+    /// A cycle with `on_no_convergence: fail` reached its limit first.
+    #[error(
+        "cycle `{cycle}` did not converge within {iterations} iterations: `{condition}` never held (last values: {last_values})"
+    )]
+    NoConvergence {
+        /// The cycle node.
+        cycle: String,
+        /// Iterations run (= `max_iterations`).
+        iterations: usize,
+        /// The condition as written.
+        condition: String,
+        /// The condition's values after the last iteration.
+        last_values: String,
+    },
     /// A node's wiring does not fit its function or is malformed.
     #[error("invalid node `{node}`:\n  - {}", problems.join("\n  - "))]
     InvalidNode {

@@ -7,6 +7,7 @@
 
 pub mod builtins;
 pub mod command;
+pub mod cycle;
 pub mod data;
 mod duration;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod transcode;
 
+pub use cycle::{Condition, CycleReport, NoConvergence, cycle};
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use duration::{format_duration, parse_duration};
 pub use error::PipelineError;

@@ -131,6 +131,19 @@ pub trait NodeFn: Send + Sync + 'static {
     fn signature(&self) -> Signature;
     /// Runs the function, blocking until it is done.
     fn call(&self, call: NodeCall<'_>) -> Result<Vec<Data>, NodeFnError>;
+    /// Runs the function and reports what a cycle did (runners record it on
+    /// the node's timing). Only cycle nodes report anything.
+    fn call_detailed(
+        &self,
+        call: NodeCall<'_>,
+    ) -> Result<(Vec<Data>, Option<crate::cycle::CycleReport>), NodeFnError> {
+        self.call(call).map(|outputs| (outputs, None))
+    }
+
+    /// The cycle's declaration, when this function is a cycle.
+    fn cycle(&self) -> Option<crate::cycle::CycleInfo<'_>> {
+        None
+    }
     /// The command a command node runs ([`crate::command`]); runners run
     /// it on the datasets' files instead of calling [`NodeFn::call`].
     fn command(&self) -> Option<&crate::command::CommandSpec> {
@@ -841,6 +854,32 @@ impl Node {
             outputs: self.outputs.len(),
             cancel,
         })?;
+        self.check_outputs(outputs)
+    }
+
+    /// Like [`Node::run`], and returns what a cycle node did (iterations,
+    /// convergence, per-iteration timings); `None` for other nodes.
+    pub fn run_detailed(
+        &self,
+        inputs: Vec<Data>,
+        cancel: &CancelToken,
+    ) -> Result<(Vec<Data>, Option<crate::cycle::CycleReport>), NodeFnError> {
+        let (outputs, report) = self.func.call_detailed(NodeCall {
+            node: &self.name,
+            inputs,
+            outputs: self.outputs.len(),
+            cancel,
+        })?;
+        Ok((self.check_outputs(outputs)?, report))
+    }
+
+    /// The cycle's declaration, when the node is a cycle
+    /// ([`crate::cycle::cycle`]).
+    pub fn cycle(&self) -> Option<crate::cycle::CycleInfo<'_>> {
+        self.func.cycle()
+    }
+
+    fn check_outputs(&self, outputs: Vec<Data>) -> Result<Vec<Data>, NodeFnError> {
         if outputs.len() != self.outputs.len() {
             return Err(format!(
                 "node `{}` returned {} values but declares {} outputs",

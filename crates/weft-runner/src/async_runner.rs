@@ -90,7 +90,7 @@ impl Default for AsyncRunner {
 /// What a node's task reports.
 enum Outcome {
     /// The function returned.
-    Done(Result<Vec<Data>, NodeFnError>),
+    Done(Result<(Vec<Data>, Option<weft_pipeline::CycleReport>), NodeFnError>),
     /// The function panicked (the message).
     Panicked(String),
     /// The function was still running at its deadline.
@@ -235,7 +235,7 @@ fn spawn_node(
                 },
             };
             match outcome {
-                Ok(result) => (i, Outcome::Done(result)),
+                Ok(result) => (i, Outcome::Done(result.map(|outputs| (outputs, None)))),
                 Err(payload) => (i, Outcome::Panicked(panic_message(payload))),
             }
         };
@@ -248,7 +248,7 @@ fn spawn_node(
             let _running = running;
             tracing::dispatcher::with_default(&call_dispatch, || {
                 let _entered = call_span.enter();
-                catch_unwind(AssertUnwindSafe(|| owned.run(inputs, &token))).map_err(panic_message)
+                catch_unwind(AssertUnwindSafe(|| owned.run_detailed(inputs, &token))).map_err(panic_message)
             })
         };
         let node_token = started.token.clone();
@@ -311,6 +311,15 @@ async fn drive(
                 first_error = Some(e);
                 break;
             }
+            if exec.job().pipeline.nodes()[i].command().is_some() {
+                // A command node stages its files through the catalog and
+                // waits for its child: it runs whole, here, one at a time.
+                match exec.run_node(i) {
+                    Ok(()) => complete(i, &mut waiting, &mut ready),
+                    Err(e) => first_error = Some(e),
+                }
+                continue;
+            }
             match exec.start_node(i) {
                 Ok(mut started) => {
                     spawn_node(exec, i, &mut started, &mut tasks, blocking);
@@ -339,7 +348,11 @@ async fn drive(
                 };
                 let Some(started) = in_flight[i].take() else { continue };
                 let result = match outcome {
-                    Outcome::Done(Ok(outputs)) => exec.finish_node(i, started, outputs),
+                    Outcome::Done(Ok((outputs, cycle))) => {
+                        let mut started = started;
+                        started.cycle = cycle;
+                        exec.finish_node(i, started, outputs)
+                    }
                     Outcome::Done(Err(source)) => Err(exec.call_error(i, source)),
                     Outcome::Panicked(message) => Err(exec.node_failed(i, exec.panic_error(i, PanicStage::Run, message))),
                     Outcome::TimedOut(deadline) => Err(exec.timeout_error(i, deadline)),

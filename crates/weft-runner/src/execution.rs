@@ -101,6 +101,8 @@ pub(crate) struct Started {
     pub(crate) token: CancelToken,
     /// When the function must be done.
     pub(crate) deadline: Option<Deadline>,
+    /// What the node did, when it is a cycle (recorded on its timing).
+    pub(crate) cycle: Option<weft_pipeline::CycleReport>,
 }
 
 impl<'a> Execution<'a> {
@@ -272,6 +274,9 @@ impl<'a> Execution<'a> {
     }
 
     fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>) -> Result<(), RunError> {
+        if let Some(spec) = self.job.pipeline.nodes()[i].command() {
+            return self.run_command_node(i, spec, stage, jiff::Timestamp::now(), Instant::now());
+        }
         let mut started = self.load_inputs(i, stage)?;
         let outputs = self.call_sync(i, &mut started)?;
         self.save_outputs(i, started, outputs, stage)
@@ -286,9 +291,6 @@ impl<'a> Execution<'a> {
         let ctx = job.context;
         let start_wall = jiff::Timestamp::now();
         let start = Instant::now();
-        if let Some(spec) = node.command() {
-            return self.run_command_node(i, spec, stage, start_wall, start);
-        }
         let mut inputs = Vec::with_capacity(node.inputs().len());
         for (k, name) in node.inputs().iter().enumerate() {
             if !hooks.is_empty() {
@@ -331,6 +333,7 @@ impl<'a> Execution<'a> {
             start,
             token: job.cancel.child(),
             deadline: self.deadline_of(i, now),
+            cycle: None,
         })
     }
 
@@ -358,9 +361,13 @@ impl<'a> Execution<'a> {
         let node = &self.job.pipeline.nodes()[i];
         let inputs = std::mem::take(&mut started.call_inputs);
         let Some(deadline) = started.deadline else {
-            return node
-                .run(inputs, &started.token)
-                .map_err(|source| self.call_error(i, source));
+            return match node.run_detailed(inputs, &started.token) {
+                Ok((outputs, cycle)) => {
+                    started.cycle = cycle;
+                    Ok(outputs)
+                }
+                Err(source) => Err(self.call_error(i, source)),
+            };
         };
         let (tx, rx) = mpsc::channel();
         let owned = node.clone();
@@ -372,7 +379,7 @@ impl<'a> Execution<'a> {
             .spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     let _entered = span.enter();
-                    let result = catch_unwind(AssertUnwindSafe(|| owned.run(inputs, &token)));
+                    let result = catch_unwind(AssertUnwindSafe(|| owned.run_detailed(inputs, &token)));
                     // The runner may have stopped waiting (a timeout): then
                     // nobody wants the result.
                     let _ = tx.send(result.map_err(panic_message));
@@ -412,7 +419,13 @@ impl<'a> Execution<'a> {
         // The thread sent its result (or ended without one): it is done.
         let _ = handle.join();
         match received {
-            Some(Ok(result)) => result.map_err(|source| self.call_error(i, source)),
+            Some(Ok(result)) => match result {
+                Ok((outputs, cycle)) => {
+                    started.cycle = cycle;
+                    Ok(outputs)
+                }
+                Err(source) => Err(self.call_error(i, source)),
+            },
             Some(Err(message)) => Err(self.node_failed(i, self.panic_error(i, PanicStage::Run, message))),
             None => Err(self.node_failed(
                 i,
@@ -481,13 +494,14 @@ impl<'a> Execution<'a> {
             inputs,
             start_wall,
             start,
+            cycle,
             ..
         } = started;
         stage.set(PanicStage::Save);
         for (k, data) in outputs.iter().enumerate() {
             self.save_output(i, k, data)?;
         }
-        self.node_done(i, start_wall, start);
+        self.node_done(i, start_wall, start, cycle);
         stage.set(PanicStage::Run);
         if !hooks.is_empty() {
             hooks.after_node_run(ctx, node, &inputs, &outputs);
@@ -528,7 +542,13 @@ impl<'a> Execution<'a> {
 
     /// Node `i` has saved every output: releases the inputs no remaining
     /// node needs, records its timing and marks it completed.
-    fn node_done(&self, i: usize, start_wall: jiff::Timestamp, start: Instant) {
+    fn node_done(
+        &self,
+        i: usize,
+        start_wall: jiff::Timestamp,
+        start: Instant,
+        cycle: Option<weft_pipeline::CycleReport>,
+    ) {
         let job = self.job;
         let node = &job.pipeline.nodes()[i];
         for &slot in &self.input_slots[i] {
@@ -543,6 +563,7 @@ impl<'a> Execution<'a> {
             start: start_wall,
             duration_ms,
             peak_memory_bytes: None,
+            cycle,
         });
         self.completed[i].store(true, Ordering::SeqCst);
         self.completed_count.fetch_add(1, Ordering::SeqCst);
@@ -599,7 +620,7 @@ impl<'a> Execution<'a> {
             self.save_output(i, k, &data)?;
             values.push(data);
         }
-        self.node_done(i, start_wall, start);
+        self.node_done(i, start_wall, start, None);
         stage.set(PanicStage::Run);
         if !hooks.is_empty() {
             hooks.after_node_run(ctx, node, &[], &values);
@@ -711,6 +732,13 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
         .map(|(n, _)| n.name().to_string())
         .collect();
     let node_timings = std::mem::take(&mut *lock(&exec.timings));
+    let mut warnings = warnings;
+    for t in &node_timings {
+        if let Some(w) = t.cycle.as_ref().and_then(|c| c.warning(&t.node)) {
+            tracing::warn!(run_id = %job.context.run_id, "{w}");
+            warnings.push(w);
+        }
+    }
     match result {
         Ok(()) => {
             let outputs = std::mem::take(&mut *lock(&exec.outputs));

@@ -172,6 +172,7 @@ impl RunProgress for Progress {
             start,
             duration_ms: elapsed.as_secs_f64() * 1e3,
             peak_memory_bytes: None,
+            cycle: None,
         };
         let (done, total, lost, due) = {
             let mut running = lock(&self.running);

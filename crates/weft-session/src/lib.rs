@@ -20,6 +20,7 @@ mod run_config;
 pub mod run_logs;
 mod service;
 mod session;
+mod yaml_cycle;
 pub mod yaml_pipelines;
 
 pub use crate::core::{

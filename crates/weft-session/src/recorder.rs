@@ -240,6 +240,7 @@ impl Hook for ProgressHook {
             start,
             duration_ms: t0.elapsed().as_secs_f64() * 1e3,
             peak_memory_bytes: None,
+            cycle: None,
         };
         if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {
             tracing::warn!(run_id = %ctx.run_id, "could not record progress: {e}");

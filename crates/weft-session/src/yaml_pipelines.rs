@@ -21,6 +21,8 @@
 //!       command: [python3, report.py, "{inputs.N}", "{outputs.report}"]
 //!       inputs: N
 //!       outputs: report
+//!     - name: newton           # a cycle: see `yaml_cycle`
+//!       cycle: {nodes: [...], state: {x: x_next}, max_iterations: 50, converge_when: delta < 1e-9}
 //! other:
 //!   pipelines: [__default__] # union of other pipelines
 //!   namespace: active        # optional, with Kedro's mapping rules
@@ -68,6 +70,7 @@ pub(crate) const NODE_KEYS: &[&str] = &[
     "outputs",
     "tags",
     "namespace",
+    "cycle",
 ];
 /// Keys only command nodes take.
 const COMMAND_KEYS: &[&str] = &["env", "cwd"];
@@ -127,7 +130,7 @@ fn node_line(text: &str, pipeline: &str, node: &str) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
-fn names(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
+pub(crate) fn names(value: Option<&Value>, what: &str) -> Result<Vec<String>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -474,7 +477,7 @@ pub(crate) fn owned_names(value: Option<Value>, what: &str) -> Result<Vec<String
     }
 }
 
-fn parse_node(
+pub(crate) fn parse_node(
     item: Value,
     registry: &FunctionRegistry,
     file: &Path,
@@ -487,6 +490,9 @@ fn parse_node(
             )],
         ));
     };
+    if map.contains_key("cycle") {
+        return crate::yaml_cycle::parse_cycle_node(map, registry, file);
+    }
     let mut errs = Vec::new();
     for key in map.keys() {
         if !NODE_KEYS.contains(&key.as_str()) {
@@ -825,7 +831,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, inputs, outputs, tags, namespace)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, inputs, outputs, tags, namespace, cycle)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",

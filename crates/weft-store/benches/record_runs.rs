@@ -102,6 +102,7 @@ fn main() {
                 start: jiff::Timestamp::now(),
                 duration_ms: 0.01,
                 peak_memory_bytes: None,
+                cycle: None,
             })
             .collect();
         store.update_run(&r).unwrap();
@@ -193,6 +194,7 @@ fn timing(k: usize) -> NodeTiming {
         start: jiff::Timestamp::now(),
         duration_ms: 0.01,
         peak_memory_bytes: None,
+        cycle: None,
     }
 }
 

@@ -455,6 +455,7 @@ mod tests {
             start: "2026-01-01T00:00:00Z".parse().unwrap(),
             duration_ms: ms,
             peak_memory_bytes: None,
+            cycle: None,
         };
         a.node_timings = vec![t("train", 2.0), t("evaluate", 1.0), t("train", 0.5)];
         b.node_timings = vec![t("train", 3.0)];
@@ -564,6 +565,7 @@ mod tests {
             start: "2026-01-01T00:00:00Z".parse().unwrap(),
             duration_ms: 2.5,
             peak_memory_bytes: None,
+            cycle: None,
         }];
         let d = run_detail(&r);
         for part in [

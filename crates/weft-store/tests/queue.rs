@@ -937,6 +937,7 @@ async fn progress_after_a_reclaim_starts_from_the_new_attempt(t: Target) {
         start: Timestamp::now(),
         duration_ms: 1.0,
         peak_memory_bytes: None,
+        cycle: None,
     });
     store.update_run(&r).await.unwrap();
     store
@@ -952,6 +953,7 @@ async fn progress_after_a_reclaim_starts_from_the_new_attempt(t: Target) {
                 start: Timestamp::now(),
                 duration_ms: 1.0,
                 peak_memory_bytes: None,
+                cycle: None,
             },
         )
         .unwrap();

@@ -286,6 +286,7 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
         start: Timestamp::now(),
         duration_ms: 3.25,
         peak_memory_bytes: Some(1 << 20),
+        cycle: None,
     }];
     r.process_peak_rss_bytes = Some(42);
     r.metrics = metrics(json!({"r2": 0.5, "nested.x": 1.25}));
@@ -510,6 +511,7 @@ fn timing(node: &str, ms: f64) -> NodeTiming {
         start: Timestamp::now(),
         duration_ms: ms,
         peak_memory_bytes: None,
+        cycle: None,
     }
 }
 
@@ -1162,6 +1164,7 @@ fn child_writer() {
                 start: Timestamp::now(),
                 duration_ms: 1.0,
                 peak_memory_bytes: None,
+                cycle: None,
             })
             .collect();
         store.insert_run(&r).unwrap();

@@ -505,6 +505,16 @@ pub fn evaluate_model(model: &LinearModel, rows: &Vec<ModelRow>) -> Result<Metri
     })
 }
 
+/// One step of Newton's method for `sqrt(target)`: the next estimate and
+/// how far it moved (the `sqrt2` pipeline's cycle repeats it).
+pub fn newton_step(x: &f64, target: &f64) -> Result<(f64, f64), String> {
+    if *x == 0.0 {
+        return Err("Newton's method cannot start from 0".into());
+    }
+    let next = x - (x * x - target) / (2.0 * x);
+    Ok((next, (next - x).abs()))
+}
+
 /// The project's functions, on top of weft's built-ins.
 pub fn registry() -> Result<FunctionRegistry, PipelineError> {
     let mut r = FunctionRegistry::with_builtins();
@@ -515,6 +525,7 @@ pub fn registry() -> Result<FunctionRegistry, PipelineError> {
     r.register("split_data", split_data)?;
     r.register("train_model", train_model)?;
     r.register("evaluate_model", evaluate_model)?;
+    r.register("newton_step", newton_step)?;
     Ok(r)
 }
 

@@ -9,6 +9,7 @@ mod remote;
 mod run;
 mod runs;
 mod serve;
+mod test;
 mod viz;
 mod worker;
 
@@ -88,6 +89,7 @@ pub(crate) fn dispatch(
         Command::Runs(cmd) => runs::runs(&edge, cmd, io),
         Command::Serve(args) => serve::serve(&edge, &args, token, code, io),
         Command::Worker(args) => worker::worker(&edge, &args, token, code, io),
+        Command::Test(args) => test::test(&edge, &args, code, io),
     }
 }
 
@@ -321,6 +323,7 @@ pub(super) fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
         "scoped_outputs": r.scoped_outputs,
         "metrics": r.metrics,
         "warnings": r.warnings,
+        "node_timings": r.node_timings,
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
         "pending_input": r.pending_input,
