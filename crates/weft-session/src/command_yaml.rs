@@ -11,7 +11,6 @@
 //!   outputs: {model: regressor}
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
