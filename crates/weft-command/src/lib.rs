@@ -735,6 +735,8 @@ fn run_child(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let span = tracing::Span::current();
+    // The caller's subscriber may be a thread-local default: the readers use it too.
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let deadline = job.spec.timeout.map(|t| Instant::now() + t);
     enum End {
         Exited(ExitStatus),
@@ -743,18 +745,22 @@ fn run_child(
         WaitFailed(std::io::Error),
     }
     let (end, stderr_tail) = std::thread::scope(|scope| {
-        let out_span = span.clone();
+        let (out_span, out_dispatch) = (span.clone(), dispatch.clone());
         let out = stdout.map(|s| {
             scope.spawn(move || {
-                let _entered = out_span.enter();
-                pump(s, node, "stdout", 0)
+                tracing::dispatcher::with_default(&out_dispatch, || {
+                    let _entered = out_span.enter();
+                    pump(s, node, "stdout", 0)
+                })
             })
         });
-        let err_span = span.clone();
+        let (err_span, err_dispatch) = (span.clone(), dispatch.clone());
         let err = stderr.map(|s| {
             scope.spawn(move || {
-                let _entered = err_span.enter();
-                pump(s, node, "stderr", STDERR_TAIL)
+                tracing::dispatcher::with_default(&err_dispatch, || {
+                    let _entered = err_span.enter();
+                    pump(s, node, "stderr", STDERR_TAIL)
+                })
             })
         });
         let mut pause = Duration::from_millis(1);

@@ -104,12 +104,16 @@ fn run(root: &Path, pipeline: &str, params: serde_json::Value) -> weft_core::Run
         },
     )
     .unwrap();
-    s.run(RunConfig {
+    let r = s.run(RunConfig {
         pipeline_names: vec![pipeline.into()],
         runtime_params: params,
         ..Default::default()
-    })
-    .unwrap()
+    });
+    match r {
+        Ok(r) => r,
+        Err(weft_session::SessionError::RunFailed(r)) => *r,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 fn error_text(r: &weft_core::RunResult) -> String {
