@@ -137,6 +137,11 @@ fn kind(e: &PipelineError) -> &'static str {
         PipelineError::NamespaceMapping { .. } => "NamespaceMapping",
         PipelineError::UnknownFunction { .. } => "UnknownFunction",
         PipelineError::Answers { .. } => "Answers",
+        PipelineError::InvalidCycle { .. } => "InvalidCycle",
+        PipelineError::CycleNode { .. } => "CycleNode",
+        PipelineError::CycleCondition { .. } => "CycleCondition",
+        PipelineError::CycleCancelled { .. } => "CycleCancelled",
+        PipelineError::NoConvergence { .. } => "NoConvergence",
     }
 }
 

@@ -1,6 +1,5 @@
 //! `weft test`: the project's pipeline tests (see `weft_testing`).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use weft_session::{Project, ProjectCode};
