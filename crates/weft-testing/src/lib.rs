@@ -60,7 +60,7 @@ pub enum TestingError {
         file: PathBuf,
         /// The parser's error.
         #[source]
-        source: weft_config::ConfigError,
+        source: Box<weft_config::ConfigError>,
     },
     /// A case file's content has the wrong shape.
     #[error("{}: {message}", file.display())]
@@ -265,7 +265,7 @@ struct CaseFile {
 pub fn parse_cases(file: &Path, text: &str) -> Result<Vec<TestCase>, TestingError> {
     let value = weft_config::yaml::from_str(text, file).map_err(|source| TestingError::Yaml {
         file: file.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     let doc: CaseFile = serde_json::from_value(value).map_err(|e| TestingError::CaseFile {
         file: file.to_path_buf(),
