@@ -65,7 +65,7 @@ fn a_failing_case_prints_expected_and_got_and_exits_1() {
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("tests/wrong.yml: FAIL wrong root"), "{out}");
     assert!(
-        out.contains("output `x_next`:\n    expected: 1.5\n    got:      1.4142135623730951"),
+        out.contains("output `x_next`:\n    expected: 1.5\n    got:      1.41421356237309"),
         "{out}"
     );
     assert!(

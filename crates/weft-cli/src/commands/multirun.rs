@@ -287,9 +287,6 @@ fn on_workers(
                 }
                 done[i] = Some(r);
             }
-            if finished == total {
-                break;
-            }
             let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
             if failure.is_none() {
                 // The session failed (its workers did not start): its runs
@@ -305,6 +302,11 @@ fn on_workers(
                         .unwrap_or_else(|| "the session ended".into());
                     failure = Some((reason, Instant::now()));
                 }
+            }
+            // Checked after the session's state: a failed session whose runs
+            // all ended (cancelled) before this round still reports why.
+            if finished == total {
+                break;
             }
             if (cancelling || interrupted || failure.is_some()) && !cancel_sent {
                 cancel_sent = true;
