@@ -111,19 +111,7 @@ pub(crate) fn parse_command_node(
             None
         }
     };
-    // The same grammar and messages as every node's `timeout`.
-    decl.timeout = match take(&mut map, "timeout") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => weft_pipeline::parse_duration(&s)
-            .map_err(|e| errs.push(format!("`timeout`: {e}")))
-            .ok(),
-        Some(other) => {
-            errs.push(format!(
-                "`timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got {other}"
-            ));
-            None
-        }
-    };
+    decl.timeout = crate::yaml_pipelines::node_timeout(take(&mut map, "timeout"), &mut errs);
     let inputs = ports(take(&mut map, "inputs"), "inputs")
         .map_err(|e| errs.push(e))
         .ok();

@@ -550,18 +550,7 @@ pub(crate) fn parse_node(
     let tags = owned_names(take(&mut map, "tags"), "tags")
         .map_err(|e| errs.push(e))
         .ok();
-    let timeout = match take(&mut map, "timeout") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => weft_pipeline::parse_duration(&t)
-            .map_err(|e| errs.push(format!("`timeout`: {e}")))
-            .ok(),
-        Some(other) => {
-            errs.push(format!(
-                "`timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got {other}"
-            ));
-            None
-        }
-    };
+    let timeout = node_timeout(take(&mut map, "timeout"), &mut errs);
     let namespace = match take(&mut map, "namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -587,6 +576,23 @@ pub(crate) fn parse_node(
         ));
     }
     build_node(registry, name, &func, inputs, outputs, tags, namespace).map(|n| n.with_timeout(timeout))
+}
+
+/// A node's `timeout:` value (the same grammar and messages for every
+/// kind of node); a bad one is pushed onto `errs`.
+pub(crate) fn node_timeout(value: Option<Value>, errs: &mut Vec<String>) -> Option<std::time::Duration> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => weft_pipeline::parse_duration(&t)
+            .map_err(|e| errs.push(format!("`timeout`: {e}")))
+            .ok(),
+        Some(other) => {
+            errs.push(format!(
+                "`timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got {other}"
+            ));
+            None
+        }
+    }
 }
 
 /// The `await_input: {prompt, schema}` block of a node.

@@ -216,7 +216,7 @@ fn on_workers(
     let env = config.session_options.env.clone();
     let signals = io.signals;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (records, interrupted, failure) = runtime.block_on(async {
+    let end = runtime.block_on(async {
         let store = match &url {
             Some(url) => Store::open(url).await?,
             None => Store::open_project_default(&edge.project).await?,
@@ -233,9 +233,24 @@ fn on_workers(
         let run_ids = match server.submit(&session_id, w.configs, max_attempts, None).await {
             Ok(ids) => ids,
             Err(e) => {
+                // A session whose workers failed to start can end before the
+                // sweep is submitted: that is the sweep's failure, not a refusal.
+                let failed_reason = server.live(&session_id).and_then(|s| {
+                    s.state()
+                        .is_terminal()
+                        .then(|| {
+                            s.view()["termination_reason"]["message"]
+                                .as_str()
+                                .map(str::to_string)
+                        })
+                        .flatten()
+                });
                 server.terminate(&session_id, CloseMode::Cancel).await.ok();
                 server.shutdown().await;
-                return Err(anyhow::Error::new(e).context("the sweep was refused"));
+                return match failed_reason {
+                    Some(reason) => Ok(SweepEnd::NotAccepted(reason)),
+                    None => Err(anyhow::Error::new(e).context("the sweep was refused")),
+                };
             }
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -343,8 +358,27 @@ fn on_workers(
         server.shutdown().await;
         store.flush().await?;
         let records = done.into_iter().flatten().collect::<Vec<_>>();
-        Ok::<_, anyhow::Error>((records, interrupted, failure.map(|(reason, _)| reason)))
+        Ok::<_, anyhow::Error>(SweepEnd::Ran(
+            records,
+            interrupted,
+            failure.map(|(reason, _)| reason),
+        ))
     })?;
+    let (records, interrupted, failure) = match end {
+        SweepEnd::Ran(records, interrupted, failure) => (records, interrupted, failure),
+        SweepEnd::NotAccepted(reason) => {
+            if args.run.json {
+                write_json(io.out, &Vec::<Value>::new())?;
+            } else {
+                writeln!(
+                    io.err,
+                    "{total} runs: 0 succeeded, {total} not (the session accepted none)"
+                )?;
+            }
+            writeln!(io.err, "the sweep's session failed: {reason}")?;
+            return Ok(EXIT_FAILURE);
+        }
+    };
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -355,6 +389,15 @@ fn on_workers(
         return Ok(if code == EXIT_OK { EXIT_FAILURE } else { code });
     }
     Ok(code)
+}
+
+/// How a sweep through the service ended.
+enum SweepEnd {
+    /// Its runs were accepted: their records, whether a signal stopped the
+    /// sweep, and why the session failed if it did.
+    Ran(Vec<RunRecord>, bool, Option<String>),
+    /// The session failed (its workers did not start) before it accepted the runs.
+    NotAccepted(String),
 }
 
 /// A recorded run as the result an in-process multirun reports.
