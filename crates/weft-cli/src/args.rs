@@ -327,6 +327,12 @@ pub struct RunArgs {
     /// Print the run result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the run's (a sweep's: all its runs') metrics to this file in
+    /// Prometheus's text format: run and node durations, statuses, rows in
+    /// and out, retries, connection validation (the series of `weft
+    /// serve`'s `/metrics`).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// `weft multirun`. Here `--max-workers` is the number of runs at once

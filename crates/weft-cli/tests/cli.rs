@@ -507,3 +507,93 @@ fn a_sweep_logs_to_one_session_file_and_runs_logs_prints_each_runs_lines() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no log of run"));
 }
+
+/// The lines of a Prometheus text file, for exact-line assertions.
+fn prom_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn metrics_files_count_rows_nodes_and_validation_for_runs_and_sweeps() {
+    let (_tmp, root) = scaffold();
+    std::fs::write(root.join("data/items.json"), "[1, 2, 3]").unwrap();
+    let mut catalog = std::fs::read_to_string(root.join("conf/base/catalog.yml")).unwrap();
+    catalog.push_str("items:\n  type: json.JSONDataset\n  filepath: data/items.json\n");
+    std::fs::write(root.join("conf/base/catalog.yml"), catalog).unwrap();
+    let mut pipelines = std::fs::read_to_string(root.join("pipelines.yml")).unwrap();
+    pipelines.push_str(
+        "rows:\n  nodes:\n    - name: copy\n      func: identity\n      inputs: items\n      outputs: copied\n    - name: broken\n      func: fail\n      inputs: [copied, params:start]\n      outputs: never\n",
+    );
+    std::fs::write(root.join("pipelines.yml"), pipelines).unwrap();
+
+    // One run: rows in the JSON result and the file; the failing node counted.
+    let out = weft(
+        &root,
+        &[
+            "run",
+            "--pipeline",
+            "rows",
+            "--json",
+            "--metrics-file",
+            "run.prom",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["node_timings"][0]["node"], "copy");
+    assert_eq!(r["node_timings"][0]["rows_in"], 3);
+    assert_eq!(r["node_timings"][0]["rows_out"], 3);
+    assert_eq!(r["validation"]["connections"], 3);
+    let lines = prom_lines(&root.join("run.prom"));
+    for line in [
+        "weft_runs_total{status=\"failed\"} 1",
+        "weft_node_runs_total{node=\"copy\",status=\"succeeded\"} 1",
+        "weft_node_runs_total{node=\"broken\",status=\"failed\"} 1",
+        "weft_node_rows_in_total{node=\"copy\"} 3",
+        "weft_node_rows_out_total{node=\"copy\"} 3",
+        "weft_validations_total 1",
+        "weft_validation_connections_total 3",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing `{line}` in {lines:#?}");
+    }
+    // The record keeps the rows and the validation too.
+    let run_id = r["run_id"].as_str().unwrap();
+    let shown = ok(&weft(&root, &["runs", "show", run_id, "--json"]));
+    assert_eq!(shown["node_timings"][0]["rows_in"], 3, "{shown}");
+    assert_eq!(shown["validation"]["connections"], 3, "{shown}");
+
+    // A sweep: one file for all its runs.
+    let out = weft(
+        &root,
+        &[
+            "multirun",
+            "--params",
+            "start=range(0,3)",
+            "--policy",
+            "continue",
+            "--metrics-file",
+            "sweep.prom",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = prom_lines(&root.join("sweep.prom"));
+    for line in [
+        "weft_runs_total{status=\"succeeded\"} 3",
+        "weft_node_runs_total{node=\"increment\",status=\"succeeded\"} 3",
+        "weft_node_runs_total{node=\"total\",status=\"succeeded\"} 3",
+        "weft_validations_total 3",
+        "weft_validation_connections_total 9",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "missing `{line}` in {lines:#?}");
+    }
+    assert!(!root.join(".sweep.prom.tmp").exists());
+}

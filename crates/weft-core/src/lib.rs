@@ -4,8 +4,10 @@
 //! the CLI and (later) the HTTP API print them; none of those layers keeps a
 //! mirrored copy.
 
+pub mod metrics;
 mod result;
 mod status;
 
-pub use result::{NodeTiming, PendingInput, RunContext, RunFailure, RunResult};
+pub use metrics::{Histogram, RunMetrics, RunObservation};
+pub use result::{NodeTiming, PendingInput, RunContext, RunFailure, RunResult, ValidationStats};
 pub use status::{RunStatus, TransitionError};

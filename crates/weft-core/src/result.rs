@@ -19,7 +19,7 @@ pub struct RunContext {
 }
 
 /// How long one node took.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeTiming {
     /// The node's full name.
     pub node: String,
@@ -30,10 +30,41 @@ pub struct NodeTiming {
     /// Peak memory while it ran, when measured (not measured yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_bytes: Option<u64>,
+    /// Rows it read: the sum over its inputs whose values know their row
+    /// count (`RecordBatch`, lists, JSON arrays); `None` when none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_in: Option<u64>,
+    /// Rows it wrote, counted the same way over its outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<u64>,
     /// What a cycle node did: iterations, convergence, per-iteration timings
     /// (`None` for other nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle: Option<weft_pipeline::CycleReport>,
+}
+
+/// What checking a run's connections (every node input against its
+/// producer's output or its dataset's load type) cost, before any node ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationStats {
+    /// Runs validated (1 for one run's figure; sums over many).
+    pub validations: u64,
+    /// Node inputs checked.
+    pub connections: u64,
+    /// Problems found (missing inputs, type mismatches; warnings included).
+    pub problems: u64,
+    /// Time spent validating, in milliseconds.
+    pub duration_ms: f64,
+}
+
+impl ValidationStats {
+    /// Adds `other`'s counts and time to these.
+    pub fn add(&mut self, other: &ValidationStats) {
+        self.validations += other.validations;
+        self.connections += other.connections;
+        self.problems += other.problems;
+        self.duration_ms += other.duration_ms;
+    }
 }
 
 /// A run's error, flattened so it can be stored, sent and compared. The typed
@@ -148,6 +179,9 @@ pub struct RunResult {
     /// The peak resident memory of the whole process when the run ended (a
     /// process figure: concurrent runs share it).
     pub process_peak_rss_bytes: Option<u64>,
+    /// What validating the run's connections cost (zero when it never
+    /// reached validation).
+    pub validation: ValidationStats,
 }
 
 impl RunResult {

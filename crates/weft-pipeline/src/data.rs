@@ -75,6 +75,13 @@ pub trait DataValue: Any + Send + Sync {
     fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
         None
     }
+
+    /// How many rows the value holds, when it is tabular or a list (a
+    /// `RecordBatch`, a `Vec`, a JSON array): node metrics count rows in
+    /// and out with it. `None` (the default) for everything else.
+    fn rows(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Decodes `T` through serde; used by [`serde_data!`](crate::serde_data).
@@ -125,25 +132,23 @@ macro_rules! opaque_data {
 }
 
 serde_data!(
-    bool,
-    i8,
-    i16,
-    i32,
-    i64,
-    i128,
-    isize,
-    u8,
-    u16,
-    u32,
-    u64,
-    u128,
-    usize,
-    f32,
-    f64,
-    char,
-    String,
-    serde_json::Value
+    bool, i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64, char, String
 );
+
+impl DataValue for serde_json::Value {
+    fn decodable() -> bool {
+        true
+    }
+    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
+        decode_with_serde(de)
+    }
+    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
+        Some(self)
+    }
+    fn rows(&self) -> Option<u64> {
+        self.as_array().map(|a| a.len() as u64)
+    }
+}
 
 /// The empty value that `noop` outputs and nodes without results may return.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -169,10 +174,32 @@ macro_rules! serde_containers {
         }
     )+};
 }
-serde_containers!(Vec<T>, Option<T>, BTreeMap<String, T>, HashMap<String, T>);
+serde_containers!(Option<T>, BTreeMap<String, T>, HashMap<String, T>);
+
+impl<T> DataValue for Vec<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn decodable() -> bool {
+        true
+    }
+    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
+        decode_with_serde(de)
+    }
+    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
+        Some(self)
+    }
+    fn rows(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
+}
 
 #[cfg(feature = "arrow")]
-impl DataValue for arrow_array::RecordBatch {}
+impl DataValue for arrow_array::RecordBatch {
+    fn rows(&self) -> Option<u64> {
+        Some(self.num_rows() as u64)
+    }
+}
 
 /// Runtime description of a [`DataValue`] type: identity, name and decoder.
 #[derive(Clone, Copy)]
@@ -293,6 +320,11 @@ impl Data {
         }
     }
 
+    /// How many rows the value holds, when its type knows ([`DataValue::rows`]).
+    pub fn rows(&self) -> Option<u64> {
+        self.value.rows()
+    }
+
     /// The held value's type identity.
     pub fn type_id(&self) -> TypeId {
         let any: &dyn Any = &*self.value;
@@ -375,6 +407,20 @@ impl fmt::Debug for Data {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tables_lists_and_json_arrays_know_their_rows() {
+        assert_eq!(Data::new(vec![1, 2, 3]).rows(), Some(3));
+        assert_eq!(Data::new(serde_json::json!([1, 2])).rows(), Some(2));
+        assert_eq!(Data::new(serde_json::json!({"a": 1})).rows(), None);
+        assert_eq!(Data::new(7_i64).rows(), None);
+        #[cfg(feature = "arrow")]
+        {
+            let column: arrow_array::ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1, 2, 3, 4]));
+            let batch = arrow_array::RecordBatch::try_from_iter([("x", column)]).unwrap();
+            assert_eq!(Data::new(batch).rows(), Some(4));
+        }
+    }
 
     #[test]
     fn type_names_read_as_the_user_writes_them() {

@@ -166,6 +166,9 @@ pub struct RunFailed {
     pub skipped_nodes: Vec<String>,
     /// Warnings from validation (type check in `warn` mode).
     pub warnings: Vec<String>,
+    /// What validating the run's connections cost (zero when the run
+    /// failed before validation).
+    pub validation: weft_core::ValidationStats,
 }
 
 impl RunFailed {
@@ -176,6 +179,7 @@ impl RunFailed {
             node_timings: Vec::new(),
             skipped_nodes: Vec::new(),
             warnings: Vec::new(),
+            validation: weft_core::ValidationStats::default(),
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct RunOutput {
     pub skipped_nodes: Vec<String>,
     /// Warnings from validation (type check in `warn` mode).
     pub warnings: Vec<String>,
+    /// What validating the run's connections cost.
+    pub validation: weft_core::ValidationStats,
 }
 
 /// The per-run state shared by a runner's workers.
@@ -501,7 +503,11 @@ impl<'a> Execution<'a> {
         for (k, data) in outputs.iter().enumerate() {
             self.save_output(i, k, data)?;
         }
-        self.node_done(i, start_wall, start, cycle);
+        let rows = NodeRows {
+            rows_in: count_rows(&inputs),
+            rows_out: count_rows(&outputs),
+        };
+        self.node_done(i, start_wall, start, cycle, rows);
         stage.set(PanicStage::Run);
         if !hooks.is_empty() {
             hooks.after_node_run(ctx, node, &inputs, &outputs);
@@ -548,6 +554,7 @@ impl<'a> Execution<'a> {
         start_wall: jiff::Timestamp,
         start: Instant,
         cycle: Option<weft_pipeline::CycleReport>,
+        rows: NodeRows,
     ) {
         let job = self.job;
         let node = &job.pipeline.nodes()[i];
@@ -563,6 +570,8 @@ impl<'a> Execution<'a> {
             start: start_wall,
             duration_ms,
             peak_memory_bytes: None,
+            rows_in: rows.rows_in,
+            rows_out: rows.rows_out,
             cycle,
         });
         self.completed[i].store(true, Ordering::SeqCst);
@@ -620,7 +629,13 @@ impl<'a> Execution<'a> {
             self.save_output(i, k, &data)?;
             values.push(data);
         }
-        self.node_done(i, start_wall, start, None);
+        // The command read its inputs from files: only the rows of the
+        // values it handed back are known.
+        let rows = NodeRows {
+            rows_in: None,
+            rows_out: count_rows(&values),
+        };
+        self.node_done(i, start_wall, start, None, rows);
         stage.set(PanicStage::Run);
         if !hooks.is_empty() {
             hooks.after_node_run(ctx, node, &[], &values);
@@ -690,6 +705,21 @@ impl<'a> Execution<'a> {
     }
 }
 
+/// Rows a node read and wrote ([`Data::rows`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NodeRows {
+    rows_in: Option<u64>,
+    rows_out: Option<u64>,
+}
+
+/// The rows of `values` whose type knows them, summed; `None` when none does.
+fn count_rows(values: &[Data]) -> Option<u64> {
+    values
+        .iter()
+        .filter_map(Data::rows)
+        .fold(None, |sum, n| Some(sum.unwrap_or(0) + n))
+}
+
 /// Runs one pipeline end to end: validates the job, calls the pipeline
 /// hooks, lets `runner` execute the nodes and collects the free outputs.
 ///
@@ -701,11 +731,29 @@ impl<'a> Execution<'a> {
     reason = "one value per run, moved once; the failure keeps the run's timings by value"
 )]
 pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, RunFailed> {
-    let warnings = match validate_run(job.pipeline, job.catalog, job.type_check) {
-        Ok(warnings) => warnings,
+    let validation_started = Instant::now();
+    let validated = validate_run(job.pipeline, job.catalog, job.type_check);
+    let mut validation = weft_core::ValidationStats {
+        validations: 1,
+        connections: job.pipeline.nodes().iter().map(|n| n.inputs().len() as u64).sum(),
+        problems: 0,
+        duration_ms: validation_started.elapsed().as_secs_f64() * 1e3,
+    };
+    let warnings = match validated {
+        Ok(warnings) => {
+            validation.problems = warnings.len() as u64;
+            warnings
+        }
         Err(err) => {
+            validation.problems = match &err {
+                RunError::Validation { problems } => problems.len() as u64,
+                _ => 1,
+            };
             job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
-            return Err(RunFailed::new(err));
+            return Err(RunFailed {
+                validation,
+                ..RunFailed::new(err)
+            });
         }
     };
     for w in &warnings {
@@ -717,6 +765,7 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
             job.hooks.on_pipeline_error(job.context, job.pipeline, &err);
             return Err(RunFailed {
                 warnings,
+                validation,
                 ..RunFailed::new(err)
             });
         }
@@ -748,6 +797,7 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
                 node_timings,
                 skipped_nodes,
                 warnings,
+                validation,
             })
         }
         Err(mut err) => {
@@ -761,6 +811,7 @@ pub fn run_pipeline(job: &RunJob<'_>, runner: &dyn Runner) -> Result<RunOutput, 
                 node_timings,
                 skipped_nodes,
                 warnings,
+                validation,
             })
         }
     }

@@ -1,64 +1,19 @@
-//! Prometheus metrics: counters and fixed-bucket histograms in atomics,
-//! rendered as the text exposition format at `GET /metrics`.
+//! Prometheus metrics at `GET /metrics`: the run and node series every
+//! weft command exports ([`weft_core::RunMetrics`], the same as `weft run
+//! --metrics-file`), plus the server's own (accepted runs, queue depth,
+//! dispatch latency, sessions).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use weft_core::RunStatus;
-
-/// Histogram bucket bounds in seconds (shared by every duration histogram).
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-];
-
-/// A duration histogram.
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    /// Sum in microseconds (atomics hold integers).
-    sum_us: AtomicU64,
-}
-
-impl Histogram {
-    /// Records one observation, in seconds.
-    pub fn observe(&self, seconds: f64) {
-        let seconds = if seconds.is_finite() {
-            seconds.max(0.0)
-        } else {
-            0.0
-        };
-        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let total = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {total}");
-    }
-}
+use weft_core::{Histogram, RunMetrics, RunObservation, RunStatus};
 
 /// The server's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    finished: [AtomicU64; RunStatus::ALL.len()],
+    runs: RunMetrics,
     /// Runs accepted (durably queued).
     pub accepted: AtomicU64,
-    /// Run durations (start to end).
-    pub run_seconds: Histogram,
-    /// Node durations.
-    pub node_seconds: Histogram,
     /// Time from acceptance to start.
     pub dispatch_seconds: Histogram,
 }
@@ -76,22 +31,28 @@ pub struct Gauges {
 impl Metrics {
     /// Counts a run that reached `status`.
     pub fn run_finished(&self, status: RunStatus) {
-        if let Some(i) = RunStatus::ALL.iter().position(|s| *s == status) {
-            self.finished[i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.runs.count_status(status);
+    }
+
+    /// Adds what a run that a worker answered did (duration, retries,
+    /// nodes, rows, validation) from its record.
+    pub fn run_recorded(&self, record: &weft_store::RunRecord) {
+        let validation = record.validation.unwrap_or_default();
+        self.runs.observe(&RunObservation {
+            status: record.status,
+            duration_seconds: record.duration_ms.map(|ms| ms / 1e3),
+            attempts: record.attempts,
+            node_timings: &record.node_timings,
+            failed_node: record.error.as_ref().and_then(|e| e.node.as_deref()),
+            validation: &validation,
+            process_peak_rss_bytes: record.process_peak_rss_bytes,
+        });
     }
 
     /// The text exposition format.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        out.push_str("# HELP weft_runs_total Runs that reached a final status since the server started.\n# TYPE weft_runs_total counter\n");
-        for (status, n) in RunStatus::ALL.iter().zip(&self.finished) {
-            let _ = writeln!(
-                out,
-                "weft_runs_total{{status=\"{status}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
+        self.runs.render(&mut out);
         let _ = writeln!(
             out,
             "# HELP weft_runs_accepted_total Runs accepted (durably queued).\n# TYPE weft_runs_accepted_total counter\nweft_runs_accepted_total {}",
@@ -113,10 +74,6 @@ impl Metrics {
         for (state, n) in &gauges.sessions_by_state {
             let _ = writeln!(out, "weft_sessions{{state=\"{state}\"}} {n}");
         }
-        self.run_seconds
-            .render(&mut out, "weft_run_duration_seconds", "Run durations.");
-        self.node_seconds
-            .render(&mut out, "weft_node_duration_seconds", "Node durations.");
         self.dispatch_seconds.render(
             &mut out,
             "weft_dispatch_latency_seconds",
@@ -136,8 +93,18 @@ mod tests {
         m.run_finished(RunStatus::Succeeded);
         m.run_finished(RunStatus::Succeeded);
         m.run_finished(RunStatus::Failed);
-        m.run_seconds.observe(0.002);
-        m.run_seconds.observe(2.0);
+        let mut record = weft_store::RunRecord::new("r", "s", RunStatus::Succeeded);
+        record.attempts = 2;
+        record.duration_ms = Some(2.0);
+        record.node_timings = vec![weft_core::NodeTiming {
+            node: "train".into(),
+            duration_ms: 1.5,
+            rows_in: Some(7),
+            ..weft_core::NodeTiming::default()
+        }];
+        m.run_recorded(&record);
+        record.duration_ms = Some(2000.0);
+        m.run_recorded(&record);
         let text = m.render(&Gauges {
             queue_depth: 3,
             running: 1,
@@ -149,6 +116,12 @@ mod tests {
         assert!(text.contains("weft_run_duration_seconds_bucket{le=\"5\"} 2"));
         assert!(text.contains("weft_run_duration_seconds_count 2"));
         assert!(text.contains("weft_queue_depth 3"));
+        assert!(text.contains("weft_run_retries_total 2"), "{text}");
+        assert!(
+            text.contains("weft_node_rows_in_total{node=\"train\"} 14"),
+            "{text}"
+        );
+        assert!(text.contains("weft_node_duration_seconds_count 2"), "{text}");
         assert!(text.contains("weft_sessions{state=\"idle\"} 2"));
     }
 }

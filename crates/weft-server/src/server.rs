@@ -120,11 +120,10 @@ impl Running {
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Shared between a session and the hook its runs call: node progress
-/// becomes events, store progress and metrics.
+/// becomes events and store progress.
 struct Progress {
     events: Arc<EventLog>,
     store: Store,
-    metrics: Arc<Metrics>,
     running: Mutex<HashMap<String, Running>>,
     started: Mutex<HashMap<(String, String), (Instant, jiff::Timestamp)>>,
 }
@@ -166,12 +165,13 @@ impl RunProgress for Progress {
     }
 
     fn node_finished(&self, run_id: &str, node: &str, start: jiff::Timestamp, elapsed: Duration) {
-        self.metrics.node_seconds.observe(elapsed.as_secs_f64());
         let timing = NodeTiming {
             node: node.to_string(),
             start,
             duration_ms: elapsed.as_secs_f64() * 1e3,
             peak_memory_bytes: None,
+            rows_in: None,
+            rows_out: None,
             cycle: None,
         };
         let (done, total, lost, due) = {
@@ -536,7 +536,6 @@ impl Server {
         let progress = Arc::new(Progress {
             events,
             store: self.store.clone(),
-            metrics: Arc::clone(&self.metrics),
             running: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
         });
@@ -1256,9 +1255,7 @@ impl Server {
                     Ok(mut record) => {
                         record.attempts = claimed.attempt;
                         record.owner = Some(self.owner.clone());
-                        if let Some(ms) = record.duration_ms {
-                            self.metrics.run_seconds.observe(ms / 1e3);
-                        }
+                        self.metrics.run_recorded(&record);
                         record
                     }
                     Err(e) => {

@@ -614,6 +614,17 @@ async fn metrics_count_runs() {
     assert!(text.contains("weft_runs_total{status=\"succeeded\"} 2"), "{text}");
     assert!(text.contains("weft_runs_accepted_total 2"), "{text}");
     assert!(text.contains("weft_node_duration_seconds_count 4"), "{text}");
+    // The series `weft run --metrics-file` writes: per node, validation.
+    for line in [
+        "weft_node_runs_total{node=\"first\",status=\"succeeded\"} 2",
+        "weft_node_runs_total{node=\"second\",status=\"failed\"} 0",
+        "weft_run_retries_total 0",
+        "weft_validations_total 2",
+        "weft_validation_connections_total 4",
+        "weft_validation_problems_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
 }
 
 proptest::proptest! {

@@ -179,6 +179,8 @@ pub(crate) struct SessionCore {
     /// The most recent run ids of this session (bounded), to spot runs that
     /// read another run's unpinned output.
     recent_runs: Mutex<VecDeque<String>>,
+    /// Connection validation of this session's runs, summed.
+    validation: Mutex<weft_core::ValidationStats>,
 }
 
 /// How many recent run ids a session remembers without asking the store.
@@ -271,6 +273,7 @@ impl SessionCore {
             config_cache: Mutex::new(ConfigCache::default()),
             conf_uses_runtime_params: OnceLock::new(),
             recent_runs: Mutex::new(VecDeque::new()),
+            validation: Mutex::new(weft_core::ValidationStats::default()),
             project,
         };
         let provenance = options.provenance;
@@ -496,6 +499,7 @@ impl SessionCore {
                 result.node_timings = out.node_timings;
                 result.skipped_nodes = out.skipped_nodes;
                 result.warnings.extend(out.warnings);
+                result.validation = out.validation;
             }
             Err(failed) => {
                 let asked = weft_pipeline::InputRequired::find(&failed.error);
@@ -520,8 +524,13 @@ impl SessionCore {
                 result.node_timings = failed.node_timings;
                 result.skipped_nodes = failed.skipped_nodes;
                 result.warnings.extend(failed.warnings);
+                result.validation = failed.validation;
             }
         }
+        self.validation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(&result.validation);
         result
             .warnings
             .extend(self.cross_run_reads(&spec, &catalog.loaded_versions()));
@@ -534,6 +543,16 @@ impl SessionCore {
             result.process_peak_rss_bytes = process_peak_rss_bytes();
         }
         result
+    }
+
+    /// Connection validation of this session's runs so far, summed.
+    pub(crate) fn validation_metrics(&self) -> weft_core::ValidationStats {
+        *self.validation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts the sums of [`validation_metrics`](Self::validation_metrics) again.
+    pub(crate) fn reset_validation_metrics(&self) {
+        *self.validation.lock().unwrap_or_else(|p| p.into_inner()) = weft_core::ValidationStats::default();
     }
 
     fn remember_run(&self, run_id: &str) {
@@ -619,6 +638,7 @@ impl SessionCore {
             scoped_outputs: BTreeMap::new(),
             cleaned_up: Vec::new(),
             process_peak_rss_bytes: None,
+            validation: weft_core::ValidationStats::default(),
         }
     }
 

@@ -182,6 +182,7 @@ pub fn finished_record(spec: &RunSpec, result: &RunResult, owner: &str) -> RunRe
     record.error = result.error.clone();
     record.attempts = result.attempts;
     record.node_timings = result.node_timings.clone();
+    record.validation = (result.validation.validations > 0).then_some(result.validation);
     record.process_peak_rss_bytes = result.process_peak_rss_bytes;
     record.metrics = result.metrics.clone();
     record.outputs = outputs_json(result);
@@ -240,6 +241,8 @@ impl Hook for ProgressHook {
             start,
             duration_ms: t0.elapsed().as_secs_f64() * 1e3,
             peak_memory_bytes: None,
+            rows_in: None,
+            rows_out: None,
             cycle: None,
         };
         if let Err(e) = self.store.update_progress(&ctx.run_id, timing) {

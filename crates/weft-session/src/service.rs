@@ -209,6 +209,18 @@ impl ServiceSession {
         &self.core.id
     }
 
+    /// Connection validation of this session's runs so far: runs validated,
+    /// node inputs checked, problems found and the time it took, summed
+    /// (each run's own figure is its result's `validation`).
+    pub fn validation_metrics(&self) -> weft_core::ValidationStats {
+        self.core.validation_metrics()
+    }
+
+    /// Starts the sums of [`validation_metrics`](Self::validation_metrics) again.
+    pub fn reset_validation_metrics(&self) {
+        self.core.reset_validation_metrics();
+    }
+
     /// Most concurrent runs.
     pub fn max_workers(&self) -> usize {
         self.max_workers

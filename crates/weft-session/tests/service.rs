@@ -388,3 +388,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn validation_metrics_sum_the_sessions_runs_and_reset() {
+    let (_tmp, root) = project();
+    let s = service(&root, 2);
+    let configs: Vec<RunConfig> = (0..3)
+        .map(|i| with_params(serde_json::json!({"start": i})))
+        .collect();
+    let results = s.run_all(configs, &Policy::default(), None).unwrap();
+    // The default pipeline: inc (1 input), total (2), save (1).
+    for r in &results {
+        assert_eq!(r.validation.validations, 1);
+        assert_eq!(r.validation.connections, 4);
+        assert_eq!(r.validation.problems, 0);
+    }
+    let sum = s.validation_metrics();
+    assert_eq!((sum.validations, sum.connections, sum.problems), (3, 12, 0));
+    assert!(sum.duration_ms > 0.0, "{sum:?}");
+    s.reset_validation_metrics();
+    assert_eq!(s.validation_metrics(), weft_core::ValidationStats::default());
+    s.run_all(
+        vec![with_params(serde_json::json!({"start": 9}))],
+        &Policy::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.validation_metrics().validations, 1);
+}

@@ -36,6 +36,7 @@ fn run(session: &str, id: String) -> RunRecord {
         attempts: 0,
         node_timings: vec![],
         process_peak_rss_bytes: None,
+        validation: None,
         metrics: Default::default(),
         outputs: Default::default(),
         pending_input: None,

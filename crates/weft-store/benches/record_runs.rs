@@ -32,6 +32,7 @@ fn record(session: &str, i: u32) -> RunRecord {
         attempts: 1,
         node_timings: vec![],
         process_peak_rss_bytes: None,
+        validation: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
         pending_input: None,
@@ -102,6 +103,8 @@ fn main() {
                 start: jiff::Timestamp::now(),
                 duration_ms: 0.01,
                 peak_memory_bytes: None,
+                rows_in: None,
+                rows_out: None,
                 cycle: None,
             })
             .collect();
@@ -194,6 +197,8 @@ fn timing(k: usize) -> NodeTiming {
         start: jiff::Timestamp::now(),
         duration_ms: 0.01,
         peak_memory_bytes: None,
+        rows_in: None,
+        rows_out: None,
         cycle: None,
     }
 }

@@ -75,6 +75,10 @@ pub struct RunRecord {
     /// run's own allocations.
     #[serde(alias = "peak_memory_bytes")]
     pub process_peak_rss_bytes: Option<u64>,
+    /// What validating the run's connections cost (node inputs checked,
+    /// problems, time), when the run reached validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<weft_core::ValidationStats>,
     /// Numeric metrics by name (numeric outputs, metrics datasets), sorted
     /// by name. Nested objects are stored flattened with dotted names
     /// (`model.r2`); a non-finite value is stored as `null` and reads back
@@ -121,6 +125,7 @@ impl RunRecord {
             attempts: 0,
             node_timings: Vec::new(),
             process_peak_rss_bytes: None,
+            validation: None,
             metrics: BTreeMap::new(),
             outputs: BTreeMap::new(),
             pending_input: None,

@@ -370,6 +370,7 @@ mod tests {
             attempts: 1,
             node_timings: vec![],
             process_peak_rss_bytes: None,
+            validation: None,
             metrics,
             outputs: Default::default(),
             pending_input: None,
@@ -455,6 +456,8 @@ mod tests {
             start: "2026-01-01T00:00:00Z".parse().unwrap(),
             duration_ms: ms,
             peak_memory_bytes: None,
+            rows_in: None,
+            rows_out: None,
             cycle: None,
         };
         a.node_timings = vec![t("train", 2.0), t("evaluate", 1.0), t("train", 0.5)];
@@ -565,6 +568,8 @@ mod tests {
             start: "2026-01-01T00:00:00Z".parse().unwrap(),
             duration_ms: 2.5,
             peak_memory_bytes: None,
+            rows_in: None,
+            rows_out: None,
             cycle: None,
         }];
         let d = run_detail(&r);

@@ -164,6 +164,7 @@ fn run(session: &str, id: &str) -> RunRecord {
         attempts: 0,
         node_timings: vec![],
         process_peak_rss_bytes: None,
+        validation: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
         pending_input: None,
@@ -937,6 +938,8 @@ async fn progress_after_a_reclaim_starts_from_the_new_attempt(t: Target) {
         start: Timestamp::now(),
         duration_ms: 1.0,
         peak_memory_bytes: None,
+        rows_in: None,
+        rows_out: None,
         cycle: None,
     });
     store.update_run(&r).await.unwrap();
@@ -953,6 +956,8 @@ async fn progress_after_a_reclaim_starts_from_the_new_attempt(t: Target) {
                 start: Timestamp::now(),
                 duration_ms: 1.0,
                 peak_memory_bytes: None,
+                rows_in: None,
+                rows_out: None,
                 cycle: None,
             },
         )

@@ -128,6 +128,7 @@ fn record(session: &str, id: &str) -> RunRecord {
         attempts: 0,
         node_timings: vec![],
         process_peak_rss_bytes: None,
+        validation: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
         pending_input: None,

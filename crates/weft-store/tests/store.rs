@@ -166,6 +166,7 @@ fn run(session: &str, id: &str, status: RunStatus) -> RunRecord {
         attempts: 1,
         node_timings: vec![],
         process_peak_rss_bytes: None,
+        validation: None,
         metrics: BTreeMap::new(),
         outputs: Default::default(),
         pending_input: None,
@@ -286,9 +287,17 @@ async fn runs_roundtrip_and_duplicates(t: Target) {
         start: Timestamp::now(),
         duration_ms: 3.25,
         peak_memory_bytes: Some(1 << 20),
+        rows_in: Some(10),
+        rows_out: Some(4),
         cycle: None,
     }];
     r.process_peak_rss_bytes = Some(42);
+    r.validation = Some(weft_core::ValidationStats {
+        validations: 1,
+        connections: 3,
+        problems: 1,
+        duration_ms: 0.25,
+    });
     r.metrics = metrics(json!({"r2": 0.5, "nested.x": 1.25}));
     store.insert_run(&r).await.unwrap();
     let stored = store.get_run(&r.run_id).await.unwrap().unwrap();
@@ -511,6 +520,8 @@ fn timing(node: &str, ms: f64) -> NodeTiming {
         start: Timestamp::now(),
         duration_ms: ms,
         peak_memory_bytes: None,
+        rows_in: None,
+        rows_out: None,
         cycle: None,
     }
 }
@@ -1164,6 +1175,8 @@ fn child_writer() {
                 start: Timestamp::now(),
                 duration_ms: 1.0,
                 peak_memory_bytes: None,
+                rows_in: None,
+                rows_out: None,
                 cycle: None,
             })
             .collect();

@@ -324,10 +324,37 @@ pub(super) fn result_json(r: &RunResult, params_keys: &[String]) -> Value {
         "metrics": r.metrics,
         "warnings": r.warnings,
         "node_timings": r.node_timings,
+        "validation": r.validation,
         "outputs": r.outputs.iter().map(|(k, v)| (k.clone(), data_json(v))).collect::<BTreeMap<_, _>>(),
         "error": r.error,
         "pending_input": r.pending_input,
     })
+}
+
+/// Writes the runs' metrics to `path` in Prometheus's text format (the
+/// series of `weft serve`'s `/metrics`, [`weft_core::RunMetrics`]), through
+/// a temporary file renamed over it, so a collector reading the folder
+/// (node_exporter's textfile collector) never sees half a file.
+pub(super) fn write_metrics_file<'a>(
+    path: &std::path::Path,
+    results: impl IntoIterator<Item = &'a RunResult>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let metrics = weft_core::RunMetrics::default();
+    for r in results {
+        metrics.record_result(r);
+    }
+    let name = path
+        .file_name()
+        .with_context(|| format!("--metrics-file {}: not a file path", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    std::fs::write(&tmp, metrics.to_text())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+    Ok(())
 }
 
 pub(super) fn lookup_dotted<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {

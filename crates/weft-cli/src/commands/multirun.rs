@@ -431,6 +431,7 @@ fn result_of(r: RunRecord) -> RunResult {
         scoped_outputs: Default::default(),
         cleaned_up: Vec::new(),
         process_peak_rss_bytes: r.process_peak_rss_bytes,
+        validation: r.validation.unwrap_or_default(),
     }
 }
 
@@ -474,6 +475,9 @@ fn report(
         .iter()
         .filter(|r| r.status != RunStatus::Succeeded)
         .count();
+    if let Some(path) = &args.run.metrics_file {
+        super::write_metrics_file(path, results)?;
+    }
     if args.run.json {
         let list: Vec<Value> = results.iter().map(|r| result_json(r, varying)).collect();
         write_json(io.out, &list)?;

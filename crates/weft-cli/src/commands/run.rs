@@ -127,6 +127,16 @@ pub(super) fn run(edge: &Edge<'_>, args: &RunArgs, code: ProjectCode, io: &mut I
         bar.finish_and_clear();
     }
     let interrupted = supervised.interrupted;
+    if let Some(path) = &args.metrics_file {
+        let result = match &supervised.value {
+            Ok(result) => Some(result),
+            Err(SessionError::InputRequired(result) | SessionError::RunFailed(result)) => {
+                Some(result.as_ref())
+            }
+            Err(_) => None,
+        };
+        super::write_metrics_file(path, result)?;
+    }
     match supervised.value {
         Ok(result) => {
             if args.json {
