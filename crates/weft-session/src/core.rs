@@ -42,12 +42,21 @@ impl Default for ProjectCode {
     fn default() -> Self {
         ProjectCode {
             functions: Arc::new(FunctionRegistry::with_builtins()),
-            // The built-ins plus object-store URLs (s3://, gs://, az://, memory://).
-            dataset_types: Arc::new(weft_object_store::dataset_types()),
+            // The built-ins, Excel workbooks, and object-store URLs (s3://,
+            // gs://, az://, memory://).
+            dataset_types: Arc::new(default_dataset_types()),
             runners: Arc::new(RunnerRegistry::with_builtins()),
             pipelines: BTreeMap::new(),
         }
     }
+}
+
+/// The dataset types of [`ProjectCode::default`]: weft-catalog's built-ins,
+/// `pandas.ExcelDataset` ([`weft_excel`]) and the object-store schemes.
+pub fn default_dataset_types() -> weft_catalog::DatasetTypeRegistry {
+    let mut types = weft_object_store::dataset_types();
+    weft_excel::register(&mut types).expect("the Excel type names are not built-in names");
+    types
 }
 
 /// Where runs are recorded. Resolved by the caller (the CLI or the server

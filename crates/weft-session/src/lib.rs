@@ -24,7 +24,8 @@ mod yaml_cycle;
 pub mod yaml_pipelines;
 
 pub use crate::core::{
-    Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice, check_env, list_envs,
+    Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice, check_env,
+    default_dataset_types, list_envs,
 };
 pub use error::SessionError;
 pub use prepare::PreparedRun;
