@@ -8,6 +8,16 @@
 //! bytes (never JSON), any other serde-backed value as its JSON form, which
 //! the receiving side decodes with the requested [`DataType`].
 //!
+//! ```
+//! use weft_pipeline::{Data, DataType};
+//! use weft_runner::process_runner::WireValue;
+//!
+//! let wire = WireValue::encode("ratio", &Data::new(0.25f64))?;
+//! let back = wire.decode("ratio", Some(&DataType::of::<f64>()))?;
+//! assert_eq!(back.downcast_ref::<f64>(), Some(&0.25));
+//! # Ok::<(), weft_runner::process_runner::WireError>(())
+//! ```
+//!
 //! Not built yet: the runner that starts and reuses hosts, the host
 //! subcommand, and the per-node limits; see the README's runners section.
 
