@@ -16,6 +16,7 @@ mod error;
 mod execution;
 mod hooks;
 mod panic;
+pub mod process_runner;
 mod registry;
 mod result;
 mod resume;
