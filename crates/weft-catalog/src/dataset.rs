@@ -77,23 +77,29 @@ pub trait Dataset: Send + Sync {
     fn is_memory(&self) -> bool {
         false
     }
-    /// The version this dataset saved in this run, if versioned.
+    /// The version this dataset saved in this run, if versioned (the
+    /// default asks its [`Dataset::file_target`]).
     fn saved_version(&self) -> Option<String> {
-        None
+        self.file_target()
+            .and_then(crate::file::FileTarget::saved_version)
     }
-    /// The version the last load of this run read, if versioned.
+    /// The version the last load of this run read, if versioned (the
+    /// default asks its [`Dataset::file_target`]).
     fn loaded_version(&self) -> Option<String> {
-        None
+        self.file_target()
+            .and_then(crate::file::FileTarget::loaded_version)
     }
     /// The file or folder it really reads and writes (resolved, run-scoped
-    /// when the run scopes it; the versioned folder for versioned ones).
+    /// when the run scopes it; the versioned folder for versioned ones; the
+    /// default: its [`Dataset::file_target`]'s path).
     fn path(&self) -> Option<PathBuf> {
-        None
+        self.file_target().map(|t| t.path.clone())
     }
     /// The storage [`Dataset::path`] lives on, for file and folder
-    /// datasets (`None`: the local file system, or no path at all).
+    /// datasets (`None`: the local file system, or no path at all; the
+    /// default: its [`Dataset::file_target`]'s).
     fn storage(&self) -> Option<std::sync::Arc<dyn crate::storage::Storage>> {
-        None
+        self.file_target().map(|t| std::sync::Arc::clone(t.storage()))
     }
     /// The single file behind a file dataset, for nodes that hand files to
     /// other programs (command nodes); `None` for memory and folder datasets.
@@ -101,8 +107,16 @@ pub trait Dataset: Send + Sync {
         None
     }
     /// Why a load now would find nothing, if it would not. Must be cheap
-    /// (about one `stat`); the default asks [`Dataset::exists`].
+    /// (about one `stat`); the default asks its [`Dataset::file_target`],
+    /// else [`Dataset::exists`].
     fn unavailable(&self) -> Option<Unavailable> {
+        if let Some(target) = self.file_target() {
+            return target.unavailable().map(|(path, reason)| Unavailable {
+                dataset: target.dataset.clone(),
+                path: Some(path),
+                reason,
+            });
+        }
         let reason = match self.exists() {
             Ok(true) => return None,
             Ok(false) => "there is no data to load".to_string(),

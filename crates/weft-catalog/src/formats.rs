@@ -425,30 +425,4 @@ impl Dataset for FileDataset {
     fn file_target(&self) -> Option<&FileTarget> {
         Some(&self.target)
     }
-
-    fn saved_version(&self) -> Option<String> {
-        self.target.saved_version()
-    }
-
-    fn loaded_version(&self) -> Option<String> {
-        self.target.loaded_version()
-    }
-
-    fn path(&self) -> Option<std::path::PathBuf> {
-        Some(self.target.path.clone())
-    }
-
-    fn storage(&self) -> Option<Arc<dyn crate::storage::Storage>> {
-        Some(Arc::clone(self.target.storage()))
-    }
-
-    fn unavailable(&self) -> Option<crate::Unavailable> {
-        self.target
-            .unavailable()
-            .map(|(path, reason)| crate::Unavailable {
-                dataset: self.target.dataset.clone(),
-                path: Some(path),
-                reason,
-            })
-    }
 }

@@ -132,7 +132,29 @@ impl DatasetSpec<'_> {
         }
     }
 
-    /// `versioned: true`.
+    /// The file target of a one-file dataset at `key` (`filepath`):
+    /// versioned when the entry says so, in the run's version group when it
+    /// has one, on the storage of its URL; and the path as configured.
+    pub fn file_target(&self, key: &str) -> Result<(FileTarget, String), String> {
+        let Location { shown, path, storage } = self.location(key)?;
+        let versioned = self.versioned()?;
+        let target = match &self.version_group {
+            Some(group) if versioned => {
+                FileTarget::with_group(self.name, path, versioned, self.save_version, Arc::clone(group))
+            }
+            _ => FileTarget::new(
+                self.name,
+                path,
+                versioned,
+                self.save_version,
+                self.load_version.map(str::to_string),
+            ),
+        }
+        .with_storage(storage);
+        Ok((target, shown))
+    }
+
+    /// Whether the entry says `versioned: true`.
     pub fn versioned(&self) -> Result<bool, String> {
         match self.config.get("versioned") {
             None | Some(Value::Null) => Ok(false),
@@ -174,25 +196,7 @@ pub const FILE_TYPES: &[(&str, Format)] = &[
 
 fn file_factory(format: Format) -> DatasetFactory {
     Arc::new(move |spec: &DatasetSpec<'_>| {
-        let Location {
-            shown: filepath,
-            path,
-            storage,
-        } = spec.location("filepath")?;
-        let versioned = spec.versioned()?;
-        let target = match &spec.version_group {
-            Some(group) if versioned => {
-                FileTarget::with_group(spec.name, path, versioned, spec.save_version, Arc::clone(group))
-            }
-            _ => FileTarget::new(
-                spec.name,
-                path,
-                versioned,
-                spec.save_version,
-                spec.load_version.map(str::to_string),
-            ),
-        }
-        .with_storage(storage);
+        let (target, filepath) = spec.file_target("filepath")?;
         Ok(Arc::new(FileDataset {
             target,
             format,

@@ -31,9 +31,7 @@ use arrow_array::RecordBatch;
 use calamine::{Data as Cell, Reader};
 use serde_json::{Map, Value};
 use weft_catalog::file::FileTarget;
-use weft_catalog::{
-    CatalogError, Dataset, DatasetInfo, DatasetSpec, DatasetTypeRegistry, LoadType, Location,
-};
+use weft_catalog::{CatalogError, Dataset, DatasetInfo, DatasetSpec, DatasetTypeRegistry, LoadType};
 use weft_pipeline::{Data, DataType};
 
 /// The type names this crate registers.
@@ -49,25 +47,7 @@ pub fn register(registry: &mut DatasetTypeRegistry) -> Result<(), CatalogError> 
 }
 
 fn factory(spec: &DatasetSpec<'_>) -> Result<Arc<dyn Dataset>, String> {
-    let Location {
-        shown: filepath,
-        path,
-        storage,
-    } = spec.location("filepath")?;
-    let versioned = spec.versioned()?;
-    let target = match &spec.version_group {
-        Some(group) if versioned => {
-            FileTarget::with_group(spec.name, path, versioned, spec.save_version, Arc::clone(group))
-        }
-        _ => FileTarget::new(
-            spec.name,
-            path,
-            versioned,
-            spec.save_version,
-            spec.load_version.map(str::to_string),
-        ),
-    }
-    .with_storage(storage);
+    let (target, filepath) = spec.file_target("filepath")?;
     let load_args = spec.args("load_args")?;
     let save_args = spec.args("save_args")?;
     let load = LoadOptions::parse(&load_args).map_err(|e| format!("load_args: {e}"))?;
@@ -476,32 +456,6 @@ impl Dataset for ExcelDataset {
 
     fn file_target(&self) -> Option<&FileTarget> {
         Some(&self.target)
-    }
-
-    fn saved_version(&self) -> Option<String> {
-        self.target.saved_version()
-    }
-
-    fn loaded_version(&self) -> Option<String> {
-        self.target.loaded_version()
-    }
-
-    fn path(&self) -> Option<std::path::PathBuf> {
-        Some(self.target.path.clone())
-    }
-
-    fn storage(&self) -> Option<Arc<dyn weft_catalog::Storage>> {
-        Some(Arc::clone(self.target.storage()))
-    }
-
-    fn unavailable(&self) -> Option<weft_catalog::Unavailable> {
-        self.target
-            .unavailable()
-            .map(|(path, reason)| weft_catalog::Unavailable {
-                dataset: self.target.dataset.clone(),
-                path: Some(path),
-                reason,
-            })
     }
 }
 

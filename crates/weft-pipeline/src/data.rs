@@ -157,7 +157,7 @@ serde_data!(Empty);
 
 /// Containers of serde types are serde-backed values themselves.
 macro_rules! serde_containers {
-    ($($container:ty),+ $(,)?) => {$(
+    ($($container:ty => $rows:expr),+ $(,)?) => {$(
         impl<T> DataValue for $container
         where
             T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -171,28 +171,19 @@ macro_rules! serde_containers {
             fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
                 Some(self)
             }
+            fn rows(&self) -> Option<u64> {
+                let rows: fn(&Self) -> Option<u64> = $rows;
+                rows(self)
+            }
         }
     )+};
 }
-serde_containers!(Option<T>, BTreeMap<String, T>, HashMap<String, T>);
-
-impl<T> DataValue for Vec<T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn decodable() -> bool {
-        true
-    }
-    fn decode(de: &mut dyn erased_serde::Deserializer<'_>) -> Result<Self, DecodeError> {
-        decode_with_serde(de)
-    }
-    fn as_serialize(&self) -> Option<&dyn erased_serde::Serialize> {
-        Some(self)
-    }
-    fn rows(&self) -> Option<u64> {
-        Some(self.len() as u64)
-    }
-}
+serde_containers!(
+    Vec<T> => |v| Some(v.len() as u64),
+    Option<T> => |_| None,
+    BTreeMap<String, T> => |_| None,
+    HashMap<String, T> => |_| None,
+);
 
 #[cfg(feature = "arrow")]
 impl DataValue for arrow_array::RecordBatch {
