@@ -48,6 +48,39 @@ fn erase<'a, 'de, D: serde::Deserializer<'de> + 'a>(d: D) -> Box<dyn erased_serd
     Box::new(<dyn erased_serde::Deserializer>::erase(d))
 }
 
+/// JSON row objects as one Arrow table, column types inferred from the
+/// rows; zero rows give a table with no columns.
+pub fn rows_to_batch(rows: &[Value]) -> Result<RecordBatch, String> {
+    if rows.is_empty() {
+        return Ok(RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty())));
+    }
+    let schema = arrow_json::reader::infer_json_schema_from_iterator(rows.iter().map(|r| Ok(r.clone())))
+        .map_err(|e| e.to_string())?;
+    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema))
+        .with_batch_size(rows.len())
+        .build_decoder()
+        .map_err(|e| e.to_string())?;
+    decoder.serialize(rows).map_err(|e| e.to_string())?;
+    decoder
+        .flush()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "no rows decoded".to_string())
+}
+
+/// An Arrow table as the JSON text of a list of row objects (`[]` for no rows).
+pub fn batch_to_json(batch: &RecordBatch) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    {
+        let mut writer = arrow_json::ArrayWriter::new(&mut buf);
+        writer.write(batch).map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    if buf.is_empty() {
+        buf = b"[]".to_vec();
+    }
+    Ok(buf)
+}
+
 impl FileDataset {
     fn load_err(&self, path: &std::path::Path, message: impl ToString) -> CatalogError {
         CatalogError::Load {
@@ -205,15 +238,7 @@ impl FileDataset {
         let batch_type = DataType::of::<RecordBatch>();
         match request {
             Some(ty) if *ty != batch_type && ty.is_decodable() => {
-                let mut buf = Vec::new();
-                {
-                    let mut writer = arrow_json::ArrayWriter::new(&mut buf);
-                    writer.write(&batch).map_err(|e| self.load_err(path, e))?;
-                    writer.finish().map_err(|e| self.load_err(path, e))?;
-                }
-                if buf.is_empty() {
-                    buf = b"[]".to_vec();
-                }
+                let buf = batch_to_json(&batch).map_err(|e| self.load_err(path, e))?;
                 let mut de = serde_json::Deserializer::from_slice(&buf);
                 ty.decode(&mut <dyn erased_serde::Deserializer>::erase(&mut de))
                     .map_err(|e| self.load_err(path, e))
@@ -233,17 +258,7 @@ impl FileDataset {
         if rows.is_empty() {
             return Err(self.save_err("cannot infer a table schema from zero rows"));
         }
-        let schema = arrow_json::reader::infer_json_schema_from_iterator(rows.iter().map(|r| Ok(r.clone())))
-            .map_err(|e| self.save_err(e))?;
-        let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema))
-            .with_batch_size(rows.len().max(1))
-            .build_decoder()
-            .map_err(|e| self.save_err(e))?;
-        decoder.serialize(&rows).map_err(|e| self.save_err(e))?;
-        decoder
-            .flush()
-            .map_err(|e| self.save_err(e))?
-            .ok_or_else(|| self.save_err("no rows decoded"))
+        rows_to_batch(&rows).map_err(|e| self.save_err(e))
     }
 
     fn load_parquet(

@@ -113,7 +113,7 @@ pub mod storage;
 pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunScope};
 pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
 pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
-pub use formats::{FileDataset, Format};
+pub use formats::{FileDataset, Format, batch_to_json, rows_to_batch};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
 pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES, Location};

@@ -257,7 +257,7 @@ impl ExcelDataset {
                         "several sheets load as a map of sheet name to rows, not as one RecordBatch",
                     ));
                 };
-                rows_to_batch(&rows)
+                weft_catalog::rows_to_batch(&rows)
                     .map(Data::new)
                     .map_err(|e| self.load_err(path, e))
             }
@@ -329,23 +329,6 @@ fn excel_serial_to_iso(serial: f64, is_datetime: bool) -> Result<String, String>
     } else {
         at.to_string()
     })
-}
-
-fn rows_to_batch(rows: &[Value]) -> Result<RecordBatch, String> {
-    if rows.is_empty() {
-        return Ok(RecordBatch::new_empty(Arc::new(arrow_schema::Schema::empty())));
-    }
-    let schema = arrow_json::reader::infer_json_schema_from_iterator(rows.iter().map(|r| Ok(r.clone())))
-        .map_err(|e| e.to_string())?;
-    let mut decoder = arrow_json::ReaderBuilder::new(Arc::new(schema))
-        .with_batch_size(rows.len())
-        .build_decoder()
-        .map_err(|e| e.to_string())?;
-    decoder.serialize(rows).map_err(|e| e.to_string())?;
-    decoder
-        .flush()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "no rows decoded".to_string())
 }
 
 impl Dataset for ExcelDataset {
@@ -460,16 +443,8 @@ impl Dataset for ExcelDataset {
 }
 
 fn batch_to_rows(batch: &RecordBatch) -> Result<Value, String> {
-    let mut buf = Vec::new();
-    {
-        let mut writer = arrow_json::ArrayWriter::new(&mut buf);
-        writer.write(batch).map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    if buf.is_empty() {
-        return Ok(Value::Array(Vec::new()));
-    }
-    serde_json::from_slice(&buf).map_err(|e| e.to_string())
+    let json = weft_catalog::batch_to_json(batch)?;
+    serde_json::from_slice(&json).map_err(|e| e.to_string())
 }
 
 fn write_sheet(book: &mut rust_xlsxwriter::Workbook, name: &str, rows: &[Value]) -> Result<(), String> {
