@@ -75,6 +75,11 @@ pub enum Command {
     /// Serve ONE session's runs to a `weft serve` master (started by its
     /// process launcher): one run at a time, over HTTP.
     Worker(WorkerArgs),
+    /// Serve node calls of the `process` runner over stdin and stdout
+    /// (started by a run, one per concurrently running node; not for
+    /// interactive use).
+    #[command(hide = true)]
+    NodeHost,
     /// Run the project's pipeline tests: YAML cases (default `tests/*.yml`)
     /// that replace nodes with scripted outputs or errors and assert outputs,
     /// which nodes ran, their order and counts. Exit 0 all pass, 1 a case

@@ -470,6 +470,11 @@ pub fn register_builtins(registry: &mut FunctionRegistry) -> Result<(), Pipeline
         dyn_fn(any_to_any(), fail),
     )?;
     registry.register_dyn(
+        "abort",
+        "aborts the whole process (for trying crash isolation: under the `process` runner only its node host dies)",
+        dyn_fn(any_to_any(), |_| std::process::abort()),
+    )?;
+    registry.register_dyn(
         "fill_mb",
         "allocates and writes N MiB (first input), passes the other inputs through",
         dyn_fn(any_to_any(), fill_mb),

@@ -10,6 +10,7 @@ pub mod command;
 pub mod cycle;
 pub mod data;
 mod duration;
+mod size;
 pub mod error;
 pub mod filter;
 pub mod input;
@@ -23,10 +24,11 @@ pub mod transcode;
 pub use cycle::{Condition, CycleReport, NoConvergence, cycle};
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use duration::{format_duration, parse_duration};
+pub use size::{format_size, parse_size};
 pub use error::PipelineError;
 pub use input::{AWAIT_INPUT, InputRequest, InputRequired, await_input};
 pub use node::{
-    CancelToken, IntoAsyncNodeFn, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn,
+    CancelToken, IntoAsyncNodeFn, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeLimits,
     NodeFnError, NodeFuture, Ports, Signature, async_fn, block_on_node, cancelled, dyn_fn, node, node_async,
 };
 pub use panic::panic_message;

@@ -533,6 +533,28 @@ impl<S: Into<String>> IntoNames for Option<S> {
     }
 }
 
+/// Resource limits of one node's function, beside its
+/// [`timeout`](Node::timeout). Only a runner that runs the function in a
+/// process of its own can enforce them (the `process` runner, with
+/// `setrlimit`); the others report them as unenforced when a run is
+/// prepared. Exceeding one fails the node with an error that names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeLimits {
+    /// Most bytes of memory the function may allocate while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Most CPU time the function may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time: Option<Duration>,
+}
+
+impl NodeLimits {
+    /// Whether no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.memory_bytes.is_none() && self.cpu_time.is_none()
+    }
+}
+
 /// A node: a function wired to datasets by name. Immutable once built.
 #[derive(Clone)]
 pub struct Node {
@@ -546,6 +568,7 @@ pub struct Node {
     pub(crate) signature: Signature,
     pub(crate) input_request: Option<Arc<crate::input::InputRequest>>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) limits: NodeLimits,
 }
 
 /// Starts building a node from a typed function (see [`IntoNodeFn`]).
@@ -572,6 +595,7 @@ pub fn node<Args, Out, F: IntoNodeFn<Args, Out>>(
         namespace: None,
         input_request: None,
         timeout: None,
+        limits: NodeLimits::default(),
     }
 }
 
@@ -586,6 +610,7 @@ pub struct NodeBuilder {
     namespace: Option<String>,
     input_request: Option<Arc<crate::input::InputRequest>>,
     timeout: Option<Duration>,
+    limits: NodeLimits,
 }
 
 impl NodeBuilder {
@@ -606,6 +631,7 @@ impl NodeBuilder {
             namespace: None,
             input_request: None,
             timeout: None,
+            limits: NodeLimits::default(),
         }
     }
 
@@ -637,6 +663,20 @@ impl NodeBuilder {
     /// Limits how long the node's function may run (see [`Node::timeout`]).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// Limits the memory the node may allocate while it runs, in bytes
+    /// (enforced by the `process` runner; see [`NodeLimits`]).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits.memory_bytes = Some(bytes);
+        self
+    }
+
+    /// Limits the CPU time the node's function may use (enforced by the
+    /// `process` runner; see [`NodeLimits`]).
+    pub fn cpu_limit(mut self, limit: Duration) -> Self {
+        self.limits.cpu_time = Some(limit);
         self
     }
 
@@ -718,6 +758,12 @@ impl NodeBuilder {
                 ));
             }
         }
+        if self.limits.memory_bytes == Some(0) {
+            problems.push("`memory_limit` must be more than zero".into());
+        }
+        if self.limits.cpu_time.is_some_and(|t| t.is_zero()) {
+            problems.push("`cpu_limit` must be more than zero".into());
+        }
         if !problems.is_empty() {
             return Err(PipelineError::InvalidNode { node: name, problems });
         }
@@ -732,6 +778,7 @@ impl NodeBuilder {
             signature,
             input_request: self.input_request,
             timeout: self.timeout,
+            limits: self.limits,
         })
     }
 }
@@ -814,6 +861,17 @@ impl Node {
     /// This node with its timeout set (or removed).
     pub fn with_timeout(mut self, limit: Option<Duration>) -> Node {
         self.timeout = limit;
+        self
+    }
+
+    /// The memory and CPU-time limits of the node's function.
+    pub fn limits(&self) -> NodeLimits {
+        self.limits
+    }
+
+    /// This node with its limits replaced.
+    pub fn with_limits(mut self, limits: NodeLimits) -> Node {
+        self.limits = limits;
         self
     }
 
@@ -915,6 +973,7 @@ impl Node {
             signature: self.signature.clone(),
             input_request: self.input_request.clone(),
             timeout: self.timeout,
+            limits: self.limits,
         }
     }
 }
@@ -929,6 +988,7 @@ impl fmt::Debug for Node {
             .field("tags", &self.tags)
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -943,6 +1003,7 @@ impl PartialEq for Node {
             && self.namespace == other.namespace
             && self.input_request == other.input_request
             && self.timeout == other.timeout
+            && self.limits == other.limits
     }
 }
 

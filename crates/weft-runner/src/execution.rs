@@ -83,6 +83,25 @@ pub struct Execution<'a> {
 /// runner goes on without its thread.
 const TIMEOUT_GRACE: Duration = Duration::from_millis(50);
 
+/// How a runner calls a node's function once its inputs are loaded:
+/// in this process ([`InProcess`]) or elsewhere (the `process` runner's
+/// node hosts). Loading, saving, hooks and timings stay in
+/// [`Execution::run_node_with`].
+pub(crate) trait NodeCaller: Sync {
+    /// Calls node `i` on `started.call_inputs`, honouring
+    /// `started.deadline` and the node's token; the outputs in order.
+    fn call(&self, exec: &Execution<'_>, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError>;
+}
+
+/// Calls node functions on the runner's own threads.
+pub(crate) struct InProcess;
+
+impl NodeCaller for InProcess {
+    fn call(&self, exec: &Execution<'_>, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError> {
+        exec.call_sync(i, started)
+    }
+}
+
 /// When a node's function must be done, and which limit says so.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadline {
@@ -250,8 +269,14 @@ impl<'a> Execution<'a> {
     /// [`NodePanic`]: it never propagates to the runner. The process's panic
     /// hook still runs (by default it prints the panic).
     pub fn run_node(&self, i: usize) -> Result<(), RunError> {
+        self.run_node_with(i, &InProcess)
+    }
+
+    /// [`Execution::run_node`], with `caller` calling the node's function
+    /// once its inputs are loaded (the `process` runner's node hosts).
+    pub(crate) fn run_node_with(&self, i: usize, caller: &dyn NodeCaller) -> Result<(), RunError> {
         let stage = Cell::new(PanicStage::Load);
-        match catch_unwind(AssertUnwindSafe(|| self.run_node_inner(i, &stage))) {
+        match catch_unwind(AssertUnwindSafe(|| self.run_node_inner(i, &stage, caller))) {
             Ok(result) => result,
             Err(payload) => {
                 let err = self.panic_error(i, stage.get(), panic_message(payload));
@@ -275,12 +300,12 @@ impl<'a> Execution<'a> {
         }
     }
 
-    fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>) -> Result<(), RunError> {
+    fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>, caller: &dyn NodeCaller) -> Result<(), RunError> {
         if let Some(spec) = self.job.pipeline.nodes()[i].command() {
             return self.run_command_node(i, spec, stage, jiff::Timestamp::now(), Instant::now());
         }
         let mut started = self.load_inputs(i, stage)?;
-        let outputs = self.call_sync(i, &mut started)?;
+        let outputs = caller.call(self, i, &mut started)?;
         self.save_outputs(i, started, outputs, stage)
     }
 
@@ -359,7 +384,7 @@ impl<'a> Execution<'a> {
     /// Calls node `i`'s function on this thread, or, when a deadline
     /// applies, on a thread of its own that this one stops waiting for at
     /// the deadline (cancelling the node's token first).
-    fn call_sync(&self, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError> {
+    pub(crate) fn call_sync(&self, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError> {
         let node = &self.job.pipeline.nodes()[i];
         let inputs = std::mem::take(&mut started.call_inputs);
         let Some(deadline) = started.deadline else {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::process_runner::{NodeHostPool, ProcessRunner};
 use crate::{AsyncRunner, RunError, Runner, SequentialRunner, ThreadRunner};
 
 /// Builds a runner for one run from the run's `max_workers` (if given).
@@ -53,22 +54,35 @@ impl RunnerRegistry {
     }
 
     /// The built-in runners: `sequential` and `thread`, also under their
-    /// Kedro names `SequentialRunner` and `ThreadRunner`, and `async`.
+    /// Kedro names `SequentialRunner` and `ThreadRunner`, `async`, and
+    /// `process` (without node hosts until [`RunnerRegistry::with_node_hosts`]
+    /// gives it a pool).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         let sequential: RunnerFactory = Arc::new(|_| Box::new(SequentialRunner));
         let thread: RunnerFactory = Arc::new(|max_workers| Box::new(ThreadRunner::new(max_workers)));
         let asynchronous: RunnerFactory = Arc::new(|max_workers| Box::new(AsyncRunner::new(max_workers)));
+        let process: RunnerFactory = Arc::new(|max_workers| Box::new(ProcessRunner::new(max_workers, None)));
         for (name, factory) in [
             ("sequential", &sequential),
             ("SequentialRunner", &sequential),
             ("thread", &thread),
             ("ThreadRunner", &thread),
             ("async", &asynchronous),
+            ("process", &process),
         ] {
             registry.factories.insert(name.to_string(), Arc::clone(factory));
         }
         registry
+    }
+
+    /// Gives the `process` runner its node hosts: runs built from this
+    /// registry run their nodes in hosts of `pool` (a session's).
+    pub fn with_node_hosts(&mut self, pool: Arc<NodeHostPool>) -> &mut Self {
+        let factory: RunnerFactory =
+            Arc::new(move |max_workers| Box::new(ProcessRunner::new(max_workers, Some(Arc::clone(&pool)))));
+        self.factories.insert("process".to_string(), factory);
+        self
     }
 
     /// Registers `factory` under `name`; a name already registered is an

@@ -4,6 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::execution::{InProcess, NodeCaller};
 use crate::panic::{PanicStage, panic_message};
 use crate::{Execution, RunError, Runner};
 
@@ -85,7 +86,12 @@ impl Drop for ReportGuard<'_, '_> {
     }
 }
 
-fn worker_loop(exec: &Execution<'_>, jobs: &Mutex<Receiver<usize>>, done: &Sender<(usize, Report)>) {
+fn worker_loop(
+    exec: &Execution<'_>,
+    caller: &dyn NodeCaller,
+    jobs: &Mutex<Receiver<usize>>,
+    done: &Sender<(usize, Report)>,
+) {
     loop {
         let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(i) = next else { break };
@@ -100,7 +106,7 @@ fn worker_loop(exec: &Execution<'_>, jobs: &Mutex<Receiver<usize>>, done: &Sende
         } else if let Err(e) = exec.check_cancelled() {
             Report::Ran(Err(e))
         } else {
-            Report::Ran(exec.run_node(i))
+            Report::Ran(exec.run_node_with(i, caller))
         };
         if !guard.send(report) {
             break;
@@ -114,6 +120,14 @@ impl Runner for ThreadRunner {
     }
 
     fn execute(&self, exec: &Execution<'_>) -> Result<(), RunError> {
+        schedule(exec, self.max_workers, &InProcess)
+    }
+}
+
+/// Runs every node of `exec` as soon as its inputs exist, on up to
+/// `max_workers` scoped threads, calling functions through `caller` (the
+/// thread runner's and the process runner's scheduling).
+pub(crate) fn schedule(exec: &Execution<'_>, max_workers: usize, caller: &dyn NodeCaller) -> Result<(), RunError> {
         let pipeline = exec.job().pipeline;
         let n = pipeline.nodes().len();
         if n == 0 {
@@ -122,7 +136,7 @@ impl Runner for ThreadRunner {
         let parents = pipeline.parents();
         let children = pipeline.children();
         let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
-        let workers = self.max_workers.min(n);
+        let workers = max_workers.min(n);
         // Node `i` is done (or skipped): its children with no other pending
         // parent become ready.
         let complete = |i: usize, waiting: &mut Vec<usize>, ready: &mut BinaryHeap<Reverse<usize>>| {
@@ -157,7 +171,7 @@ impl Runner for ThreadRunner {
                             // Every node handed out is reported by its guard; a
                             // panic that still unwinds here ends this worker only.
                             if let Err(payload) =
-                                catch_unwind(AssertUnwindSafe(|| worker_loop(exec, &job_rx, &done_tx)))
+                                catch_unwind(AssertUnwindSafe(|| worker_loop(exec, caller, &job_rx, &done_tx)))
                             {
                                 tracing::error!("weft worker thread panicked: {}", panic_message(payload));
                             }
@@ -196,7 +210,7 @@ impl Runner for ThreadRunner {
                     if in_flight == 0 && (ready.is_empty() || spawned == 0) {
                         // Nothing could run beside it (a chain), or no worker
                         // started: run it here rather than pay a hand-off.
-                        match exec.run_node(i) {
+                        match exec.run_node_with(i, caller) {
                             Ok(()) => complete(i, &mut waiting, &mut ready),
                             Err(e) => first_error = Some(e),
                         }
@@ -248,7 +262,6 @@ impl Runner for ThreadRunner {
                 None => Ok(()),
             }
         })
-    }
 }
 
 #[cfg(test)]

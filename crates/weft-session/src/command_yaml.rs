@@ -112,6 +112,13 @@ pub(crate) fn parse_command_node(
         }
     };
     decl.timeout = crate::yaml_pipelines::node_timeout(take(&mut map, "timeout"), &mut errs);
+    for key in ["memory_limit", "cpu_limit"] {
+        if take(&mut map, key).is_some() {
+            errs.push(format!(
+                "`{key}` is for function nodes run by the `process` runner; a command node's program is not limited by weft (use `ulimit` or `prlimit` in the command)"
+            ));
+        }
+    }
     let inputs = ports(take(&mut map, "inputs"), "inputs")
         .map_err(|e| errs.push(e))
         .ok();

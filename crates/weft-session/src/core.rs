@@ -59,6 +59,40 @@ pub fn default_dataset_types() -> weft_catalog::DatasetTypeRegistry {
     types
 }
 
+/// The pipelines of `project`: its `pipelines.yml` and `code`'s Rust
+/// pipelines (a name defined in both is an error).
+fn project_pipelines(project: &Project, code: &ProjectCode) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+    let mut pipelines = if code.pipelines.is_empty() {
+        load_pipelines(&project.pipelines_file(), &code.functions)?
+    } else {
+        load_pipelines_optional(&project.pipelines_file(), &code.functions)?
+            .unwrap_or_else(|| [(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
+    };
+    for (name, p) in &code.pipelines {
+        let yaml_has = pipelines
+            .get(name)
+            .is_some_and(|y| !(name == DEFAULT_PIPELINE && y.is_empty()));
+        if yaml_has {
+            return Err(SessionError::Project {
+                path: project.pipelines_file(),
+                message: format!("pipeline `{name}` is defined both in YAML and in Rust code"),
+            });
+        }
+        pipelines.insert(name.clone(), p.clone());
+    }
+    Ok(pipelines)
+}
+
+/// The pipelines of the project at `project_dir` (`pipelines.yml` and
+/// `code`'s Rust pipelines), without opening a session: what a node host
+/// (`weft node-host`) serves.
+pub fn load_project_pipelines(
+    project_dir: &Path,
+    code: &ProjectCode,
+) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+    project_pipelines(&Project::open(project_dir)?, code)
+}
+
 /// Where runs are recorded. Resolved by the caller (the CLI or the server
 /// reads flags and environment variables); the library reads no environment.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -112,6 +146,10 @@ pub struct SessionOptions {
     /// The session's id (default: a new one). The server passes its own
     /// session's id so runs carry it.
     pub session_id: Option<String>,
+    /// The program the `process` runner starts as `PROGRAM node-host
+    /// --project DIR` (the CLI and the server pass their own executable);
+    /// `None`: runs on the `process` runner fail with an explanation.
+    pub node_host_program: Option<PathBuf>,
 }
 
 /// The default configuration environment.
@@ -209,23 +247,19 @@ impl SessionCore {
             .unwrap_or_else(|| DEFAULT_ENV.into());
         let conf_dir = project.conf_dir(options.conf_source.as_deref());
         check_env(&conf_dir, &env).map_err(|message| SessionError::field("env", message))?;
-        let mut pipelines = if options.code.pipelines.is_empty() {
-            load_pipelines(&project.pipelines_file(), &options.code.functions)?
-        } else {
-            load_pipelines_optional(&project.pipelines_file(), &options.code.functions)?
-                .unwrap_or_else(|| [(DEFAULT_PIPELINE.to_string(), Pipeline::empty())].into())
-        };
-        for (name, p) in &options.code.pipelines {
-            let yaml_has = pipelines
-                .get(name)
-                .is_some_and(|y| !(name == DEFAULT_PIPELINE && y.is_empty()));
-            if yaml_has {
-                return Err(SessionError::Project {
-                    path: project.pipelines_file(),
-                    message: format!("pipeline `{name}` is defined both in YAML and in Rust code"),
-                });
-            }
-            pipelines.insert(name.clone(), p.clone());
+        let pipelines = project_pipelines(&project, &options.code)?;
+        let mut options = options;
+        if let Some(program) = &options.node_host_program {
+            // The session's node hosts: warm between its runs, killed when
+            // the session (the last run holding the pool) goes.
+            let warm = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let pool = weft_runner::process_runner::NodeHostPool::new(
+                weft_runner::process_runner::NodeHostCommand::weft(program, project.root()),
+                warm,
+            );
+            let mut runners = (*options.code.runners).clone();
+            runners.with_node_hosts(Arc::new(pool));
+            options.code.runners = Arc::new(runners);
         }
         let settings_file = project.root().join(crate::project::PROJECT_FILE);
         let type_check = match options.type_check {

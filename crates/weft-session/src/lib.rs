@@ -25,7 +25,7 @@ pub mod yaml_pipelines;
 
 pub use crate::core::{
     Context, DEFAULT_ENV, ProjectCode, Provenance, SessionOptions, StoreChoice, check_env,
-    default_dataset_types, list_envs,
+    default_dataset_types, list_envs, load_project_pipelines,
 };
 pub use error::SessionError;
 pub use prepare::PreparedRun;

@@ -192,7 +192,18 @@ impl SessionCore {
         };
 
         let mut catalog = None;
-        let warnings = Vec::new();
+        let mut warnings = Vec::new();
+        if let (Some(p), Some(r)) = (&pipeline, &runner)
+            && r.name() != "process"
+        {
+            for node in p.nodes().iter().filter(|n| !n.limits().is_empty()) {
+                warnings.push(format!(
+                    "node `{}` has a memory_limit or cpu_limit, which only the `process` runner enforces (this run uses `{}`)",
+                    node.name(),
+                    r.name()
+                ));
+            }
+        }
         if env_ok && runtime_params.is_object() {
             match self.loaded_config(&env, &runtime_params) {
                 Ok(loaded) => {

@@ -66,6 +66,8 @@ pub(crate) const NODE_KEYS: &[&str] = &[
     "env",
     "cwd",
     "timeout",
+    "memory_limit",
+    "cpu_limit",
     "inputs",
     "outputs",
     "tags",
@@ -551,6 +553,7 @@ pub(crate) fn parse_node(
         .map_err(|e| errs.push(e))
         .ok();
     let timeout = node_timeout(take(&mut map, "timeout"), &mut errs);
+    let limits = node_limits(&mut map, &mut errs);
     let namespace = match take(&mut map, "namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -567,7 +570,7 @@ pub(crate) fn parse_node(
     }
     if let Some(request) = request {
         return build_await_node(name, request, inputs, outputs, tags, namespace)
-            .map(|n| n.with_timeout(timeout));
+            .map(|n| n.with_timeout(timeout).with_limits(limits));
     }
     if func == weft_pipeline::AWAIT_INPUT {
         return Err((
@@ -575,7 +578,45 @@ pub(crate) fn parse_node(
             vec!["an `await_input` node needs an `await_input: {prompt, schema}` block".into()],
         ));
     }
-    build_node(registry, name, &func, inputs, outputs, tags, namespace).map(|n| n.with_timeout(timeout))
+    build_node(registry, name, &func, inputs, outputs, tags, namespace)
+        .map(|n| n.with_timeout(timeout).with_limits(limits))
+}
+
+/// A node's `memory_limit:` (a size such as `512MiB`) and `cpu_limit:` (a
+/// duration such as `30s`); bad ones are pushed onto `errs`.
+pub(crate) fn node_limits(
+    map: &mut serde_json::Map<String, Value>,
+    errs: &mut Vec<String>,
+) -> weft_pipeline::NodeLimits {
+    let memory_bytes = match take(map, "memory_limit") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => weft_pipeline::parse_size(&t)
+            .map_err(|e| errs.push(format!("`memory_limit`: {e}")))
+            .ok(),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|b| b > 0) => n.as_u64(),
+        Some(other) => {
+            errs.push(format!(
+                "`memory_limit` must be a size such as `512MiB` (`2G`, or a number of bytes), got {other}"
+            ));
+            None
+        }
+    };
+    let cpu_time = match take(map, "cpu_limit") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => weft_pipeline::parse_duration(&t)
+            .map_err(|e| errs.push(format!("`cpu_limit`: {e}")))
+            .ok(),
+        Some(other) => {
+            errs.push(format!(
+                "`cpu_limit` must be a duration such as `30s` (`500ms`, `5m`), got {other}"
+            ));
+            None
+        }
+    };
+    weft_pipeline::NodeLimits {
+        memory_bytes,
+        cpu_time,
+    }
 }
 
 /// A node's `timeout:` value (the same grammar and messages for every

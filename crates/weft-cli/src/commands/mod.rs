@@ -89,6 +89,7 @@ pub(crate) fn dispatch(
         Command::Runs(cmd) => runs::runs(&edge, cmd, io),
         Command::Serve(args) => serve::serve(&edge, &args, token, code, io),
         Command::Worker(args) => worker::worker(&edge, &args, token, code, io),
+        Command::NodeHost => worker::node_host(&edge, &code),
         Command::Test(args) => test::test(&edge, &args, code, io),
     }
 }
@@ -287,7 +288,15 @@ pub(super) fn session_options(
         type_check: type_check(args.type_check.as_deref())?,
         environment: settings.variables.clone(),
         session_id: None,
+        node_host_program: node_host_program(),
     })
+}
+
+/// The program the `process` runner starts as `node-host`: this one (the
+/// `weft` binary, or a project binary built on [`crate::main_with`], which
+/// has the project's functions).
+pub(super) fn node_host_program() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok()
 }
 
 pub(super) fn data_json(d: &weft_pipeline::Data) -> Value {

@@ -52,6 +52,7 @@ pub(crate) fn serve(
         code,
         provenance,
         environment: Arc::clone(&settings.variables),
+        node_host_program: super::node_host_program(),
         ..SessionOptions::default()
     };
     config.token = token;

@@ -51,6 +51,7 @@ pub(crate) fn worker(
         code,
         provenance,
         environment: Arc::clone(&settings.variables),
+        node_host_program: super::node_host_program(),
         ..SessionOptions::default()
     };
     let limits = WorkerLimits {
@@ -123,4 +124,18 @@ pub(crate) fn worker(
     // nodes) are not waited for past this point.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(crate::error::EXIT_OK)
+}
+
+/// `weft node-host`: serves the `process` runner's node calls for the
+/// project's pipelines. The protocol runs over stdin and a duplicate of
+/// stdout; stdout itself is pointed at stderr first, so whatever a node
+/// prints reaches the run's log instead of corrupting the stream. Exits 0
+/// when the run closes stdin.
+pub(crate) fn node_host(edge: &Edge<'_>, code: &ProjectCode) -> anyhow::Result<u8> {
+    let pipelines = weft_session::load_project_pipelines(&edge.project, code)?;
+    let protocol = std::fs::File::from(nix::unistd::dup(std::io::stdout())?);
+    nix::unistd::dup2_stdout(std::io::stderr())?;
+    let stdin = std::io::stdin().lock();
+    weft_runner::process_runner::serve_node_host(&pipelines, stdin, std::io::BufWriter::new(protocol))?;
+    Ok(0)
 }
