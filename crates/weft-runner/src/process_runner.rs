@@ -802,7 +802,10 @@ impl NodeHost {
             stderr: host.stderr_tail(),
         };
         match host.frames.recv_timeout(command.ready_timeout) {
-            Ok(Ok(frame)) if frame.kind == kind::READY => Ok(host),
+            Ok(Ok(frame)) if frame.kind == kind::READY => {
+                tracing::info!(pid = host.child.id(), "node host started");
+                Ok(host)
+            }
             Ok(Ok(frame)) => Err(not_ready(&mut host, format!("it sent frame kind {} first", frame.kind))),
             Ok(Err(e)) => Err(not_ready(&mut host, e.to_string())),
             Err(RecvTimeoutError::Timeout) => Err(not_ready(
@@ -918,6 +921,7 @@ pub struct NodeHostPool {
     idle: Mutex<Vec<NodeHost>>,
     max_idle: usize,
     started: AtomicUsize,
+    only_tagged: Option<String>,
 }
 
 impl std::fmt::Debug for NodeHostPool {
@@ -939,7 +943,15 @@ impl NodeHostPool {
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
             started: AtomicUsize::new(0),
+            only_tagged: None,
         }
+    }
+
+    /// Sends only nodes tagged `tag` to hosts (the others run on the
+    /// runner's threads); `None`: every node (`[run] process_tag`).
+    pub fn only_tagged(mut self, tag: Option<String>) -> Self {
+        self.only_tagged = tag;
+        self
     }
 
     /// How many hosts this pool has started so far.
@@ -1124,6 +1136,11 @@ struct HostCaller<'p> {
 impl NodeCaller for HostCaller<'_> {
     fn call(&self, exec: &Execution<'_>, i: usize, started: &mut Started) -> Result<Vec<Data>, RunError> {
         let node = &exec.job().pipeline.nodes()[i];
+        if let Some(tag) = &self.pool.only_tagged
+            && !node.tags().contains(tag)
+        {
+            return exec.call_sync(i, started);
+        }
         let inputs = std::mem::take(&mut started.call_inputs);
         let deadline = started.deadline;
         match self

@@ -478,12 +478,14 @@ fn registry_builds_builtins_by_name_and_kedro_name() {
             "SequentialRunner",
             "ThreadRunner",
             "async",
+            "process",
             "sequential",
             "thread"
         ]
     );
     for (name, built) in [
         ("async", "async"),
+        ("process", "process"),
         ("sequential", "sequential"),
         ("SequentialRunner", "sequential"),
         ("thread", "thread"),
@@ -499,7 +501,7 @@ fn registry_builds_builtins_by_name_and_kedro_name() {
     let text = err.to_string();
     assert!(
         text.contains(
-            "unknown runner `ParallelRunner`; known runners: `SequentialRunner`, `ThreadRunner`, `async`, `sequential`, `thread`"
+            "unknown runner `ParallelRunner`; known runners: `SequentialRunner`, `ThreadRunner`, `async`, `process`, `sequential`, `thread`"
         ),
         "{text}"
     );

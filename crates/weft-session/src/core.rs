@@ -256,7 +256,8 @@ impl SessionCore {
             let pool = weft_runner::process_runner::NodeHostPool::new(
                 weft_runner::process_runner::NodeHostCommand::weft(program, project.root()),
                 warm,
-            );
+            )
+            .only_tagged(project.settings().run.process_tag.clone());
             let mut runners = (*options.code.runners).clone();
             runners.with_node_hosts(Arc::new(pool));
             options.code.runners = Arc::new(runners);

@@ -65,9 +65,13 @@ pub struct RunDefaults {
     /// `strict` (default), `warn` or `off`.
     #[serde(default)]
     pub type_check: Option<String>,
-    /// Default runner: `sequential`, `thread` or `async` (or a registered custom one).
+    /// Default runner: `sequential`, `thread`, `async` or `process` (or a registered custom one).
     #[serde(default)]
     pub runner: Option<String>,
+    /// Under the `process` runner, only nodes with this tag run in node
+    /// hosts (the others on the runner's threads); unset: every node.
+    #[serde(default)]
+    pub process_tag: Option<String>,
     /// Default run timeout (`30s`, `5m`, ...), for runs that set none.
     #[serde(default)]
     pub timeout: Option<String>,

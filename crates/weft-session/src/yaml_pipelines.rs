@@ -878,7 +878,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, inputs, outputs, tags, namespace, cycle)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, memory_limit, cpu_limit, inputs, outputs, tags, namespace, cycle)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
@@ -918,6 +918,40 @@ mod tests {
                 "conf/pipelines.yml:3: pipeline `train`, node `train_model`: `timeout` must be a duration such as `30s` (`500ms`, `5m`, `1h`), got 30",
                 "conf/pipelines.yml:8: pipeline `train`, node `score`: `timeout`: `3 weeks` has an unknown unit `weeks`; write a number and a unit: `500ms`, `30s`, `5m` or `1h`",
             ]
+        );
+    }
+
+    #[test]
+    fn node_limits_parse_and_bad_ones_name_file_pipeline_and_node() {
+        let ok = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, memory_limit: 512MiB, cpu_limit: 30s}\n    - {name: b, func: identity, inputs: y, outputs: z, memory_limit: 1048576}\n    - {name: c, func: identity, inputs: z, outputs: w}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let l = |n: &str| p.node(n).unwrap().limits();
+        assert_eq!(
+            l("a"),
+            weft_pipeline::NodeLimits {
+                memory_bytes: Some(512 << 20),
+                cpu_time: Some(std::time::Duration::from_secs(30)),
+            }
+        );
+        assert_eq!(l("b").memory_bytes, Some(1_048_576));
+        assert!(l("c").is_empty());
+        let bad = "train:\n  nodes:\n    - name: train_model\n      func: identity\n      inputs: x\n      outputs: y\n      memory_limit: lots\n      cpu_limit: 10\n    - name: report\n      command: [\"true\"]\n      memory_limit: 1G\n";
+        let err = parse_pipelines(Path::new("conf/pipelines.yml"), bad, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("conf/pipelines.yml:3: pipeline `train`, node `train_model`: `memory_limit`: `lots`: unknown unit `lots`"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[1],
+            "conf/pipelines.yml:3: pipeline `train`, node `train_model`: `cpu_limit` must be a duration such as `30s` (`500ms`, `5m`), got 10"
+        );
+        assert!(
+            problems[2].contains("node `report`: `memory_limit` is for function nodes run by the `process` runner"),
+            "{problems:#?}"
         );
     }
 

@@ -8,7 +8,7 @@ use crate::Io;
 use crate::error::{EXIT_OK, UsageError};
 
 const SCAFFOLD_PIPELINES: &str = r#"# Pipelines declared in YAML; `func` names a registered function.
-# Built-ins: noop, identity, add_one, sum, concat, sleep_ms, spin_ms, fail.
+# Built-ins: noop, identity, add_one, sum, concat, sleep_ms, spin_ms, fill_mb, fail, abort.
 __default__:
   nodes:
     - name: increment
