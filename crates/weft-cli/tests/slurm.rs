@@ -366,12 +366,33 @@ fn a_20_run_sweep_through_slurm_equals_the_same_sweep_in_process() {
         .filter(|text| text.contains("weft worker: listening on http://127.0.0.1:"))
         .collect();
     assert_eq!(outputs.len(), 2, "{outputs:?}");
+    // The batch script starts the worker; its token is not in it.
+    let script = slurm(
+        "scontrol",
+        &["write", "batch_script", &jobs[&format!("weft-{b}-w0")].0, "-"],
+    );
+    assert!(
+        script.starts_with("#!/bin/sh\nexec env -u WEFT_SERVER "),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!(
+            " worker --project {} --session-id {b} --listen 127.0.0.1:0",
+            dir.path().display()
+        )),
+        "{script}"
+    );
+    assert!(!script.contains("TOKEN"), "{script}");
     let (status, _) = http(&on_slurm.addr, "DELETE", &format!("/v1/sessions/{b}"), None);
     assert!(status < 300, "{status}");
-    poll("the session's Slurm jobs to be cancelled", Duration::from_secs(30), || {
-        let jobs = session_jobs(&b);
-        jobs.values().all(|(_, s, _)| s == "CANCELLED").then_some(())
-    });
+    poll(
+        "the session's Slurm jobs to be cancelled",
+        Duration::from_secs(30),
+        || {
+            let jobs = session_jobs(&b);
+            jobs.values().all(|(_, s, _)| s == "CANCELLED").then_some(())
+        },
+    );
 }
 
 #[test]
@@ -442,7 +463,11 @@ fn failed_session(name: &str, extra: &[&str]) -> (String, Duration, String) {
     let elapsed = started.elapsed();
     let reason = &failed["termination_reason"];
     assert_eq!(reason["code"], "worker_launch_failed", "{failed}");
-    (reason["message"].as_str().unwrap_or_default().to_string(), elapsed, id)
+    (
+        reason["message"].as_str().unwrap_or_default().to_string(),
+        elapsed,
+        id,
+    )
 }
 
 #[test]
@@ -454,7 +479,10 @@ fn a_job_that_can_never_start_fails_the_session_with_slurms_reason() {
     // (Reason=PartitionConfig, as EnforcePartLimits is off).
     let (message, elapsed, id) = failed_session("never", &["--slurm-cpus", "512"]);
     assert!(message.contains(&format!("weft-{id}-w0")), "{message}");
-    assert!(message.contains("PENDING with reason PartitionConfig"), "{message}");
+    assert!(
+        message.contains("PENDING with reason PartitionConfig"),
+        "{message}"
+    );
     // Well within the 60 s ready timeout.
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}: {message}");
     // The pending job does not stay behind.
@@ -477,6 +505,19 @@ fn a_job_sbatch_refuses_fails_the_session_with_sbatchs_error() {
 }
 
 #[test]
+fn a_worker_job_that_fails_fails_the_session_with_its_state_and_output() {
+    if !slurm_cluster("a_worker_job_that_fails_fails_the_session_with_its_state_and_output") {
+        return;
+    }
+    let missing = std::env::temp_dir().join("weft-slurm-test-no-such-weft");
+    let (message, _, id) = failed_session("failing", &["--worker-program", missing.to_str().unwrap()]);
+    // Slurm's verdict and the job's own output (the shell's complaint).
+    assert!(message.contains(&format!("weft-{id}-w0")), "{message}");
+    assert!(message.contains("FAILED (exit code 127:0"), "{message}");
+    assert!(message.contains("no-such-weft"), "{message}");
+}
+
+#[test]
 fn multirun_on_slurm_equals_in_process() {
     if !slurm_cluster("multirun_on_slurm_equals_in_process") {
         return;
@@ -490,10 +531,19 @@ fn slurm_flags_are_checked() {
     let root = dir.path().to_str().unwrap();
     for (args, want) in [
         (vec!["--slurm-cpus", "2"], "need --launcher slurm"),
-        (vec!["--launcher", "ray", "--slurm-partition", "p"], "need --launcher slurm"),
+        (
+            vec!["--launcher", "ray", "--slurm-partition", "p"],
+            "need --launcher slurm",
+        ),
         (vec!["--launcher", "slurm", "--slurm-cpus", "0"], "--slurm-cpus"),
-        (vec!["--launcher", "slurm", "--slurm-time", "1 day"], "--slurm-time"),
-        (vec!["--launcher", "slurm", "--slurm-memory", "lots"], "--slurm-memory"),
+        (
+            vec!["--launcher", "slurm", "--slurm-time", "1 day"],
+            "--slurm-time",
+        ),
+        (
+            vec!["--launcher", "slurm", "--slurm-memory", "lots"],
+            "--slurm-memory",
+        ),
     ] {
         let mut all = vec!["multirun", "--project", root, "--params", "start=1,2"];
         all.extend_from_slice(&args);

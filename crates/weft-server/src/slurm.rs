@@ -33,7 +33,10 @@
 //!   as a dead worker: its run becomes `interrupted` and a new job is
 //!   submitted.
 //! - Stop: `scancel ID`; Slurm sends the worker SIGTERM, on which `weft
-//!   worker` exits, and records the job `CANCELLED`.
+//!   worker` exits, and records the job `CANCELLED`. Before its first
+//!   submission a launcher (one per session master) cancels this user's
+//!   queued or running jobs named `weft-<session>-w<k>`: left by an
+//!   earlier master of the session, nobody holds their tokens.
 //!
 //! The commands are run with this process's environment (`SLURM_CONF`
 //! included), from [`SlurmCommands`] (default: found on `PATH`).
@@ -211,6 +214,20 @@ impl SlurmLauncher {
         args
     }
 
+    /// Cancels this user's queued or running jobs of session `session_id`
+    /// (named `weft-<session>-w<k>`): left by an earlier master of the
+    /// session, nobody holds their tokens any more.
+    fn cancel_left_behind(&self, session_id: &str) {
+        let commands = &self.options.commands;
+        let Some((true, stdout, _)) = run(&commands.squeue, &["-h", "--me", "-o", "%i|%j"]) else {
+            return;
+        };
+        for id in left_behind(&stdout, session_id) {
+            tracing::info!(job_id = %id, "cancelling a Slurm job left by an earlier master of session {session_id}");
+            let _ = run(&commands.scancel, &[&id]);
+        }
+    }
+
     fn output_dir(&self, request: &WorkerRequest) -> PathBuf {
         self.options
             .output_dir
@@ -237,6 +254,20 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The ids in `squeue -o %i|%j` lines of the jobs named
+/// `weft-<session_id>-w<k>`.
+fn left_behind(squeue: &str, session_id: &str) -> Vec<String> {
+    let prefix = format!("weft-{session_id}-w");
+    squeue
+        .lines()
+        .filter_map(|line| {
+            let (id, name) = line.trim().split_once('|')?;
+            let k = name.strip_prefix(&prefix)?;
+            (!k.is_empty() && k.chars().all(|c| c.is_ascii_digit())).then(|| id.to_string())
+        })
+        .collect()
+}
+
 /// The job id sbatch `--parsable` printed (`ID` or `ID;CLUSTER`).
 fn parse_job_id(stdout: &str) -> Option<String> {
     let id = stdout.lines().map(str::trim).rfind(|l| !l.is_empty())?;
@@ -247,6 +278,9 @@ fn parse_job_id(stdout: &str) -> Option<String> {
 impl Launcher for SlurmLauncher {
     fn launch(&self, request: &WorkerRequest) -> Result<WorkerHandle, LaunchError> {
         let k = self.launches.fetch_add(1, Ordering::SeqCst);
+        if k == 0 {
+            self.cancel_left_behind(&request.session_id);
+        }
         let name = format!("weft-{}-w{k}", request.session_id);
         let dir = self.output_dir(request);
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -430,6 +464,8 @@ struct Seen {
     never: Option<String>,
     /// The node running the batch script.
     batch_host: Option<String>,
+    /// The last `STATE (reason)` seen in the queue.
+    queued: Option<String>,
 }
 
 struct Shared {
@@ -480,6 +516,7 @@ impl Shared {
         match line {
             Some(line) if !is_ended(&line.state) => {
                 let mut seen = lock(&self.seen);
+                seen.queued = Some(format!("{} (reason {})", line.state, line.reason));
                 if line.batch_host.is_some() {
                     seen.batch_host = line.batch_host;
                 }
@@ -645,6 +682,12 @@ impl WorkerProcess for SlurmJob {
                 )));
             }
             if Instant::now() >= deadline {
+                let queued = lock(&self.shared.seen).queued.clone();
+                tracing::warn!(
+                    job_id = %self.shared.id,
+                    "the worker's Slurm job announced no address in time; last seen {}",
+                    queued.as_deref().unwrap_or("nothing")
+                );
                 return Err(LaunchError::Silent {
                     worker: self.describe(),
                     waited_ms: started.elapsed().as_millis() as u64,
@@ -886,6 +929,43 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         SlurmCommands::in_dir(dir)
+    }
+
+    #[test]
+    fn jobs_left_by_an_earlier_master_are_cancelled_before_the_first_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let commands = fake_commands(
+            dir.path(),
+            &[
+                ("sbatch", "50", 0),
+                (
+                    "squeue",
+                    "7|weft-s1-w0\n8|weft-s1-w12\n9|weft-s10-w0\n10|weft-s1-wx\n11|other",
+                    0,
+                ),
+                ("scancel", "", 0),
+                ("sacct", "", 1),
+                ("scontrol", "", 1),
+            ],
+        );
+        let mut options = SlurmOptions::new("weft");
+        options.commands = commands;
+        options.output_dir = Some(dir.path().join("out"));
+        let launcher = SlurmLauncher::new(options);
+        let first = launcher.launch(&request()).unwrap();
+        let second = launcher.launch(&request()).unwrap();
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        let cancels: Vec<&str> = calls
+            .lines()
+            .filter(|l| l.starts_with("scancel"))
+            .map(|l| l.split(" token=").next().unwrap_or(l))
+            .collect();
+        assert_eq!(cancels, ["scancel 7", "scancel 8"], "{calls}");
+        // Only the first launch looks.
+        assert_eq!(calls.matches("squeue -h --me").count(), 1, "{calls}");
+        drop((first, second));
+        let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+        assert!(calls.contains("scancel 50"), "{calls}");
     }
 
     #[test]
