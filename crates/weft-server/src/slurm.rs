@@ -144,6 +144,10 @@ impl SlurmOptions {
 pub struct SlurmLauncher {
     options: SlurmOptions,
     launches: AtomicU64,
+    /// Whether jobs left by an earlier master were looked for; held while
+    /// looking, so no job of this launcher is submitted (and cancelled as
+    /// left behind) meanwhile.
+    swept: Mutex<bool>,
 }
 
 impl SlurmLauncher {
@@ -152,6 +156,7 @@ impl SlurmLauncher {
         SlurmLauncher {
             options,
             launches: AtomicU64::new(0),
+            swept: Mutex::new(false),
         }
     }
 
@@ -277,10 +282,14 @@ fn parse_job_id(stdout: &str) -> Option<String> {
 
 impl Launcher for SlurmLauncher {
     fn launch(&self, request: &WorkerRequest) -> Result<WorkerHandle, LaunchError> {
-        let k = self.launches.fetch_add(1, Ordering::SeqCst);
-        if k == 0 {
-            self.cancel_left_behind(&request.session_id);
+        {
+            let mut swept = lock(&self.swept);
+            if !*swept {
+                self.cancel_left_behind(&request.session_id);
+                *swept = true;
+            }
         }
+        let k = self.launches.fetch_add(1, Ordering::SeqCst);
         let name = format!("weft-{}-w{k}", request.session_id);
         let dir = self.output_dir(request);
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -966,6 +975,56 @@ mod tests {
         drop((first, second));
         let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
         assert!(calls.contains("scancel 50"), "{calls}");
+    }
+
+    #[test]
+    fn concurrent_first_launches_never_cancel_each_others_jobs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // sbatch lists each job it takes in `jobs`; squeue --me shows them
+        // after a moment (a listing racing a submission).
+        let scripts = [
+            (
+                "sbatch",
+                format!(
+                    "#!/bin/sh\ncat >/dev/null\nname=$(echo \"$*\" | sed -n 's/.*--job-name=\\([^ ]*\\).*/\\1/p')\n\
+                     n=$(cat '{d}/jobs' 2>/dev/null | wc -l)\necho \"$((n+100))|$name\" >> '{d}/jobs'\necho $((n+100))\n"
+                ),
+            ),
+            (
+                "squeue",
+                format!(
+                    "#!/bin/sh\ncase \"$*\" in *--me*) sleep 0.3; cat '{d}/jobs' 2>/dev/null;; \
+                     *) echo 'RUNNING|None|n/a';; esac\n"
+                ),
+            ),
+            ("scancel", format!("#!/bin/sh\necho \"$*\" >> '{d}/cancels'\n")),
+        ];
+        for (name, text) in scripts {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut options = SlurmOptions::new("weft");
+        options.commands = SlurmCommands::in_dir(dir.path());
+        options.output_dir = Some(dir.path().join("out"));
+        let launcher = Arc::new(SlurmLauncher::new(options));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let launcher = Arc::clone(&launcher);
+                std::thread::spawn(move || launcher.launch(&request()).unwrap())
+            })
+            .collect();
+        let handles: Vec<WorkerHandle> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let jobs = std::fs::read_to_string(dir.path().join("jobs")).unwrap();
+        assert_eq!(jobs.lines().count(), 2, "{jobs}");
+        assert!(
+            !dir.path().join("cancels").exists(),
+            "{:?}",
+            std::fs::read_to_string(dir.path().join("cancels"))
+        );
+        drop(handles);
     }
 
     #[test]
