@@ -7,7 +7,9 @@
 //! makes its run `interrupted` and the session goes on with a new job; a
 //! job that can never start (more CPUs than the node has) or that sbatch
 //! refuses (an unknown partition) fails the session with Slurm's reason
-//! within the ready timeout. Plus the `--slurm-*` flags are checked (no
+//! within the ready timeout; a failing worker job fails it with its state
+//! and output; a new server of a session whose server was killed cancels
+//! the job the old one left. Plus the `--slurm-*` flags are checked (no
 //! Slurm needed).
 
 use std::collections::BTreeMap;
@@ -445,6 +447,54 @@ fn scancel_of_the_worker_job_mid_run_interrupts_the_run_and_the_session_recovers
     assert_eq!(jobs[&format!("weft-{id}-w1")].1, "RUNNING", "{jobs:?}");
     let (_, session) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
     assert!(session["closed_at"].is_null(), "{session}");
+}
+
+#[test]
+fn a_new_server_of_a_session_cancels_the_job_its_crashed_server_left() {
+    if !slurm_cluster("a_new_server_of_a_session_cancels_the_job_its_crashed_server_left") {
+        return;
+    }
+    let dir = project();
+    let mut first = serve(dir.path(), "adopt", &["--launcher", "slurm"]);
+    let id = session(&first.addr, json!({"max_concurrency": 1}));
+    let (status, v) = http(
+        &first.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let jobs = session_jobs(&id);
+    let (old_job, state, _) = jobs[&format!("weft-{id}-w0")].clone();
+    assert_eq!(state, "RUNNING", "{jobs:?}");
+    // The server dies without stopping anything: its worker job lives on.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = serve(dir.path(), "adopt", &["--launcher", "slurm"]);
+    let (status, v) = http(
+        &second.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {"runtime_params": {"start": 5}}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["runs"][0]["outputs"]["out"], 6, "{v}");
+    // The old job is cancelled, a new one serves the session.
+    let states = poll("the old job to be cancelled", Duration::from_secs(15), || {
+        let all = slurm("scontrol", &["show", "job", "-o"]);
+        let states: BTreeMap<String, String> = all
+            .lines()
+            .filter(|l| field(l, "JobName").starts_with(&format!("weft-{id}-")))
+            .map(|l| (field(l, "JobId").to_string(), field(l, "JobState").to_string()))
+            .collect();
+        (states.get(&old_job).map(String::as_str) == Some("CANCELLED")).then_some(states)
+    });
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(
+        states.values().filter(|s| *s == "RUNNING").count(),
+        1,
+        "{states:?}"
+    );
 }
 
 /// A session on `weft serve --launcher slurm EXTRA...` that must fail:
