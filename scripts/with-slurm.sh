@@ -31,8 +31,11 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! command -v slurmctld >/dev/null 2>&1 && [ ! -x /usr/sbin/slurmctld ] \
-    || ! command -v munged >/dev/null 2>&1 && [ ! -x /usr/sbin/munged ]; then
+have() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+}
+
+if ! { have slurmctld && have slurmd && have sbatch && have munged; }; then
     echo "with-slurm: installing slurm-wlm and munge with apt-get..." >&2
     as_root apt-get update -qq >&2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >&2
