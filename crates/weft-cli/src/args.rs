@@ -109,6 +109,9 @@ pub enum LauncherArg {
     /// In `weft worker`s submitted as Ray jobs (Ray's Jobs REST API at
     /// --ray-address), one per unit of a session's max_concurrency.
     Ray,
+    /// In `weft worker`s submitted as Slurm batch jobs (`sbatch`), one per
+    /// unit of a session's max_concurrency.
+    Slurm,
 }
 
 /// Where a Ray launcher submits its workers (with `--launcher ray`).
@@ -136,6 +139,47 @@ pub struct RayArgs {
     /// the project at its own path on every node.
     #[arg(long)]
     pub ray_working_dir: Option<String>,
+}
+
+/// How a Slurm launcher submits its workers (with `--launcher slurm`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SlurmArgs {
+    /// With --launcher slurm: the partition of each worker job
+    /// (`sbatch --partition`; default: the cluster's default partition).
+    #[arg(long)]
+    pub slurm_partition: Option<String>,
+    /// With --launcher slurm: the account each worker job is charged to
+    /// (`sbatch --account`).
+    #[arg(long)]
+    pub slurm_account: Option<String>,
+    /// With --launcher slurm: the time limit of each worker job, in any
+    /// form sbatch takes (`sbatch --time`: 30, 1:00:00, 2-00).
+    #[arg(long)]
+    pub slurm_time: Option<String>,
+    /// With --launcher slurm: CPUs of each worker job (`sbatch --cpus-per-task`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub slurm_cpus: Option<u32>,
+    /// With --launcher slurm: memory of each worker job (`sbatch --mem`,
+    /// in MiB rounded up; e.g. 512MiB, 2G, or bytes).
+    #[arg(long, value_parser = parse_size_arg)]
+    pub slurm_memory: Option<u64>,
+    /// With --launcher slurm: one more sbatch option for each worker job
+    /// (repeatable; e.g. --slurm-sbatch-arg=--qos=high).
+    #[arg(long, allow_hyphen_values = true)]
+    pub slurm_sbatch_arg: Vec<String>,
+    /// With --launcher slurm: the folder holding sbatch, squeue, sacct,
+    /// scontrol and scancel (default: found on PATH).
+    #[arg(long)]
+    pub slurm_bin_dir: Option<PathBuf>,
+    /// With --launcher slurm: where the jobs' output files go (default
+    /// <project>/.weft/slurm; a folder the nodes and this machine share).
+    #[arg(long)]
+    pub slurm_output_dir: Option<PathBuf>,
+    /// With --launcher slurm: the host workers listen on (default
+    /// 127.0.0.1, a node on this machine; 0.0.0.0 announces the job's
+    /// batch host, for a cluster of several machines).
+    #[arg(long)]
+    pub slurm_listen_host: Option<std::net::IpAddr>,
 }
 
 /// `weft worker`.
@@ -213,27 +257,27 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct LauncherArgs {
     /// Where runs execute: threads of this process, `weft worker` child
-    /// processes, or `weft worker`s as Ray jobs.
+    /// processes, or `weft worker`s as Ray jobs or Slurm batch jobs.
     #[arg(long, value_enum, default_value_t = LauncherArg::InProcess)]
     pub launcher: LauncherArg,
-    /// With --launcher process|ray: each worker exits after this many runs
+    /// With --launcher process|ray|slurm: each worker exits after this many runs
     /// and is replaced.
     #[arg(long)]
     pub worker_max_runs: Option<u32>,
-    /// With --launcher process|ray: the program started as `PROGRAM worker
-    /// ...` (default: this executable; with ray, a path valid on the Ray nodes).
+    /// With --launcher process|ray|slurm: the program started as `PROGRAM worker
+    /// ...` (default: this executable; with ray or slurm, a path valid on the nodes).
     #[arg(long)]
     pub worker_program: Option<PathBuf>,
-    /// With --launcher process|ray: seconds a worker may take to become
+    /// With --launcher process|ray|slurm: seconds a worker may take to become
     /// ready before its session fails (`worker_healthz_timeout`).
     #[arg(long, default_value_t = 60.0)]
     pub worker_ready_timeout_s: f64,
-    /// With --launcher process|ray: the most data memory each worker may
+    /// With --launcher process|ray|slurm: the most data memory each worker may
     /// hold (setrlimit RLIMIT_DATA; e.g. 512MiB, 2G); a run past it fails
     /// naming the limit.
     #[arg(long, value_parser = parse_size_arg)]
     pub worker_memory_limit: Option<u64>,
-    /// With --launcher process|ray: the most CPU seconds one run may use
+    /// With --launcher process|ray|slurm: the most CPU seconds one run may use
     /// (setrlimit RLIMIT_CPU, re-armed per run); a run past it fails naming
     /// the limit.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -241,6 +285,9 @@ pub struct LauncherArgs {
     /// Ray's flags.
     #[command(flatten)]
     pub ray: RayArgs,
+    /// Slurm's flags.
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).
@@ -362,7 +409,7 @@ pub struct MultirunArgs {
     /// Metrics (free outputs) to show in the table, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
-    /// Where the runs execute (`--max-workers` workers with process|ray).
+    /// Where the runs execute (`--max-workers` workers with process|ray|slurm).
     #[command(flatten)]
     pub launcher: LauncherArgs,
 }

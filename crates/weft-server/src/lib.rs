@@ -12,7 +12,8 @@
 //! - **workers** behind the narrow [`Worker`] interface (start, health,
 //!   dispatch one run spec, cancel, stop): [`InProcessWorker`] (threads of
 //!   this process) or [`ProcessWorker`] (`weft worker` processes started
-//!   by a [`Launcher`]: local children or Ray jobs ([`RayLauncher`]),
+//!   by a [`Launcher`]: local children, Ray jobs ([`RayLauncher`]) or
+//!   Slurm batch jobs ([`SlurmLauncher`]),
 //!   served by [`worker_app`]).
 //!
 //! A dispatch is written to the store before it is acknowledged; a claimed
@@ -29,6 +30,7 @@ mod openapi;
 pub mod process;
 pub mod ray;
 mod server;
+pub mod slurm;
 pub mod states;
 pub mod tls;
 mod worker;
@@ -49,6 +51,7 @@ pub use process::{
 };
 pub use ray::{RayError, RayLauncher, RayOptions};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
+pub use slurm::{SlurmCommands, SlurmLauncher, SlurmOptions};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, RunProgress, Worker, WorkerError, open_served_session};
 pub use worker_app::{NDJSON, WorkerState, serve_worker, worker_app};

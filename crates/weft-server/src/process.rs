@@ -1,14 +1,16 @@
 //! Workers in other processes: [`ProcessWorker`] keeps a session's
 //! `max_concurrency` `weft worker` processes (each single-flight), started
 //! through a [`Launcher`] ([`LocalProcessLauncher`]: child processes of
-//! this one; [`crate::RayLauncher`]: Ray jobs), and talks to them over HTTP
+//! this one; [`crate::RayLauncher`]: Ray jobs; [`crate::SlurmLauncher`]:
+//! Slurm batch jobs), and talks to them over HTTP
 //! ([`crate::worker_app`]).
 //!
 //! Error matrix of a dispatch:
 //! - the worker is dead or unreachable mid-run: [`WorkerError::Unavailable`]
 //!   (the server records the run `interrupted`); the worker is killed and a
 //!   replacement started at once, before the next dispatch needs it; so is
-//!   a worker stopped from outside (SIGTERM, a stopped Ray job) that answers
+//!   a worker stopped from outside (SIGTERM, a stopped Ray job, a cancelled
+//!   Slurm job) that answers
 //!   with a run it cancelled on its way out, when nobody here cancelled it;
 //! - 409 `busy`: retried later (with backoff), on any free worker;
 //! - 5xx: retried once, then the run fails ([`WorkerError::Refused`]);
@@ -80,6 +82,23 @@ pub enum LauncherConfig {
         listen_host: Option<std::net::IpAddr>,
         /// A `runtime_env.working_dir` URI the project travels as.
         working_dir: Option<String>,
+        /// Memory and CPU-time limits every worker applies to itself.
+        limits: WorkerLimits,
+    },
+    /// `weft worker`s submitted as Slurm batch jobs, one per unit of the
+    /// session's `max_concurrency` ([`ProcessWorker`] over
+    /// [`crate::SlurmLauncher`]).
+    Slurm {
+        /// The program, the Slurm commands, partition, account, time
+        /// limit, CPUs, memory and extra sbatch options of each job.
+        options: crate::slurm::SlurmOptions,
+        /// Each worker exits after this many answered runs and is replaced.
+        max_runs: Option<u32>,
+        /// Submission to ready `/healthz`, per worker (time in Slurm's
+        /// queue included); past it the session fails with
+        /// `worker_healthz_timeout`. A job Slurm can never start fails it
+        /// sooner, with Slurm's reason.
+        ready_timeout: Duration,
         /// Memory and CPU-time limits every worker applies to itself.
         limits: WorkerLimits,
     },
@@ -1258,6 +1277,27 @@ pub(crate) fn session_worker(
             Arc::new(
                 ProcessWorker::new(
                     Arc::new(crate::ray::RayLauncher::new(ray)),
+                    record.session_id.clone(),
+                    PathBuf::from(&record.project_path),
+                    env,
+                    options,
+                )
+                .with_progress(progress),
+            )
+        }
+        LauncherConfig::Slurm {
+            options: slurm,
+            max_runs,
+            ready_timeout,
+            limits,
+        } => {
+            let mut options = ProcessOptions::new(record.max_concurrency.max(1) as usize);
+            options.max_runs = *max_runs;
+            options.ready_timeout = *ready_timeout;
+            options.limits = *limits;
+            Arc::new(
+                ProcessWorker::new(
+                    Arc::new(crate::slurm::SlurmLauncher::new(slurm.clone())),
                     record.session_id.clone(),
                     PathBuf::from(&record.project_path),
                     env,

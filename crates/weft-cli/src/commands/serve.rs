@@ -6,13 +6,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_server::{DEFAULT_PORT, LauncherConfig, Server, ServerConfig, SystemClock, WorkerLimits};
+use weft_server::{
+    DEFAULT_PORT, LauncherConfig, Server, ServerConfig, SlurmCommands, SlurmOptions, SystemClock,
+    WorkerLimits,
+};
 use weft_session::{Project, ProjectCode, SessionOptions, StoreChoice};
 use weft_store::Store;
 
 use super::Edge;
 use crate::Io;
-use crate::args::{LauncherArg, LauncherArgs, ServeArgs, SessionArgs};
+use crate::args::{LauncherArg, LauncherArgs, ServeArgs, SessionArgs, SlurmArgs};
 use crate::error::UsageError;
 
 pub(crate) fn serve(
@@ -117,7 +120,7 @@ pub(crate) fn serve(
     Ok(crate::error::EXIT_OK)
 }
 
-/// `--launcher` and its `--worker-*` / `--ray-*` flags.
+/// `--launcher` and its `--worker-*` / `--ray-*` / `--slurm-*` flags.
 pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherConfig> {
     let worker_flags = args.worker_max_runs.is_some()
         || args.worker_program.is_some()
@@ -132,9 +135,24 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
     if ray_flags && args.launcher != LauncherArg::Ray {
         return Err(UsageError::new("the --ray-* flags need --launcher ray").into());
     }
+    let slurm = &args.slurm;
+    let slurm_flags = slurm.slurm_partition.is_some()
+        || slurm.slurm_account.is_some()
+        || slurm.slurm_time.is_some()
+        || slurm.slurm_cpus.is_some()
+        || slurm.slurm_memory.is_some()
+        || !slurm.slurm_sbatch_arg.is_empty()
+        || slurm.slurm_bin_dir.is_some()
+        || slurm.slurm_output_dir.is_some()
+        || slurm.slurm_listen_host.is_some();
+    if slurm_flags && args.launcher != LauncherArg::Slurm {
+        return Err(UsageError::new("the --slurm-* flags need --launcher slurm").into());
+    }
     if args.launcher == LauncherArg::InProcess {
         if worker_flags {
-            return Err(UsageError::new("the --worker-* flags need --launcher process or ray").into());
+            return Err(
+                UsageError::new("the --worker-* flags need --launcher process or ray or slurm").into(),
+            );
         }
         return Ok(LauncherConfig::InProcess);
     }
@@ -166,6 +184,9 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
             limits,
         });
     }
+    if args.launcher == LauncherArg::Slurm {
+        return slurm_config(slurm, program, args.worker_max_runs, ready_timeout, limits);
+    }
     let Some(address) = ray.ray_address.clone() else {
         return Err(UsageError::new(
             "--launcher ray needs --ray-address URL (the Ray dashboard, e.g. http://127.0.0.1:8265)",
@@ -195,6 +216,47 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
         memory: ray.ray_memory,
         listen_host: ray.ray_listen_host,
         working_dir: ray.ray_working_dir.clone(),
+        limits,
+    })
+}
+
+/// `--launcher slurm` and its `--slurm-*` flags.
+fn slurm_config(
+    args: &SlurmArgs,
+    program: std::path::PathBuf,
+    max_runs: Option<u32>,
+    ready_timeout: Duration,
+    limits: WorkerLimits,
+) -> anyhow::Result<LauncherConfig> {
+    for (flag, value) in [
+        ("--slurm-partition", &args.slurm_partition),
+        ("--slurm-account", &args.slurm_account),
+        ("--slurm-time", &args.slurm_time),
+    ] {
+        if let Some(v) = value
+            && (v.trim().is_empty() || v.contains(char::is_whitespace))
+        {
+            return Err(UsageError::new(format!("{flag} {v:?}: expected one word")).into());
+        }
+    }
+    let mut options = SlurmOptions::new(program);
+    if let Some(dir) = &args.slurm_bin_dir {
+        options.commands = SlurmCommands::in_dir(dir);
+    }
+    options.partition = args.slurm_partition.clone();
+    options.account = args.slurm_account.clone();
+    options.time_limit = args.slurm_time.clone();
+    options.cpus = args.slurm_cpus;
+    options.memory = args.slurm_memory;
+    options.extra_args = args.slurm_sbatch_arg.clone();
+    options.output_dir = args.slurm_output_dir.clone();
+    if let Some(host) = args.slurm_listen_host {
+        options.listen_host = host;
+    }
+    Ok(LauncherConfig::Slurm {
+        options,
+        max_runs,
+        ready_timeout,
         limits,
     })
 }

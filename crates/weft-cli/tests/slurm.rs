@@ -1,0 +1,605 @@
+//! `--launcher slurm` against a real one-node Slurm cluster (munged,
+//! slurmctld and slurmd started by scripts/with-slurm.sh, which exports
+//! `WEFT_TEST_SLURM=1` and `SLURM_CONF`; without it each test fails with
+//! how to run it) and the real `weft` binary: a sweep through
+//! `weft serve --launcher slurm` equals the same sweep in-process, so does
+//! `weft multirun --launcher slurm`; `scancel` of the worker job mid-run
+//! makes its run `interrupted` and the session goes on with a new job; a
+//! job that can never start (more CPUs than the node has) or that sbatch
+//! refuses (an unknown partition) fails the session with Slurm's reason
+//! within the ready timeout; a failing worker job fails it with its state
+//! and output; a new server of a session whose server was killed cancels
+//! the job the old one left. Plus the `--slurm-*` flags are checked (no
+//! Slurm needed).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Whether scripts/with-slurm.sh started a cluster for this test (it
+/// fails the test when not).
+fn slurm_cluster(test: &str) -> bool {
+    // Like the Ray, PostgreSQL and S3 tests: fail, never skip, so a suite
+    // run without the cluster cannot pass by testing nothing.
+    assert!(
+        std::env::var("WEFT_TEST_SLURM").as_deref() == Ok("1"),
+        "{test}: WEFT_TEST_SLURM is not set, so no Slurm cluster is running; run the Slurm \
+         tests through scripts/with-slurm.sh (scripts/test.sh does), e.g. \
+         `scripts/with-slurm.sh cargo nextest run --workspace -E 'binary(slurm)'`"
+    );
+    true
+}
+
+/// A Slurm client command's stdout (it must succeed).
+fn slurm(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `Key=` of one `scontrol show job -o` line.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_default()
+}
+
+/// The session's Slurm jobs the controller knows (queued, running and
+/// recently ended): job name → (job id, state, reason).
+fn session_jobs(session_id: &str) -> BTreeMap<String, (String, String, String)> {
+    let all = slurm("scontrol", &["show", "job", "-o"]);
+    all.lines()
+        .filter(|l| field(l, "JobName").starts_with(&format!("weft-{session_id}-")))
+        .map(|l| {
+            (
+                field(l, "JobName").to_string(),
+                (
+                    field(l, "JobId").to_string(),
+                    field(l, "JobState").to_string(),
+                    field(l, "Reason").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "weft.toml", "[project]\nname = \"served\"\n");
+    write(
+        root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - name: wait\n      func: sleep_ms\n      inputs: [params:delay, params:start]\n      outputs: waited\n    - name: next\n      func: add_one\n      inputs: waited\n      outputs: out\n",
+    );
+    write(root, "conf/base/parameters.yml", "start: 1\ndelay: 0\n");
+    std::fs::create_dir_all(root.join("conf/local")).unwrap();
+    dir
+}
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SIGTERM first: the server cancels its sessions' Slurm jobs on the way out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn weft_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(args)
+        .env_remove("WEFT_TOKEN")
+        .env_remove("WEFT_STORE_URL")
+        .env_remove("WEFT_SERVER")
+        .env_remove("WEFT_ENV")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// `weft serve` on a free loopback port with its own SQLite store.
+fn serve(root: &Path, name: &str, extra: &[&str]) -> Proc {
+    let root = root.to_str().unwrap();
+    let store = format!("{root}/.weft/{name}.db");
+    let mut args = vec![
+        "serve",
+        "--project",
+        root,
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--grace-s",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = weft_command(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Proc { child, addr }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(payload)
+    } else {
+        payload.to_string()
+    };
+    (status, serde_json::from_str(&payload).unwrap_or(json!(payload)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn session(addr: &str, body: Value) -> String {
+    let (status, s) = http(addr, "POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 201, "{s}");
+    s["id"].as_str().unwrap().to_string()
+}
+
+fn poll<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `start` → (status, outputs, metrics) of each run of a 20-run sweep.
+fn sweep(addr: &str, id: &str) -> BTreeMap<i64, (String, Value, Value)> {
+    let (status, v) = http(
+        addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=120"),
+        Some(&json!({"spec": {"runtime_params": {"delay": 5}}, "sweep": ["start=range(0,20)"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["runtime_params"]["start"].as_i64().unwrap(),
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["outputs"].clone(),
+                    r["metrics"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `weft multirun ... --json` → its runs as (params, status, outputs,
+/// metrics, attempts, error), sorted; and the session id.
+fn multirun(root: &Path, store: &str, extra: &[&str]) -> (Vec<Value>, String) {
+    let root = root.to_str().unwrap();
+    let mut args = vec![
+        "multirun",
+        "--project",
+        root,
+        "--store",
+        store,
+        "--params",
+        "start=range(0,8),delay=5",
+        "--policy",
+        "continue",
+        "--max-workers",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = weft_command(&args).stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "weft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let runs = runs.as_array().unwrap();
+    let session_id = runs[0]["session_id"].as_str().unwrap().to_string();
+    assert!(runs.iter().all(|r| r["session_id"] == session_id.as_str()));
+    let mut rows: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            json!({
+                "params": r["params"], "status": r["status"], "outputs": r["outputs"],
+                "metrics": r["metrics"], "attempts": r["attempts"], "error": r["error"],
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| r["params"]["start"].as_i64());
+    (rows, session_id)
+}
+
+/// The session's runs as the run store has them (`weft runs list`), sorted.
+fn stored_runs(root: &Path, store: &str, session_id: &str) -> Vec<Value> {
+    let out = weft_command(&[
+        "runs",
+        "list",
+        "--project",
+        root.to_str().unwrap(),
+        "--store",
+        store,
+        "--session",
+        session_id,
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows: Vec<Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            json!({
+                "params": r["runtime_params"], "status": r["status"], "outputs": r["outputs"],
+                "metrics": r["metrics"], "pipelines": r["pipeline_names"], "env": r["env"],
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| r["params"]["start"].as_i64());
+    rows
+}
+
+fn multirun_on(launcher: &[&str]) {
+    let dir = project();
+    let store = format!("{}/.weft/multirun.db", dir.path().display());
+    let (expected, a) = multirun(dir.path(), &store, &[]);
+    assert_eq!(expected.len(), 8);
+    assert!(
+        expected.iter().all(|r| r["status"] == "succeeded"),
+        "{expected:?}"
+    );
+    let (got, b) = multirun(dir.path(), &store, launcher);
+    assert_eq!(got, expected);
+    // The records too: same runs, params, statuses, outputs, metrics.
+    let recorded = stored_runs(dir.path(), &store, &a);
+    assert_eq!(recorded.len(), 8);
+    assert_eq!(stored_runs(dir.path(), &store, &b), recorded);
+}
+
+#[test]
+fn a_20_run_sweep_through_slurm_equals_the_same_sweep_in_process() {
+    if !slurm_cluster("a_20_run_sweep_through_slurm_equals_the_same_sweep_in_process") {
+        return;
+    }
+    let dir = project();
+    let in_process = serve(dir.path(), "inproc", &[]);
+    let a = session(&in_process.addr, json!({"max_concurrency": 2}));
+    let expected = sweep(&in_process.addr, &a);
+    assert_eq!(expected.len(), 20);
+    assert!(
+        expected.values().all(|(s, _, _)| s == "succeeded"),
+        "{expected:?}"
+    );
+
+    let on_slurm = serve(dir.path(), "slurm", &["--launcher", "slurm", "--slurm-cpus", "1"]);
+    let b = session(&on_slurm.addr, json!({"max_concurrency": 2}));
+    assert_eq!(sweep(&on_slurm.addr, &b), expected);
+    // Two workers, two batch jobs, both running while the session lives.
+    let jobs = session_jobs(&b);
+    assert_eq!(
+        jobs.keys().collect::<Vec<_>>(),
+        [&format!("weft-{b}-w0"), &format!("weft-{b}-w1")],
+        "{jobs:?}"
+    );
+    assert!(jobs.values().all(|(_, s, _)| s == "RUNNING"), "{jobs:?}");
+    // Each job's output file holds its worker's announced address.
+    let outputs: Vec<String> = std::fs::read_dir(dir.path().join(".weft/slurm"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|text| text.contains("weft worker: listening on http://127.0.0.1:"))
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    // The batch script starts the worker; its token is not in it.
+    let script = slurm(
+        "scontrol",
+        &["write", "batch_script", &jobs[&format!("weft-{b}-w0")].0, "-"],
+    );
+    assert!(
+        script.starts_with("#!/bin/sh\nexec env -u WEFT_SERVER "),
+        "{script}"
+    );
+    assert!(
+        script.contains(&format!(
+            " worker --project {} --session-id {b} --listen 127.0.0.1:0",
+            dir.path().display()
+        )),
+        "{script}"
+    );
+    assert!(!script.contains("TOKEN"), "{script}");
+    let (status, _) = http(&on_slurm.addr, "DELETE", &format!("/v1/sessions/{b}"), None);
+    assert!(status < 300, "{status}");
+    poll(
+        "the session's Slurm jobs to be cancelled",
+        Duration::from_secs(30),
+        || {
+            let jobs = session_jobs(&b);
+            jobs.values().all(|(_, s, _)| s == "CANCELLED").then_some(())
+        },
+    );
+}
+
+#[test]
+fn scancel_of_the_worker_job_mid_run_interrupts_the_run_and_the_session_recovers() {
+    if !slurm_cluster("scancel_of_the_worker_job_mid_run_interrupts_the_run_and_the_session_recovers") {
+        return;
+    }
+    let dir = project();
+    let s = serve(dir.path(), "scancel", &["--launcher", "slurm"]);
+    let id = session(&s.addr, json!({"max_concurrency": 1}));
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs"),
+        Some(&json!({"spec": {"runtime_params": {"delay": 20000}}})),
+    );
+    assert!(status < 300, "{v}");
+    let run_id = v["run_ids"][0].as_str().unwrap().to_string();
+    poll("the run to start on Slurm", Duration::from_secs(60), || {
+        let (_, r) = http(&s.addr, "GET", &format!("/v1/runs/{run_id}"), None);
+        (r["status"] == "running").then_some(())
+    });
+    let first = format!("weft-{id}-w0");
+    let jobs = session_jobs(&id);
+    let (job_id, state, _) = jobs[&first].clone();
+    assert_eq!(state, "RUNNING", "{jobs:?}");
+    slurm("scancel", &[&job_id]);
+    let run = poll("the run to end", Duration::from_secs(30), || {
+        let (_, r) = http(&s.addr, "GET", &format!("/v1/runs/{run_id}"), None);
+        (!matches!(r["status"].as_str(), Some("queued" | "running"))).then_some(r)
+    });
+    assert_eq!(run["status"], "interrupted", "{run}");
+    poll("the job to be CANCELLED", Duration::from_secs(15), || {
+        (session_jobs(&id)[&first].1 == "CANCELLED").then_some(())
+    });
+    // A new batch job serves the session's next runs.
+    for start in [41, 9] {
+        let (status, v) = http(
+            &s.addr,
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+            Some(&json!({"spec": {"runtime_params": {"start": start}}})),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["runs"][0]["status"], "succeeded", "{v}");
+        assert_eq!(v["runs"][0]["outputs"]["out"], start + 1, "{v}");
+    }
+    let jobs = session_jobs(&id);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[&format!("weft-{id}-w1")].1, "RUNNING", "{jobs:?}");
+    let (_, session) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+    assert!(session["closed_at"].is_null(), "{session}");
+}
+
+#[test]
+fn a_new_server_of_a_session_cancels_the_job_its_crashed_server_left() {
+    if !slurm_cluster("a_new_server_of_a_session_cancels_the_job_its_crashed_server_left") {
+        return;
+    }
+    let dir = project();
+    let mut first = serve(dir.path(), "adopt", &["--launcher", "slurm"]);
+    let id = session(&first.addr, json!({"max_concurrency": 1}));
+    let (status, v) = http(
+        &first.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let jobs = session_jobs(&id);
+    let (old_job, state, _) = jobs[&format!("weft-{id}-w0")].clone();
+    assert_eq!(state, "RUNNING", "{jobs:?}");
+    // The server dies without stopping anything: its worker job lives on.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = serve(dir.path(), "adopt", &["--launcher", "slurm"]);
+    let (status, v) = http(
+        &second.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {"runtime_params": {"start": 5}}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["runs"][0]["outputs"]["out"], 6, "{v}");
+    // The old job is cancelled, a new one serves the session.
+    let states = poll("the old job to be cancelled", Duration::from_secs(15), || {
+        let all = slurm("scontrol", &["show", "job", "-o"]);
+        let states: BTreeMap<String, String> = all
+            .lines()
+            .filter(|l| field(l, "JobName").starts_with(&format!("weft-{id}-")))
+            .map(|l| (field(l, "JobId").to_string(), field(l, "JobState").to_string()))
+            .collect();
+        (states.get(&old_job).map(String::as_str) == Some("CANCELLED")).then_some(states)
+    });
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(
+        states.values().filter(|s| *s == "RUNNING").count(),
+        1,
+        "{states:?}"
+    );
+}
+
+/// A session on `weft serve --launcher slurm EXTRA...` that must fail:
+/// (its termination reason's message, how long it took, the session id).
+fn failed_session(name: &str, extra: &[&str]) -> (String, Duration, String) {
+    let dir = project();
+    let mut args = vec!["--launcher", "slurm", "--worker-ready-timeout-s", "60"];
+    args.extend_from_slice(extra);
+    let s = serve(dir.path(), name, &args);
+    let started = Instant::now();
+    let id = session(&s.addr, json!({"max_concurrency": 1}));
+    let failed = poll("the session to fail", Duration::from_secs(90), || {
+        let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+        (v["state"] == "failed").then_some(v)
+    });
+    let elapsed = started.elapsed();
+    let reason = &failed["termination_reason"];
+    assert_eq!(reason["code"], "worker_launch_failed", "{failed}");
+    (
+        reason["message"].as_str().unwrap_or_default().to_string(),
+        elapsed,
+        id,
+    )
+}
+
+#[test]
+fn a_job_that_can_never_start_fails_the_session_with_slurms_reason() {
+    if !slurm_cluster("a_job_that_can_never_start_fails_the_session_with_slurms_reason") {
+        return;
+    }
+    // More CPUs than the node has: Slurm takes the job and keeps it PENDING
+    // (Reason=PartitionConfig, as EnforcePartLimits is off).
+    let (message, elapsed, id) = failed_session("never", &["--slurm-cpus", "512"]);
+    assert!(message.contains(&format!("weft-{id}-w0")), "{message}");
+    assert!(
+        message.contains("PENDING with reason PartitionConfig"),
+        "{message}"
+    );
+    // Well within the 60 s ready timeout.
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}: {message}");
+    // The pending job does not stay behind.
+    poll("the pending job to be cancelled", Duration::from_secs(15), || {
+        let jobs = session_jobs(&id);
+        (jobs.len() == 1 && jobs.values().all(|(_, s, _)| s == "CANCELLED")).then_some(())
+    });
+}
+
+#[test]
+fn a_job_sbatch_refuses_fails_the_session_with_sbatchs_error() {
+    if !slurm_cluster("a_job_sbatch_refuses_fails_the_session_with_sbatchs_error") {
+        return;
+    }
+    let (message, elapsed, id) = failed_session("refused", &["--slurm-partition", "no-such-partition"]);
+    assert!(message.contains(&format!("weft-{id}-w0")), "{message}");
+    assert!(message.contains("Invalid partition name specified"), "{message}");
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}: {message}");
+    assert!(session_jobs(&id).is_empty());
+}
+
+#[test]
+fn a_worker_job_that_fails_fails_the_session_with_its_state_and_output() {
+    if !slurm_cluster("a_worker_job_that_fails_fails_the_session_with_its_state_and_output") {
+        return;
+    }
+    let missing = std::env::temp_dir().join("weft-slurm-test-no-such-weft");
+    let (message, _, id) = failed_session("failing", &["--worker-program", missing.to_str().unwrap()]);
+    // Slurm's verdict and the job's own output (the shell's complaint).
+    assert!(message.contains(&format!("weft-{id}-w0")), "{message}");
+    assert!(message.contains("FAILED (exit code 127:0"), "{message}");
+    assert!(message.contains("no-such-weft"), "{message}");
+}
+
+#[test]
+fn multirun_on_slurm_equals_in_process() {
+    if !slurm_cluster("multirun_on_slurm_equals_in_process") {
+        return;
+    }
+    multirun_on(&["--launcher", "slurm"]);
+}
+
+#[test]
+fn slurm_flags_are_checked() {
+    let dir = project();
+    let root = dir.path().to_str().unwrap();
+    for (args, want) in [
+        (vec!["--slurm-cpus", "2"], "need --launcher slurm"),
+        (
+            vec!["--launcher", "ray", "--slurm-partition", "p"],
+            "need --launcher slurm",
+        ),
+        (vec!["--launcher", "slurm", "--slurm-cpus", "0"], "--slurm-cpus"),
+        (
+            vec!["--launcher", "slurm", "--slurm-time", "1 day"],
+            "--slurm-time",
+        ),
+        (
+            vec!["--launcher", "slurm", "--slurm-memory", "lots"],
+            "--slurm-memory",
+        ),
+    ] {
+        let mut all = vec!["multirun", "--project", root, "--params", "start=1,2"];
+        all.extend_from_slice(&args);
+        let out = weft_command(&all).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
