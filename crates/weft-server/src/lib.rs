@@ -31,6 +31,7 @@ pub mod ray;
 mod server;
 pub mod states;
 pub mod tls;
+pub mod web;
 mod worker;
 pub mod worker_app;
 
