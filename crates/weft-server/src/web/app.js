@@ -751,6 +751,10 @@
       h("input", { type: "checkbox", checked: collapse.has(ns), onchange: (e) => { if (e.target.checked) collapse.add(ns); else collapse.delete(ns); draw(); } }), ` ${ns}`)) : h("span", { class: "muted", text: "none" }));
     const tagBox = h("div", { class: "chips" }, p.tags.length ? p.tags.map((t) => h("label", {},
       h("input", { type: "checkbox", checked: tags.has(t), onchange: (e) => { if (e.target.checked) tags.add(t); else tags.delete(t); draw(); } }), ` ${t}`)) : h("span", { class: "muted", text: "none" }));
+    const zoomSel = h("select", { id: "zoom", "aria-label": "zoom" },
+      [["fit", "fit width"], ["1", "100%"], ["0.5", "50%"], ["0.25", "25%"]].map(([v, t]) => h("option", { value: v, text: t })));
+    let zoomChosen = false;
+    zoomSel.addEventListener("change", () => applyZoom(true));
     const byName = Object.fromEntries(p.nodes.map((n) => [n.name, n]));
     const nodesTable = dataTable("pipeline-nodes", { columns: [
       { key: "layer", label: "layer", value: (n) => n.layer },
@@ -768,7 +772,7 @@
         h("a", { href: `/ui/sessions/${enc(sid)}`, text: `session ${sid}` }),
         runId ? h("a", { href: `/ui/runs/${enc(runId)}`, text: `states of run ${runId}` }) : null),
       h("div", { class: "bar" }, h("strong", { text: "Collapse namespaces:" }), nsBox),
-      h("div", { class: "bar" }, h("strong", { text: "Only tags:" }), tagBox),
+      h("div", { class: "bar" }, h("strong", { text: "Only tags:" }), tagBox, h("label", {}, "Zoom ", zoomSel)),
       h("div", { class: "side" }, dag, details),
       h("h2", { text: "Nodes" }), nodesTable.el);
     function showNode(g) {
@@ -788,6 +792,21 @@
         ["inputs", n.inputs.join(", ") || "—"], ["outputs", n.outputs.join(", ") || "—"], ["state in run", state ? state.slice(6) : "—"]]
         .flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]));
     }
+    // Zoom by the drawing's own size; the first layers are centred, so the
+    // view starts scrolled to the middle.
+    function applyZoom(centre) {
+      const s = dag.querySelector("svg");
+      if (!s) return;
+      const w = +s.getAttribute("width"), ht = +s.getAttribute("height");
+      if (zoomSel.value === "fit") {
+        s.style.width = w > dag.clientWidth ? "100%" : `${w}px`;
+        s.style.height = "auto";
+      } else {
+        s.style.width = `${w * +zoomSel.value}px`;
+        s.style.height = `${ht * +zoomSel.value}px`;
+      }
+      if (centre) dag.scrollLeft = Math.max(0, (dag.scrollWidth - dag.clientWidth) / 2);
+    }
     async function draw() {
       const qs = new URLSearchParams();
       if (collapse.size) qs.set("collapse", [...collapse].join(","));
@@ -801,6 +820,11 @@
         const svg = doc.documentElement;
         dag.replaceChildren(document.importNode(svg, true));
         count.textContent = dag.querySelector("svg").dataset.nodes;
+        if (!zoomChosen) {
+          zoomChosen = true;
+          zoomSel.value = +dag.querySelector("svg").getAttribute("width") <= 2 * dag.clientWidth ? "fit" : "0.5";
+        }
+        applyZoom(true);
       } catch (e) { dag.replaceChildren(errorBox(e)); }
     }
     dag.addEventListener("click", (e) => { const g = e.target.closest(".node"); if (g) showNode(g); });
