@@ -376,8 +376,8 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         "return /live: live/.test(document.getElementById('live-state').textContent)",
     );
     b.js("window.__same_page = true; return null");
-    b.type_into("#dispatch-params", r#"{"delay": 800}"#);
-    b.type_into("#dispatch-sweep", "start=1,2,3,4,5,6");
+    b.type_into("#dispatch-params", r#"{"start": 0}"#);
+    b.type_into("#dispatch-sweep", "start=1,2,3\ndelay=600,800");
     b.click("#dispatch-form button[type=submit]");
     let finished_then = b.wait(
         "6 runs in the table",
@@ -418,6 +418,9 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
           const y = document.getElementById('plot-y'); y.value = 'score'; y.dispatchEvent(new Event('change')); return null");
     let points = b.js("return document.querySelectorAll('#plot svg circle').length");
     assert_eq!(points, json!(6));
+    // Two parameters vary: a parallel-coordinates line per run too.
+    let lines = b.js("return document.querySelectorAll('#parallel svg polyline.line').length");
+    assert_eq!(lines, json!(6));
     b.screenshot("session");
 
     // A run submitted elsewhere shows up without a reload (events stream).
@@ -495,12 +498,7 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|r| {
-            r["pipeline_names"]
-                .as_array()
-                .is_none_or(|p| p.is_empty() || p[0] == "__default__")
-        })
-        .take(2)
+        .filter(|r| r["runtime_params"]["delay"] == 800 && r["runtime_params"]["start"] != 2)
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2, "{runs}");

@@ -265,6 +265,7 @@ pub fn document() -> Value {
                             ("Heartbeat", "heartbeat", "$response.body#/id"),
                             ("SubmitRuns", "submitRuns", "$response.body#/id"),
                             ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("ListPipelines", "listPipelines", "$response.body#/id"),
                             ("DeleteSession", "deleteSession", "$response.body#/id")
                         ]),
                         "200": linked(json_response("The live session holding the key", "Session"), &[
@@ -272,6 +273,7 @@ pub fn document() -> Value {
                             ("Heartbeat", "heartbeat", "$response.body#/id"),
                             ("SubmitRuns", "submitRuns", "$response.body#/id"),
                             ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("ListPipelines", "listPipelines", "$response.body#/id"),
                             ("DeleteSession", "deleteSession", "$response.body#/id")
                         ]),
                         "400": error_response("Malformed body"),
@@ -472,7 +474,14 @@ fn pipeline_docs(doc: &mut Value, string_list: &Value) {
                     "operationId": "listPipelines",
                     "summary": "The pipelines of a live session's project",
                     "responses": common(json!({
-                        "200": json_response("The pipelines", "Pipelines"),
+                        "200": {
+                            "description": "The pipelines",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipelines"}}},
+                            "links": {
+                                "GetPipeline": {"operationId": "getPipeline", "parameters": {"id": "$request.path.id", "name": "$response.body#/pipelines/0/name"}},
+                                "DrawPipeline": {"operationId": "drawPipeline", "parameters": {"id": "$request.path.id", "name": "$response.body#/pipelines/0/name"}}
+                            }
+                        },
                         "404": error_response("No such session"),
                         "409": error_response("The session is over (its pipelines are not loaded)")
                     }))

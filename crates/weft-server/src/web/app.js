@@ -335,6 +335,35 @@
     }
     return svg;
   }
+  // Parallel coordinates: one vertical axis per key, one line per row,
+  // coloured by the last axis (low blue, high red); rows [{values, label, failed}].
+  function parallel(keys, rows) {
+    const W = 760, H = 280, T = 24, B = 30, L = 50, R = 50;
+    const svg = svgEl("svg", { class: "chart parallel", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `parallel coordinates of ${keys.join(", ")}`, style: "max-width:860px" });
+    const ranges = keys.map((_, i) => {
+      const vs = rows.map((r) => r.values[i]).filter((v) => typeof v === "number");
+      let lo = Math.min(...vs), hi = Math.max(...vs);
+      if (!(hi > lo)) { lo -= 1; hi += 1; }
+      return [lo, hi];
+    });
+    const ax = (i) => L + (i * (W - L - R)) / Math.max(1, keys.length - 1);
+    const ay = (i, v) => H - B - ((v - ranges[i][0]) / (ranges[i][1] - ranges[i][0])) * (H - B - T);
+    keys.forEach((k, i) => {
+      svg.append(svgEl("line", { class: "axis", x1: ax(i), y1: T, x2: ax(i), y2: H - B }));
+      svg.append(svgEl("text", { x: ax(i), y: H - 10, "text-anchor": "middle", text: k }));
+      svg.append(svgEl("text", { x: ax(i) + 4, y: T - 8, text: fmtVal(+ranges[i][1].toPrecision(4)) }));
+      svg.append(svgEl("text", { x: ax(i) + 4, y: H - B + 12, text: fmtVal(+ranges[i][0].toPrecision(4)) }));
+    });
+    const last = keys.length - 1;
+    for (const r of rows) {
+      if (!r.values.every((v) => typeof v === "number" && Number.isFinite(v))) continue;
+      const t = (r.values[last] - ranges[last][0]) / (ranges[last][1] - ranges[last][0]);
+      const colour = r.failed ? "#b00020" : `rgb(${Math.round(40 + 180 * t)},${Math.round(80 - 40 * t)},${Math.round(200 - 160 * t)})`;
+      svg.append(svgEl("polyline", { class: "line", fill: "none", stroke: colour, "stroke-width": 2, points: r.values.map((v, i) => `${ax(i)},${ay(i, v)}`).join(" ") },
+        svgEl("title", { text: r.label })));
+    }
+    return svg;
+  }
   // A Gantt chart of node timings [{node, start, duration_ms, failed}].
   function gantt(items, runStart) {
     const rowH = 18, L = 200, W = 900;
@@ -546,6 +575,17 @@
         }
       }
       plot.replaceChildren(scatter(points, xk, yk));
+      // Several numeric parameters vary: parallel coordinates too.
+      const numeric = varying().filter((k) => runs.every((r) => typeof flatten(r.runtime_params || {})[k] === "number"));
+      if (numeric.length >= 2) {
+        const keys = [...numeric, yk];
+        const rows = runs.map((r) => {
+          const f = flatten(r.runtime_params || {});
+          const y = yk === "duration_ms" ? r.duration_ms : (r.metrics || {})[yk];
+          return { values: [...numeric.map((k) => f[k]), y], failed: r.status === "failed", label: `${r.id}: ${keys.map((k, i) => `${k}=${fmtVal(i < numeric.length ? f[k] : y)}`).join(", ")}` };
+        });
+        plot.append(h("h3", { text: "Parallel coordinates" }), h("div", { id: "parallel" }, parallel(keys, rows)));
+      }
     }
     xSel.addEventListener("change", renderPlot);
     ySel.addEventListener("change", renderPlot);
