@@ -530,4 +530,92 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         "the page scrolls sideways by {overflow} px"
     );
     b.screenshot("session-phone");
+    b.window(1280, 900);
+
+    // Run page, live: the status and the log's tail update while it runs;
+    // a second run is cancelled from its page.
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs"),
+        Some(&json!({"runs": [{"runtime_params": {"delay": 1500}}, {"runtime_params": {"delay": 30000}}]})),
+    );
+    assert_eq!(status, 202, "{v}");
+    let (slow, stuck) = (
+        v["run_ids"][0].as_str().unwrap().to_string(),
+        v["run_ids"][1].as_str().unwrap().to_string(),
+    );
+    b.goto(&format!("{base}/ui/runs/{slow}"));
+    b.wait(
+        "the run running",
+        "const s = document.querySelector('.panel .status'); return s && s.textContent === 'running'",
+    );
+    b.js("window.__same_page = true; return null");
+    b.wait(
+        "the run succeeded, live",
+        "const s = document.querySelector('.panel .status'); return s && s.textContent === 'succeeded'",
+    );
+    b.wait(
+        "the log's last line, tailed",
+        "return /run succeeded/.test(document.getElementById('log').textContent)",
+    );
+    assert_eq!(
+        b.js("return window.__same_page === true"),
+        json!(true),
+        "no reload"
+    );
+    b.goto(&format!("{base}/ui/runs/{stuck}"));
+    b.wait(
+        "the cancel button",
+        "return document.getElementById('cancel-run')",
+    );
+    b.click("#cancel-run");
+    b.wait(
+        "the run cancelled",
+        "const s = document.querySelector('.panel .status'); return s && s.textContent === 'cancelled'",
+    );
+    let (_, run) = http(&s.addr, "GET", &format!("/v1/runs/{stuck}"), None);
+    assert_eq!(run["status"], "cancelled", "{run}");
+
+    // Sessions page, live: a run finishing elsewhere changes the counts.
+    b.goto(&format!("{base}/"));
+    b.wait(
+        "the counts",
+        &format!("return [...document.querySelectorAll('tr')].some(r => r.textContent.includes('{id}') && r.textContent.includes('7 succeeded'))"),
+    );
+    b.js("window.__same_page = true; return null");
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+        Some(&json!({"runs": [{}]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    b.wait(
+        "8 succeeded, live",
+        &format!("return [...document.querySelectorAll('tr')].some(r => r.textContent.includes('{id}') && r.textContent.includes('8 succeeded'))"),
+    );
+    assert_eq!(
+        b.js("return window.__same_page === true"),
+        json!(true),
+        "no reload"
+    );
+
+    // Terminate the session from its page (confirming the dialog).
+    b.goto(&format!("{base}/ui/sessions/{id}"));
+    b.wait(
+        "the terminate button",
+        "return document.getElementById('terminate')",
+    );
+    b.click("#terminate");
+    b.cmd("POST", "/alert/accept", None);
+    b.wait(
+        "the session closed",
+        "const s = document.querySelector('#session-info .status'); return s && ['closed', 'draining'].includes(s.textContent)",
+    );
+    let (_, session) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+    assert!(
+        matches!(session["state"].as_str(), Some("closed" | "draining")),
+        "{session}"
+    );
 }
