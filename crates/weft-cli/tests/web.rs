@@ -223,6 +223,27 @@ impl Browser {
     }
 
     /// Waits until `script` returns something other than null/false.
+    /// Runs `script` as an async script: it calls `done(value)`.
+    fn js_async(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []})),
+        )
+    }
+
+    /// Presses one key (a WebDriver key code such as `\u{E007}` for Enter,
+    /// `\u{E004}` for Tab) on whatever has the focus.
+    fn press(&self, key: &str) {
+        self.cmd(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+            ]}]})),
+        );
+    }
+
     fn wait(&self, what: &str, script: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -422,6 +443,16 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
     let lines = b.js("return document.querySelectorAll('#parallel svg polyline.line').length");
     assert_eq!(lines, json!(6));
     b.screenshot("session");
+    // The runs table as CSV: what the CSV button hands to the browser.
+    let csv = b.js_async(
+        "const make = URL.createObjectURL; URL.createObjectURL = (blob) => { blob.text().then(done); return make(blob); }; \
+         [...document.querySelectorAll('[data-table=runs] button')].find(x => x.textContent === 'CSV').click();",
+    );
+    let csv = csv.as_str().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "a header and 6 runs: {csv}");
+    assert!(lines[0].contains("status") && lines[0].contains("score"), "{csv}");
+    assert!(lines[1..].iter().all(|l| l.contains("succeeded")), "{csv}");
 
     // A run submitted elsewhere shows up without a reload (events stream).
     let (status, v) = http(
@@ -485,6 +516,24 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         "return document.querySelector('#node-details dl') && document.querySelector('#node-details h2').textContent",
     );
     b.screenshot("pipeline");
+    // Keyboard: Enter on a focused node shows it, Tab moves to the next.
+    b.js("document.querySelectorAll('#dag .node[data-node]')[5].focus(); return null");
+    let before = b.js("return document.querySelector('#node-details h2').textContent");
+    b.press("\u{E007}");
+    let first = b.wait(
+        "details of the focused node",
+        "const h = document.querySelector('#node-details h2'); return h && h.textContent === document.activeElement.dataset.node && h.textContent",
+    );
+    assert_ne!(
+        first, before,
+        "Enter showed the focused node, not the one clicked before"
+    );
+    b.press("\u{E004}");
+    let next = b.js("return document.activeElement.dataset.node || null");
+    assert!(
+        next.is_string() && next != first,
+        "Tab moves from {first} to another node, not {next}"
+    );
     b.js("const c = [...document.querySelectorAll('.chips label')].find(l => l.textContent.trim() === 'g0').querySelector('input'); c.click(); return null");
     let boxes = b.wait(
         "the collapsed drawing",
