@@ -59,10 +59,14 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(PIPELINES).await
+}
+
+async fn fixture_with(pipelines: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     write(&root, "weft.toml", "[project]\nname = \"web\"\n");
-    write(&root, "pipelines.yml", PIPELINES);
+    write(&root, "pipelines.yml", pipelines);
     write(&root, "conf/base/parameters.yml", "start: 1\n");
     std::fs::create_dir_all(root.join("conf/local")).unwrap();
     Fixture {
@@ -369,4 +373,71 @@ async fn the_svg_shows_a_failed_run_and_collapses_namespaces() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = f.authed("GET", &format!("{url}?run=nope"), None).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_node_pipeline_is_drawn_with_every_edge_going_down() {
+    // Node i sums the outputs of nodes i-1 and i-7 (when they exist).
+    let mut yaml = String::from("__default__:\n  nodes:\n");
+    for i in 0..1000 {
+        let inputs = match i {
+            0 => "params:start".to_string(),
+            1..7 => format!("d{}", i - 1),
+            _ => format!("[d{}, d{}]", i - 1, i - 7),
+        };
+        yaml.push_str(&format!(
+            "    - name: n{i}\n      func: sum\n      inputs: {inputs}\n      outputs: d{i}\n      namespace: g{}\n",
+            i / 100
+        ));
+    }
+    let f = fixture_with(&yaml).await;
+    let id = f.session().await;
+    let url = format!("/v1/sessions/{id}/pipelines/__default__/svg");
+    let start = std::time::Instant::now();
+    let svg = f.authed("GET", &url, None).await;
+    let took = start.elapsed();
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.header("x-weft-nodes"), "1000");
+    assert_eq!(svg.text.matches(" data-node=\"").count(), 1000);
+    println!(
+        "1,000-node pipeline: SVG of {} KiB drawn and answered in {took:?} (expected well under 1 s)",
+        svg.text.len() / 1024
+    );
+    // Every edge's end is below its start (the boxes' translate y).
+    let mut y = std::collections::HashMap::new();
+    for part in svg.text.split(" data-node=\"").skip(1) {
+        let name = part.split('"').next().unwrap();
+        let ty: f64 = part
+            .split("translate(")
+            .nth(1)
+            .unwrap()
+            .split([',', ')'])
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        y.insert(name.to_string(), ty);
+    }
+    let p = f
+        .authed("GET", &format!("/v1/sessions/{id}/pipelines/__default__"), None)
+        .await
+        .json();
+    let nodes = p["nodes"].as_array().unwrap();
+    for e in p["edges"].as_array().unwrap() {
+        let (a, b) = (
+            &nodes[e[0].as_u64().unwrap() as usize],
+            &nodes[e[1].as_u64().unwrap() as usize],
+        );
+        assert!(
+            y[a["name"].as_str().unwrap()] < y[b["name"].as_str().unwrap()],
+            "edge {a} -> {b} does not go down"
+        );
+    }
+    assert_eq!(p["edges"].as_array().unwrap().len(), 6 + 2 * 993);
+    // Ten namespaces collapsed: ten boxes.
+    let all: Vec<String> = (0..10).map(|g| format!("g{g}")).collect();
+    let folded = f
+        .authed("GET", &format!("{url}?collapse={}", all.join(",")), None)
+        .await;
+    assert_eq!(folded.header("x-weft-boxes"), "10");
 }
