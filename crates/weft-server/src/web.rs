@@ -10,7 +10,8 @@
 //! the tab closes); every API call, the events stream included, sends it as
 //! `Authorization: Bearer` (the stream is read with `fetch`, not
 //! `EventSource`, which cannot send headers), so the token never appears in
-//! a URL or a server log.
+//! a URL or a server log. Pages carry a `Content-Security-Policy` that
+//! allows only this server's script, styles and API.
 
 pub mod layout;
 
@@ -195,10 +196,19 @@ pub fn render_page(kind: &str, title: &str, data: &[(&str, &str)]) -> String {
     )
 }
 
+/// What a page may load: its own script, styles and API only (inline
+/// styles for the SVG drawings; no inline script, no frames).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 fn page(headers: &HeaderMap, kind: &str, title: &str, data: &[(&str, &str)]) -> Response {
     let body = render_page(kind, title, data);
     let hash = fnv1a(body.as_bytes());
-    respond(headers, body, "text/html; charset=utf-8", "no-cache", hash)
+    let mut r = respond(headers, body, "text/html; charset=utf-8", "no-cache", hash);
+    r.headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    r.headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r
 }
 
 /// Every namespace of a node (`a.b.c` gives `a`, `a.b`, `a.b.c`).

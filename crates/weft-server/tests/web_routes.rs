@@ -181,6 +181,10 @@ async fn pages_are_served_without_a_token_with_no_cache_and_an_etag() {
         assert!(a.header("content-type").starts_with("text/html"), "{uri}");
         assert_eq!(a.header("cache-control"), "no-cache", "{uri}");
         assert!(a.text.contains("<main id=\"app\""), "{uri}");
+        assert!(
+            a.header("content-security-policy").contains("script-src 'self'"),
+            "{uri}"
+        );
         let etag = a.header("etag").to_string();
         let again = f.call("GET", uri, None, &[("if-none-match", &etag)]).await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{uri}");
