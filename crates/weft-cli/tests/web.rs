@@ -551,7 +551,22 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids.len(), 2, "{runs}");
-    b.goto(&format!("{base}/ui/compare?runs={}", ids.join(",")));
+    // Selected on the session page, then "Compare selected".
+    b.goto(&format!("{base}/ui/sessions/{id}"));
+    b.wait(
+        "the runs",
+        "return document.getElementById('run-count').textContent === '7'",
+    );
+    for run in &ids {
+        b.click(&format!("input[aria-label='select run {run}']"));
+    }
+    b.click("#compare");
+    b.wait(
+        "the compare page",
+        "return document.getElementById('app').dataset.page === 'compare'",
+    );
+    let shown = b.js("return new URLSearchParams(location.search).get('runs')");
+    assert_eq!(shown, json!(ids.join(",")));
     let diffs = b.wait(
         "the comparison",
         "const rows = [...document.querySelectorAll('[data-table=compare] tr.diff td:first-child')].map(t => t.textContent); return rows.length ? rows : null",
@@ -587,7 +602,7 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         &s.addr,
         "POST",
         &format!("/v1/sessions/{id}/runs"),
-        Some(&json!({"runs": [{"runtime_params": {"delay": 1500}}, {"runtime_params": {"delay": 30000}}]})),
+        Some(&json!({"runs": [{"runtime_params": {"delay": 3000}}, {"runtime_params": {"delay": 30000}}]})),
     );
     assert_eq!(status, 202, "{v}");
     let (slow, stuck) = (
