@@ -851,8 +851,37 @@ fn node_states(
 ) -> std::collections::BTreeMap<String, String> {
     let mut states = std::collections::BTreeMap::new();
     let going = matches!(run.status, RunStatus::Queued | RunStatus::Running);
-    if going {
-        for n in pipeline.nodes() {
+    // The run's filters (tags, node names, from/to, namespaces) applied:
+    // nodes outside them are `excluded`.
+    let list = |k: &str| -> Vec<String> {
+        run.filters
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let filter = weft_pipeline::PipelineFilter {
+        tags: list("tags"),
+        node_names: list("node_names"),
+        from_nodes: list("from_nodes"),
+        to_nodes: list("to_nodes"),
+        from_inputs: list("from_inputs"),
+        to_outputs: list("to_outputs"),
+        node_namespaces: list("namespaces"),
+    };
+    let included: Option<std::collections::BTreeSet<String>> = if filter.is_empty() {
+        None
+    } else {
+        pipeline
+            .filter(&filter)
+            .ok()
+            .map(|p| p.nodes().iter().map(|n| n.name().to_string()).collect())
+    };
+    for n in pipeline.nodes() {
+        let inside = included.as_ref().is_none_or(|i| i.contains(n.name()));
+        if !inside {
+            states.insert(n.name().to_string(), "excluded".to_string());
+        } else if going {
             states.insert(n.name().to_string(), "pending".to_string());
         }
     }

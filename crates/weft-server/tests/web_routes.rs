@@ -372,6 +372,30 @@ async fn the_svg_shows_a_failed_run_and_collapses_namespaces() {
     // Tags filter the nodes drawn.
     let tagged = f.authed("GET", &format!("{url}?tags=prep"), None).await;
     assert_eq!(tagged.header("x-weft-nodes"), "1");
+    // A run's filters applied: the nodes it left out are `excluded`.
+    let a = f
+        .authed(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{"node_names": ["first"]}]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text);
+    let only_first = a.json()["run_ids"][0].as_str().unwrap().to_string();
+    assert_eq!(f.run_to_end(&only_first).await["status"], "succeeded");
+    let svg = f.authed("GET", &format!("{url}?run={only_first}"), None).await;
+    assert!(
+        svg.text
+            .contains(r#"<g class="node state-succeeded" data-node="first""#),
+        "{}",
+        svg.text
+    );
+    assert!(
+        svg.text
+            .contains(r#"<g class="node state-excluded" data-node="second""#),
+        "{}",
+        svg.text
+    );
     // Bad queries and unknown runs are 4xx, not 500.
     let a = f.authed("GET", &format!("{url}?zoom=2"), None).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);

@@ -234,7 +234,8 @@ fn group_state<'a>(states: impl Iterator<Item = Option<&'a str>>) -> Option<Stri
 }
 
 /// Draws `pipeline` with the namespaces in `collapse` folded into one box
-/// each and node states (`succeeded`, `failed`, `running`, `pending`) as
+/// each and node states (`succeeded`, `failed`, `running`, `pending`,
+/// `excluded` by the run's filters) as
 /// classes `state-…` on the boxes. Every box is a focusable `<g
 /// class="node">` with `data-node` (or `data-namespace`) for the page.
 pub fn draw(pipeline: &Pipeline, collapse: &BTreeSet<String>, states: &BTreeMap<String, String>) -> Drawing {
@@ -299,7 +300,7 @@ pub fn draw(pipeline: &Pipeline, collapse: &BTreeSet<String>, states: &BTreeMap<
         "<style>.edge{fill:none;stroke:#7a8499;stroke-width:1.2}.node rect{fill:#fff;stroke:#35405a;stroke-width:1.2}\
          .node text{font:12px sans-serif;fill:#111}.node.ns rect{fill:#e8ecf7;stroke-dasharray:4 2}\
          .state-succeeded rect{fill:#d5f2dc;stroke:#1d7a36}.state-failed rect{fill:#fbd5d5;stroke:#b00020;stroke-width:3}\
-         .state-running rect{fill:#fff1c2;stroke:#8a6100}.state-partial rect{fill:#eef0f3}.state-pending rect{fill:#f3f4f6;stroke:#8891a5}</style>",
+         .state-running rect{fill:#fff1c2;stroke:#8a6100}.state-partial rect{fill:#eef0f3}.state-pending rect{fill:#f3f4f6;stroke:#8891a5}.state-excluded{opacity:.4}</style>",
     );
     svg.push_str(r#"<g class="edges">"#);
     for &(a, b) in &edges {
