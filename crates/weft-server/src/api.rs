@@ -71,6 +71,9 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/sessions/{id}/heartbeat", post(heartbeat))
         .route("/sessions/{id}/runs", post(submit_runs).get(list_session_runs))
         .route("/sessions/{id}/events", get(events))
+        .route("/sessions/{id}/pipelines", get(list_pipelines))
+        .route("/sessions/{id}/pipelines/{name}", get(get_pipeline))
+        .route("/sessions/{id}/pipelines/{name}/svg", get(pipeline_svg))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/input", post(provide_input))
@@ -82,6 +85,7 @@ pub fn app(server: Arc<Server>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&server), auth))
         .route("/healthz", get(healthz))
+        .merge(crate::web::routes())
         .with_state(server)
 }
 
@@ -768,4 +772,167 @@ fn sse_of(boot: &str, e: &crate::events::Event) -> SseEvent {
         .id(format!("{boot}-{}", e.seq))
         .event(e.kind)
         .data(e.data.to_string())
+}
+
+/// The pipelines of a live session's project (a closed session has none
+/// loaded: 409; an unknown session: 404).
+async fn session_pipelines(
+    server: &Server,
+    id: &str,
+) -> Result<Arc<crate::server::LiveSession>, ServerError> {
+    match server.live(id) {
+        Some(s) => Ok(s),
+        None => Err(match server.store().get_server_session(id).await? {
+            Some(r) => ServerError::Conflict(format!(
+                "session `{id}` is {}; its pipelines are not loaded",
+                r.state
+            )),
+            None => ServerError::NotFound {
+                what: "session",
+                id: id.to_string(),
+            },
+        }),
+    }
+}
+
+async fn list_pipelines(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    let s = session_pipelines(&server, &id).await?;
+    let list: Vec<Value> = s
+        .service()
+        .pipelines()
+        .iter()
+        .map(|(name, p)| crate::web::pipeline_summary(name, p))
+        .collect();
+    Ok(axum::Json(json!({ "pipelines": list })).into_response())
+}
+
+async fn get_pipeline(
+    State(server): State<Arc<Server>>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult {
+    let s = session_pipelines(&server, &id).await?;
+    let p = s
+        .service()
+        .pipelines()
+        .get(&name)
+        .ok_or_else(|| ServerError::NotFound {
+            what: "pipeline",
+            id: name.clone(),
+        })?;
+    Ok(axum::Json(crate::web::pipeline_view(&name, p)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SvgQuery {
+    /// Namespaces drawn as one box each, comma-separated.
+    collapse: Option<String>,
+    /// Only nodes with any of these tags, comma-separated.
+    tags: Option<String>,
+    /// Colour nodes by this run's node states.
+    run: Option<String>,
+}
+
+fn comma_list(s: Option<&str>) -> std::collections::BTreeSet<String> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Node states of a run: `succeeded` for nodes with a timing, `failed` for
+/// the node its error names, `running` or `pending` for the others of a
+/// run still going, nothing for nodes it did not reach.
+fn node_states(
+    run: &RunRecord,
+    pipeline: &weft_pipeline::Pipeline,
+) -> std::collections::BTreeMap<String, String> {
+    let mut states = std::collections::BTreeMap::new();
+    let going = matches!(run.status, RunStatus::Queued | RunStatus::Running);
+    // The run's filters (tags, node names, from/to, namespaces) applied:
+    // nodes outside them are `excluded`.
+    let list = |k: &str| -> Vec<String> {
+        run.filters
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let filter = weft_pipeline::PipelineFilter {
+        tags: list("tags"),
+        node_names: list("node_names"),
+        from_nodes: list("from_nodes"),
+        to_nodes: list("to_nodes"),
+        from_inputs: list("from_inputs"),
+        to_outputs: list("to_outputs"),
+        node_namespaces: list("namespaces"),
+    };
+    let included: Option<std::collections::BTreeSet<String>> = if filter.is_empty() {
+        None
+    } else {
+        pipeline
+            .filter(&filter)
+            .ok()
+            .map(|p| p.nodes().iter().map(|n| n.name().to_string()).collect())
+    };
+    for n in pipeline.nodes() {
+        let inside = included.as_ref().is_none_or(|i| i.contains(n.name()));
+        if !inside {
+            states.insert(n.name().to_string(), "excluded".to_string());
+        } else if going {
+            states.insert(n.name().to_string(), "pending".to_string());
+        }
+    }
+    for t in &run.node_timings {
+        states.insert(t.node.clone(), "succeeded".to_string());
+    }
+    if let Some(node) = run.error.as_ref().and_then(|e| e.node.as_ref()) {
+        states.insert(node.clone(), "failed".to_string());
+    }
+    states
+}
+
+async fn pipeline_svg(
+    State(server): State<Arc<Server>>,
+    Path((id, name)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult {
+    let q: SvgQuery = parse_query(request.uri().query())?;
+    let s = session_pipelines(&server, &id).await?;
+    let p = s
+        .service()
+        .pipelines()
+        .get(&name)
+        .ok_or_else(|| ServerError::NotFound {
+            what: "pipeline",
+            id: name.clone(),
+        })?;
+    let tags = comma_list(q.tags.as_deref());
+    let filtered;
+    let p = if tags.is_empty() {
+        p
+    } else {
+        filtered = p.only_nodes_with_tags(&tags.iter().collect::<Vec<_>>());
+        &filtered
+    };
+    let states = match q.run.as_deref() {
+        Some(run_id) => {
+            let run = server
+                .store()
+                .get_run(run_id)
+                .await?
+                .ok_or_else(|| ServerError::NotFound {
+                    what: "run",
+                    id: run_id.to_string(),
+                })?;
+            node_states(&run, p)
+        }
+        None => Default::default(),
+    };
+    let collapse = comma_list(q.collapse.as_deref());
+    Ok(crate::web::svg_response(crate::web::layout::draw(
+        p, &collapse, &states,
+    )))
 }

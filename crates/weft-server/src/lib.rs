@@ -33,6 +33,7 @@ mod server;
 pub mod slurm;
 pub mod states;
 pub mod tls;
+pub mod web;
 mod worker;
 pub mod worker_app;
 

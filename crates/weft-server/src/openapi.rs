@@ -62,7 +62,7 @@ pub fn document() -> Value {
     });
     let session_state = json!({"type": "string", "enum": ["pending", "ready", "busy", "idle", "input_required", "draining", "closed", "expired", "aborted", "failed"]});
     let string_list = json!({"type": "array", "items": {"type": "string"}});
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "weft serve",
@@ -265,6 +265,7 @@ pub fn document() -> Value {
                             ("Heartbeat", "heartbeat", "$response.body#/id"),
                             ("SubmitRuns", "submitRuns", "$response.body#/id"),
                             ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("ListPipelines", "listPipelines", "$response.body#/id"),
                             ("DeleteSession", "deleteSession", "$response.body#/id")
                         ]),
                         "200": linked(json_response("The live session holding the key", "Session"), &[
@@ -272,6 +273,7 @@ pub fn document() -> Value {
                             ("Heartbeat", "heartbeat", "$response.body#/id"),
                             ("SubmitRuns", "submitRuns", "$response.body#/id"),
                             ("ListSessionRuns", "listSessionRuns", "$response.body#/id"),
+                            ("ListPipelines", "listPipelines", "$response.body#/id"),
                             ("DeleteSession", "deleteSession", "$response.body#/id")
                         ]),
                         "400": error_response("Malformed body"),
@@ -417,5 +419,113 @@ pub fn document() -> Value {
                 }
             }
         }
-    })
+    });
+    pipeline_docs(&mut doc, &string_list);
+    doc
+}
+
+/// The pipeline read endpoints (used by the web page) and their schemas.
+fn pipeline_docs(doc: &mut Value, string_list: &Value) {
+    let schemas = json!({
+                "PipelineSummary": {
+                    "type": "object",
+                    "required": ["name", "nodes", "layers", "namespaces", "tags"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "nodes": {"type": "integer", "minimum": 0},
+                        "layers": {"type": "integer", "minimum": 0},
+                        "namespaces": string_list,
+                        "tags": string_list
+                    }
+                },
+                "Pipelines": {"type": "object", "required": ["pipelines"], "properties": {"pipelines": {"type": "array", "items": {"$ref": "#/components/schemas/PipelineSummary"}}}},
+                "Pipeline": {
+                    "type": "object",
+                    "required": ["name", "nodes", "edges", "layers", "namespaces", "tags", "inputs", "outputs"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "nodes": {"type": "array", "description": "In topological order, layer by layer", "items": {
+                            "type": "object",
+                            "required": ["name", "short_name", "func", "inputs", "outputs", "tags", "namespace", "layer"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "short_name": {"type": "string"},
+                                "func": {"type": "string"},
+                                "inputs": string_list,
+                                "outputs": string_list,
+                                "tags": string_list,
+                                "namespace": {"type": ["string", "null"]},
+                                "layer": {"type": "integer", "minimum": 0}
+                            }
+                        }},
+                        "edges": {"type": "array", "description": "`[from, to]` indices into `nodes`", "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}},
+                        "layers": {"type": "integer", "minimum": 0},
+                        "namespaces": string_list,
+                        "tags": string_list,
+                        "inputs": string_list,
+                        "outputs": string_list
+                    }
+                }
+    });
+    let paths = json!({
+            "/v1/sessions/{id}/pipelines": {
+                "parameters": [id_param("id", "Session id")],
+                "get": {
+                    "operationId": "listPipelines",
+                    "summary": "The pipelines of a live session's project",
+                    "responses": common(json!({
+                        "200": {
+                            "description": "The pipelines",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pipelines"}}},
+                            "links": {
+                                "GetPipeline": {"operationId": "getPipeline", "parameters": {"id": "$request.path.id", "name": "$response.body#/pipelines/0/name"}},
+                                "DrawPipeline": {"operationId": "drawPipeline", "parameters": {"id": "$request.path.id", "name": "$response.body#/pipelines/0/name"}}
+                            }
+                        },
+                        "404": error_response("No such session"),
+                        "409": error_response("The session is over (its pipelines are not loaded)")
+                    }))
+                }
+            },
+            "/v1/sessions/{id}/pipelines/{name}": {
+                "parameters": [id_param("id", "Session id"), id_param("name", "Pipeline name")],
+                "get": {
+                    "operationId": "getPipeline",
+                    "summary": "A pipeline's nodes, datasets, tags, namespaces and layers",
+                    "responses": common(json!({
+                        "200": json_response("The pipeline", "Pipeline"),
+                        "404": error_response("No such session or pipeline"),
+                        "409": error_response("The session is over (its pipelines are not loaded)")
+                    }))
+                }
+            },
+            "/v1/sessions/{id}/pipelines/{name}/svg": {
+                "parameters": [id_param("id", "Session id"), id_param("name", "Pipeline name")],
+                "get": {
+                    "operationId": "drawPipeline",
+                    "summary": "The pipeline laid out by layers, as SVG (used by the web page)",
+                    "parameters": [
+                        {"name": "collapse", "in": "query", "description": "Namespaces drawn as one box each, comma-separated", "schema": {"type": "string"}},
+                        {"name": "tags", "in": "query", "description": "Only nodes with any of these tags, comma-separated", "schema": {"type": "string"}},
+                        {"name": "run", "in": "query", "description": "Colour the nodes by this run's node states", "schema": {"type": "string"}}
+                    ],
+                    "responses": common(json!({
+                        "200": {"description": "An SVG document", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                        "400": error_response("Bad query"),
+                        "404": error_response("No such session, pipeline or run"),
+                        "409": error_response("The session is over (its pipelines are not loaded)")
+                    }))
+                }
+            }
+    });
+    for (section, add) in [("schemas", schemas), ("paths", paths)] {
+        let target = if section == "paths" {
+            &mut doc["paths"]
+        } else {
+            &mut doc["components"]["schemas"]
+        };
+        if let (Some(t), Value::Object(add)) = (target.as_object_mut(), add) {
+            t.extend(add);
+        }
+    }
 }

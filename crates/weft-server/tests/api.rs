@@ -588,7 +588,7 @@ async fn openapi_documents_every_route() {
     }
     // And every documented path is routed (no 404 for its GET/POST with a made-up id).
     for p in paths {
-        let uri = p.replace("{id}", "zz");
+        let uri = p.replace("{id}", "zz").replace("{name}", "zz");
         let (status, v) = f.call("GET", &uri, None).await;
         assert!(
             !(status == StatusCode::NOT_FOUND
