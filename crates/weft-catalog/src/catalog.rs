@@ -25,6 +25,8 @@ const ENTRY_KEYS: &[&str] = &[
     "dataset",
     "filename_suffix",
     "copy_mode",
+    "table_name",
+    "sql",
 ];
 
 /// A dataset factory pattern such as `"{name}_csv"`.
