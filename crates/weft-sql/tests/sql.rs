@@ -448,6 +448,39 @@ fn identifiers_are_quoted(db: Db) {
     assert_eq!(rows(&c, "odd"), json!([{"select": 1, "a b": "x\"y"}]));
 }
 
+#[test]
+fn postgres_renders_dates_numerics_and_jsonb_as_json() {
+    let db = db(Kind::Postgres);
+    db.exec(&[
+        "CREATE TABLE events (id SERIAL PRIMARY KEY, day DATE, at TIMESTAMPTZ, price NUMERIC(8, 2), tags JSONB, ok BOOLEAN)",
+        "SET TIME ZONE 'UTC'",
+        "INSERT INTO events (day, at, price, tags, ok) VALUES ('2026-03-01', '2026-03-01 12:30:00+00', 12.50, '{\"a\": [1, 2]}', TRUE)",
+    ]);
+    let c = db.catalog(json!({
+        "events": table("events", json!({"if_exists": "append"})),
+        "on_day": query(json!("SELECT id, price FROM events WHERE day = :day::date"), json!({"day": "2026-03-01"})),
+    }));
+    let loaded = rows(&c, "events");
+    assert_eq!(loaded[0]["day"], json!("2026-03-01"));
+    assert!(
+        loaded[0]["at"].as_str().unwrap().starts_with("2026-03-01T"),
+        "{loaded}"
+    );
+    assert_eq!(loaded[0]["price"], json!(12.5));
+    assert_eq!(loaded[0]["tags"], json!({"a": [1, 2]}));
+    assert_eq!(rows(&c, "on_day"), json!([{"id": 1, "price": 12.5}]));
+    // Appending converts JSON values into the table's own column types.
+    c.save(
+        "events",
+        Data::new(json!([{"day": "2026-03-02", "price": 3.25, "tags": {"b": true}, "ok": false}])),
+    )
+    .unwrap();
+    assert_eq!(
+        db.texts("SELECT day::text || ' ' || price::text || ' ' || (tags->>'b') FROM events WHERE id = 2"),
+        vec!["2026-03-02 3.25 true"]
+    );
+}
+
 // ----------------------------------------------------------------- queries
 
 fn query(sql: Value, params: Value) -> Value {
