@@ -27,6 +27,8 @@ const ENTRY_KEYS: &[&str] = &[
     "copy_mode",
     "table_name",
     "sql",
+    "url",
+    "method",
 ];
 
 /// A dataset factory pattern such as `"{name}_csv"`.
