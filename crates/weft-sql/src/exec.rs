@@ -133,6 +133,12 @@ impl Conn {
         match self {
             Conn::Postgres(c) => {
                 let mut tx = c.begin().await?;
+                // Saves of one table take turns (until commit or rollback),
+                // so two cannot both find it missing and both create it.
+                sqlx::query("SELECT pg_advisory_xact_lock(7271831, hashtext($1))")
+                    .bind(save.table.to_string())
+                    .execute(&mut *tx)
+                    .await?;
                 let exists = pg_exists(&mut tx, save.table).await?;
                 for statement in table_statements(save, exists, Dialect::Postgres)? {
                     sqlx::query(AssertSqlSafe(statement)).execute(&mut *tx).await?;

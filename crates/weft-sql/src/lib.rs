@@ -43,7 +43,9 @@
 //! `TEXT`, `JSONB`, and `DATE`/`TIMESTAMP` from Arrow columns) and the
 //! inserts; so a save that fails anywhere (a value the column refuses, a
 //! constraint, `fail` with an existing table) leaves the table as it was.
-//! Identifiers are always quoted. A column whose values mix kinds (text
+//! Concurrent saves of one table take turns (a transaction-scoped advisory
+//! lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so two saves never
+//! both create it. Identifiers are always quoted. A column whose values mix kinds (text
 //! and numbers) is refused before anything is written.
 //!
 //! sqlx is async and [`Dataset`] is not: every call runs on a private

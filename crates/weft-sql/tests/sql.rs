@@ -913,3 +913,34 @@ fn overlapping_runs_refuse_a_sql_table_output(db: Db) {
     assert!(tables.is_empty() || tables == vec!["NULL"], "{tables:?}");
 }
 both!(overlapping_runs_refuse_a_sql_table_output);
+
+both!(concurrent_appends_all_land_and_concurrent_creates_make_one_table);
+fn concurrent_appends_all_land_and_concurrent_creates_make_one_table(db: Db) {
+    let c = Arc::new(db.catalog(json!({
+        "log": table("log", json!({"if_exists": "append"})),
+        "once": table("once", json!(null)),
+    })));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let c = Arc::clone(&c);
+                s.spawn(move || {
+                    for i in 0..5 {
+                        let rows: Vec<Value> = (0..3).map(|k| json!({"worker": w, "n": i * 3 + k})).collect();
+                        c.save("log", Data::new(Value::Array(rows))).unwrap();
+                    }
+                    // Every worker tries to create `once` with `fail`: one wins.
+                    c.save("once", Data::new(json!([{"by": w}]))).is_ok()
+                })
+            })
+            .collect();
+        let winners = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|won| *won)
+            .count();
+        assert_eq!(winners, 1);
+    });
+    assert_eq!(rows(&c, "log").as_array().unwrap().len(), 60);
+    assert_eq!(rows(&c, "once").as_array().unwrap().len(), 1);
+}
