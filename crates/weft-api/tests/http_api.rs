@@ -417,3 +417,74 @@ fn configuration_errors_name_the_dataset_and_field() {
     );
     assert!(e.contains("credentials"), "{e}");
 }
+
+#[test]
+fn a_session_runs_a_pipeline_that_loads_from_and_posts_to_an_api() {
+    let server = Server::start(|req, _| match req.method.as_str() {
+        "GET" => (
+            200,
+            "application/json",
+            r#"[{"city": "Oslo", "temp": -3.5}, {"city": "Rome", "temp": 14.0}]"#.into(),
+        ),
+        _ => (204, "application/json", String::new()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let write = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("weft.toml", "[project]\nname = \"api\"\n");
+    write(
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - name: warm\n      func: warm_cities\n      inputs: weather\n      outputs: warm\n",
+    );
+    write(
+        "conf/base/catalog.yml",
+        &format!(
+            "weather:\n  type: api.APIDataset\n  url: {}\n  credentials: weather_api\n  load_args:\n    params: {{units: metric}}\nwarm:\n  type: api.APIDataset\n  url: {}\n",
+            server.url("/forecast"),
+            server.url("/warm")
+        ),
+    );
+    write("conf/local/credentials.yml", "weather_api:\n  token: t0k\n");
+    write("conf/base/parameters.yml", "{}\n");
+    let mut functions = weft_pipeline::FunctionRegistry::with_builtins();
+    functions
+        .register("warm_cities", |rows: &Vec<Weather>| -> Vec<String> {
+            rows.iter()
+                .filter(|w| w.temp > 0.0)
+                .map(|w| w.city.clone())
+                .collect()
+        })
+        .unwrap();
+    let mut s = weft_session::Session::create(
+        root,
+        weft_session::SessionOptions {
+            code: weft_session::ProjectCode {
+                functions: Arc::new(functions),
+                ..Default::default()
+            },
+            store: weft_session::StoreChoice::Disabled,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let result = s.run(weft_session::RunConfig::default()).unwrap();
+    assert_eq!(
+        result.status,
+        weft_core::RunStatus::Succeeded,
+        "{:?}",
+        result.error
+    );
+    let seen = server.requests();
+    assert_eq!(seen[0].target, "/forecast?units=metric");
+    assert_eq!(seen[0].headers["authorization"], "Bearer t0k");
+    let posted = seen.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(posted.target, "/warm");
+    assert_eq!(
+        serde_json::from_str::<Value>(&posted.body).unwrap(),
+        json!(["Rome"])
+    );
+}
