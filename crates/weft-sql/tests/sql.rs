@@ -625,6 +625,55 @@ fn loads_work_from_inside_a_tokio_runtime(db: Db) {
     assert_eq!(rows(&c, "shuttles").as_array().unwrap().len(), 5);
 }
 
+/// The same from `#[tokio::test]` bodies (a current-thread runtime, and a
+/// multi-thread one), where a `Runtime::block_on` inside the dataset
+/// would panic.
+mod inside_tokio_test {
+    use super::*;
+
+    async fn load_and_save(kind: Kind) {
+        let db = db_async(kind).await;
+        seed(&db);
+        let c = db.catalog(json!({
+            "shuttles": table("shuttles", json!({"if_exists": "append"})),
+            "q": query(json!("SELECT COUNT(*) AS n FROM shuttles"), json!(null)),
+        }));
+        assert_eq!(rows(&c, "shuttles").as_array().unwrap().len(), 3);
+        c.save(
+            "shuttles",
+            Data::new(json!([{"id": 4, "engine": "x", "capacity": 1.5, "approved": false}])),
+        )
+        .unwrap();
+        assert_eq!(rows(&c, "q"), json!([{"n": 4}]));
+    }
+
+    /// [`db`] builds its PostgreSQL schema on a runtime of its own, so it
+    /// runs on a plain thread here.
+    async fn db_async(kind: Kind) -> Db {
+        std::thread::scope(|s| s.spawn(move || db(kind)).join().unwrap())
+    }
+
+    #[tokio::test]
+    async fn sqlite_current_thread() {
+        load_and_save(Kind::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_multi_thread() {
+        load_and_save(Kind::Sqlite).await
+    }
+
+    #[tokio::test]
+    async fn postgres_current_thread() {
+        load_and_save(Kind::Postgres).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_multi_thread() {
+        load_and_save(Kind::Postgres).await
+    }
+}
+
 // --------------------------------------------------- configuration errors
 
 #[test]
