@@ -25,6 +25,10 @@ const ENTRY_KEYS: &[&str] = &[
     "dataset",
     "filename_suffix",
     "copy_mode",
+    "table_name",
+    "sql",
+    "url",
+    "method",
 ];
 
 /// A dataset factory pattern such as `"{name}_csv"`.
