@@ -289,6 +289,61 @@ type Groups = Mutex<HashMap<String, Arc<VersionGroup>>>;
 /// written (`["cars"]` for an entry, `["cars", "type"]` for one of its keys).
 pub type Locator<'a> = &'a dyn Fn(&[&str]) -> Option<(PathBuf, usize)>;
 
+/// Kedro dataset families implemented only in Python, without a weft type.
+const PYTHON_FAMILIES: &[&str] = &[
+    "biosequence", "dask", "databricks", "delta", "email", "geopandas", "holoviews",
+    "huggingface", "ibis", "matlab", "netcdf", "networkx", "pillow", "polars", "redis",
+    "snowflake", "svmlight", "tensorflow", "video",
+];
+
+/// Why `type_name` (not a registered type) cannot load in weft, when it
+/// is a type only Python can load: PySpark, LangChain/Langfuse objects,
+/// SQLAlchemy objects, other Python-only Kedro families, or a dotted path
+/// to a Python class. `None` for other unknown names (typos).
+pub(crate) fn python_only(type_name: &str) -> Option<String> {
+    let bare = type_name
+        .strip_prefix("kedro_datasets_experimental.")
+        .or_else(|| type_name.strip_prefix("kedro_datasets."))
+        .unwrap_or(type_name);
+    let family = bare.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    let t = type_name;
+    if family == "spark" {
+        return Some(format!(
+            "`{t}` is a PySpark dataset: it needs a Spark session in Python, which weft (Rust) does not have; \
+             keep the table as Parquet (`pandas.ParquetDataset`, local or on object storage such as `s3://...`) \
+             and read that, or run the Spark step as a command node that writes Parquet"
+        ));
+    }
+    if ["langchain", "langfuse", "opik", "openai"].contains(&family.as_str()) {
+        return Some(format!(
+            "`{t}` is a Python GenAI dataset (LangChain/Langfuse objects: LLM clients, prompt templates, tracers), \
+             which weft (Rust) cannot create; run the LLM step as a command node (a Python script) and keep \
+             prompts and answers as `text.TextDataset`, `yaml.YAMLDataset` or `json.JSONDataset` files"
+        ));
+    }
+    if bare.to_ascii_lowercase().contains("sqlalchemy") {
+        return Some(format!(
+            "`{t}` is a Python SQLAlchemy object (an engine or connection), which weft (Rust) cannot hold; \
+             use `pandas.SQLTableDataset` or `pandas.SQLQueryDataset` with `credentials: {{con: URL}}` for tables and queries"
+        ));
+    }
+    if PYTHON_FAMILIES.contains(&family.as_str()) {
+        return Some(format!(
+            "`{t}` is a Kedro dataset implemented in Python that weft (Rust) does not provide; \
+             have a command node write a portable format weft reads (CSV, Parquet, JSON), or register \
+             a Rust dataset type under that name (`DatasetTypeRegistry`)"
+        ));
+    }
+    if bare.matches('.').count() >= 2 {
+        return Some(format!(
+            "`{t}` names a Python class (a dotted import path), and weft (Rust) cannot import Python code; \
+             register a Rust dataset type under that name (`DatasetTypeRegistry`), or have a command node \
+             write a portable format weft reads (CSV, Parquet, JSON)"
+        ));
+    }
+    None
+}
+
 fn suggest(types: &DatasetTypeRegistry, name: &str) -> String {
     let lower = name.to_lowercase();
     let close: Vec<&str> = types
@@ -390,6 +445,15 @@ impl CatalogConfig {
                 ));
                 continue;
             };
+            // A Python-only type is refused for what it is, not for the
+            // Python arguments it takes.
+            if let Some(type_name) = config.get("type").and_then(Value::as_str)
+                && types.canonical(type_name).is_none()
+                && let Some(why) = python_only(type_name)
+            {
+                problems.push(problem(name, Some("type"), format!("`{name}`: {why}")));
+                continue;
+            }
             for key in config.keys() {
                 if !ENTRY_KEYS.contains(&key.as_str()) {
                     problems.push(problem(
@@ -1158,5 +1222,31 @@ impl Catalog {
                 }),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_only;
+
+    #[test]
+    fn python_only_types_say_python_and_what_to_use_instead() {
+        for (type_name, instead) in [
+            ("spark.SparkDataset", "pandas.ParquetDataset"),
+            ("kedro_datasets.spark.DeltaTableDataset", "pandas.ParquetDataset"),
+            ("langchain.ChatOpenAIDataset", "command node"),
+            ("kedro_datasets_experimental.langfuse.LangfuseTraceDataset", "command node"),
+            ("my_project.datasets.sqlalchemy_dataset.SQLAlchemyEngineDataset", "pandas.SQLTableDataset"),
+            ("tensorflow.TensorFlowModelDataset", "command node"),
+            ("my_project.io.CustomDataset", "DatasetTypeRegistry"),
+        ] {
+            let why = python_only(type_name).unwrap_or_else(|| panic!("{type_name} not Python-only"));
+            assert!(why.contains("Python") && why.contains(instead), "{type_name}: {why}");
+            assert!(why.contains(type_name), "{type_name}: {why}");
+        }
+        // Typos of weft's own types get the "did you mean" answer instead.
+        for typo in ["pandas.CVSDataset", "CSVDataset", "json.JSONDatset"] {
+            assert_eq!(python_only(typo), None, "{typo}");
+        }
     }
 }
