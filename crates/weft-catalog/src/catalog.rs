@@ -291,9 +291,25 @@ pub type Locator<'a> = &'a dyn Fn(&[&str]) -> Option<(PathBuf, usize)>;
 
 /// Kedro dataset families implemented only in Python, without a weft type.
 const PYTHON_FAMILIES: &[&str] = &[
-    "biosequence", "dask", "databricks", "delta", "email", "geopandas", "holoviews",
-    "huggingface", "ibis", "matlab", "netcdf", "networkx", "pillow", "polars", "redis",
-    "snowflake", "svmlight", "tensorflow", "video",
+    "biosequence",
+    "dask",
+    "databricks",
+    "delta",
+    "email",
+    "geopandas",
+    "holoviews",
+    "huggingface",
+    "ibis",
+    "matlab",
+    "netcdf",
+    "networkx",
+    "pillow",
+    "polars",
+    "redis",
+    "snowflake",
+    "svmlight",
+    "tensorflow",
+    "video",
 ];
 
 /// Why `type_name` (not a registered type) cannot load in weft, when it
@@ -1235,13 +1251,22 @@ mod tests {
             ("spark.SparkDataset", "pandas.ParquetDataset"),
             ("kedro_datasets.spark.DeltaTableDataset", "pandas.ParquetDataset"),
             ("langchain.ChatOpenAIDataset", "command node"),
-            ("kedro_datasets_experimental.langfuse.LangfuseTraceDataset", "command node"),
-            ("my_project.datasets.sqlalchemy_dataset.SQLAlchemyEngineDataset", "pandas.SQLTableDataset"),
+            (
+                "kedro_datasets_experimental.langfuse.LangfuseTraceDataset",
+                "command node",
+            ),
+            (
+                "my_project.datasets.sqlalchemy_dataset.SQLAlchemyEngineDataset",
+                "pandas.SQLTableDataset",
+            ),
             ("tensorflow.TensorFlowModelDataset", "command node"),
             ("my_project.io.CustomDataset", "DatasetTypeRegistry"),
         ] {
             let why = python_only(type_name).unwrap_or_else(|| panic!("{type_name} not Python-only"));
-            assert!(why.contains("Python") && why.contains(instead), "{type_name}: {why}");
+            assert!(
+                why.contains("Python") && why.contains(instead),
+                "{type_name}: {why}"
+            );
             assert!(why.contains(type_name), "{type_name}: {why}");
         }
         // Typos of weft's own types get the "did you mean" answer instead.

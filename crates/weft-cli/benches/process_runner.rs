@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use weft_session::{RunConfig, Session, SessionOptions, StoreChoice};
+use weft_session::{RunConfig, ServiceOptions, ServiceSession, SessionOptions, StoreChoice};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -32,8 +32,14 @@ fn project(chain: usize, sizes: &[usize]) -> tempfile::TempDir {
     write(root, "conf/local/.keep", "");
     let mut yaml = String::from("chain:\n  nodes:\n");
     for i in 0..chain {
-        let input = if i == 0 { "params:start".to_string() } else { format!("v{}", i - 1) };
-        yaml.push_str(&format!("    - {{name: n{i}, func: add_one, inputs: {input}, outputs: v{i}}}\n"));
+        let input = if i == 0 {
+            "params:start".to_string()
+        } else {
+            format!("v{}", i - 1)
+        };
+        yaml.push_str(&format!(
+            "    - {{name: n{i}, func: add_one, inputs: {input}, outputs: v{i}}}\n"
+        ));
     }
     let mut catalog = String::new();
     for rows in sizes {
@@ -54,19 +60,23 @@ fn project(chain: usize, sizes: &[usize]) -> tempfile::TempDir {
     dir
 }
 
-fn session(root: &Path) -> Session {
-    Session::create(
+fn session(root: &Path) -> ServiceSession {
+    ServiceSession::create(
         root,
-        SessionOptions {
-            store: StoreChoice::Disabled,
-            node_host_program: Some(env!("CARGO_BIN_EXE_weft").into()),
-            ..SessionOptions::default()
+        ServiceOptions {
+            session: SessionOptions {
+                store: StoreChoice::Disabled,
+                node_host_program: Some(env!("CARGO_BIN_EXE_weft").into()),
+                ..SessionOptions::default()
+            },
+            max_workers: Some(1),
+            ..ServiceOptions::default()
         },
     )
     .expect("open the bench project")
 }
 
-fn time_runs(session: &mut Session, pipeline: &str, runner: &str, runs: usize) -> Duration {
+fn time_runs(session: &ServiceSession, pipeline: &str, runner: &str, runs: usize) -> Duration {
     let config = RunConfig {
         pipeline_names: vec![pipeline.into()],
         runner: Some(runner.into()),
@@ -89,10 +99,10 @@ fn main() {
     let dir = project(chain, &sizes);
     let root = dir.path();
 
-    let mut thread = session(root);
-    let mut process = session(root);
-    let t = time_runs(&mut thread, "chain", "thread", runs);
-    let p = time_runs(&mut process, "chain", "process", runs);
+    let thread = session(root);
+    let process = session(root);
+    let t = time_runs(&thread, "chain", "thread", runs);
+    let p = time_runs(&process, "chain", "process", runs);
     let per_node = (p.as_secs_f64() - t.as_secs_f64()) / chain as f64;
     println!(
         "chain of {chain} trivial nodes, {runs} runs: thread {:.3} ms/run, process {:.3} ms/run (warm hosts): {:.1} µs per node of overhead (target ≤ 5 ms)",
@@ -104,7 +114,7 @@ fn main() {
     // Cold start: a fresh session's first run starts its host.
     let mut colds = Vec::new();
     for _ in 0..5 {
-        let mut fresh = session(root);
+        let fresh = session(root);
         let config = RunConfig {
             pipeline_names: vec!["chain".into()],
             runner: Some("process".into()),
@@ -132,8 +142,8 @@ fn main() {
         thread.run(prep).expect("write the Parquet table");
         let pipeline = format!("table_{rows}");
         let runs = if rows > 10_000 { 5 } else { runs };
-        let t = time_runs(&mut thread, &pipeline, "thread", runs);
-        let p = time_runs(&mut process, &pipeline, "process", runs);
+        let t = time_runs(&thread, &pipeline, "thread", runs);
+        let p = time_runs(&process, &pipeline, "process", runs);
         // Two hops, each crossing in and out: four Arrow IPC crossings.
         println!(
             "{rows}-row table (4 columns) through 2 identity nodes: thread {:.2} ms/run, process {:.2} ms/run: {:.3} ms per crossing",

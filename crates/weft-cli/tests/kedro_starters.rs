@@ -106,10 +106,17 @@ fn check(name: &str, python_only: &[&str], accepted: &[&str]) {
     // Without the Python-only entries, every other entry loads.
     drop_entries(&root, &expected);
     let out = weft(&root, &["catalog", "list", "--json"]);
-    assert!(out.status.success(), "{name} without its Python-only entries: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "{name} without its Python-only entries: {}",
+        text(&out)
+    );
     let listed = String::from_utf8_lossy(&out.stdout);
     for entry in accepted {
-        assert!(listed.contains(&format!("\"{entry}\"")), "{name}: `{entry}` not listed: {listed}");
+        assert!(
+            listed.contains(&format!("\"{entry}\"")),
+            "{name}: `{entry}` not listed: {listed}"
+        );
     }
 }
 
@@ -143,7 +150,12 @@ fn spaceflights_pyspark_refuses_only_its_spark_tables_and_says_python() {
             "preprocessed_reviews",
             "model_input_table@spark",
         ],
-        &["shuttles_excel", "shuttles@csv", "model_input_table@pandas", "regressor"],
+        &[
+            "shuttles_excel",
+            "shuttles@csv",
+            "model_input_table@pandas",
+            "regressor",
+        ],
     );
 }
 

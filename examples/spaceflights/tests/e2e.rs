@@ -350,3 +350,21 @@ fn the_python_report_step_runs_as_a_command_node_without_changing_the_results() 
         .unwrap_or_else(|| panic!("no report line in {log}"));
     assert!(line.contains("write_report"), "{line}");
 }
+
+#[test]
+fn the_process_runner_trains_the_same_model_in_node_hosts() {
+    // The project's own binary is the node host, so its Rust functions
+    // run in child processes; tables cross as Arrow IPC.
+    let mut metrics = Vec::new();
+    for runner in ["thread", "process"] {
+        let (_tmp, root) = project_copy();
+        let out = weft(&root, &["run", "--no-store", "--runner", runner, "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{runner}: {stderr}");
+        let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["status"], "succeeded", "{runner}: {result}");
+        metrics.push(result["outputs"]["metrics"].clone());
+    }
+    assert!(metrics[0]["r2_score"].as_f64().unwrap() > 0.5, "{:?}", metrics[0]);
+    assert_eq!(metrics[0], metrics[1], "thread vs process");
+}
