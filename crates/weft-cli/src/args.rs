@@ -71,7 +71,10 @@ pub enum Command {
     Runs(RunsCommand),
     /// Serve sessions over HTTP: a durable run queue per session, live
     /// events, idle expiry and crash recovery.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Kubernetes: print the manifests of `weft serve`, reconcile orphans.
+    #[command(subcommand)]
+    K8s(K8sCommand),
     /// Serve ONE session's runs to a `weft serve` master (started by its
     /// process launcher): one run at a time, over HTTP.
     Worker(WorkerArgs),
@@ -112,6 +115,49 @@ pub enum LauncherArg {
     /// In `weft worker`s submitted as Slurm batch jobs (`sbatch`), one per
     /// unit of a session's max_concurrency.
     Slurm,
+    /// In `weft worker` Pods on Kubernetes (with a Service, a token Secret
+    /// and a NetworkPolicy per session), one per unit of a session's
+    /// max_concurrency.
+    Kubernetes,
+}
+
+/// How a Kubernetes launcher creates its workers (with `--launcher kubernetes`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct K8sArgs {
+    /// With --launcher kubernetes (and `weft k8s reconcile`): the API
+    /// server's URL, called without credentials (e.g. `kubectl proxy`'s
+    /// http://127.0.0.1:8001); default: the in-cluster service account,
+    /// else the kubeconfig.
+    #[arg(long)]
+    pub k8s_api_url: Option<String>,
+    /// With --launcher kubernetes (and `weft k8s reconcile`): the namespace
+    /// of the workers' objects (default: `default`).
+    #[arg(long)]
+    pub k8s_namespace: Option<String>,
+    /// With --launcher kubernetes: the image of the worker Pods (holding
+    /// the worker program and the project at the same path as here).
+    #[arg(long)]
+    pub k8s_image: Option<String>,
+    /// With --launcher kubernetes: CPU request and limit of each worker
+    /// Pod (a Kubernetes quantity: 500m, 2).
+    #[arg(long)]
+    pub k8s_cpu: Option<String>,
+    /// With --launcher kubernetes: memory request and limit of each worker
+    /// Pod (a Kubernetes quantity: 512Mi, 2Gi).
+    #[arg(long)]
+    pub k8s_memory: Option<String>,
+    /// With --launcher kubernetes: the service account worker Pods run as
+    /// (default: the namespace's default; workers never call the API).
+    #[arg(long)]
+    pub k8s_service_account: Option<String>,
+    /// With --launcher kubernetes: the port workers listen on in their Pod
+    /// (default 8080).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub k8s_port: Option<u16>,
+    /// With --launcher kubernetes: the worker Pods' image pull policy
+    /// (Always, IfNotPresent, Never).
+    #[arg(long)]
+    pub k8s_image_pull_policy: Option<String>,
 }
 
 /// Where a Ray launcher submits its workers (with `--launcher ray`).
@@ -288,6 +334,9 @@ pub struct LauncherArgs {
     /// Slurm's flags.
     #[command(flatten)]
     pub slurm: SlurmArgs,
+    /// Kubernetes' flags.
+    #[command(flatten)]
+    pub k8s: K8sArgs,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).
@@ -506,6 +555,52 @@ pub enum VizFormat {
     Dot,
     /// `{"nodes":[..],"datasets":[..],"edges":[..]}`.
     Json,
+}
+
+/// `weft k8s ...`.
+#[derive(Subcommand, Debug)]
+pub enum K8sCommand {
+    /// Print YAML for `weft serve` on Kubernetes: its ServiceAccount, Role
+    /// (the launcher's least verbs) and RoleBinding, its Deployment and
+    /// Service, and the reconcile CronJob.
+    Manifests {
+        /// The namespace of every object.
+        #[arg(long, default_value = "weft")]
+        namespace: String,
+        /// The image of `weft serve`, its workers and the reconcile job.
+        #[arg(long, default_value = "weft:latest")]
+        image: String,
+        /// The project folder inside the image.
+        #[arg(long = "image-project", default_value = "/project")]
+        image_project: String,
+        /// The reconcile CronJob's schedule.
+        #[arg(long, default_value = "*/15 * * * *")]
+        schedule: String,
+    },
+    /// Close sessions stale past --stale-after or whose worker objects are
+    /// missing (through the `weft serve` at --server), and delete weft
+    /// objects whose session is closed or unknown.
+    Reconcile {
+        /// A live session silent this long is closed (`90s`, `30m`, `24h`, `2d`).
+        #[arg(long, default_value = "24h")]
+        stale_after: String,
+        /// A live session whose root ConfigMap is this old with no worker
+        /// Pod is closed.
+        #[arg(long, default_value = "2m")]
+        missing_grace: String,
+        /// Only print what would be closed and deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// The API server's URL (default: in-cluster, else the kubeconfig).
+        #[arg(long)]
+        k8s_api_url: Option<String>,
+        /// The namespace of the weft objects.
+        #[arg(long, default_value = "default")]
+        k8s_namespace: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `weft sessions ...`.

@@ -148,11 +148,24 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
     if slurm_flags && args.launcher != LauncherArg::Slurm {
         return Err(UsageError::new("the --slurm-* flags need --launcher slurm").into());
     }
+    let k8s = &args.k8s;
+    let k8s_flags = k8s.k8s_api_url.is_some()
+        || k8s.k8s_namespace.is_some()
+        || k8s.k8s_image.is_some()
+        || k8s.k8s_cpu.is_some()
+        || k8s.k8s_memory.is_some()
+        || k8s.k8s_service_account.is_some()
+        || k8s.k8s_port.is_some()
+        || k8s.k8s_image_pull_policy.is_some();
+    if k8s_flags && args.launcher != LauncherArg::Kubernetes {
+        return Err(UsageError::new("the --k8s-* flags need --launcher kubernetes").into());
+    }
     if args.launcher == LauncherArg::InProcess {
         if worker_flags {
-            return Err(
-                UsageError::new("the --worker-* flags need --launcher process or ray or slurm").into(),
-            );
+            return Err(UsageError::new(
+                "the --worker-* flags need --launcher process, ray, slurm or kubernetes",
+            )
+            .into());
         }
         return Ok(LauncherConfig::InProcess);
     }
@@ -183,6 +196,15 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
             ready_timeout,
             limits,
         });
+    }
+    if args.launcher == LauncherArg::Kubernetes {
+        return super::k8s::launcher_config(
+            &args.k8s,
+            args.worker_program.as_deref(),
+            args.worker_max_runs,
+            ready_timeout,
+            limits,
+        );
     }
     if args.launcher == LauncherArg::Slurm {
         return slurm_config(slurm, program, args.worker_max_runs, ready_timeout, limits);
