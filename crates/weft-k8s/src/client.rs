@@ -215,6 +215,10 @@ impl Cluster {
     /// Connects to the API server through `access`, calls in `namespace`
     /// (no call is made yet).
     pub fn connect(access: &ClusterAccess, namespace: &str) -> Result<Self, K8sError> {
+        // kube's TLS needs a process-wide rustls provider; with both ring
+        // and aws-lc-rs in the build none is chosen by itself. An already
+        // installed one is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = Runtime::new()?;
         let kube = connect(&rt, access, namespace)?;
         Ok(Cluster { kube, rt })

@@ -233,23 +233,22 @@ fn list_objects(cluster: &Cluster) -> Result<Objects, K8sError> {
     })
 }
 
+const DELETE_ORDER: [&str; 5] = ["Pod", "Service", "Secret", "NetworkPolicy", "ConfigMap"];
+
+/// Deletes `objects` in their order.
 fn delete_all(cluster: &Cluster, objects: Vec<(&'static str, String)>) -> Result<Vec<String>, K8sError> {
     cluster.run(|kube| async move {
         let mut deleted = Vec::new();
-        // Workers first, the root (owner of the rest) last.
-        let order = ["Pod", "Service", "Secret", "NetworkPolicy", "ConfigMap"];
-        for kind in order {
-            for (k, name) in objects.iter().filter(|(k, _)| *k == kind) {
-                let gone = match *k {
-                    "Pod" => kube.delete::<Pod>(name).await?,
-                    "Service" => kube.delete::<Service>(name).await?,
-                    "Secret" => kube.delete::<Secret>(name).await?,
-                    "NetworkPolicy" => kube.delete::<NetworkPolicy>(name).await?,
-                    _ => kube.delete::<ConfigMap>(name).await?,
-                };
-                if gone {
-                    deleted.push(format!("{k}/{name}"));
-                }
+        for (k, name) in &objects {
+            let gone = match *k {
+                "Pod" => kube.delete::<Pod>(name).await?,
+                "Service" => kube.delete::<Service>(name).await?,
+                "Secret" => kube.delete::<Secret>(name).await?,
+                "NetworkPolicy" => kube.delete::<NetworkPolicy>(name).await?,
+                _ => kube.delete::<ConfigMap>(name).await?,
+            };
+            if gone {
+                deleted.push(format!("{k}/{name}"));
             }
         }
         Ok(deleted)
@@ -309,6 +308,8 @@ pub fn reconcile(
             orphans.extend(objs);
         }
     }
+    // Workers first, the root (owner of the rest) last.
+    orphans.sort_by_key(|(kind, name)| (DELETE_ORDER.iter().position(|k| k == kind), name.clone()));
     if options.dry_run {
         report.deleted = orphans.into_iter().map(|(k, n)| format!("{k}/{n}")).collect();
     } else {
