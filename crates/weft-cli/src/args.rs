@@ -124,14 +124,13 @@ pub enum LauncherArg {
 /// How a Kubernetes launcher creates its workers (with `--launcher kubernetes`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct K8sArgs {
-    /// With --launcher kubernetes (and `weft k8s reconcile`): the API
-    /// server's URL, called without credentials (e.g. `kubectl proxy`'s
-    /// http://127.0.0.1:8001); default: the in-cluster service account,
-    /// else the kubeconfig.
+    /// With --launcher kubernetes: the API server's URL, called without
+    /// credentials (e.g. `kubectl proxy`'s http://127.0.0.1:8001); default:
+    /// the in-cluster service account, else the kubeconfig.
     #[arg(long)]
     pub k8s_api_url: Option<String>,
-    /// With --launcher kubernetes (and `weft k8s reconcile`): the namespace
-    /// of the workers' objects (default: `default`).
+    /// With --launcher kubernetes: the namespace of the workers' objects
+    /// (default: `default`).
     #[arg(long)]
     pub k8s_namespace: Option<String>,
     /// With --launcher kubernetes: the image of the worker Pods (holding
@@ -303,27 +302,28 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct LauncherArgs {
     /// Where runs execute: threads of this process, `weft worker` child
-    /// processes, or `weft worker`s as Ray jobs or Slurm batch jobs.
+    /// processes, or `weft worker`s as Ray jobs, Slurm batch jobs or Kubernetes Pods.
     #[arg(long, value_enum, default_value_t = LauncherArg::InProcess)]
     pub launcher: LauncherArg,
-    /// With --launcher process|ray|slurm: each worker exits after this many runs
+    /// With --launcher process|ray|slurm|kubernetes: each worker exits after this many runs
     /// and is replaced.
     #[arg(long)]
     pub worker_max_runs: Option<u32>,
-    /// With --launcher process|ray|slurm: the program started as `PROGRAM worker
-    /// ...` (default: this executable; with ray or slurm, a path valid on the nodes).
+    /// With --launcher process|ray|slurm|kubernetes: the program started as `PROGRAM worker
+    /// ...` (default: this executable; with ray or slurm, a path valid on the
+    /// nodes; with kubernetes, a program in the image, default `weft`).
     #[arg(long)]
     pub worker_program: Option<PathBuf>,
-    /// With --launcher process|ray|slurm: seconds a worker may take to become
+    /// With --launcher process|ray|slurm|kubernetes: seconds a worker may take to become
     /// ready before its session fails (`worker_healthz_timeout`).
     #[arg(long, default_value_t = 60.0)]
     pub worker_ready_timeout_s: f64,
-    /// With --launcher process|ray|slurm: the most data memory each worker may
+    /// With --launcher process|ray|slurm|kubernetes: the most data memory each worker may
     /// hold (setrlimit RLIMIT_DATA; e.g. 512MiB, 2G); a run past it fails
     /// naming the limit.
     #[arg(long, value_parser = parse_size_arg)]
     pub worker_memory_limit: Option<u64>,
-    /// With --launcher process|ray|slurm: the most CPU seconds one run may use
+    /// With --launcher process|ray|slurm|kubernetes: the most CPU seconds one run may use
     /// (setrlimit RLIMIT_CPU, re-armed per run); a run past it fails naming
     /// the limit.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -458,7 +458,7 @@ pub struct MultirunArgs {
     /// Metrics (free outputs) to show in the table, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
-    /// Where the runs execute (`--max-workers` workers with process|ray|slurm).
+    /// Where the runs execute (`--max-workers` workers with process|ray|slurm|kubernetes).
     #[command(flatten)]
     pub launcher: LauncherArgs,
 }
