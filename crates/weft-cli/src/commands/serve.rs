@@ -163,7 +163,7 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
     if args.launcher == LauncherArg::InProcess {
         if worker_flags {
             return Err(UsageError::new(
-                "the --worker-* flags need --launcher process, ray, slurm or kubernetes",
+                "the --worker-* flags need --launcher process or ray or slurm or kubernetes",
             )
             .into());
         }
