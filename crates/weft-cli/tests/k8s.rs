@@ -597,3 +597,55 @@ fn k8s_flags_are_checked() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// A session on `weft serve --launcher kubernetes` over `fake` that must
+/// fail: its termination reason (code, message).
+fn failed_session(fake: &FakeApi, name: &str, timeout_s: &str) -> (String, String) {
+    let dir = project();
+    let port = free_port().to_string();
+    let mut flags = k8s_flags(fake, &port);
+    flags.extend(["--worker-ready-timeout-s".to_string(), timeout_s.to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = serve(dir.path(), name, &flags);
+    let id = session(&s.addr, json!({"max_concurrency": 1}));
+    let failed = poll("the session to fail", Duration::from_secs(30), || {
+        let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+        (v["state"] == "failed").then_some(v)
+    });
+    let reason = &failed["termination_reason"];
+    (
+        reason["code"].as_str().unwrap_or_default().to_string(),
+        reason["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_pod_that_stays_pending_fails_the_session_within_the_ready_timeout() {
+    // No kubelet and no IP: the Pod stays Pending (unschedulable).
+    let fake = FakeApi::start(None);
+    let started = Instant::now();
+    let (code, message) = failed_session(&fake, "pending", "1");
+    assert_eq!(code, "worker_healthz_timeout", "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(message.contains("Pod weft-"), "{message}");
+    poll(
+        "the Pending Pod's objects to be deleted",
+        Duration::from_secs(10),
+        || (fake.count() == 0).then_some(()),
+    );
+}
+
+#[test]
+fn a_create_the_api_refuses_fails_the_session_with_the_apis_message() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    fake.lock().forbidden.push("pods".into());
+    let (code, message) = failed_session(&fake, "refused", "10");
+    assert_eq!(code, "worker_launch_failed", "{message}");
+    assert!(message.contains("create Pod `weft-"), "{message}");
+    assert!(message.contains("forbidden"), "{message}");
+    assert_eq!(fake.count(), 0, "{:?}", fake.calls());
+}
