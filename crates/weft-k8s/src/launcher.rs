@@ -136,6 +136,47 @@ impl Shared {
         })
     }
 
+    /// Deletes the worker objects of session `session_id` that no worker
+    /// of this launcher owns: left by a server that crashed (a session
+    /// adopted by this one); nobody holds their tokens any more.
+    fn sweep_left_behind(&self, session_id: &str) -> Result<(), K8sError> {
+        let selector = format!(
+            "{},{}={}",
+            objects::MANAGED_SELECTOR,
+            objects::SESSION_LABEL,
+            objects::session_key(session_id)
+        );
+        let id = session_id.to_string();
+        let mine = move |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.annotations
+                .as_ref()
+                .and_then(|a| a.get(objects::SESSION_ID_ANNOTATION))
+                .is_some_and(|v| *v == id)
+        };
+        self.run(move |kube| async move {
+            for pod in kube.list::<Pod>(&selector).await? {
+                if mine(&pod.metadata) {
+                    let name = pod.metadata.name.unwrap_or_default();
+                    tracing::info!(worker = %name, "deleting a worker Pod left by an earlier server");
+                    kube.delete::<Pod>(&name).await?;
+                }
+            }
+            for svc in kube.list::<Service>(&selector).await? {
+                if mine(&svc.metadata) {
+                    kube.delete::<Service>(&svc.metadata.name.unwrap_or_default())
+                        .await?;
+                }
+            }
+            for secret in kube.list::<Secret>(&selector).await? {
+                if mine(&secret.metadata) {
+                    kube.delete::<Secret>(&secret.metadata.name.unwrap_or_default())
+                        .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Deletes a worker's Pod, Service and Secret.
     fn delete_worker(&self, name: &str) -> Result<(), K8sError> {
         let name = name.to_string();
@@ -163,6 +204,9 @@ impl Shared {
         // Held while the root objects are made, so the last worker of a
         // session ending meanwhile cannot delete them under this one.
         let mut live = lock(&self.live);
+        if !live.contains_key(&request.session_id) {
+            self.sweep_left_behind(&request.session_id)?;
+        }
         let uid = self.ensure_root(&request.session_id)?;
         let name = objects::worker_name(&request.session_id);
         let template = self.options.template.clone();

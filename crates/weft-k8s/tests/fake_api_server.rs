@@ -53,6 +53,11 @@ fn a_worker_is_a_secret_a_service_and_a_pod_owned_by_the_sessions_root() {
     assert_eq!(
         fake.calls(),
         [
+            // The session's first worker here: workers left by an earlier
+            // server are looked for first.
+            "GET pods",
+            "GET services",
+            "GET secrets",
             "POST configmaps",
             "POST networkpolicies",
             "POST secrets",
@@ -131,7 +136,7 @@ fn a_worker_is_a_secret_a_service_and_a_pod_owned_by_the_sessions_root() {
             }],
         })
     );
-    let posted_pod = fake.lock().requests[4].body.to_string();
+    let posted_pod = fake.lock().requests[7].body.to_string();
     assert!(
         !posted_pod.contains("tok-123"),
         "the token never travels in the Pod"
@@ -190,7 +195,10 @@ fn workers_of_a_session_share_its_root_and_the_last_one_removes_it() {
     }
     // The second launch found the root there (409) and read it.
     let calls = fake.calls();
-    assert_eq!(calls[5..7], ["POST configmaps", "GET configmaps/weft-session-s2"]);
+    assert_eq!(
+        calls[8..10],
+        ["POST configmaps", "GET configmaps/weft-session-s2"]
+    );
     let tokens: Vec<Value> = fake
         .objects("secrets")
         .values()
@@ -207,6 +215,59 @@ fn workers_of_a_session_share_its_root_and_the_last_one_removes_it() {
     );
     drop(b);
     assert_eq!(fake.count(), 0);
+}
+
+#[test]
+fn workers_left_by_an_earlier_server_are_deleted_at_the_sessions_first_launch() {
+    let fake = FakeApi::start(Some("10.0.0.3"));
+    let labels = json!({"app.kubernetes.io/managed-by": "weft", "weft.dev/session": "s6"});
+    for (resource, kind) in [("pods", "Pod"), ("services", "Service"), ("secrets", "Secret")] {
+        for (name, session) in [("weft-s6-old", "s6"), ("weft-s6-other", "S6")] {
+            fake.insert(
+                NS,
+                resource,
+                json!({"apiVersion": "v1", "kind": kind, "metadata": {
+                    "name": name, "namespace": NS, "uid": format!("u-{name}"), "labels": labels,
+                    "annotations": {"weft.dev/session-id": session},
+                }}),
+            );
+        }
+    }
+    let launcher = launcher(&fake);
+    let handle = launcher.launch(&request("s6", "t")).unwrap();
+    let pods = fake.objects("pods");
+    assert!(!pods.contains_key("weft-s6-old"), "{:?}", pods.keys());
+    // Another session's (same label, other id) is not touched.
+    assert!(pods.contains_key("weft-s6-other"));
+    assert_eq!(pods.len(), 2);
+    assert!(!fake.objects("services").contains_key("weft-s6-old"));
+    assert!(!fake.objects("secrets").contains_key("weft-s6-old"));
+    assert_eq!(
+        fake.calls()[..6],
+        [
+            "GET pods",
+            "DELETE pods/weft-s6-old",
+            "GET services",
+            "DELETE services/weft-s6-old",
+            "GET secrets",
+            "DELETE secrets/weft-s6-old"
+        ]
+    );
+    let lists: Vec<String> = fake
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(lists.len(), 3);
+    for q in lists {
+        assert!(
+            q.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dweft%2Cweft.dev%2Fsession%3Ds6"),
+            "{q}"
+        );
+    }
+    drop(handle);
 }
 
 #[test]
