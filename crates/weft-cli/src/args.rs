@@ -293,6 +293,12 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With --launcher kubernetes: also run the pass of `weft k8s
+    /// reconcile` (defaults: --stale-after 24h, --missing-grace 2m) in this
+    /// server every this many seconds, on its own sessions (default: never;
+    /// the CronJob of `weft k8s manifests` runs it).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub k8s_reconcile_every_s: Option<u64>,
     /// Where runs execute and its flags.
     #[command(flatten)]
     pub launcher: LauncherArgs,

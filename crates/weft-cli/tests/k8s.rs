@@ -649,3 +649,54 @@ fn a_create_the_api_refuses_fails_the_session_with_the_apis_message() {
     assert!(message.contains("forbidden"), "{message}");
     assert_eq!(fake.count(), 0, "{:?}", fake.calls());
 }
+
+#[test]
+fn serve_can_run_the_reconcile_pass_itself() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    let dir = project();
+    fake.insert(
+        NS,
+        "configmaps",
+        k8s_object("ConfigMap", "v1", "weft-session-ghost", "ghost"),
+    );
+    fake.insert(NS, "pods", k8s_object("Pod", "v1", "weft-ghost-1", "ghost"));
+    let port = free_port().to_string();
+    let mut flags = k8s_flags(&fake, &port);
+    flags.extend(["--k8s-reconcile-every-s".to_string(), "1".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = serve(dir.path(), "timer", &flags);
+    let id = session(&server.addr, json!({"max_concurrency": 1}));
+    poll("the orphans to be deleted", Duration::from_secs(15), || {
+        let left = fake.objects("pods");
+        (!left.contains_key("weft-ghost-1") && !fake.objects("configmaps").contains_key("weft-session-ghost"))
+            .then_some(())
+    });
+    // The live session's worker is left alone, and still serves runs.
+    let (status, v) = http(
+        &server.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(fake.objects("pods").len(), 1);
+    let roots = fake.objects("configmaps");
+    assert_eq!(roots.len(), 1, "{:?}", roots.keys());
+    assert!(
+        roots
+            .values()
+            .all(|r| r["metadata"]["annotations"]["weft.dev/session-id"] == id.as_str()),
+        "{roots:?}"
+    );
+    let out = weft_command(&[
+        "serve",
+        "--project",
+        dir.path().to_str().unwrap(),
+        "--k8s-reconcile-every-s",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --launcher kubernetes"));
+}

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use weft_k8s::{Cluster, K8sError, ReconcileOptions, SessionInfo, Sessions};
 use weft_k8s::{ClusterAccess, KubernetesLauncher, KubernetesOptions, PodTemplate};
-use weft_server::{ExternalLauncher, LauncherConfig, WorkerLimits};
+use weft_server::{ExternalLauncher, LauncherConfig, Server, SessionState, WorkerLimits};
+use weft_session::CloseMode;
 
 use crate::Io;
 use crate::args::{K8sArgs, K8sCommand};
@@ -48,6 +50,117 @@ pub(super) fn launcher_config(
         ready_timeout,
         limits,
     }))
+}
+
+/// The reconcile pass inside `weft serve` (`--k8s-reconcile-every-s`),
+/// before it starts.
+pub(super) struct Reconciler {
+    cluster: Cluster,
+    every: Duration,
+}
+
+/// The reconcile task of a running `weft serve`.
+pub(super) struct RunningReconciler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A server's own sessions, read from its store and closed through it
+/// (called on a blocking thread of the server's runtime).
+struct LocalSessions {
+    server: Arc<Server>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Sessions for LocalSessions {
+    fn list(&self) -> Result<Vec<SessionInfo>, K8sError> {
+        let records = self
+            .handle
+            .block_on(self.server.store().list_server_sessions(false))
+            .map_err(|e| K8sError::Server {
+                url: "this server's store".into(),
+                message: e.to_string(),
+            })?;
+        Ok(records
+            .into_iter()
+            .map(|r| SessionInfo {
+                state: r.state.parse().unwrap_or(SessionState::Closed),
+                id: r.session_id,
+                last_heartbeat_at: r.heartbeat_at,
+            })
+            .collect())
+    }
+
+    fn close(&self, id: &str) -> Result<(), K8sError> {
+        self.handle
+            .block_on(self.server.terminate(id, CloseMode::Cancel))
+            .map(|_| ())
+            .map_err(|e| K8sError::Server {
+                url: format!("this server's session {id}"),
+                message: e.to_string(),
+            })
+    }
+}
+
+impl Reconciler {
+    /// Connects to the API server of `args` (no call is made yet).
+    pub(super) fn connect(args: &K8sArgs, every: Duration) -> anyhow::Result<Self> {
+        let namespace = args.k8s_namespace.as_deref().unwrap_or("default");
+        let cluster = Cluster::connect(&access(args.k8s_api_url.as_deref())?, namespace)?;
+        Ok(Reconciler { cluster, every })
+    }
+
+    /// Starts the pass every `every` on `server`'s sessions (inside its runtime).
+    pub(super) fn start(self, server: Arc<Server>) -> RunningReconciler {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let Reconciler { cluster, every } = self;
+        let cluster = Arc::new(cluster);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = &mut stopped => break,
+                }
+                let (server, cluster) = (Arc::clone(&server), Arc::clone(&cluster));
+                let handle = tokio::runtime::Handle::current();
+                let pass = tokio::task::spawn_blocking(move || {
+                    let sessions = LocalSessions { server, handle };
+                    weft_k8s::reconcile(
+                        &cluster,
+                        &sessions,
+                        &ReconcileOptions::default(),
+                        jiff::Timestamp::now(),
+                    )
+                })
+                .await;
+                match pass {
+                    Ok(Ok(report)) => {
+                        for (id, why) in &report.closed {
+                            tracing::info!(session_id = %id, "reconcile closed the session: {why}");
+                        }
+                        if !report.deleted.is_empty() {
+                            tracing::info!(deleted = ?report.deleted, "reconcile deleted orphaned objects");
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!("reconcile failed: {e}"),
+                    Err(e) => tracing::error!("reconcile pass panicked: {e}"),
+                }
+            }
+        });
+        RunningReconciler { stop, task }
+    }
+}
+
+impl RunningReconciler {
+    /// Stops the task and waits for it (a pass under way finishes first).
+    pub(super) async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::error!("the reconcile task failed: {e}");
+        }
+    }
 }
 
 fn access(url: Option<&str>) -> anyhow::Result<ClusterAccess> {

@@ -48,6 +48,16 @@ pub(crate) fn serve(
         return Err(UsageError::new("--max-workers must be at least 1").into());
     }
     let launcher = launcher_config(&args.launcher)?;
+    let reconciler = match args.k8s_reconcile_every_s {
+        Some(_) if args.launcher.launcher != LauncherArg::Kubernetes => {
+            return Err(UsageError::new("--k8s-reconcile-every-s needs --launcher kubernetes").into());
+        }
+        Some(every) => Some(super::k8s::Reconciler::connect(
+            &args.launcher.k8s,
+            Duration::from_secs(every),
+        )?),
+        None => None,
+    };
     let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
     let mut config = ServerConfig::new(project.root());
     config.session_options = SessionOptions {
@@ -96,6 +106,7 @@ pub(crate) fn serve(
         )?;
         io.out.flush()?;
         let server = Server::new(config, store, Arc::new(SystemClock));
+        let reconciler = reconciler.map(|r| r.start(Arc::clone(&server)));
         let stop = async move {
             if signals {
                 wait_for_signal().await;
@@ -113,6 +124,9 @@ pub(crate) fn serve(
                 .await?
             }
             None => weft_server::serve(server, listener, stop).await?,
+        }
+        if let Some(r) = reconciler {
+            r.stop().await;
         }
         writeln!(io.out, "weft serve: stopped")?;
         Ok::<_, anyhow::Error>(())
