@@ -71,7 +71,10 @@ pub enum Command {
     Runs(RunsCommand),
     /// Serve sessions over HTTP: a durable run queue per session, live
     /// events, idle expiry and crash recovery.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Kubernetes: print the manifests of `weft serve`, reconcile orphans.
+    #[command(subcommand)]
+    K8s(K8sCommand),
     /// Serve ONE session's runs to a `weft serve` master (started by its
     /// process launcher): one run at a time, over HTTP.
     Worker(WorkerArgs),
@@ -112,6 +115,48 @@ pub enum LauncherArg {
     /// In `weft worker`s submitted as Slurm batch jobs (`sbatch`), one per
     /// unit of a session's max_concurrency.
     Slurm,
+    /// In `weft worker` Pods on Kubernetes (with a Service, a token Secret
+    /// and a NetworkPolicy per session), one per unit of a session's
+    /// max_concurrency.
+    Kubernetes,
+}
+
+/// How a Kubernetes launcher creates its workers (with `--launcher kubernetes`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct K8sArgs {
+    /// With --launcher kubernetes: the API server's URL, called without
+    /// credentials (e.g. `kubectl proxy`'s http://127.0.0.1:8001); default:
+    /// the in-cluster service account, else the kubeconfig.
+    #[arg(long)]
+    pub k8s_api_url: Option<String>,
+    /// With --launcher kubernetes: the namespace of the workers' objects
+    /// (default: `default`).
+    #[arg(long)]
+    pub k8s_namespace: Option<String>,
+    /// With --launcher kubernetes: the image of the worker Pods (holding
+    /// the worker program and the project at the same path as here).
+    #[arg(long)]
+    pub k8s_image: Option<String>,
+    /// With --launcher kubernetes: CPU request and limit of each worker
+    /// Pod (a Kubernetes quantity: 500m, 2).
+    #[arg(long)]
+    pub k8s_cpu: Option<String>,
+    /// With --launcher kubernetes: memory request and limit of each worker
+    /// Pod (a Kubernetes quantity: 512Mi, 2Gi).
+    #[arg(long)]
+    pub k8s_memory: Option<String>,
+    /// With --launcher kubernetes: the service account worker Pods run as
+    /// (default: the namespace's default; workers never call the API).
+    #[arg(long)]
+    pub k8s_service_account: Option<String>,
+    /// With --launcher kubernetes: the port workers listen on in their Pod
+    /// (default 8080).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub k8s_port: Option<u16>,
+    /// With --launcher kubernetes: the worker Pods' image pull policy
+    /// (Always, IfNotPresent, Never).
+    #[arg(long)]
+    pub k8s_image_pull_policy: Option<String>,
 }
 
 /// Where a Ray launcher submits its workers (with `--launcher ray`).
@@ -248,6 +293,12 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With --launcher kubernetes: also run the pass of `weft k8s
+    /// reconcile` (defaults: --stale-after 24h, --missing-grace 2m) in this
+    /// server every this many seconds, on its own sessions (default: never;
+    /// the CronJob of `weft k8s manifests` runs it).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub k8s_reconcile_every_s: Option<u64>,
     /// Where runs execute and its flags.
     #[command(flatten)]
     pub launcher: LauncherArgs,
@@ -257,27 +308,28 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct LauncherArgs {
     /// Where runs execute: threads of this process, `weft worker` child
-    /// processes, or `weft worker`s as Ray jobs or Slurm batch jobs.
+    /// processes, or `weft worker`s as Ray jobs, Slurm batch jobs or Kubernetes Pods.
     #[arg(long, value_enum, default_value_t = LauncherArg::InProcess)]
     pub launcher: LauncherArg,
-    /// With --launcher process|ray|slurm: each worker exits after this many runs
+    /// With --launcher process|ray|slurm|kubernetes: each worker exits after this many runs
     /// and is replaced.
     #[arg(long)]
     pub worker_max_runs: Option<u32>,
-    /// With --launcher process|ray|slurm: the program started as `PROGRAM worker
-    /// ...` (default: this executable; with ray or slurm, a path valid on the nodes).
+    /// With --launcher process|ray|slurm|kubernetes: the program started as `PROGRAM worker
+    /// ...` (default: this executable; with ray or slurm, a path valid on the
+    /// nodes; with kubernetes, a program in the image, default `weft`).
     #[arg(long)]
     pub worker_program: Option<PathBuf>,
-    /// With --launcher process|ray|slurm: seconds a worker may take to become
+    /// With --launcher process|ray|slurm|kubernetes: seconds a worker may take to become
     /// ready before its session fails (`worker_healthz_timeout`).
     #[arg(long, default_value_t = 60.0)]
     pub worker_ready_timeout_s: f64,
-    /// With --launcher process|ray|slurm: the most data memory each worker may
+    /// With --launcher process|ray|slurm|kubernetes: the most data memory each worker may
     /// hold (setrlimit RLIMIT_DATA; e.g. 512MiB, 2G); a run past it fails
     /// naming the limit.
     #[arg(long, value_parser = parse_size_arg)]
     pub worker_memory_limit: Option<u64>,
-    /// With --launcher process|ray|slurm: the most CPU seconds one run may use
+    /// With --launcher process|ray|slurm|kubernetes: the most CPU seconds one run may use
     /// (setrlimit RLIMIT_CPU, re-armed per run); a run past it fails naming
     /// the limit.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -288,6 +340,9 @@ pub struct LauncherArgs {
     /// Slurm's flags.
     #[command(flatten)]
     pub slurm: SlurmArgs,
+    /// Kubernetes' flags.
+    #[command(flatten)]
+    pub k8s: K8sArgs,
 }
 
 /// Flags that select what to run (Kedro's `run` flags).
@@ -409,7 +464,7 @@ pub struct MultirunArgs {
     /// Metrics (free outputs) to show in the table, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
-    /// Where the runs execute (`--max-workers` workers with process|ray|slurm).
+    /// Where the runs execute (`--max-workers` workers with process|ray|slurm|kubernetes).
     #[command(flatten)]
     pub launcher: LauncherArgs,
 }
@@ -506,6 +561,52 @@ pub enum VizFormat {
     Dot,
     /// `{"nodes":[..],"datasets":[..],"edges":[..]}`.
     Json,
+}
+
+/// `weft k8s ...`.
+#[derive(Subcommand, Debug)]
+pub enum K8sCommand {
+    /// Print YAML for `weft serve` on Kubernetes: its ServiceAccount, Role
+    /// (the launcher's least verbs) and RoleBinding, its Deployment and
+    /// Service, and the reconcile CronJob.
+    Manifests {
+        /// The namespace of every object.
+        #[arg(long, default_value = "weft")]
+        namespace: String,
+        /// The image of `weft serve`, its workers and the reconcile job.
+        #[arg(long, default_value = "weft:latest")]
+        image: String,
+        /// The project folder inside the image.
+        #[arg(long = "image-project", default_value = "/project")]
+        image_project: String,
+        /// The reconcile CronJob's schedule.
+        #[arg(long, default_value = "*/15 * * * *")]
+        schedule: String,
+    },
+    /// Close sessions stale past --stale-after or whose worker objects are
+    /// missing (through the `weft serve` at --server), and delete weft
+    /// objects whose session is closed or unknown.
+    Reconcile {
+        /// A live session silent this long is closed (`90s`, `30m`, `24h`, `2d`).
+        #[arg(long, default_value = "24h")]
+        stale_after: String,
+        /// A live session whose root ConfigMap is this old with no worker
+        /// Pod is closed.
+        #[arg(long, default_value = "2m")]
+        missing_grace: String,
+        /// Only print what would be closed and deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// The API server's URL (default: in-cluster, else the kubeconfig).
+        #[arg(long)]
+        k8s_api_url: Option<String>,
+        /// The namespace of the weft objects.
+        #[arg(long, default_value = "default")]
+        k8s_namespace: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `weft sessions ...`.

@@ -47,8 +47,8 @@ pub use limits::{LimitError, WorkerLimits, format_size, parse_size};
 pub use metrics::Metrics;
 pub use openapi::document as openapi_document;
 pub use process::{
-    LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions, ProcessWorker, WorkerHandle,
-    WorkerProcess, WorkerRequest,
+    ExternalLauncher, LaunchError, Launcher, LauncherConfig, LocalProcessLauncher, ProcessOptions,
+    ProcessWorker, WorkerHandle, WorkerProcess, WorkerRequest,
 };
 pub use ray::{RayError, RayLauncher, RayOptions};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};

@@ -44,6 +44,10 @@ use crate::worker::{BoxFuture, Health, RunProgress, Worker, WorkerError};
 /// Where a server's session workers run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum LauncherConfig {
+    /// `weft worker`s started by a launcher built outside this crate (the
+    /// Kubernetes one in `weft-k8s`), one per unit of the session's
+    /// `max_concurrency` ([`ProcessWorker`] over it).
+    External(ExternalLauncher),
     /// On the session's own threads in the server process ([`crate::InProcessWorker`]).
     #[default]
     InProcess,
@@ -102,6 +106,46 @@ pub enum LauncherConfig {
         /// Memory and CPU-time limits every worker applies to itself.
         limits: WorkerLimits,
     },
+}
+
+/// A launcher built outside this crate, with the options every
+/// [`ProcessWorker`] takes.
+#[derive(Clone)]
+pub struct ExternalLauncher {
+    /// The launcher (shared by every session of the server).
+    pub launcher: Arc<dyn Launcher>,
+    /// Its name in messages and logs (`kubernetes`).
+    pub name: &'static str,
+    /// Each worker exits after this many answered runs and is replaced.
+    pub max_runs: Option<u32>,
+    /// Launch to ready `/healthz`, per worker; past it the session fails
+    /// with `worker_healthz_timeout`.
+    pub ready_timeout: Duration,
+    /// Memory and CPU-time limits every worker applies to itself.
+    pub limits: WorkerLimits,
+}
+
+impl std::fmt::Debug for ExternalLauncher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalLauncher")
+            .field("name", &self.name)
+            .field("max_runs", &self.max_runs)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two external launchers are equal when they are the same launcher with
+/// the same options.
+impl PartialEq for ExternalLauncher {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.launcher), Arc::as_ptr(&other.launcher))
+            && self.name == other.name
+            && self.max_runs == other.max_runs
+            && self.ready_timeout == other.ready_timeout
+            && self.limits == other.limits
+    }
 }
 
 impl LauncherConfig {
@@ -1277,6 +1321,22 @@ pub(crate) fn session_worker(
             Arc::new(
                 ProcessWorker::new(
                     Arc::new(crate::ray::RayLauncher::new(ray)),
+                    record.session_id.clone(),
+                    PathBuf::from(&record.project_path),
+                    env,
+                    options,
+                )
+                .with_progress(progress),
+            )
+        }
+        LauncherConfig::External(external) => {
+            let mut options = ProcessOptions::new(record.max_concurrency.max(1) as usize);
+            options.max_runs = external.max_runs;
+            options.ready_timeout = external.ready_timeout;
+            options.limits = external.limits;
+            Arc::new(
+                ProcessWorker::new(
+                    Arc::clone(&external.launcher),
                     record.session_id.clone(),
                     PathBuf::from(&record.project_path),
                     env,

@@ -3,6 +3,7 @@
 
 mod inspect;
 mod interrupt;
+mod k8s;
 mod multirun;
 mod new;
 mod remote;
@@ -55,6 +56,10 @@ pub(crate) fn dispatch(
         None => environment.get("WEFT_TOKEN").map(str::to_string),
     };
     if let Some(url) = remote::server_url(cli.server.as_deref(), environment) {
+        if let Command::K8s(cmd) = cli.command {
+            // `weft k8s reconcile` reads and closes the sessions of --server.
+            return k8s::k8s(cmd, Some(url), token, io);
+        }
         let client = remote::Client::new(&url, token)?;
         return match cli.command {
             Command::Run(args) => remote::run(&client, &args, io),
@@ -91,6 +96,7 @@ pub(crate) fn dispatch(
         Command::Worker(args) => worker::worker(&edge, &args, token, code, io),
         Command::NodeHost => worker::node_host(&edge, &code),
         Command::Test(args) => test::test(&edge, &args, code, io),
+        Command::K8s(cmd) => k8s::k8s(cmd, None, token, io),
     }
 }
 

@@ -163,7 +163,7 @@ struct Workers {
 }
 
 /// The sweep through a session master over `launcher` (`--launcher
-/// process|ray|slurm`): the same server session, durable queue and
+/// process|ray|slurm|kubernetes`): the same server session, durable queue and
 /// [`weft_server::ProcessWorker`] as `weft serve`, here in this process
 /// and without HTTP. Each run's spec is archived with its queue entry;
 /// records land in the run store as they do under `weft serve`; the table

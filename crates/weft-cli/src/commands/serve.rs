@@ -48,6 +48,16 @@ pub(crate) fn serve(
         return Err(UsageError::new("--max-workers must be at least 1").into());
     }
     let launcher = launcher_config(&args.launcher)?;
+    let reconciler = match args.k8s_reconcile_every_s {
+        Some(_) if args.launcher.launcher != LauncherArg::Kubernetes => {
+            return Err(UsageError::new("--k8s-reconcile-every-s needs --launcher kubernetes").into());
+        }
+        Some(every) => Some(super::k8s::Reconciler::connect(
+            &args.launcher.k8s,
+            Duration::from_secs(every),
+        )?),
+        None => None,
+    };
     let provenance = crate::settings::provenance(edge.environment, Some(project.root()), &edge.command);
     let mut config = ServerConfig::new(project.root());
     config.session_options = SessionOptions {
@@ -96,6 +106,7 @@ pub(crate) fn serve(
         )?;
         io.out.flush()?;
         let server = Server::new(config, store, Arc::new(SystemClock));
+        let reconciler = reconciler.map(|r| r.start(Arc::clone(&server)));
         let stop = async move {
             if signals {
                 wait_for_signal().await;
@@ -113,6 +124,9 @@ pub(crate) fn serve(
                 .await?
             }
             None => weft_server::serve(server, listener, stop).await?,
+        }
+        if let Some(r) = reconciler {
+            r.stop().await;
         }
         writeln!(io.out, "weft serve: stopped")?;
         Ok::<_, anyhow::Error>(())
@@ -148,11 +162,24 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
     if slurm_flags && args.launcher != LauncherArg::Slurm {
         return Err(UsageError::new("the --slurm-* flags need --launcher slurm").into());
     }
+    let k8s = &args.k8s;
+    let k8s_flags = k8s.k8s_api_url.is_some()
+        || k8s.k8s_namespace.is_some()
+        || k8s.k8s_image.is_some()
+        || k8s.k8s_cpu.is_some()
+        || k8s.k8s_memory.is_some()
+        || k8s.k8s_service_account.is_some()
+        || k8s.k8s_port.is_some()
+        || k8s.k8s_image_pull_policy.is_some();
+    if k8s_flags && args.launcher != LauncherArg::Kubernetes {
+        return Err(UsageError::new("the --k8s-* flags need --launcher kubernetes").into());
+    }
     if args.launcher == LauncherArg::InProcess {
         if worker_flags {
-            return Err(
-                UsageError::new("the --worker-* flags need --launcher process or ray or slurm").into(),
-            );
+            return Err(UsageError::new(
+                "the --worker-* flags need --launcher process or ray or slurm or kubernetes",
+            )
+            .into());
         }
         return Ok(LauncherConfig::InProcess);
     }
@@ -183,6 +210,15 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
             ready_timeout,
             limits,
         });
+    }
+    if args.launcher == LauncherArg::Kubernetes {
+        return super::k8s::launcher_config(
+            &args.k8s,
+            args.worker_program.as_deref(),
+            args.worker_max_runs,
+            ready_timeout,
+            limits,
+        );
     }
     if args.launcher == LauncherArg::Slurm {
         return slurm_config(slurm, program, args.worker_max_runs, ready_timeout, limits);

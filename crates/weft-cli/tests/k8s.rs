@@ -1,0 +1,702 @@
+//! `--launcher kubernetes` end to end against a fake API server that
+//! acts as a kubelet (`../../weft-k8s/tests/common/fake_api.rs`): each
+//! created Pod's command (`weft worker ...`, with the Pod's env: its token
+//! from its Secret, `$(POD_IP)` a loopback address of its own) really runs
+//! as a child process, and the Pod's phase follows it. `weft multirun
+//! --launcher kubernetes` equals the in-process results; through `weft
+//! serve`, an evicted worker Pod is replaced by a new one and the runs go
+//! on; terminating the session deletes every object; `weft k8s reconcile`
+//! closes a session whose worker objects are gone and deletes orphans
+//! through a real `weft serve`; `weft k8s manifests` and the `--k8s-*`
+//! flags are checked. No real cluster runs here.
+
+#[path = "../../weft-k8s/tests/common/fake_api.rs"]
+mod fake_api;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_api::FakeApi;
+use serde_json::{Value, json};
+
+const NS: &str = "weft-e2e";
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "weft.toml", "[project]\nname = \"served\"\n");
+    write(
+        root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - name: wait\n      func: sleep_ms\n      inputs: [params:delay, params:start]\n      outputs: waited\n    - name: next\n      func: add_one\n      inputs: waited\n      outputs: out\n",
+    );
+    write(root, "conf/base/parameters.yml", "start: 1\ndelay: 0\n");
+    std::fs::create_dir_all(root.join("conf/local")).unwrap();
+    dir
+}
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // SIGTERM first: the server ends its sessions' workers on the way out.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn weft_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(args)
+        .env_remove("WEFT_TOKEN")
+        .env_remove("WEFT_STORE_URL")
+        .env_remove("WEFT_SERVER")
+        .env_remove("WEFT_ENV")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// `weft serve` on a free loopback port with its own SQLite store.
+fn serve(root: &Path, name: &str, extra: &[&str]) -> Proc {
+    let root = root.to_str().unwrap();
+    let store = format!("{root}/.weft/{name}.db");
+    let mut args = vec![
+        "serve",
+        "--project",
+        root,
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--grace-s",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = weft_command(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    Proc { child, addr }
+}
+
+/// One HTTP/1.1 request over a fresh connection.
+fn http(addr: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(payload)
+    } else {
+        payload.to_string()
+    };
+    (status, serde_json::from_str(&payload).unwrap_or(json!(payload)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn session(addr: &str, body: Value) -> String {
+    let (status, s) = http(addr, "POST", "/v1/sessions", Some(&body));
+    assert_eq!(status, 201, "{s}");
+    s["id"].as_str().unwrap().to_string()
+}
+
+fn poll<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `start` → (status, outputs, metrics) of each run of a 20-run sweep.
+fn sweep(addr: &str, id: &str) -> BTreeMap<i64, (String, Value, Value)> {
+    let (status, v) = http(
+        addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=120"),
+        Some(&json!({"spec": {"runtime_params": {"delay": 5}}, "sweep": ["start=range(0,20)"]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["runtime_params"]["start"].as_i64().unwrap(),
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["outputs"].clone(),
+                    r["metrics"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `weft multirun ... --json` → its runs as (params, status, outputs,
+/// metrics, attempts, error), sorted; and the session id.
+fn multirun(root: &Path, store: &str, extra: &[&str]) -> (Vec<Value>, String) {
+    let root = root.to_str().unwrap();
+    let mut args = vec![
+        "multirun",
+        "--project",
+        root,
+        "--store",
+        store,
+        "--params",
+        "start=range(0,8),delay=5",
+        "--policy",
+        "continue",
+        "--max-workers",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = weft_command(&args).stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "weft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let runs = runs.as_array().unwrap();
+    let session_id = runs[0]["session_id"].as_str().unwrap().to_string();
+    assert!(runs.iter().all(|r| r["session_id"] == session_id.as_str()));
+    let mut rows: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            json!({
+                "params": r["params"], "status": r["status"], "outputs": r["outputs"],
+                "metrics": r["metrics"], "attempts": r["attempts"], "error": r["error"],
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| r["params"]["start"].as_i64());
+    (rows, session_id)
+}
+
+/// The session's runs as the run store has them (`weft runs list`), sorted.
+fn stored_runs(root: &Path, store: &str, session_id: &str) -> Vec<Value> {
+    let out = weft_command(&[
+        "runs",
+        "list",
+        "--project",
+        root.to_str().unwrap(),
+        "--store",
+        store,
+        "--session",
+        session_id,
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rows: Vec<Value> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            json!({
+                "params": r["runtime_params"], "status": r["status"], "outputs": r["outputs"],
+                "metrics": r["metrics"], "pipelines": r["pipeline_names"], "env": r["env"],
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| r["params"]["start"].as_i64());
+    rows
+}
+
+fn multirun_on(launcher: &[&str]) {
+    let dir = project();
+    let store = format!("{}/.weft/multirun.db", dir.path().display());
+    let (expected, a) = multirun(dir.path(), &store, &[]);
+    assert_eq!(expected.len(), 8);
+    assert!(
+        expected.iter().all(|r| r["status"] == "succeeded"),
+        "{expected:?}"
+    );
+    let (got, b) = multirun(dir.path(), &store, launcher);
+    assert_eq!(got, expected);
+    // The records too: same runs, params, statuses, outputs, metrics.
+    let recorded = stored_runs(dir.path(), &store, &a);
+    assert_eq!(recorded.len(), 8);
+    assert_eq!(stored_runs(dir.path(), &store, &b), recorded);
+}
+
+/// A free TCP port on loopback (workers listen on it at their own IPs).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `--launcher kubernetes` flags for `fake`.
+fn k8s_flags(fake: &FakeApi, port: &str) -> Vec<String> {
+    [
+        "--launcher",
+        "kubernetes",
+        "--k8s-api-url",
+        &fake.url,
+        "--k8s-namespace",
+        NS,
+        "--k8s-image",
+        "registry.local/weft:test",
+        "--k8s-cpu",
+        "500m",
+        "--k8s-memory",
+        "512Mi",
+        "--k8s-port",
+        port,
+        "--worker-program",
+        env!("CARGO_BIN_EXE_weft"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn pod_creates(fake: &FakeApi) -> usize {
+    fake.calls().iter().filter(|c| *c == "POST pods").count()
+}
+
+#[test]
+fn multirun_through_kubernetes_pods_equals_in_process() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    let port = free_port().to_string();
+    let flags = k8s_flags(&fake, &port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    multirun_on(&flags);
+    // --max-workers 2: two worker Pods, each with its Secret and Service,
+    // all deleted when the session ended.
+    assert_eq!(pod_creates(&fake), 2, "{:?}", fake.calls());
+    let calls = fake.calls();
+    for kind in ["secrets", "services", "pods"] {
+        assert_eq!(
+            calls.iter().filter(|c| **c == format!("POST {kind}")).count(),
+            2,
+            "{calls:?}"
+        );
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with(&format!("DELETE {kind}/")))
+                .count(),
+            2,
+            "{calls:?}"
+        );
+    }
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("DELETE configmaps/weft-session-")),
+        "{calls:?}"
+    );
+    assert_eq!(
+        fake.count(),
+        0,
+        "{:?}",
+        fake.lock().objects.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_evicted_worker_pod_is_replaced_and_termination_deletes_everything() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    let dir = project();
+    let port = free_port().to_string();
+    let flags = k8s_flags(&fake, &port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let in_process = serve(dir.path(), "inproc", &[]);
+    let a = session(&in_process.addr, json!({"max_concurrency": 1}));
+    let expected = sweep(&in_process.addr, &a);
+    assert!(
+        expected.values().all(|(s, _, _)| s == "succeeded"),
+        "{expected:?}"
+    );
+
+    let server = serve(dir.path(), "k8s", &flags);
+    let b = session(&server.addr, json!({"max_concurrency": 1}));
+    assert_eq!(sweep(&server.addr, &b), expected);
+    assert_eq!(pod_creates(&fake), 1);
+    let pods = fake.objects("pods");
+    let (first, pod) = pods.iter().next().unwrap();
+    assert_eq!(pod["metadata"]["annotations"]["weft.dev/session-id"], b.as_str());
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(
+        pod["spec"]["containers"][0]["resources"]["limits"],
+        json!({"cpu": "500m", "memory": "512Mi"})
+    );
+
+    // The node evicts the worker (its process is killed, the Pod Failed).
+    fake.set_pod_status(
+        first,
+        json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+    );
+    // The master reads a worker's Pod at most every 200 ms: past that it
+    // sees the Pod ended, and the next run starts a new one; the runs go on.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sweep(&server.addr, &b), expected);
+    assert_eq!(pod_creates(&fake), 2, "{:?}", fake.calls());
+    let calls = fake.calls();
+    assert!(calls.contains(&format!("DELETE pods/{first}")), "{calls:?}");
+    let pods = fake.objects("pods");
+    assert_eq!(pods.len(), 1);
+    assert_ne!(pods.keys().next().unwrap(), first);
+
+    let (status, _) = http(&server.addr, "DELETE", &format!("/v1/sessions/{b}"), None);
+    assert!(status < 300, "{status}");
+    poll(
+        "the session's objects to be deleted",
+        Duration::from_secs(30),
+        || (fake.count() == 0).then_some(()),
+    );
+}
+
+fn k8s_object(kind: &str, api: &str, name: &str, session: &str) -> Value {
+    json!({
+        "apiVersion": api, "kind": kind,
+        "metadata": {
+            "name": name, "namespace": NS, "uid": format!("u-{name}"),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"app.kubernetes.io/managed-by": "weft", "weft.dev/session": session},
+            "annotations": {"weft.dev/session-id": session},
+        },
+    })
+}
+
+#[test]
+fn reconcile_closes_a_session_without_workers_and_deletes_orphans() {
+    let fake = FakeApi::start(None);
+    let dir = project();
+    let server = serve(dir.path(), "reconcile", &[]);
+    let live = session(&server.addr, json!({}));
+    let gone = session(&server.addr, json!({}));
+    // `live` has a worker Pod; `gone` only its root (its Pod vanished);
+    // `ghost` is no session of this server.
+    for (s, pod) in [(&live, true), (&gone, false), (&"ghost".to_string(), true)] {
+        let root = format!("weft-session-{s}");
+        fake.insert(NS, "configmaps", k8s_object("ConfigMap", "v1", &root, s));
+        if pod {
+            fake.insert(NS, "pods", k8s_object("Pod", "v1", &format!("weft-{s}-1"), s));
+        }
+    }
+    let url = format!("http://{}", server.addr);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "k8s",
+            "reconcile",
+            "--server",
+            &url,
+            "--k8s-api-url",
+            &fake.url,
+            "--k8s-namespace",
+            NS,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = weft_command(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let planned = run(&["--dry-run"]);
+    assert_eq!(fake.count(), 5, "a dry run deletes nothing");
+    let report = run(&[]);
+    assert_eq!(report["closed"], planned["closed"]);
+    assert_eq!(report["deleted"], planned["deleted"]);
+    assert_eq!(
+        report["closed"],
+        json!([{"session_id": gone, "reason": "worker objects missing: its root ConfigMap has no worker Pod"}])
+    );
+    let mut deleted: Vec<String> = report["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        [
+            format!("ConfigMap/weft-session-{gone}"),
+            "ConfigMap/weft-session-ghost".to_string(),
+            "Pod/weft-ghost-1".to_string(),
+        ]
+    );
+    let (_, s) = http(&server.addr, "GET", &format!("/v1/sessions/{gone}"), None);
+    assert!(s["state"] == "closed" || s["state"] == "draining", "{s}");
+    let (_, s) = http(&server.addr, "GET", &format!("/v1/sessions/{live}"), None);
+    assert_eq!(s["state"], "ready", "{s}");
+    assert_eq!(fake.count(), 2);
+    // Stale past --stale-after: closed too.
+    std::thread::sleep(Duration::from_millis(1100));
+    let report = run(&["--stale-after", "1s"]);
+    assert_eq!(report["closed"][0]["session_id"], live.as_str(), "{report}");
+    assert!(
+        report["closed"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("stale"),
+        "{report}"
+    );
+    assert_eq!(fake.count(), 0);
+}
+
+#[test]
+fn manifests_print_the_static_objects() {
+    let out = weft_command(&[
+        "k8s",
+        "manifests",
+        "--namespace",
+        "data",
+        "--image",
+        "acme/weft:2",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let kinds: Vec<&str> = yaml.lines().filter_map(|l| l.strip_prefix("kind: ")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "Deployment",
+            "Service",
+            "CronJob"
+        ]
+    );
+    assert_eq!(yaml.matches("namespace: data").count(), 7, "{yaml}");
+    assert!(yaml.contains("acme/weft:2"));
+    let out = weft_command(&["k8s", "manifests", "--namespace", "Bad_NS"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--namespace"));
+}
+
+#[test]
+fn k8s_flags_are_checked() {
+    let dir = project();
+    let root = dir.path().to_str().unwrap();
+    for (args, want) in [
+        (vec!["--k8s-image", "x"], "need --launcher kubernetes"),
+        (vec!["--launcher", "kubernetes"], "--k8s-image"),
+        (
+            vec![
+                "--launcher",
+                "kubernetes",
+                "--k8s-image",
+                "x",
+                "--k8s-cpu",
+                "fast",
+            ],
+            "--k8s-cpu",
+        ),
+        (
+            vec![
+                "--launcher",
+                "kubernetes",
+                "--k8s-image",
+                "x",
+                "--k8s-namespace",
+                "NS!",
+            ],
+            "--k8s-namespace",
+        ),
+        (
+            vec![
+                "--launcher",
+                "kubernetes",
+                "--k8s-image",
+                "x",
+                "--k8s-api-url",
+                "localhost:1",
+            ],
+            "--k8s-api-url",
+        ),
+    ] {
+        let mut all = vec!["multirun", "--project", root, "--params", "start=1,2"];
+        all.extend_from_slice(&args);
+        let out = weft_command(&all).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// A session on `weft serve --launcher kubernetes` over `fake` that must
+/// fail: its termination reason (code, message).
+fn failed_session(fake: &FakeApi, name: &str, timeout_s: &str) -> (String, String) {
+    let dir = project();
+    let port = free_port().to_string();
+    let mut flags = k8s_flags(fake, &port);
+    flags.extend(["--worker-ready-timeout-s".to_string(), timeout_s.to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let s = serve(dir.path(), name, &flags);
+    let id = session(&s.addr, json!({"max_concurrency": 1}));
+    let failed = poll("the session to fail", Duration::from_secs(30), || {
+        let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{id}"), None);
+        (v["state"] == "failed").then_some(v)
+    });
+    let reason = &failed["termination_reason"];
+    (
+        reason["code"].as_str().unwrap_or_default().to_string(),
+        reason["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn a_pod_that_stays_pending_fails_the_session_within_the_ready_timeout() {
+    // No kubelet and no IP: the Pod stays Pending (unschedulable).
+    let fake = FakeApi::start(None);
+    let started = Instant::now();
+    let (code, message) = failed_session(&fake, "pending", "1");
+    assert_eq!(code, "worker_healthz_timeout", "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(message.contains("Pod weft-"), "{message}");
+    poll(
+        "the Pending Pod's objects to be deleted",
+        Duration::from_secs(10),
+        || (fake.count() == 0).then_some(()),
+    );
+}
+
+#[test]
+fn a_create_the_api_refuses_fails_the_session_with_the_apis_message() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    fake.lock().forbidden.push("pods".into());
+    let (code, message) = failed_session(&fake, "refused", "10");
+    assert_eq!(code, "worker_launch_failed", "{message}");
+    assert!(message.contains("create Pod `weft-"), "{message}");
+    assert!(message.contains("forbidden"), "{message}");
+    assert_eq!(fake.count(), 0, "{:?}", fake.calls());
+}
+
+#[test]
+fn serve_can_run_the_reconcile_pass_itself() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    let dir = project();
+    fake.insert(
+        NS,
+        "configmaps",
+        k8s_object("ConfigMap", "v1", "weft-session-ghost", "ghost"),
+    );
+    fake.insert(NS, "pods", k8s_object("Pod", "v1", "weft-ghost-1", "ghost"));
+    let port = free_port().to_string();
+    let mut flags = k8s_flags(&fake, &port);
+    flags.extend(["--k8s-reconcile-every-s".to_string(), "1".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = serve(dir.path(), "timer", &flags);
+    let id = session(&server.addr, json!({"max_concurrency": 1}));
+    poll("the orphans to be deleted", Duration::from_secs(15), || {
+        let left = fake.objects("pods");
+        (!left.contains_key("weft-ghost-1") && !fake.objects("configmaps").contains_key("weft-session-ghost"))
+            .then_some(())
+    });
+    // The live session's worker is left alone, and still serves runs.
+    let (status, v) = http(
+        &server.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"spec": {}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(fake.objects("pods").len(), 1);
+    let roots = fake.objects("configmaps");
+    assert_eq!(roots.len(), 1, "{:?}", roots.keys());
+    assert!(
+        roots
+            .values()
+            .all(|r| r["metadata"]["annotations"]["weft.dev/session-id"] == id.as_str()),
+        "{roots:?}"
+    );
+    let out = weft_command(&[
+        "serve",
+        "--project",
+        dir.path().to_str().unwrap(),
+        "--k8s-reconcile-every-s",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --launcher kubernetes"));
+}
