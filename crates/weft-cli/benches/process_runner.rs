@@ -32,8 +32,14 @@ fn project(chain: usize, sizes: &[usize]) -> tempfile::TempDir {
     write(root, "conf/local/.keep", "");
     let mut yaml = String::from("chain:\n  nodes:\n");
     for i in 0..chain {
-        let input = if i == 0 { "params:start".to_string() } else { format!("v{}", i - 1) };
-        yaml.push_str(&format!("    - {{name: n{i}, func: add_one, inputs: {input}, outputs: v{i}}}\n"));
+        let input = if i == 0 {
+            "params:start".to_string()
+        } else {
+            format!("v{}", i - 1)
+        };
+        yaml.push_str(&format!(
+            "    - {{name: n{i}, func: add_one, inputs: {input}, outputs: v{i}}}\n"
+        ));
     }
     let mut catalog = String::new();
     for rows in sizes {

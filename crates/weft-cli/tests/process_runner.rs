@@ -101,16 +101,32 @@ fn process_runner_results_equal_the_thread_runners() {
 fn a_crash_a_limit_or_a_timeout_fails_that_node_and_names_why() {
     let (_tmp, root) = project();
     for (pipeline, expected) in [
-        ("crash", "node `boom` failed: its node host process ended while running it (signal: 6 (SIGABRT))"),
-        ("hog", "node `hog` failed: node hog exceeded its 64 MiB memory limit (memory allocation of"),
-        ("spin", "node `spinner` failed: node spinner exceeded its 1s CPU-time limit"),
+        (
+            "crash",
+            "node `boom` failed: its node host process ended while running it (signal: 6 (SIGABRT))",
+        ),
+        (
+            "hog",
+            "node `hog` failed: node hog exceeded its 64 MiB memory limit (memory allocation of",
+        ),
+        (
+            "spin",
+            "node `spinner` failed: node spinner exceeded its 1s CPU-time limit",
+        ),
         ("slow", "node `sleepy` exceeded its 300ms timeout"),
     ] {
-        let out = weft(&root, &["run", "--no-store", "--runner", "process", "--pipeline", pipeline]);
+        let out = weft(
+            &root,
+            &["run", "--no-store", "--runner", "process", "--pipeline", pipeline],
+        );
         // A clean failure of the run (exit 1), not a killed weft.
         assert_eq!(out.status.code(), Some(1), "{pipeline}: {}", text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(expected), "{pipeline}: expected `{expected}` in {}", text(&out));
+        assert!(
+            stderr.contains(expected),
+            "{pipeline}: expected `{expected}` in {}",
+            text(&out)
+        );
     }
 }
 

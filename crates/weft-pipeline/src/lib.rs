@@ -10,7 +10,6 @@ pub mod command;
 pub mod cycle;
 pub mod data;
 mod duration;
-mod size;
 pub mod error;
 pub mod filter;
 pub mod input;
@@ -19,21 +18,23 @@ pub mod node;
 mod panic;
 pub mod pipeline;
 pub mod registry;
+mod size;
 pub mod transcode;
 
 pub use cycle::{Condition, CycleReport, NoConvergence, cycle};
 pub use data::{Data, DataType, DataValue, DecodeError, Empty};
 pub use duration::{format_duration, parse_duration};
-pub use size::{format_size, parse_size};
 pub use error::PipelineError;
 pub use input::{AWAIT_INPUT, InputRequest, InputRequired, await_input};
 pub use node::{
-    CancelToken, IntoAsyncNodeFn, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn, NodeLimits,
-    NodeFnError, NodeFuture, Ports, Signature, async_fn, block_on_node, cancelled, dyn_fn, node, node_async,
+    CancelToken, IntoAsyncNodeFn, IntoNames, IntoNodeFn, IntoOutputs, Node, NodeBuilder, NodeCall, NodeFn,
+    NodeFnError, NodeFuture, NodeLimits, Ports, Signature, async_fn, block_on_node, cancelled, dyn_fn, node,
+    node_async,
 };
 pub use panic::panic_message;
 pub use pipeline::{NamespaceOptions, Pipeline, PipelineFilter};
 pub use registry::{FunctionRegistry, RegisteredFn};
+pub use size::{format_size, parse_size};
 
 #[doc(hidden)]
 pub mod __private {

@@ -300,7 +300,12 @@ impl<'a> Execution<'a> {
         }
     }
 
-    fn run_node_inner(&self, i: usize, stage: &Cell<PanicStage>, caller: &dyn NodeCaller) -> Result<(), RunError> {
+    fn run_node_inner(
+        &self,
+        i: usize,
+        stage: &Cell<PanicStage>,
+        caller: &dyn NodeCaller,
+    ) -> Result<(), RunError> {
         if let Some(spec) = self.job.pipeline.nodes()[i].command() {
             return self.run_command_node(i, spec, stage, jiff::Timestamp::now(), Instant::now());
         }

@@ -388,7 +388,10 @@ fn pack(header: &impl Serialize, values: &[WireValue]) -> Vec<u8> {
 }
 
 /// Splits a payload written by [`pack`] into its header and `count` values.
-fn unpack<H: for<'de> Deserialize<'de>>(payload: &[u8], count: Option<usize>) -> Result<(H, Vec<WireValue>), WireError> {
+fn unpack<H: for<'de> Deserialize<'de>>(
+    payload: &[u8],
+    count: Option<usize>,
+) -> Result<(H, Vec<WireValue>), WireError> {
     let bad = |message: String| WireError::Decode {
         dataset: "(node host frame)".into(),
         message,
@@ -418,7 +421,10 @@ fn unpack<H: for<'de> Deserialize<'de>>(payload: &[u8], count: Option<usize>) ->
     if let Some(expected) = count
         && values.len() != expected
     {
-        return Err(bad(format!("{} values where {expected} were expected", values.len())));
+        return Err(bad(format!(
+            "{} values where {expected} were expected",
+            values.len()
+        )));
     }
     Ok((header, values))
 }
@@ -447,7 +453,11 @@ pub fn serve_node_host(
     }
     // A limit's SIGXCPU would otherwise dump the host's core.
     let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-    write_frame(&mut output, kind::READY, &pack(&serde_json::json!({"pid": std::process::id()}), &[]))?;
+    write_frame(
+        &mut output,
+        kind::READY,
+        &pack(&serde_json::json!({"pid": std::process::id()}), &[]),
+    )?;
     while let Some(frame) = read_frame(&mut input)? {
         if frame.kind != kind::CALL {
             return Err(WireError::Decode {
@@ -467,7 +477,10 @@ pub fn serve_node_host(
     Ok(())
 }
 
-fn answer_call(nodes: &HashMap<&str, Vec<&Node>>, payload: &[u8]) -> Result<(OutputsHeader, Vec<WireValue>), Failure> {
+fn answer_call(
+    nodes: &HashMap<&str, Vec<&Node>>,
+    payload: &[u8],
+) -> Result<(OutputsHeader, Vec<WireValue>), Failure> {
     let failed = |message: String| Failure {
         message,
         panicked: false,
@@ -501,7 +514,9 @@ fn answer_call(nodes: &HashMap<&str, Vec<&Node>>, payload: &[u8]) -> Result<(Out
         );
     }
     let armed = limits::arm(&header.limits).map_err(failed)?;
-    let result = catch_unwind(AssertUnwindSafe(|| node.run_detailed(inputs, &CancelToken::new())));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        node.run_detailed(inputs, &CancelToken::new())
+    }));
     drop(armed);
     let (outputs, cycle) = match result {
         Ok(Ok(done)) => done,
@@ -566,23 +581,31 @@ mod limits {
     pub(super) fn arm(limits: &NodeLimits) -> Result<Armed, String> {
         let mut armed = Armed { restore: Vec::new() };
         if let Some(bytes) = limits.memory_bytes {
-            let (soft, hard) = getrlimit(Resource::RLIMIT_DATA).map_err(|e| format!("cannot read the memory limit: {e}"))?;
+            let (soft, hard) =
+                getrlimit(Resource::RLIMIT_DATA).map_err(|e| format!("cannot read the memory limit: {e}"))?;
             let base = data_bytes().ok_or("cannot read the node host's data size from /proc/self/status")?;
             setrlimit(Resource::RLIMIT_DATA, base.saturating_add(bytes).min(hard), hard)
                 .map_err(|e| format!("cannot set the memory limit: {e}"))?;
             armed.restore.push((Resource::RLIMIT_DATA, soft, hard));
         }
         if let Some(limit) = limits.cpu_time {
-            let (soft, hard) = getrlimit(Resource::RLIMIT_CPU).map_err(|e| format!("cannot read the CPU-time limit: {e}"))?;
-            let usage = getrusage(UsageWho::RUSAGE_SELF).map_err(|e| format!("cannot read the CPU time used: {e}"))?;
+            let (soft, hard) = getrlimit(Resource::RLIMIT_CPU)
+                .map_err(|e| format!("cannot read the CPU-time limit: {e}"))?;
+            let usage = getrusage(UsageWho::RUSAGE_SELF)
+                .map_err(|e| format!("cannot read the CPU time used: {e}"))?;
             let (user, system) = (usage.user_time(), usage.system_time());
             let used_us = (user.tv_sec() + system.tv_sec()) as u64 * 1_000_000
                 + (user.tv_usec() + system.tv_usec()) as u64;
             // RLIMIT_CPU counts whole seconds: the node gets its limit,
             // rounded up to the next whole second of the host's CPU time.
             let limit_us = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
-            let new_soft = used_us.saturating_add(limit_us).div_ceil(1_000_000).max(1).min(hard);
-            setrlimit(Resource::RLIMIT_CPU, new_soft, hard).map_err(|e| format!("cannot set the CPU-time limit: {e}"))?;
+            let new_soft = used_us
+                .saturating_add(limit_us)
+                .div_ceil(1_000_000)
+                .max(1)
+                .min(hard);
+            setrlimit(Resource::RLIMIT_CPU, new_soft, hard)
+                .map_err(|e| format!("cannot set the CPU-time limit: {e}"))?;
             armed.restore.push((Resource::RLIMIT_CPU, soft, hard));
         }
         Ok(armed)
@@ -806,7 +829,10 @@ impl NodeHost {
                 tracing::info!(pid = host.child.id(), "node host started");
                 Ok(host)
             }
-            Ok(Ok(frame)) => Err(not_ready(&mut host, format!("it sent frame kind {} first", frame.kind))),
+            Ok(Ok(frame)) => Err(not_ready(
+                &mut host,
+                format!("it sent frame kind {} first", frame.kind),
+            )),
             Ok(Err(e)) => Err(not_ready(&mut host, e.to_string())),
             Err(RecvTimeoutError::Timeout) => Err(not_ready(
                 &mut host,
@@ -849,7 +875,12 @@ impl NodeHost {
     }
 
     fn stderr_tail(&self) -> String {
-        let mut lines = lock(&self.stderr).recent.iter().cloned().collect::<Vec<_>>().join("\n");
+        let mut lines = lock(&self.stderr)
+            .recent
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         lines.push('\n');
         lines
     }
@@ -1020,8 +1051,8 @@ impl NodeHostPool {
         };
         match frame.kind {
             kind::OUTPUTS => {
-                let (header, values): (OutputsHeader, _) =
-                    unpack(&frame.payload, Some(node.outputs().len())).map_err(|e| HostCallError::Host(e.into()))?;
+                let (header, values): (OutputsHeader, _) = unpack(&frame.payload, Some(node.outputs().len()))
+                    .map_err(|e| HostCallError::Host(e.into()))?;
                 self.give_back(host);
                 let outputs = values
                     .iter()

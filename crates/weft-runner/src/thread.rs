@@ -127,141 +127,142 @@ impl Runner for ThreadRunner {
 /// Runs every node of `exec` as soon as its inputs exist, on up to
 /// `max_workers` scoped threads, calling functions through `caller` (the
 /// thread runner's and the process runner's scheduling).
-pub(crate) fn schedule(exec: &Execution<'_>, max_workers: usize, caller: &dyn NodeCaller) -> Result<(), RunError> {
-        let pipeline = exec.job().pipeline;
-        let n = pipeline.nodes().len();
-        if n == 0 {
-            return Ok(());
+pub(crate) fn schedule(
+    exec: &Execution<'_>,
+    max_workers: usize,
+    caller: &dyn NodeCaller,
+) -> Result<(), RunError> {
+    let pipeline = exec.job().pipeline;
+    let n = pipeline.nodes().len();
+    if n == 0 {
+        return Ok(());
+    }
+    let parents = pipeline.parents();
+    let children = pipeline.children();
+    let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
+    let workers = max_workers.min(n);
+    // Node `i` is done (or skipped): its children with no other pending
+    // parent become ready.
+    let complete = |i: usize, waiting: &mut Vec<usize>, ready: &mut BinaryHeap<Reverse<usize>>| {
+        for &c in &children[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(Reverse(c));
+            }
         }
-        let parents = pipeline.parents();
-        let children = pipeline.children();
-        let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
-        let workers = max_workers.min(n);
-        // Node `i` is done (or skipped): its children with no other pending
-        // parent become ready.
-        let complete = |i: usize, waiting: &mut Vec<usize>, ready: &mut BinaryHeap<Reverse<usize>>| {
-            for &c in &children[i] {
-                waiting[c] -= 1;
-                if waiting[c] == 0 {
-                    ready.push(Reverse(c));
-                }
-            }
-        };
-        // The caller's subscriber and span (the run's): every worker logs
-        // through the same subscriber, inside the same span, so its events
-        // carry the run id even when the subscriber is the caller thread's
-        // scoped default rather than the global one.
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let span = tracing::Span::current();
+    };
+    // The caller's subscriber and span (the run's): every worker logs
+    // through the same subscriber, inside the same span, so its events
+    // carry the run id even when the subscriber is the caller thread's
+    // scoped default rather than the global one.
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let span = tracing::Span::current();
 
-        std::thread::scope(|scope| {
-            let (job_tx, job_rx) = mpsc::channel::<usize>();
-            let job_rx = Arc::new(Mutex::new(job_rx));
-            let (done_tx, done_rx) = mpsc::channel::<(usize, Report)>();
-            let mut spawned = 0usize;
-            for w in 0..workers {
-                let job_rx = Arc::clone(&job_rx);
-                let done_tx = done_tx.clone();
-                let (span, dispatch) = (&span, &dispatch);
-                let started = std::thread::Builder::new()
-                    .name(format!("weft-worker-{w}"))
-                    .spawn_scoped(scope, move || {
-                        tracing::dispatcher::with_default(dispatch, || {
-                            let _entered = span.enter();
-                            // Every node handed out is reported by its guard; a
-                            // panic that still unwinds here ends this worker only.
-                            if let Err(payload) =
-                                catch_unwind(AssertUnwindSafe(|| worker_loop(exec, caller, &job_rx, &done_tx)))
-                            {
-                                tracing::error!("weft worker thread panicked: {}", panic_message(payload));
-                            }
-                        });
+    std::thread::scope(|scope| {
+        let (job_tx, job_rx) = mpsc::channel::<usize>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Report)>();
+        let mut spawned = 0usize;
+        for w in 0..workers {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            let (span, dispatch) = (&span, &dispatch);
+            let started = std::thread::Builder::new()
+                .name(format!("weft-worker-{w}"))
+                .spawn_scoped(scope, move || {
+                    tracing::dispatcher::with_default(dispatch, || {
+                        let _entered = span.enter();
+                        // Every node handed out is reported by its guard; a
+                        // panic that still unwinds here ends this worker only.
+                        if let Err(payload) =
+                            catch_unwind(AssertUnwindSafe(|| worker_loop(exec, caller, &job_rx, &done_tx)))
+                        {
+                            tracing::error!("weft worker thread panicked: {}", panic_message(payload));
+                        }
                     });
-                match started {
-                    Ok(_) => spawned += 1,
-                    Err(e) => {
-                        tracing::warn!("could not start a worker thread ({e}); running with {spawned}");
-                        break;
-                    }
+                });
+            match started {
+                Ok(_) => spawned += 1,
+                Err(e) => {
+                    tracing::warn!("could not start a worker thread ({e}); running with {spawned}");
+                    break;
                 }
             }
-            drop(done_tx);
+        }
+        drop(done_tx);
 
-            // Nodes whose inputs are all available, lowest topological index first;
-            // skipped nodes complete at once.
-            let mut ready: BinaryHeap<Reverse<usize>> =
-                (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
-            let mut in_flight = 0usize;
-            let mut handed_out = vec![false; n];
-            let mut first_error: Option<RunError> = None;
-            loop {
-                // Hand out every ready node (or run one here when the pool is
-                // idle), never after a failure or a cancel.
-                while first_error.is_none() {
-                    let Some(Reverse(i)) = ready.pop() else { break };
-                    if !exec.should_run(i) {
-                        complete(i, &mut waiting, &mut ready);
-                        continue;
-                    }
-                    if let Err(e) = exec.check_cancelled() {
-                        first_error = Some(e);
-                        break;
-                    }
-                    if in_flight == 0 && (ready.is_empty() || spawned == 0) {
-                        // Nothing could run beside it (a chain), or no worker
-                        // started: run it here rather than pay a hand-off.
-                        match exec.run_node_with(i, caller) {
-                            Ok(()) => complete(i, &mut waiting, &mut ready),
-                            Err(e) => first_error = Some(e),
-                        }
-                        continue;
-                    }
-                    if job_tx.send(i).is_err() {
-                        // Unreachable: this loop holds the receiver too.
-                        first_error = Some(exec.panic_error(
-                            i,
-                            PanicStage::Runner,
-                            "the worker queue closed".to_string(),
-                        ));
-                        break;
-                    }
-                    handed_out[i] = true;
-                    in_flight += 1;
+        // Nodes whose inputs are all available, lowest topological index first;
+        // skipped nodes complete at once.
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
+        let mut in_flight = 0usize;
+        let mut handed_out = vec![false; n];
+        let mut first_error: Option<RunError> = None;
+        loop {
+            // Hand out every ready node (or run one here when the pool is
+            // idle), never after a failure or a cancel.
+            while first_error.is_none() {
+                let Some(Reverse(i)) = ready.pop() else { break };
+                if !exec.should_run(i) {
+                    complete(i, &mut waiting, &mut ready);
+                    continue;
                 }
-                if in_flight == 0 {
+                if let Err(e) = exec.check_cancelled() {
+                    first_error = Some(e);
                     break;
                 }
-                let Ok((i, report)) = done_rx.recv() else {
-                    // Every worker is gone and some nodes were never reported
-                    // (the guards make this unreachable): fail, never hang.
-                    let lost = handed_out.iter().position(|h| *h).unwrap_or(0);
+                if in_flight == 0 && (ready.is_empty() || spawned == 0) {
+                    // Nothing could run beside it (a chain), or no worker
+                    // started: run it here rather than pay a hand-off.
+                    match exec.run_node_with(i, caller) {
+                        Ok(()) => complete(i, &mut waiting, &mut ready),
+                        Err(e) => first_error = Some(e),
+                    }
+                    continue;
+                }
+                if job_tx.send(i).is_err() {
+                    // Unreachable: this loop holds the receiver too.
+                    first_error =
+                        Some(exec.panic_error(i, PanicStage::Runner, "the worker queue closed".to_string()));
+                    break;
+                }
+                handed_out[i] = true;
+                in_flight += 1;
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let Ok((i, report)) = done_rx.recv() else {
+                // Every worker is gone and some nodes were never reported
+                // (the guards make this unreachable): fail, never hang.
+                let lost = handed_out.iter().position(|h| *h).unwrap_or(0);
+                if first_error.is_none() {
+                    first_error = Some(exec.panic_error(
+                        lost,
+                        PanicStage::Runner,
+                        "every worker thread exited before reporting the node".to_string(),
+                    ));
+                }
+                break;
+            };
+            in_flight -= 1;
+            handed_out[i] = false;
+            match report {
+                Report::Ran(Ok(())) => complete(i, &mut waiting, &mut ready),
+                Report::Ran(Err(e)) => {
                     if first_error.is_none() {
-                        first_error = Some(exec.panic_error(
-                            lost,
-                            PanicStage::Runner,
-                            "every worker thread exited before reporting the node".to_string(),
-                        ));
+                        first_error = Some(e);
                     }
-                    break;
-                };
-                in_flight -= 1;
-                handed_out[i] = false;
-                match report {
-                    Report::Ran(Ok(())) => complete(i, &mut waiting, &mut ready),
-                    Report::Ran(Err(e)) => {
-                        if first_error.is_none() {
-                            first_error = Some(e);
-                        }
-                    }
-                    Report::NotStarted => {}
                 }
+                Report::NotStarted => {}
             }
-            drop(job_tx);
-            match first_error {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
-        })
+        }
+        drop(job_tx);
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    })
 }
 
 #[cfg(test)]
