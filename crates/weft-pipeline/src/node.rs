@@ -1213,4 +1213,28 @@ mod tests {
         assert_eq!(n.short_name(), "n");
         assert_eq!(n.namespace(), Some("ns"));
     }
+
+    #[test]
+    fn confirms_are_kept_deduplicated_and_renamed_by_namespacing() {
+        let n = node(|x: &i64| *x, "events", "y")
+            .name("n")
+            .confirms(["events", "events", "other"])
+            .build()
+            .unwrap();
+        assert_eq!(n.confirms(), ["events", "other"]);
+        let tagged = crate::Pipeline::new(vec![n.clone()]).unwrap().tag(&["t"]);
+        assert_eq!(tagged.node("n").unwrap().confirms(), ["events", "other"]);
+        let spaced = crate::Pipeline::new(vec![n])
+            .unwrap()
+            .namespaced(&crate::NamespaceOptions::namespace("ns"))
+            .unwrap();
+        let inner = spaced.node("ns.n").unwrap();
+        assert_eq!(inner.inputs(), ["ns.events"]);
+        assert_eq!(inner.confirms(), ["ns.events", "ns.other"]);
+        let err = node(|x: &i64| *x, "x", "y").confirms("").build().unwrap_err();
+        assert!(
+            err.to_string().contains("`confirms` names an empty dataset"),
+            "{err}"
+        );
+    }
 }

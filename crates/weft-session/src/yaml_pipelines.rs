@@ -913,6 +913,27 @@ mod tests {
     }
 
     #[test]
+    fn node_confirms_parse_as_a_name_or_a_list_and_bad_ones_name_the_node() {
+        let ok = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, confirms: x}\n    - {name: b, func: identity, inputs: y, outputs: z, confirms: [x, y]}\n    - {name: c, command: [\"true\"], inputs: z, outputs: w, confirms: z}\n    - {name: d, func: identity, inputs: w, outputs: v}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let c = |n: &str| p.node(n).unwrap().confirms().to_vec();
+        assert_eq!(c("a"), ["x"]);
+        assert_eq!(c("b"), ["x", "y"]);
+        assert_eq!(c("c"), ["z"]);
+        assert!(c("d").is_empty());
+        let bad = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, confirms: {x: 1}}\n";
+        let err = parse_pipelines(Path::new("pipelines.yml"), bad, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("node `a`") && problems[0].contains("confirms"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn node_timeouts_parse_and_bad_ones_name_file_pipeline_and_node() {
         let ok = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, timeout: 1.5s}\n    - name: b\n      func: identity\n      inputs: y\n      outputs: z\n      timeout: 5m\n    - {name: c, func: identity, inputs: z, outputs: w}\n";
         let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
