@@ -236,6 +236,9 @@ impl DatasetTypeRegistry {
                     path,
                     storage,
                 } = spec.location("path")?;
+                if spec.config.contains_key("checkpoint") {
+                    return Err("`checkpoint`: only `partitions.IncrementalDataset` has a checkpoint; a partitioned dataset loads every partition".into());
+                }
                 let (canonical, format, load_args, save_args) = partition_type(spec)?;
                 let suffix = spec.str("filename_suffix").unwrap_or("").to_string();
                 Ok(Arc::new(PartitionedDataset {

@@ -328,14 +328,27 @@ fn bad_arguments_name_the_dataset_and_the_field() {
         };
         assert!(err.contains("`events`") && err.contains(field), "{field}: {err}");
     }
-    let catalog = "events:\n  type: partitions.IncrementalDataset\n  path: s3://bucket/events\n  dataset: json.JSONDataset\n";
-    let (_tmp, root) = project(catalog);
-    let err = match Session::create(&root, options(None)) {
-        Err(e) => e.to_string(),
-        Ok(mut s) => s.run(pipeline("__default__")).unwrap_err().to_string(),
+    let refused = |catalog: &str| {
+        let (_tmp, root) = project(catalog);
+        std::fs::create_dir_all(root.join("data/events")).unwrap();
+        match Session::create(&root, options(None)) {
+            Err(e) => e.to_string(),
+            Ok(mut s) => s.run(pipeline("__default__")).unwrap_err().to_string(),
+        }
     };
+    let err = refused(
+        "events:\n  type: partitions.IncrementalDataset\n  path: s3://bucket/events\n  dataset: json.JSONDataset\n",
+    );
     assert!(
         err.contains("`events`") && err.contains("`path`") && err.contains("local folder"),
+        "{err}"
+    );
+    // A plain partitioned dataset has no checkpoint: saying so, not ignoring it.
+    let err = refused(
+        "events:\n  type: partitions.PartitionedDataset\n  path: data/events\n  dataset: json.JSONDataset\n  checkpoint: {force_checkpoint: a}\n",
+    );
+    assert!(
+        err.contains("`events`") && err.contains("`checkpoint`: only `partitions.IncrementalDataset`"),
         "{err}"
     );
 }
