@@ -29,6 +29,7 @@ const ENTRY_KEYS: &[&str] = &[
     "sql",
     "url",
     "method",
+    "checkpoint",
 ];
 
 /// A dataset factory pattern such as `"{name}_csv"`.
@@ -1135,6 +1136,31 @@ impl Catalog {
     /// that works on a dataset's file rather than its value (command nodes).
     pub fn dataset(&self, name: &str) -> Result<Option<Arc<dyn Dataset>>, CatalogError> {
         self.resolve(name)
+    }
+
+    /// Whether `name` is an incremental dataset (one a node may confirm).
+    pub fn is_incremental(&self, name: &str) -> bool {
+        matches!(self.resolve(name), Ok(Some(ds)) if ds.is_incremental())
+    }
+
+    /// Advances the checkpoint of the incremental dataset `name` to the
+    /// newest partition this run loaded (a compare-and-swap: see
+    /// [`crate::IncrementalDataset`]). An undeclared name or a dataset
+    /// without a checkpoint is [`CatalogError::NotIncremental`].
+    pub fn confirm(&self, name: &str) -> Result<crate::Confirmation, CatalogError> {
+        match self.resolve(name)? {
+            Some(ds) => ds.confirm().map_err(|e| match e {
+                CatalogError::NotIncremental { type_name, .. } => CatalogError::NotIncremental {
+                    dataset: name.to_string(),
+                    type_name,
+                },
+                other => other,
+            }),
+            None => Err(CatalogError::NotIncremental {
+                dataset: name.to_string(),
+                type_name: "MemoryDataset".into(),
+            }),
+        }
     }
 
     /// Every dataset built so far (declared, added, materialized), by name.

@@ -106,6 +106,21 @@ pub trait Dataset: Send + Sync {
     fn file_target(&self) -> Option<&crate::file::FileTarget> {
         None
     }
+    /// Whether the dataset has a checkpoint that nodes may confirm
+    /// (`partitions.IncrementalDataset`).
+    fn is_incremental(&self) -> bool {
+        false
+    }
+    /// Advances the checkpoint to what this run loaded (incremental
+    /// datasets; see [`crate::IncrementalDataset`]); other datasets refuse
+    /// with [`CatalogError::NotIncremental`].
+    fn confirm(&self) -> Result<crate::Confirmation, CatalogError> {
+        let info = self.describe();
+        Err(CatalogError::NotIncremental {
+            dataset: info.name,
+            type_name: info.type_name,
+        })
+    }
     /// Why a load now would find nothing, if it would not. Must be cheap
     /// (about one `stat`); the default asks its [`Dataset::file_target`],
     /// else [`Dataset::exists`].

@@ -203,6 +203,31 @@ pub enum CatalogError {
         #[source]
         source: crate::storage::StorageError,
     },
+    /// A node confirms a dataset that has no checkpoint.
+    #[error(
+        "dataset `{dataset}` ({type_name}) has no checkpoint to confirm; only incremental datasets (partitions.IncrementalDataset) do"
+    )]
+    NotIncremental {
+        /// The dataset.
+        dataset: String,
+        /// Its type.
+        type_name: String,
+    },
+    /// Confirming an incremental dataset found its checkpoint moved since
+    /// this run loaded it (another run confirmed first); nothing moved.
+    #[error("dataset `{dataset}`: checkpoint {} holds {} but this run loaded from {}; another run confirmed it first, so the checkpoint was not moved to `{wanted}`", path.display(), shown(found), shown(expected))]
+    CheckpointConflict {
+        /// The dataset.
+        dataset: String,
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The checkpoint this run loaded from (`None`: there was none).
+        expected: Option<String>,
+        /// The checkpoint found when confirming.
+        found: Option<String>,
+        /// The partition id this run would have recorded.
+        wanted: String,
+    },
     /// A file system operation failed.
     #[error("dataset `{dataset}`: {}: {source}", path.display())]
     Io {
@@ -239,7 +264,9 @@ impl CatalogError {
             | CatalogError::VersionExists { .. }
             | CatalogError::NoVersion { .. }
             | CatalogError::Conversion { .. }
-            | CatalogError::DuplicateColumn { .. } => Fault::Data,
+            | CatalogError::DuplicateColumn { .. }
+            | CatalogError::CheckpointConflict { .. } => Fault::Data,
+            CatalogError::NotIncremental { .. } => Fault::Config,
             CatalogError::Storage {
                 source: crate::storage::StorageError::NotFound { .. },
                 ..
@@ -263,11 +290,20 @@ impl CatalogError {
             | CatalogError::NoVersion { dataset, .. }
             | CatalogError::Conversion { dataset, .. }
             | CatalogError::DuplicateColumn { dataset, .. }
+            | CatalogError::NotIncremental { dataset, .. }
+            | CatalogError::CheckpointConflict { dataset, .. }
             | CatalogError::NotAFile { dataset, .. }
             | CatalogError::SaveIo { dataset, .. }
             | CatalogError::Io { dataset, .. }
             | CatalogError::Storage { dataset, .. } => Some(dataset),
         }
+    }
+}
+
+fn shown(checkpoint: &Option<String>) -> String {
+    match checkpoint {
+        Some(id) => format!("`{id}`"),
+        None => "no checkpoint".into(),
     }
 }
 

@@ -9,7 +9,9 @@
 //!   `csv.CSVDataset` (rows via a serde deserializer over the records),
 //!   `parquet.ParquetDataset` and `arrow.ArrowIPCDataset` (one Arrow
 //!   `RecordBatch`, or rows decoded into any serde type), `text.TextDataset`,
-//!   `bytes.BytesDataset`, and `partitions.PartitionedDataset` ([`Partitions`]).
+//!   `bytes.BytesDataset`, `partitions.PartitionedDataset` ([`Partitions`]),
+//!   and `partitions.IncrementalDataset` ([`IncrementalDataset`]: only the
+//!   partitions after its checkpoint; [`Catalog::confirm`] advances it).
 //! * Type name aliases: a type resolves by its canonical name, after
 //!   stripping a leading `kedro_datasets.`, and by its class name alone when
 //!   exactly one registered type has it; so `pandas.CSVDataset`,
@@ -105,6 +107,7 @@ mod dataset;
 mod error;
 pub mod file;
 mod formats;
+mod incremental;
 mod memory;
 mod partitioned;
 mod registry;
@@ -114,6 +117,7 @@ pub use catalog::{BuildOptions, Catalog, CatalogConfig, Locator, Pattern, RunSco
 pub use dataset::{Dataset, DatasetInfo, LoadType, Unavailable};
 pub use error::{CatalogError, ConfigProblem, Fault, LoadVersionProblem};
 pub use formats::{FileDataset, Format, batch_to_json, rows_to_batch};
+pub use incremental::{Confirmation, DEFAULT_CHECKPOINT, IncrementalConfig, IncrementalDataset};
 pub use memory::MemoryDataset;
 pub use partitioned::{PartitionedDataset, Partitions};
 pub use registry::{DatasetFactory, DatasetSpec, DatasetTypeRegistry, FILE_TYPES, Location};

@@ -25,6 +25,25 @@ pub struct Partitions {
 weft_pipeline::opaque_data!(Partitions);
 
 impl Partitions {
+    /// Partitions of `dataset`: partition id → file, each read as `format`.
+    pub(crate) fn new(
+        dataset: &str,
+        format: Format,
+        type_name: &str,
+        load_args: Value,
+        entries: BTreeMap<String, PathBuf>,
+        storage: Arc<dyn Storage>,
+    ) -> Self {
+        Partitions {
+            dataset: dataset.to_string(),
+            format,
+            type_name: type_name.to_string(),
+            load_args,
+            entries,
+            storage,
+        }
+    }
+
     /// Partition ids, sorted.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
@@ -88,7 +107,7 @@ pub struct PartitionedDataset {
 
 /// Partition id → file: every file under `root` (hidden entries skipped,
 /// see [`Storage::list`]) whose name ends in `suffix`.
-fn collect(
+pub(crate) fn collect(
     storage: &dyn Storage,
     dataset: &str,
     root: &Path,

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::file::{FileTarget, VersionGroup};
 use crate::formats::{FileDataset, Format};
+use crate::incremental::{IncrementalConfig, IncrementalDataset};
 use crate::memory::MemoryDataset;
 use crate::partitioned::PartitionedDataset;
 use crate::storage::{LocalStorage, Storage, StorageFactory, StorageRegistry, url_scheme};
@@ -235,20 +236,10 @@ impl DatasetTypeRegistry {
                     path,
                     storage,
                 } = spec.location("path")?;
-                let (sub_type, load_args, save_args) = match spec.config.get("dataset") {
-                    Some(Value::String(t)) => (t.clone(), Value::Null, Value::Null),
-                    Some(Value::Object(m)) => (
-                        m.get("type")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        m.get("load_args").cloned().unwrap_or(Value::Null),
-                        m.get("save_args").cloned().unwrap_or(Value::Null),
-                    ),
-                    _ => return Err("`dataset` (the type of each partition) is required".into()),
-                };
-                let (canonical, format) = resolve_file_type(&sub_type)
-                    .ok_or_else(|| format!("`dataset`: `{sub_type}` is not a file dataset type"))?;
+                if spec.config.contains_key("checkpoint") {
+                    return Err("`checkpoint`: only `partitions.IncrementalDataset` has a checkpoint; a partitioned dataset loads every partition".into());
+                }
+                let (canonical, format, load_args, save_args) = partition_type(spec)?;
                 let suffix = spec.str("filename_suffix").unwrap_or("").to_string();
                 Ok(Arc::new(PartitionedDataset {
                     name: spec.name.to_string(),
@@ -264,6 +255,8 @@ impl DatasetTypeRegistry {
             }),
         )
         .expect("unique");
+        r.register("partitions.IncrementalDataset", Arc::new(incremental_factory))
+            .expect("unique");
         r
     }
 
@@ -319,6 +312,76 @@ impl DatasetTypeRegistry {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.types.keys().map(String::as_str)
     }
+}
+
+/// The `dataset:` of a folder entry (a type name, or a map with `type`,
+/// `load_args`, `save_args`): its canonical type, format and arguments.
+fn partition_type(spec: &DatasetSpec<'_>) -> Result<(&'static str, Format, Value, Value), String> {
+    let (sub_type, load_args, save_args) = match spec.config.get("dataset") {
+        Some(Value::String(t)) => (t.clone(), Value::Null, Value::Null),
+        Some(Value::Object(m)) => (
+            m.get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            m.get("load_args").cloned().unwrap_or(Value::Null),
+            m.get("save_args").cloned().unwrap_or(Value::Null),
+        ),
+        _ => return Err("`dataset` (the type of each partition) is required".into()),
+    };
+    let (canonical, format) = resolve_file_type(&sub_type)
+        .ok_or_else(|| format!("`dataset`: `{sub_type}` is not a file dataset type"))?;
+    Ok((canonical, format, load_args, save_args))
+}
+
+/// `partitions.IncrementalDataset`: Kedro's `path`, `dataset`,
+/// `filename_suffix`, `checkpoint`, `load_args`, `credentials`.
+fn incremental_factory(spec: &DatasetSpec<'_>) -> Result<Arc<dyn Dataset>, String> {
+    let raw = spec.required("path")?;
+    if url_scheme(raw).is_some_and(|s| s != "file") {
+        return Err(format!(
+            "`path`: `{raw}` is an object-store URL; incremental datasets need a local folder (the checkpoint is updated under a file lock)"
+        ));
+    }
+    if spec.versioned()? {
+        return Err(
+            "`versioned`: an incremental dataset is not versioned (its checkpoint records progress)".into(),
+        );
+    }
+    let (filepath, path) = spec.path("path")?;
+    let (canonical, format, load_args, save_args) = partition_type(spec)?;
+    let suffix = match spec.config.get("filename_suffix") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(format!("`filename_suffix` must be a string, got {other}")),
+    };
+    match spec.args("load_args")? {
+        Value::Object(m) if !m.is_empty() => {
+            let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+            return Err(format!(
+                "`load_args`: {} not supported (Kedro passes these to fsspec's `find`; weft lists every file under `path`)",
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        _ => {}
+    }
+    let (checkpoint, force_checkpoint) =
+        crate::incremental::parse_checkpoint(spec.config.get("checkpoint"), &path, spec.project_dir)?;
+    Ok(Arc::new(IncrementalDataset::new(IncrementalConfig {
+        name: spec.name.to_string(),
+        path,
+        filepath,
+        format,
+        type_name: canonical.to_string(),
+        suffix,
+        load_args,
+        save_args,
+        checkpoint,
+        force_checkpoint,
+    })) as Arc<dyn Dataset>)
 }
 
 /// Resolves a file type name (for partitions) with the same alias policy.

@@ -312,7 +312,9 @@ impl Pipeline {
                     Some(space) => format!("{space}.{base}"),
                     None => base,
                 };
+                let confirms = n.confirms().iter().map(|c| rename(c)).collect();
                 n.with_wiring(name, inputs, outputs, namespace, &extra)
+                    .with_confirms(confirms)
             })
             .collect();
         Pipeline::new(nodes)

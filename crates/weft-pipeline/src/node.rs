@@ -569,6 +569,7 @@ pub struct Node {
     pub(crate) input_request: Option<Arc<crate::input::InputRequest>>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) limits: NodeLimits,
+    pub(crate) confirms: Vec<String>,
 }
 
 /// Starts building a node from a typed function (see [`IntoNodeFn`]).
@@ -596,6 +597,7 @@ pub fn node<Args, Out, F: IntoNodeFn<Args, Out>>(
         input_request: None,
         timeout: None,
         limits: NodeLimits::default(),
+        confirms: Vec::new(),
     }
 }
 
@@ -611,6 +613,7 @@ pub struct NodeBuilder {
     input_request: Option<Arc<crate::input::InputRequest>>,
     timeout: Option<Duration>,
     limits: NodeLimits,
+    confirms: Vec<String>,
 }
 
 impl NodeBuilder {
@@ -632,6 +635,7 @@ impl NodeBuilder {
             input_request: None,
             timeout: None,
             limits: NodeLimits::default(),
+            confirms: Vec::new(),
         }
     }
 
@@ -663,6 +667,18 @@ impl NodeBuilder {
     /// Limits how long the node's function may run (see [`Node::timeout`]).
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.timeout = Some(limit);
+        self
+    }
+
+    /// Names incremental datasets whose checkpoint advances to the newest
+    /// partition the run loaded, once the run succeeds (Kedro's
+    /// `node(..., confirms=...)`; see [`Node::confirms`]).
+    pub fn confirms(mut self, datasets: impl IntoNames) -> Self {
+        for name in datasets.into_names() {
+            if !self.confirms.contains(&name) {
+                self.confirms.push(name);
+            }
+        }
         self
     }
 
@@ -758,6 +774,11 @@ impl NodeBuilder {
                 ));
             }
         }
+        for ds in &self.confirms {
+            if ds.trim().is_empty() {
+                problems.push("`confirms` names an empty dataset".into());
+            }
+        }
         if self.limits.memory_bytes == Some(0) {
             problems.push("`memory_limit` must be more than zero".into());
         }
@@ -779,6 +800,7 @@ impl NodeBuilder {
             input_request: self.input_request,
             timeout: self.timeout,
             limits: self.limits,
+            confirms: self.confirms,
         })
     }
 }
@@ -861,6 +883,20 @@ impl Node {
     /// This node with its timeout set (or removed).
     pub fn with_timeout(mut self, limit: Option<Duration>) -> Node {
         self.timeout = limit;
+        self
+    }
+
+    /// The incremental datasets this node confirms: when the run succeeds,
+    /// each one's checkpoint advances to the newest partition the run
+    /// loaded (a failed run moves nothing). Kedro confirms when the node
+    /// finishes; weft waits for the whole run.
+    pub fn confirms(&self) -> &[String] {
+        &self.confirms
+    }
+
+    /// This node with its confirmed datasets replaced.
+    pub fn with_confirms(mut self, datasets: Vec<String>) -> Node {
+        self.confirms = datasets;
         self
     }
 
@@ -974,6 +1010,7 @@ impl Node {
             input_request: self.input_request.clone(),
             timeout: self.timeout,
             limits: self.limits,
+            confirms: self.confirms.clone(),
         }
     }
 }
@@ -989,6 +1026,7 @@ impl fmt::Debug for Node {
             .field("namespace", &self.namespace)
             .field("timeout", &self.timeout)
             .field("limits", &self.limits)
+            .field("confirms", &self.confirms)
             .finish()
     }
 }
@@ -1004,6 +1042,7 @@ impl PartialEq for Node {
             && self.input_request == other.input_request
             && self.timeout == other.timeout
             && self.limits == other.limits
+            && self.confirms == other.confirms
     }
 }
 
@@ -1173,5 +1212,29 @@ mod tests {
         assert_eq!(n.name(), "ns.n");
         assert_eq!(n.short_name(), "n");
         assert_eq!(n.namespace(), Some("ns"));
+    }
+
+    #[test]
+    fn confirms_are_kept_deduplicated_and_renamed_by_namespacing() {
+        let n = node(|x: &i64| *x, "events", "y")
+            .name("n")
+            .confirms(["events", "events", "other"])
+            .build()
+            .unwrap();
+        assert_eq!(n.confirms(), ["events", "other"]);
+        let tagged = crate::Pipeline::new(vec![n.clone()]).unwrap().tag(&["t"]);
+        assert_eq!(tagged.node("n").unwrap().confirms(), ["events", "other"]);
+        let spaced = crate::Pipeline::new(vec![n])
+            .unwrap()
+            .namespaced(&crate::NamespaceOptions::namespace("ns"))
+            .unwrap();
+        let inner = spaced.node("ns.n").unwrap();
+        assert_eq!(inner.inputs(), ["ns.events"]);
+        assert_eq!(inner.confirms(), ["ns.events", "ns.other"]);
+        let err = node(|x: &i64| *x, "x", "y").confirms("").build().unwrap_err();
+        assert!(
+            err.to_string().contains("`confirms` names an empty dataset"),
+            "{err}"
+        );
     }
 }

@@ -551,6 +551,9 @@ impl SessionCore {
                 result.skipped_nodes = out.skipped_nodes;
                 result.warnings.extend(out.warnings);
                 result.validation = out.validation;
+                result
+                    .warnings
+                    .extend(confirm_checkpoints(&pipeline, &catalog, &ctx.run_id));
             }
             Err(failed) => {
                 let asked = weft_pipeline::InputRequired::find(&failed.error);
@@ -795,6 +798,31 @@ impl SessionCore {
     pub(crate) fn close(&self) {
         self.recorder.session_closed(&self.id);
     }
+}
+
+/// After a run succeeded: advances the checkpoint of every incremental
+/// dataset a node `confirms` to the newest partition the run loaded (each
+/// dataset once). A confirm that fails (another run confirmed the same
+/// checkpoint first, or the file cannot be written) moves nothing and is a
+/// warning of the run, which has already succeeded.
+fn confirm_checkpoints(pipeline: &Pipeline, catalog: &weft_catalog::Catalog, run_id: &str) -> Vec<String> {
+    let names: std::collections::BTreeSet<&str> = pipeline
+        .nodes()
+        .iter()
+        .flat_map(|n| n.confirms())
+        .map(String::as_str)
+        .collect();
+    let mut warnings = Vec::new();
+    for name in names {
+        match catalog.confirm(name) {
+            Ok(weft_catalog::Confirmation::Moved { from, to }) => {
+                tracing::info!(dataset = name, from = from.as_deref().unwrap_or(""), to = %to, "checkpoint confirmed");
+            }
+            Ok(weft_catalog::Confirmation::Unchanged { .. }) => {}
+            Err(e) => warnings.push(format!("run {run_id}: checkpoint of `{name}` not confirmed: {e}")),
+        }
+    }
+    warnings
 }
 
 /// The configuration environments of a conf folder (its sub-folders, sorted).

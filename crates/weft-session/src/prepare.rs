@@ -243,6 +243,10 @@ impl SessionCore {
         if let (Isolation::RunScoped { .. }, Some(p), Some(c)) = (&spec.isolation, &pipeline, &catalog) {
             problems.extend(unscopable_outputs(p, c));
         }
+        // `confirms` must name incremental datasets (they have a checkpoint).
+        if let (Some(p), Some(c)) = (&pipeline, &catalog) {
+            problems.extend(unconfirmable(p, c));
+        }
         // With only_missing_outputs, nodes whose outputs exist are skipped
         // and their inputs need not exist: the runner reports what is missing.
         if let (Some(p), Some(c), false) = (&pipeline, &catalog, cfg.only_missing_outputs) {
@@ -359,6 +363,31 @@ fn unscopable_outputs(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionErro
             )
         })
         .collect()
+}
+
+/// Every `confirms` of a node naming a dataset that is not incremental
+/// (nothing to confirm), naming the node and the dataset.
+fn unconfirmable(pipeline: &Pipeline, catalog: &Catalog) -> Vec<SessionError> {
+    let mut problems = Vec::new();
+    for node in pipeline.nodes() {
+        for name in node.confirms() {
+            if catalog.is_incremental(name) {
+                continue;
+            }
+            let what = match catalog.describe(name) {
+                Some(info) => format!("a {}", info.type_name),
+                None => "not in the catalog (a memory dataset)".to_string(),
+            };
+            problems.push(SessionError::field(
+                "confirms",
+                format!(
+                    "node `{}` confirms dataset `{name}`, which is {what}; only incremental datasets (partitions.IncrementalDataset) have a checkpoint to confirm",
+                    node.name()
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// Every free input of the pipeline that cannot be loaded, naming the

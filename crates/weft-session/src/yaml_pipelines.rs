@@ -11,6 +11,8 @@
 //!       tags: [foo]
 //!       namespace: ns        # optional
 //!       timeout: 30s         # optional: 500ms, 30s, 5m, 1h
+//!       confirms: events     # optional: incremental datasets whose checkpoint
+//!                            # advances once the run succeeds (a name or a list)
 //!     - name: approve          # a node that asks the run's caller for input
 //!       await_input:
 //!         prompt: Approve the model?
@@ -68,6 +70,7 @@ pub(crate) const NODE_KEYS: &[&str] = &[
     "timeout",
     "memory_limit",
     "cpu_limit",
+    "confirms",
     "inputs",
     "outputs",
     "tags",
@@ -509,8 +512,12 @@ pub(crate) fn parse_node(
             None
         }
     };
+    let confirms = owned_names(take(&mut map, "confirms"), "confirms")
+        .map_err(|e| errs.push(e))
+        .unwrap_or_default();
     if map.contains_key("command") {
-        return crate::command_yaml::parse_command_node(map, name, file, errs);
+        return crate::command_yaml::parse_command_node(map, name, file, errs)
+            .map(|n| n.with_confirms(confirms));
     }
     for key in COMMAND_KEYS {
         if map.contains_key(*key) {
@@ -569,8 +576,11 @@ pub(crate) fn parse_node(
         return Err((name, errs));
     }
     if let Some(request) = request {
-        return build_await_node(name, request, inputs, outputs, tags, namespace)
-            .map(|n| n.with_timeout(timeout).with_limits(limits));
+        return build_await_node(name, request, inputs, outputs, tags, namespace).map(|n| {
+            n.with_timeout(timeout)
+                .with_limits(limits)
+                .with_confirms(confirms)
+        });
     }
     if func == weft_pipeline::AWAIT_INPUT {
         return Err((
@@ -578,8 +588,11 @@ pub(crate) fn parse_node(
             vec!["an `await_input` node needs an `await_input: {prompt, schema}` block".into()],
         ));
     }
-    build_node(registry, name, &func, inputs, outputs, tags, namespace)
-        .map(|n| n.with_timeout(timeout).with_limits(limits))
+    build_node(registry, name, &func, inputs, outputs, tags, namespace).map(|n| {
+        n.with_timeout(timeout)
+            .with_limits(limits)
+            .with_confirms(confirms)
+    })
 }
 
 /// A node's `memory_limit:` (a size such as `512MiB`) and `cpu_limit:` (a
@@ -878,7 +891,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, memory_limit, cpu_limit, inputs, outputs, tags, namespace, cycle)",
+                "pipelines.yml: pipeline `p`, node `a`: unknown key `colour` (allowed: name, func, await_input, command, env, cwd, timeout, memory_limit, cpu_limit, confirms, inputs, outputs, tags, namespace, cycle)",
                 "pipelines.yml: pipeline `p`, node `a`: `func` must be a function name, got 3",
                 "pipelines.yml: pipeline `p`, node `a`: `inputs` entries must be strings, got 1",
                 "pipelines.yml: pipeline `p`, node `a`: `outputs.o` must be a dataset name, got 2",
@@ -897,6 +910,27 @@ mod tests {
             (&["x".to_string()][..], &["z".to_string()][..])
         );
         assert_eq!(c.tags().iter().collect::<Vec<_>>(), ["t1", "t2"]);
+    }
+
+    #[test]
+    fn node_confirms_parse_as_a_name_or_a_list_and_bad_ones_name_the_node() {
+        let ok = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, confirms: x}\n    - {name: b, func: identity, inputs: y, outputs: z, confirms: [x, y]}\n    - {name: c, command: [\"true\"], inputs: z, outputs: w, confirms: z}\n    - {name: d, func: identity, inputs: w, outputs: v}\n";
+        let p = &parse_pipelines(Path::new("pipelines.yml"), ok, &registry()).unwrap()["p"];
+        let c = |n: &str| p.node(n).unwrap().confirms().to_vec();
+        assert_eq!(c("a"), ["x"]);
+        assert_eq!(c("b"), ["x", "y"]);
+        assert_eq!(c("c"), ["z"]);
+        assert!(c("d").is_empty());
+        let bad = "p:\n  nodes:\n    - {name: a, func: identity, inputs: x, outputs: y, confirms: {x: 1}}\n";
+        let err = parse_pipelines(Path::new("pipelines.yml"), bad, &registry()).unwrap_err();
+        let SessionError::PipelineYaml { problems, .. } = err else {
+            panic!("expected PipelineYaml, got {err}");
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("node `a`") && problems[0].contains("confirms"),
+            "{problems:?}"
+        );
     }
 
     #[test]
