@@ -15,12 +15,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{http, poll, project, serve, session, weft_command};
+use support::{http, multirun_on, poll, project, serve, session, weft_command};
 
 /// Whether scripts/with-slurm.sh started a cluster for this test (it
 /// fails the test when not).
@@ -97,98 +96,6 @@ fn sweep(addr: &str, id: &str) -> BTreeMap<i64, (String, Value, Value)> {
             )
         })
         .collect()
-}
-
-/// `weft multirun ... --json` → its runs as (params, status, outputs,
-/// metrics, attempts, error), sorted; and the session id.
-fn multirun(root: &Path, store: &str, extra: &[&str]) -> (Vec<Value>, String) {
-    let root = root.to_str().unwrap();
-    let mut args = vec![
-        "multirun",
-        "--project",
-        root,
-        "--store",
-        store,
-        "--params",
-        "start=range(0,8),delay=5",
-        "--policy",
-        "continue",
-        "--max-workers",
-        "2",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = weft_command(&args).stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "weft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-    let runs = runs.as_array().unwrap();
-    let session_id = runs[0]["session_id"].as_str().unwrap().to_string();
-    assert!(runs.iter().all(|r| r["session_id"] == session_id.as_str()));
-    let mut rows: Vec<Value> = runs
-        .iter()
-        .map(|r| {
-            json!({
-                "params": r["params"], "status": r["status"], "outputs": r["outputs"],
-                "metrics": r["metrics"], "attempts": r["attempts"], "error": r["error"],
-            })
-        })
-        .collect();
-    rows.sort_by_key(|r| r["params"]["start"].as_i64());
-    (rows, session_id)
-}
-
-/// The session's runs as the run store has them (`weft runs list`), sorted.
-fn stored_runs(root: &Path, store: &str, session_id: &str) -> Vec<Value> {
-    let out = weft_command(&[
-        "runs",
-        "list",
-        "--project",
-        root.to_str().unwrap(),
-        "--store",
-        store,
-        "--session",
-        session_id,
-        "--json",
-    ])
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut rows: Vec<Value> = runs
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            json!({
-                "params": r["runtime_params"], "status": r["status"], "outputs": r["outputs"],
-                "metrics": r["metrics"], "pipelines": r["pipeline_names"], "env": r["env"],
-            })
-        })
-        .collect();
-    rows.sort_by_key(|r| r["params"]["start"].as_i64());
-    rows
-}
-
-fn multirun_on(launcher: &[&str]) {
-    let dir = project();
-    let store = format!("{}/.weft/multirun.db", dir.path().display());
-    let (expected, a) = multirun(dir.path(), &store, &[]);
-    assert_eq!(expected.len(), 8);
-    assert!(
-        expected.iter().all(|r| r["status"] == "succeeded"),
-        "{expected:?}"
-    );
-    let (got, b) = multirun(dir.path(), &store, launcher);
-    assert_eq!(got, expected);
-    // The records too: same runs, params, statuses, outputs, metrics.
-    let recorded = stored_runs(dir.path(), &store, &a);
-    assert_eq!(recorded.len(), 8);
-    assert_eq!(stored_runs(dir.path(), &store, &b), recorded);
 }
 
 #[test]
