@@ -42,7 +42,7 @@ impl Default for ProjectCode {
     fn default() -> Self {
         ProjectCode {
             functions: Arc::new(FunctionRegistry::with_builtins()),
-            // The built-ins, Excel workbooks, and object-store URLs (s3://,
+            // The built-ins, Excel workbooks, charts, pickle, and object-store URLs (s3://,
             // gs://, az://, memory://).
             dataset_types: Arc::new(default_dataset_types()),
             runners: Arc::new(RunnerRegistry::with_builtins()),
@@ -52,16 +52,23 @@ impl Default for ProjectCode {
 }
 
 /// The dataset types of [`ProjectCode::default`]: weft-catalog's built-ins,
-/// `pandas.ExcelDataset` ([`weft_excel`]) and the object-store schemes.
+/// `pandas.ExcelDataset` ([`weft_excel`]), the chart datasets
+/// ([`weft_charts`]), `pickle.PickleDataset` ([`weft_pickle`]) and the
+/// object-store schemes.
 pub fn default_dataset_types() -> weft_catalog::DatasetTypeRegistry {
     let mut types = weft_object_store::dataset_types();
     weft_excel::register(&mut types).expect("the Excel type names are not built-in names");
+    weft_charts::register(&mut types).expect("the chart type names are not built-in names");
+    weft_pickle::register(&mut types).expect("the pickle type name is not a built-in name");
     types
 }
 
 /// The pipelines of `project`: its `pipelines.yml` and `code`'s Rust
 /// pipelines (a name defined in both is an error).
-fn project_pipelines(project: &Project, code: &ProjectCode) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+fn project_pipelines(
+    project: &Project,
+    code: &ProjectCode,
+) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let mut pipelines = if code.pipelines.is_empty() {
         load_pipelines(&project.pipelines_file(), &code.functions)?
     } else {
