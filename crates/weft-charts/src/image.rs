@@ -139,7 +139,7 @@ fn span(values: impl Iterator<Item = f64>, include_zero: bool) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return (0.0, 1.0);
     }
-    if hi - lo < f64::EPSILON {
+    if (hi - lo).abs() < f64::EPSILON {
         return (lo - 1.0, hi + 1.0);
     }
     let pad = (hi - lo) * 0.05;

@@ -535,3 +535,117 @@ fn the_spaceflights_pandas_catalog_loads_and_writes_its_reporting_datasets() {
             .is_file()
     );
 }
+
+fn capacity_table(shuttles: &Value) -> Value {
+    let rows: Vec<Value> = shuttles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| json!({"shuttle_type": r["shuttle_type"], "passenger_capacity": r["passenger_capacity"]}))
+        .collect();
+    Value::Array(rows)
+}
+
+fn capacity_figure(shuttles: &Value) -> PlotlyFigure {
+    let rows = shuttles.as_array().cloned().unwrap_or_default();
+    PlotlyFigure {
+        data: vec![json!({"type": "bar",
+            "x": rows.iter().map(|r| r["shuttle_type"].clone()).collect::<Vec<_>>(),
+            "y": rows.iter().map(|r| r["passenger_capacity"].clone()).collect::<Vec<_>>()})],
+        layout: json!({"title": {"text": "Shuttle Passenger Capacity"}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    }
+}
+
+fn confusion_matrix(shuttles: &Value) -> Chart {
+    let n = shuttles.as_array().map_or(0, Vec::len) as f64;
+    Chart::new(ChartKind::Bar)
+        .title("Confusion matrix")
+        .size(300, 200)
+        .series(
+            Some("predicted 0"),
+            vec!["actual 0".into(), "actual 1".into()],
+            vec![n, 1.0],
+        )
+        .series(
+            Some("predicted 1"),
+            vec!["actual 0".into(), "actual 1".into()],
+            vec![1.0, n],
+        )
+}
+
+#[test]
+fn a_pipeline_on_the_spaceflights_pandas_catalog_writes_the_three_reporting_datasets() {
+    use weft_pipeline::{CancelToken, Pipeline, node};
+    use weft_runner::{Hooks, RunContext, RunJob, SequentialRunner, TypeCheck, run_pipeline};
+
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Value = serde_saphyr::from_str(SPACEFLIGHTS_PANDAS_CATALOG).unwrap();
+    let version = "2026-12-02T15.00.00.000Z";
+    let cat = try_catalog(dir.path(), entries, version).unwrap();
+    cat.save(
+        "shuttles",
+        Data::new(
+            json!([{"id": 1, "shuttle_type": "Type V5", "passenger_capacity": 4},
+                         {"id": 2, "shuttle_type": "Type F5", "passenger_capacity": 2}]),
+        ),
+    )
+    .unwrap();
+    let pipeline = Pipeline::new(vec![
+        node(capacity_table, "shuttles", "shuttle_passenger_capacity_plot_exp")
+            .name("exp")
+            .build()
+            .unwrap(),
+        node(capacity_figure, "shuttles", "shuttle_passenger_capacity_plot_go")
+            .name("go")
+            .build()
+            .unwrap(),
+        node(confusion_matrix, "shuttles", "dummy_confusion_matrix")
+            .name("matrix")
+            .build()
+            .unwrap(),
+    ])
+    .unwrap();
+    let context = RunContext {
+        session_id: "s1".into(),
+        run_id: version.into(),
+        run_index: 0,
+        total_runs: 1,
+    };
+    run_pipeline(
+        &RunJob {
+            pipeline: &pipeline,
+            catalog: &cat,
+            hooks: &Hooks::new(),
+            context: &context,
+            cancel: &CancelToken::new(),
+            only_missing_outputs: false,
+            type_check: TypeCheck::Strict,
+            timeout: None,
+        },
+        &SequentialRunner,
+    )
+    .unwrap();
+    let reporting = dir.path().join("data/08_reporting");
+    let exp = read_json(&reporting.join(format!(
+        "shuttle_passenger_capacity_plot_exp.json/{version}/shuttle_passenger_capacity_plot_exp.json"
+    )));
+    assert_eq!(exp["data"][0]["x"], json!(["Type V5", "Type F5"]));
+    assert_eq!(exp["data"][0]["y"], json!([4, 2]));
+    assert_eq!(exp["data"][0]["orientation"], "h");
+    assert_eq!(
+        exp["layout"]["yaxis"]["title"],
+        json!({"text": "Average passenger capacity"})
+    );
+    let go = read_json(&reporting.join(format!(
+        "shuttle_passenger_capacity_plot_go.json/{version}/shuttle_passenger_capacity_plot_go.json"
+    )));
+    assert_eq!(go["layout"]["title"]["text"], "Shuttle Passenger Capacity");
+    let png = std::fs::read(reporting.join(format!(
+        "dummy_confusion_matrix.png/{version}/dummy_confusion_matrix.png"
+    )))
+    .unwrap();
+    assert_eq!(png_size(&png), (300, 200));
+}
