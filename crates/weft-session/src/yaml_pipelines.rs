@@ -950,8 +950,7 @@ mod tests {
             "conf/pipelines.yml:3: pipeline `train`, node `train_model`: `cpu_limit` must be a duration such as `30s` (`500ms`, `5m`), got 10"
         );
         assert!(
-            problems[2]
-                .contains("node `report`: `memory_limit` is for function nodes run by the `process` runner"),
+            problems[2].contains("node `report`: `memory_limit` is for function nodes run by the `process` runner"),
             "{problems:#?}"
         );
     }
