@@ -65,10 +65,7 @@ pub fn default_dataset_types() -> weft_catalog::DatasetTypeRegistry {
 
 /// The pipelines of `project`: its `pipelines.yml` and `code`'s Rust
 /// pipelines (a name defined in both is an error).
-fn project_pipelines(
-    project: &Project,
-    code: &ProjectCode,
-) -> Result<BTreeMap<String, Pipeline>, SessionError> {
+fn project_pipelines(project: &Project, code: &ProjectCode) -> Result<BTreeMap<String, Pipeline>, SessionError> {
     let mut pipelines = if code.pipelines.is_empty() {
         load_pipelines(&project.pipelines_file(), &code.functions)?
     } else {
