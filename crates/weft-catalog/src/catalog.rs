@@ -30,6 +30,10 @@ const ENTRY_KEYS: &[&str] = &[
     "url",
     "method",
     "checkpoint",
+    // Kedro's `pickle.PickleDataset` and `plotly.PlotlyDataset` keys
+    // (checked by their factories in weft-pickle and weft-charts).
+    "backend",
+    "plotly_args",
 ];
 
 /// A dataset factory pattern such as `"{name}_csv"`.

@@ -43,7 +43,8 @@ impl Default for ProjectCode {
         ProjectCode {
             functions: Arc::new(FunctionRegistry::with_builtins()),
             // The built-ins, Excel workbooks, SQL tables and queries, HTTP
-            // APIs, and object-store URLs (s3://, gs://, az://, memory://).
+            // APIs, charts, pickle, and object-store URLs (s3://, gs://,
+            // az://, memory://).
             dataset_types: Arc::new(default_dataset_types()),
             runners: Arc::new(RunnerRegistry::with_builtins()),
             pipelines: BTreeMap::new(),
@@ -54,12 +55,15 @@ impl Default for ProjectCode {
 /// The dataset types of [`ProjectCode::default`]: weft-catalog's built-ins,
 /// `pandas.ExcelDataset` ([`weft_excel`]), `pandas.SQLTableDataset` and
 /// `pandas.SQLQueryDataset` ([`weft_sql`]), `api.APIDataset`
-/// ([`weft_api`]) and the object-store schemes.
+/// ([`weft_api`]), the chart datasets ([`weft_charts`]),
+/// `pickle.PickleDataset` ([`weft_pickle`]) and the object-store schemes.
 pub fn default_dataset_types() -> weft_catalog::DatasetTypeRegistry {
     let mut types = weft_object_store::dataset_types();
     weft_excel::register(&mut types).expect("the Excel type names are not built-in names");
     weft_sql::register(&mut types).expect("the SQL type names are not built-in names");
     weft_api::register(&mut types).expect("the API type name is not a built-in name");
+    weft_charts::register(&mut types).expect("the chart type names are not built-in names");
+    weft_pickle::register(&mut types).expect("the pickle type name is not a built-in name");
     types
 }
 
