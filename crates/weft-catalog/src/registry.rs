@@ -4,8 +4,9 @@
 //! Name policy: built-in types have a canonical `module.ClassName` name
 //! (`json.JSONDataset`); a type name also resolves after stripping a
 //! leading `kedro_datasets.`, and by its class name alone when exactly one
-//! registered type has that class name, so Kedro catalogs such as
-//! `pandas.CSVDataset` or `JSONDataset` work unchanged.
+//! registered type has that class name (or, when several do, exactly one
+//! built-in file type does), so Kedro catalogs such as `pandas.CSVDataset`
+//! or `JSONDataset` work unchanged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -296,10 +297,24 @@ impl DatasetTypeRegistry {
             return Some(k);
         }
         let class = stripped.rsplit('.').next().unwrap_or(stripped);
-        let mut matches = self.types.keys().filter(|k| k.rsplit('.').next() == Some(class));
-        match (matches.next(), matches.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
+        let matches: Vec<&String> = self
+            .types
+            .keys()
+            .filter(|k| k.rsplit('.').next() == Some(class))
+            .collect();
+        match matches.as_slice() {
+            [one] => Some(one.as_str()),
+            // `JSONDataset` (or `pandas.JSONDataset`) when `plotly.JSONDataset`
+            // is registered too: the built-in file type, as before.
+            several => {
+                let mut builtin = several
+                    .iter()
+                    .filter(|k| FILE_TYPES.iter().any(|(name, _)| *name == k.as_str()));
+                match (builtin.next(), builtin.next()) {
+                    (Some(one), None) => Some(one.as_str()),
+                    _ => None,
+                }
+            }
         }
     }
 

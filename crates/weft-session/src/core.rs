@@ -883,3 +883,27 @@ pub(crate) fn process_peak_rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::default_dataset_types;
+
+    #[test]
+    fn kedro_class_names_resolve_with_every_family_registered() {
+        let types = default_dataset_types();
+        for (name, canonical) in [
+            ("pandas.JSONDataset", "json.JSONDataset"),
+            ("JSONDataset", "json.JSONDataset"),
+            ("plotly.JSONDataset", "plotly.JSONDataset"),
+            ("pandas.CSVDataset", "csv.CSVDataset"),
+            ("pandas.ParquetDataset", "parquet.ParquetDataset"),
+            ("pandas.ExcelDataset", "pandas.ExcelDataset"),
+            ("kedro_datasets.pandas.SQLTableDataset", "pandas.SQLTableDataset"),
+            ("pickle.PickleDataset", "pickle.PickleDataset"),
+            ("matplotlib.MatplotlibDataset", "matplotlib.MatplotlibDataset"),
+            ("partitions.IncrementalDataset", "partitions.IncrementalDataset"),
+        ] {
+            assert_eq!(types.canonical(name), Some(canonical), "{name}");
+        }
+    }
+}
