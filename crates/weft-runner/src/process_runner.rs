@@ -47,6 +47,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{self, BufRead, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -748,8 +749,11 @@ const CANCEL_POLL: Duration = Duration::from_millis(20);
 impl NodeHost {
     fn start(command: &NodeHostCommand) -> Result<NodeHost, NodeHostError> {
         let program = command.program.display().to_string();
+        // Its own process group: killing the host kills whatever its node
+        // started too, so no grandchild outlives it holding its pipes.
         let mut child = Command::new(&command.program)
             .args(&command.args)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -872,15 +876,27 @@ impl NodeHost {
                 Err(e) => return format!("unknown exit status: {e}"),
             }
         }
-        let _ = self.child.kill();
+        self.kill_group();
         match self.child.wait() {
             Ok(status) => status.to_string(),
             Err(e) => format!("unknown exit status: {e}"),
         }
     }
 
+    /// SIGKILL to the host's process group (the host and anything its
+    /// nodes started).
+    fn kill_group(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ =
+                nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+    }
+
     fn died(&mut self) -> CallEnd {
         let status = self.exit_status();
+        // A process the node started may still hold the stderr pipe.
+        self.kill_group();
         // The stderr reader ends with the host; join it so every line the
         // host wrote is in.
         for t in self.threads.drain(..) {
@@ -951,7 +967,7 @@ impl NodeHost {
 impl Drop for NodeHost {
     fn drop(&mut self) {
         drop(self.stdin.take());
-        let _ = self.child.kill();
+        self.kill_group();
         let _ = self.child.wait();
         for t in self.threads.drain(..) {
             let _ = t.join();
