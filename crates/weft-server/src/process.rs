@@ -1369,6 +1369,45 @@ pub(crate) fn session_worker(
     }
 }
 
+// Shared by the launchers whose workers start from a shell command and
+// announce their address on their output (Ray, Slurm).
+
+/// `s` as one word for `sh`.
+pub(crate) fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,[]".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// The URL in a worker's `weft worker: listening on http://ADDR` line.
+pub(crate) fn announced_address(logs: &str) -> Option<String> {
+    logs.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("weft worker: listening on ")
+            .filter(|url| url.starts_with("http://"))
+            .map(str::to_string)
+    })
+}
+
+/// `url` with an unspecified host (`0.0.0.0`, `[::]`) replaced by `host`.
+pub(crate) fn reachable(url: &str, host: Option<&str>) -> String {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return url.to_string();
+    };
+    let Some((h, port)) = rest.rsplit_once(':') else {
+        return url.to_string();
+    };
+    match (h, host) {
+        ("0.0.0.0" | "[::]", Some(node)) => format!("http://{node}:{port}"),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

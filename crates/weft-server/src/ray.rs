@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::process::{LaunchError, Launcher, WorkerHandle, WorkerProcess, WorkerRequest};
+use crate::process::{
+    LaunchError, Launcher, WorkerHandle, WorkerProcess, WorkerRequest, announced_address, reachable,
+    shell_quote,
+};
 
 /// Why talking to the Ray Jobs API failed (the HTTP call itself).
 #[derive(Debug, thiserror::Error)]
@@ -316,18 +319,6 @@ fn ray_message(body: &str) -> String {
     last.trim().chars().take(1000).collect()
 }
 
-/// `s` as one word for `sh`.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,[]".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 impl Launcher for RayLauncher {
     fn launch(&self, request: &WorkerRequest) -> Result<WorkerHandle, LaunchError> {
         let k = self.launches.fetch_add(1, Ordering::SeqCst);
@@ -447,30 +438,6 @@ impl Shared {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The URL in a worker's `weft worker: listening on http://ADDR` line.
-fn announced_address(logs: &str) -> Option<String> {
-    logs.lines().find_map(|line| {
-        line.trim()
-            .strip_prefix("weft worker: listening on ")
-            .filter(|url| url.starts_with("http://"))
-            .map(str::to_string)
-    })
-}
-
-/// `url` with an unspecified host (`0.0.0.0`, `[::]`) replaced by `host`.
-fn reachable(url: &str, host: Option<&str>) -> String {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return url.to_string();
-    };
-    let Some((h, port)) = rest.rsplit_once(':') else {
-        return url.to_string();
-    };
-    match (h, host) {
-        ("0.0.0.0" | "[::]", Some(node)) => format!("http://{node}:{port}"),
-        _ => url.to_string(),
-    }
 }
 
 impl WorkerProcess for RayJob {

@@ -49,7 +49,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::process::{LaunchError, Launcher, WorkerHandle, WorkerProcess, WorkerRequest};
+use crate::process::{
+    LaunchError, Launcher, WorkerHandle, WorkerProcess, WorkerRequest, announced_address, reachable,
+    shell_quote,
+};
 
 /// The Slurm client programs a [`SlurmLauncher`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,18 +241,6 @@ impl SlurmLauncher {
             .output_dir
             .clone()
             .unwrap_or_else(|| request.project.join(".weft").join("slurm"))
-    }
-}
-
-/// `s` as one word for `sh`.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,[]".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }
 
@@ -625,30 +616,6 @@ impl SlurmJob {
             status: exit,
             stderr: self.stderr_tail(),
         }
-    }
-}
-
-/// The URL in a worker's `weft worker: listening on http://ADDR` line.
-fn announced_address(output: &str) -> Option<String> {
-    output.lines().find_map(|line| {
-        line.trim()
-            .strip_prefix("weft worker: listening on ")
-            .filter(|url| url.starts_with("http://"))
-            .map(str::to_string)
-    })
-}
-
-/// `url` with an unspecified host (`0.0.0.0`, `[::]`) replaced by `host`.
-fn reachable(url: &str, host: Option<&str>) -> String {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return url.to_string();
-    };
-    let Some((h, port)) = rest.rsplit_once(':') else {
-        return url.to_string();
-    };
-    match (h, host) {
-        ("0.0.0.0" | "[::]", Some(node)) => format!("http://{node}:{port}"),
-        _ => url.to_string(),
     }
 }
 
