@@ -181,6 +181,12 @@ impl Browser {
 
     /// A WebDriver command; panics with the driver's error.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|(status, v)| panic!("{method} {path}: {status} {v}"))
+    }
+
+    /// A WebDriver command; a driver error comes back as its status and body.
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, (u16, Value)> {
         let url = format!("{}{path}", self.url);
         let response = match (method, body) {
             ("GET", _) => self.agent.get(&url).call(),
@@ -201,12 +207,36 @@ impl Browser {
             .unwrap();
         let v: Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"));
-        assert!(status < 300, "{method} {path}: {status} {v}");
-        v["value"].clone()
+        if status < 300 {
+            Ok(v["value"].clone())
+        } else {
+            Err((status, v))
+        }
     }
 
     fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    /// Finds `css` and applies `action` to it, finding it again when the
+    /// live page re-rendered it in between ("stale element reference"):
+    /// the pages redraw from the events stream while a test acts on them.
+    fn on_element(&self, css: &str, action: &str, body: Option<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = self.element(css);
+            let path = format!("/session/{}/element/{e}/{action}", self.session);
+            match self.try_call("POST", &path, body.clone()) {
+                Ok(_) => return,
+                Err((_, v))
+                    if v["value"]["error"] == "stale element reference"
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err((status, v)) => panic!("{action} on {css}: {status} {v}"),
+            }
+        }
     }
 
     fn goto(&self, url: &str) {
@@ -271,17 +301,11 @@ impl Browser {
     }
 
     fn type_into(&self, css: &str, text: &str) {
-        let e = self.element(css);
-        self.cmd(
-            "POST",
-            &format!("/element/{e}/value"),
-            Some(json!({"text": text})),
-        );
+        self.on_element(css, "value", Some(json!({"text": text})));
     }
 
     fn click(&self, css: &str) {
-        let e = self.element(css);
-        self.cmd("POST", &format!("/element/{e}/click"), None);
+        self.on_element(css, "click", None);
     }
 
     fn window(&self, width: u32, height: u32) {

@@ -518,7 +518,7 @@ impl Server {
         if !created {
             // Another server holds the key: serve its session (opening it here).
             drop(service);
-            let s = self.adopt(stored).await?;
+            let s = self.adopt_locked(stored).await?;
             return Ok((s.view(), false));
         }
         let s = self.start_master(stored, service, SessionState::Pending, BTreeMap::new());
@@ -558,7 +558,21 @@ impl Server {
 
     /// Starts serving a session found in the store (after a restart, or
     /// created by another server on the same store).
+    ///
+    /// Holds the creation lock: a reconcile pass that finds a session
+    /// `create_session` has stored but not started yet must not start a
+    /// second master for it (two masters would share the queue, and runs
+    /// would finish on an events stream no one reads).
     async fn adopt(self: &Arc<Self>, record: ServerSessionRecord) -> Result<Arc<LiveSession>, ServerError> {
+        let _guard = self.create_lock.lock().await;
+        self.adopt_locked(record).await
+    }
+
+    /// [`Server::adopt`] for a caller that holds the creation lock.
+    async fn adopt_locked(
+        self: &Arc<Self>,
+        record: ServerSessionRecord,
+    ) -> Result<Arc<LiveSession>, ServerError> {
         if let Some(s) = self.live(&record.session_id) {
             return Ok(s);
         }
@@ -1568,5 +1582,54 @@ mod tests {
         let server = Server::new(ServerConfig::new(dir.path()), store, Arc::new(crate::SystemClock));
         server.shutdown().await;
         assert!(*server.shutdown.subscribe().borrow());
+    }
+
+    /// Regression: a reconcile pass that listed a session `create_session`
+    /// had stored but not started yet adopted it too, starting a second
+    /// master; runs claimed by the first finished on an events stream no
+    /// `?wait=true` waiter read (the waiter timed out on succeeded runs).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reconcile_racing_a_creation_never_starts_a_second_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("weft.toml"), "[project]\nname = \"race\"\n").unwrap();
+        std::fs::write(
+            root.join("pipelines.yml"),
+            "__default__:\n  nodes:\n    - {name: one, func: add_one, inputs: params:start, outputs: a}\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.join("conf/base")).unwrap();
+        std::fs::write(root.join("conf/base/parameters.yml"), "start: 1\n").unwrap();
+        let store = Store::open(root.join("s.db").to_str().unwrap()).await.unwrap();
+        let server = Server::new(ServerConfig::new(root), store, Arc::new(crate::SystemClock));
+        server.recover().await.unwrap();
+        for _ in 0..40 {
+            let creating = {
+                let server = Arc::clone(&server);
+                tokio::spawn(async move {
+                    server
+                        .create_session(CreateSession {
+                            project: None,
+                            env: None,
+                            key: None,
+                            idle_ttl_s: None,
+                            max_concurrency: None,
+                        })
+                        .await
+                        .map(|_| ())
+                })
+            };
+            while !creating.is_finished() {
+                server.reconcile_once().await.unwrap();
+            }
+            creating.await.unwrap().unwrap();
+            server.reconcile_once().await.unwrap();
+            assert_eq!(
+                lock(&server.masters).len(),
+                server.live_all().len(),
+                "one master per live session"
+            );
+        }
+        server.shutdown().await;
     }
 }
