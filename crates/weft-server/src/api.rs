@@ -485,10 +485,28 @@ async fn wait_for(
         return pending.is_empty();
     };
     let deadline = tokio::time::Instant::now() + timeout;
+    // The events wake the waiter; the store is asked too, now and then,
+    // so a missed wake-up costs a second, never the whole time-out.
+    let mut recheck = tokio::time::Instant::now() + STORE_RECHECK;
     while !pending.is_empty() {
-        let next = tokio::time::timeout_at(deadline, s.events().next(cursor)).await;
+        let next = tokio::time::timeout_at(deadline.min(recheck), s.events().next(cursor)).await;
         match next {
-            Err(_) => return false,
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                drop_finished(server, &mut pending).await;
+                return pending.is_empty();
+            }
+            Err(_) => {
+                let before = pending.len();
+                drop_finished(server, &mut pending).await;
+                if pending.len() < before {
+                    tracing::warn!(
+                        session = session_id,
+                        runs = before - pending.len(),
+                        "runs finished without their run_finished event reaching the waiter"
+                    );
+                }
+                recheck = tokio::time::Instant::now() + STORE_RECHECK;
+            }
             Ok(EventNext::Closed) => break,
             Ok(EventNext::Gap { resume_at, .. }) => {
                 cursor = resume_at;
@@ -512,6 +530,9 @@ async fn wait_for(
     }
     pending.is_empty()
 }
+
+/// How often a `?wait=true` request also asks the store about its runs.
+const STORE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Removes the runs the store has in a final status, or waiting for
 /// input, from `pending`.

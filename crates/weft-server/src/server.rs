@@ -217,6 +217,9 @@ struct SessionInner {
     cancelling: bool,
     /// The queue may hold runs (cleared when a claim finds none).
     maybe_queued: bool,
+    /// The state changed between `busy` and `idle` since the record was
+    /// last written (see [`Server::apply_unrecorded`]).
+    unrecorded: bool,
 }
 
 /// A session this server runs a master for.
@@ -626,6 +629,7 @@ impl Server {
                 last_activity: now,
                 cancelling: false,
                 maybe_queued: true,
+                unrecorded: false,
             }),
             service,
             worker,
@@ -646,18 +650,67 @@ impl Server {
     /// termination reason) in the store and on the events stream. Refused
     /// transitions are logged and change nothing.
     async fn apply(&self, s: &LiveSession, event: SessionEvent, reason: Option<Value>) -> bool {
+        let Some(record) = self.transition_in_memory(s, event, reason) else {
+            return false;
+        };
+        if let Some(record) = record
+            && let Err(e) = self.store.update_server_session(&record).await
+        {
+            tracing::error!(session = %s.id, "could not record session state: {e}");
+        }
+        s.wake.notify_one();
+        true
+    }
+
+    /// [`Server::apply`] for the master's `busy` ↔ `idle` moves, which
+    /// happen around every run: the new state is live (views, events) at
+    /// once and written to the store by [`Server::record_state`] when the
+    /// master next waits, not on the run's path. A crash in between leaves
+    /// the previous of the two states stored, which recovery corrects (a
+    /// master re-derives busy or idle from its queue).
+    fn apply_unrecorded(&self, s: &LiveSession, event: SessionEvent) {
+        if let Some(Some(_)) = self.transition_in_memory(s, event, None) {
+            s.lock().unrecorded = true;
+        }
+    }
+
+    /// Writes the session's record when a state change is not written yet.
+    async fn record_state(&self, s: &LiveSession) {
+        let record = {
+            let mut inner = s.lock();
+            if !std::mem::take(&mut inner.unrecorded) {
+                return;
+            }
+            inner.record.clone()
+        };
+        if let Err(e) = self.store.update_server_session(&record).await {
+            tracing::error!(session = %s.id, "could not record session state: {e}");
+        }
+    }
+
+    /// The state-machine step of [`Server::apply`]: `None` when refused,
+    /// `Some(None)` when nothing changed, `Some(record)` with the record to
+    /// write otherwise (published on the events stream already).
+    fn transition_in_memory(
+        &self,
+        s: &LiveSession,
+        event: SessionEvent,
+        reason: Option<Value>,
+    ) -> Option<Option<ServerSessionRecord>> {
         let record = {
             let mut inner = s.lock();
             let next = match transition(inner.state, event) {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::debug!(session = %s.id, "{e}");
-                    return false;
+                    return None;
                 }
             };
             if next == inner.state && reason.is_none() {
-                return true;
+                return Some(None);
             }
+            // This record carries every change made so far.
+            inner.unrecorded = false;
             inner.state = next;
             inner.record.state = next.as_str().into();
             if let Some(reason) = reason
@@ -674,11 +727,7 @@ impl Server {
             "session",
             json!({"session_id": s.id, "state": record.state, "termination_reason": record.reason}),
         );
-        if let Err(e) = self.store.update_server_session(&record).await {
-            tracing::error!(session = %s.id, "could not record session state: {e}");
-        }
-        s.wake.notify_one();
-        true
+        Some(Some(record))
     }
 
     /// Records a heartbeat.
@@ -693,6 +742,7 @@ impl Server {
                 )));
             }
             inner.record.heartbeat_at = self.clock.now();
+            inner.unrecorded = false;
             inner.record.clone()
         };
         self.store.update_server_session(&record).await?;
@@ -1120,7 +1170,7 @@ impl Server {
                 }
                 let short = claimed.len() < asked;
                 for (claimed, permit) in claimed.into_iter().zip(permits) {
-                    self.apply(&s, SessionEvent::RunStarted, None).await;
+                    self.apply_unrecorded(&s, SessionEvent::RunStarted);
                     let server = Arc::clone(&self);
                     let session = Arc::clone(&s);
                     tasks.spawn(async move {
@@ -1172,17 +1222,17 @@ impl Server {
                 if state == SessionState::Busy && queue_empty {
                     s.lock().last_activity = self.clock.now();
                     // Other runs still wait for input: the session waits too.
-                    let event = if waiting > 0 {
-                        SessionEvent::InputRequested
+                    if waiting > 0 {
+                        self.apply(&s, SessionEvent::InputRequested, None).await;
                     } else {
-                        SessionEvent::RunsDone
-                    };
-                    self.apply(&s, event, None).await;
+                        self.apply_unrecorded(&s, SessionEvent::RunsDone);
+                    }
                 }
                 if *shutdown.borrow() {
                     break;
                 }
             }
+            self.record_state(&s).await;
             tokio::select! {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 // Whoever woke us may have queued work (a submit racing a
@@ -1192,6 +1242,7 @@ impl Server {
                 _ = shutdown.changed() => {}
             }
         }
+        self.record_state(&s).await;
         // Shutdown with runs in flight: they finish within the grace period.
         let grace = tokio::time::sleep(self.config.grace);
         tokio::pin!(grace);
