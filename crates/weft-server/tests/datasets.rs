@@ -385,13 +385,16 @@ async fn a_closed_sessions_runs_still_serve_their_files() {
     let run = f.run(&s, json!({})).await;
     let (status, v) = f.call("DELETE", &format!("/v1/sessions/{s}"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
-    for _ in 0..200 {
+    let mut state = Value::Null;
+    for _ in 0..500 {
         let (_, v) = f.call("GET", &format!("/v1/sessions/{s}"), None).await;
-        if v["state"] == "closed" {
+        state = v["state"].clone();
+        if state == "closed" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(state, "closed");
     // A new server over the same store and project: the session is not live.
     let again = app(server_over(f.root(), |_| {}).await);
     let g = Fixture {
