@@ -229,8 +229,7 @@ impl Browser {
             match self.try_call("POST", &path, body.clone()) {
                 Ok(_) => return,
                 Err((_, v))
-                    if v["value"]["error"] == "stale element reference"
-                        && Instant::now() < deadline =>
+                    if v["value"]["error"] == "stale element reference" && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -808,22 +807,41 @@ fn the_run_page_shows_the_runs_charts_inline_and_links_its_other_files() {
     );
     assert_eq!(size, json!([480, 300]));
     // The Plotly bar chart from rows: three bars; the scatter: four points and a line.
-    let bars = b.js("return document.querySelectorAll('figure[data-dataset=capacity_bars] svg rect.bar').length");
+    let bars =
+        b.js("return document.querySelectorAll('figure[data-dataset=capacity_bars] svg rect.bar').length");
     assert_eq!(bars, json!(3));
-    let points = b.js("return document.querySelectorAll('figure[data-dataset=trend] svg circle.point').length");
+    let points =
+        b.js("return document.querySelectorAll('figure[data-dataset=trend] svg circle.point').length");
     assert_eq!(points, json!(4));
-    let lines = b.js("return document.querySelectorAll('figure[data-dataset=trend] svg polyline.line').length");
+    let lines =
+        b.js("return document.querySelectorAll('figure[data-dataset=trend] svg polyline.line').length");
     assert_eq!(lines, json!(1));
-    let titles = b.js("return [...document.querySelectorAll('figure.chart-figure svg text.title')].map(t => t.textContent)");
+    let titles = b.js(
+        "return [...document.querySelectorAll('figure.chart-figure svg text.title')].map(t => t.textContent)",
+    );
     assert_eq!(titles, json!(["Capacity by shuttle", "Trend"]));
     // Taller bars for larger values: Type A1 (6.25) over Type V5 (4.5) over Type F5 (3.0).
     let heights = b.js("return [...document.querySelectorAll('figure[data-dataset=capacity_bars] svg rect.bar')].map(r => +r.getAttribute('height'))");
-    let h: Vec<f64> = heights.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let h: Vec<f64> = heights
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert!(h[2] > h[0] && h[0] > h[1], "bar heights {h:?}");
     // The versioned charts carry the run's version; the scatter is the current file.
     let captions = b.js("return Object.fromEntries([...document.querySelectorAll('figure.chart-figure')].map(f => [f.dataset.dataset, f.querySelector('figcaption').textContent]))");
-    assert!(captions["capacity_png"].as_str().unwrap().contains(&format!("version {run}")), "{captions}");
-    assert!(captions["trend"].as_str().unwrap().contains("not pinned"), "{captions}");
+    assert!(
+        captions["capacity_png"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("version {run}")),
+        "{captions}"
+    );
+    assert!(
+        captions["trend"].as_str().unwrap().contains("not pinned"),
+        "{captions}"
+    );
     // The CSV is listed with a download link that fetches it with the token.
     let others = b.js("return [...document.querySelectorAll('[data-table=datasets] tbody tr td:first-child')].map(t => t.textContent)");
     assert_eq!(others, json!(["table"]));

@@ -156,7 +156,9 @@ fn view(run_id: &str, d: &SavedDataset) -> Value {
         .filter(std::fs::Metadata::is_file)
         .map(|m| m.len());
     let available = available && (size.is_some() || !d.is_local());
-    let (kind, _) = path.as_deref().map_or(("application/octet-stream", false), content_type);
+    let (kind, _) = path
+        .as_deref()
+        .map_or(("application/octet-stream", false), content_type);
     json!({
         "name": d.name,
         "type": d.type_name,
@@ -199,7 +201,11 @@ pub(crate) async fn list(server: Arc<Server>, run_id: String) -> Result<Response
 }
 
 /// `GET /v1/runs/{id}/datasets/{name}`: the file's bytes.
-pub(crate) async fn fetch(server: Arc<Server>, run_id: String, name: String) -> Result<Response, ServerError> {
+pub(crate) async fn fetch(
+    server: Arc<Server>,
+    run_id: String,
+    name: String,
+) -> Result<Response, ServerError> {
     check_name(&name)?;
     let (_, found) = saved(&server, &run_id).await?;
     let what = format!("dataset of run {run_id}");
@@ -291,7 +297,13 @@ fn read(d: &SavedDataset, limit: u64) -> Result<Response, ServerError> {
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_else(|| name.clone())
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut r = ([(header::CONTENT_TYPE, kind)], bytes).into_response();
     let h = r.headers_mut();
@@ -329,8 +341,14 @@ mod tests {
         assert_eq!(content_type(Path::new("c.svg")).0, "image/svg+xml");
         assert_eq!(content_type(Path::new("c.json")).0, "application/json");
         assert_eq!(content_type(Path::new("c.csv")).0, "text/csv; charset=utf-8");
-        assert_eq!(content_type(Path::new("c.html")), ("application/octet-stream", false));
-        assert_eq!(content_type(Path::new("noext")), ("application/octet-stream", false));
+        assert_eq!(
+            content_type(Path::new("c.html")),
+            ("application/octet-stream", false)
+        );
+        assert_eq!(
+            content_type(Path::new("noext")),
+            ("application/octet-stream", false)
+        );
     }
 
     #[test]

@@ -105,7 +105,13 @@ impl Fixture {
         self.dir.path()
     }
 
-    async fn raw(&self, method: &str, uri: &str, body: Option<Value>, token: Option<&str>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
@@ -114,7 +120,10 @@ impl Fixture {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = req
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+            .body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
             .unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
@@ -172,7 +181,11 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
 
     let list = f.datasets(&run).await;
     let names: Vec<&str> = list.iter().map(|d| d["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["chart", "figure", "table"], "files only (scratch is memory): {list:?}");
+    assert_eq!(
+        names,
+        ["chart", "figure", "table"],
+        "files only (scratch is memory): {list:?}"
+    );
     let chart = by_name(&list, "chart");
     assert_eq!(chart["type"], "matplotlib.MatplotlibDataset");
     assert_eq!(chart["chart"], "image");
@@ -199,7 +212,12 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
 
     // The PNG's bytes are the file's.
     let (status, headers, bytes) = f
-        .raw("GET", &format!("/v1/runs/{run}/datasets/chart"), None, Some(TOKEN))
+        .raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/chart"),
+            None,
+            Some(TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "image/png");
@@ -208,11 +226,21 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
     assert_eq!(headers["x-weft-pinned"], "true");
     assert_eq!(headers["x-weft-version"], run.as_str());
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("sandbox")
+    );
 
     // The Plotly figure is JSON, marked as the current file.
     let (status, headers, bytes) = f
-        .raw("GET", &format!("/v1/runs/{run}/datasets/figure"), None, Some(TOKEN))
+        .raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/figure"),
+            None,
+            Some(TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
@@ -223,7 +251,12 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
     assert_eq!(fig["data"][0]["y"], json!([1, 3, 2]), "{fig}");
 
     let (status, headers, bytes) = f
-        .raw("GET", &format!("/v1/runs/{run}/datasets/table"), None, Some(TOKEN))
+        .raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/table"),
+            None,
+            Some(TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
@@ -234,7 +267,8 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
 async fn each_run_gets_its_own_version_back() {
     let f = fixture().await;
     let s = f.session(json!({})).await;
-    let small = json!({"chart": {"kind": "bar", "width": 200, "height": 120, "series": [{"x": ["a"], "y": [1.0]}]}});
+    let small =
+        json!({"chart": {"kind": "bar", "width": 200, "height": 120, "series": [{"x": ["a"], "y": [1.0]}]}});
     let big = json!({"chart": {"kind": "line", "width": 500, "height": 300, "series": [{"x": [1.0, 2.0, 3.0], "y": [1.0, 4.0, 9.0]}]}});
     let a = f.run(&s, small).await;
     let b = f.run(&s, big).await;
@@ -248,12 +282,21 @@ async fn each_run_gets_its_own_version_back() {
         let list = f.datasets(run).await;
         assert_eq!(by_name(&list, "chart")["version"], run.as_str());
         let (status, headers, bytes) = f
-            .raw("GET", &format!("/v1/runs/{run}/datasets/chart"), None, Some(TOKEN))
+            .raw(
+                "GET",
+                &format!("/v1/runs/{run}/datasets/chart"),
+                None,
+                Some(TOKEN),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["x-weft-version"], run.as_str());
         assert_eq!(png_size(&bytes), size, "run {run} gets its own chart");
-        let file = f.root().join("data/08_reporting/chart.png").join(run).join("chart.png");
+        let file = f
+            .root()
+            .join("data/08_reporting/chart.png")
+            .join(run)
+            .join("chart.png");
         assert_eq!(bytes, std::fs::read(file).unwrap());
     }
 }
@@ -266,25 +309,40 @@ async fn unknown_runs_datasets_and_memory_datasets_are_404s_that_say_why() {
 
     let (status, v) = f.call("GET", "/v1/runs/no-such-run/datasets", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("no-such-run"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("no-such-run"),
+        "{v}"
+    );
     let (status, v) = f.call("GET", "/v1/runs/no-such-run/datasets/chart", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
 
-    let (status, v) = f.call("GET", &format!("/v1/runs/{run}/datasets/nothing"), None).await;
+    let (status, v) = f
+        .call("GET", &format!("/v1/runs/{run}/datasets/nothing"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     let m = v["error"]["message"].as_str().unwrap();
-    assert!(m.contains("saved no dataset `nothing`") && m.contains(&run), "{m}");
+    assert!(
+        m.contains("saved no dataset `nothing`") && m.contains(&run),
+        "{m}"
+    );
 
-    let (status, v) = f.call("GET", &format!("/v1/runs/{run}/datasets/scratch"), None).await;
+    let (status, v) = f
+        .call("GET", &format!("/v1/runs/{run}/datasets/scratch"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     let m = v["error"]["message"].as_str().unwrap();
-    assert!(m.contains("`scratch`") && m.contains("MemoryDataset") && m.contains("no file"), "{m}");
+    assert!(
+        m.contains("`scratch`") && m.contains("MemoryDataset") && m.contains("no file"),
+        "{m}"
+    );
 
     // A version deleted since: listed as gone, and a 404 naming the file.
     std::fs::remove_dir_all(f.root().join("data/08_reporting/chart.png").join(&run)).unwrap();
     let list = f.datasets(&run).await;
     assert_eq!(by_name(&list, "chart")["available"], false);
-    let (status, v) = f.call("GET", &format!("/v1/runs/{run}/datasets/chart"), None).await;
+    let (status, v) = f
+        .call("GET", &format!("/v1/runs/{run}/datasets/chart"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("gone"), "{v}");
 }
@@ -295,10 +353,24 @@ async fn path_like_names_never_reach_a_file() {
     let s = f.session(json!({})).await;
     let run = f.run(&s, json!({})).await;
     write(f.root(), "secret.txt", "not a dataset");
-    for name in ["..%2F..%2Fsecret.txt", "%2E%2E", "a%5Cb", "chart%00", "data%2Ftable.csv"] {
-        let (status, v) = f.call("GET", &format!("/v1/runs/{run}/datasets/{name}"), None).await;
+    for name in [
+        "..%2F..%2Fsecret.txt",
+        "%2E%2E",
+        "a%5Cb",
+        "chart%00",
+        "data%2Ftable.csv",
+    ] {
+        let (status, v) = f
+            .call("GET", &format!("/v1/runs/{run}/datasets/{name}"), None)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("not a dataset name"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a dataset name"),
+            "{v}"
+        );
     }
     // Names the router normalises or splits are not dataset routes at all.
     for uri in [
@@ -316,7 +388,10 @@ async fn the_token_guards_the_dataset_routes() {
     let f = fixture().await;
     let s = f.session(json!({})).await;
     let run = f.run(&s, json!({})).await;
-    for uri in [format!("/v1/runs/{run}/datasets"), format!("/v1/runs/{run}/datasets/chart")] {
+    for uri in [
+        format!("/v1/runs/{run}/datasets"),
+        format!("/v1/runs/{run}/datasets/chart"),
+    ] {
         let (status, headers, _) = f.raw("GET", &uri, None, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
         assert_eq!(headers["www-authenticate"], "Bearer");
@@ -330,14 +405,21 @@ async fn files_over_the_limit_are_refused_with_their_size() {
     let f = fixture_with(|c| c.dataset_limit = 100).await;
     let s = f.session(json!({})).await;
     let run = f.run(&s, json!({})).await;
-    let (status, v) = f.call("GET", &format!("/v1/runs/{run}/datasets/chart"), None).await;
+    let (status, v) = f
+        .call("GET", &format!("/v1/runs/{run}/datasets/chart"), None)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["code"], "dataset_too_large");
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("`chart`") && m.contains("up to 100 bytes"), "{m}");
     // A small file is still served.
     let (status, _, _) = f
-        .raw("GET", &format!("/v1/runs/{run}/datasets/table"), None, Some(TOKEN))
+        .raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/table"),
+            None,
+            Some(TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -354,13 +436,23 @@ async fn run_scoped_files_are_the_runs_own_and_an_svg_is_sandboxed() {
     );
     let s = f.session(json!({"max_concurrency": 2})).await;
     let a = f.run(&s, json!({"rows": [{"kind": "a", "n": 1}]})).await;
-    let b = f.run(&s, json!({"rows": [{"kind": "b", "n": 2}, {"kind": "c", "n": 3}]})).await;
+    let b = f
+        .run(
+            &s,
+            json!({"rows": [{"kind": "b", "n": 2}, {"kind": "c", "n": 3}]}),
+        )
+        .await;
     for (run, rows) in [(&a, 1), (&b, 2)] {
         let list = f.datasets(run).await;
         let table = by_name(&list, "table");
         assert_eq!(table["pinned"], true, "{table}");
         let (status, headers, bytes) = f
-            .raw("GET", &format!("/v1/runs/{run}/datasets/table"), None, Some(TOKEN))
+            .raw(
+                "GET",
+                &format!("/v1/runs/{run}/datasets/table"),
+                None,
+                Some(TOKEN),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["x-weft-pinned"], "true");
@@ -369,11 +461,21 @@ async fn run_scoped_files_are_the_runs_own_and_an_svg_is_sandboxed() {
         let chart = by_name(&list, "chart");
         assert_eq!(chart["content_type"], "image/svg+xml");
         let (status, headers, bytes) = f
-            .raw("GET", &format!("/v1/runs/{run}/datasets/chart"), None, Some(TOKEN))
+            .raw(
+                "GET",
+                &format!("/v1/runs/{run}/datasets/chart"),
+                None,
+                Some(TOKEN),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["content-type"], "image/svg+xml");
-        assert!(headers["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("sandbox")
+        );
         assert!(String::from_utf8_lossy(&bytes).contains("<svg"));
     }
 }
@@ -404,9 +506,18 @@ async fn a_closed_sessions_runs_still_serve_their_files() {
     let list = g.datasets(&run).await;
     assert_eq!(list.len(), 3, "{list:?}");
     let (status, _, bytes) = g
-        .raw("GET", &format!("/v1/runs/{run}/datasets/chart"), None, Some(TOKEN))
+        .raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/chart"),
+            None,
+            Some(TOKEN),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let file = f.root().join("data/08_reporting/chart.png").join(&run).join("chart.png");
+    let file = f
+        .root()
+        .join("data/08_reporting/chart.png")
+        .join(&run)
+        .join("chart.png");
     assert_eq!(bytes, std::fs::read(file).unwrap());
 }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use weft_catalog::storage::Storage;
 use weft_catalog::file::base_name;
+use weft_catalog::storage::Storage;
 use weft_catalog::{BuildOptions, CatalogError, Dataset, RunScope};
 use weft_store::RunRecord;
 
@@ -92,7 +92,9 @@ impl SessionCore {
             record.pipeline_names.clone()
         };
         for name in &names {
-            let Some(p) = self.pipelines().get(name) else { continue };
+            let Some(p) = self.pipelines().get(name) else {
+                continue;
+            };
             for n in p.nodes() {
                 all_outputs.extend(n.outputs().iter().cloned());
                 if ran.contains(n.name()) {
@@ -103,7 +105,12 @@ impl SessionCore {
         let loaded = self.loaded_config(&record.env, &record.runtime_params)?;
         // A run that could overlap others wrote its non-versioned outputs
         // under `.weft/runs/<run_id>` (see `Isolation::RunScoped`).
-        let scope_dir = self.project.root().join(".weft").join("runs").join(&record.run_id);
+        let scope_dir = self
+            .project
+            .root()
+            .join(".weft")
+            .join("runs")
+            .join(&record.run_id);
         let run_scope = scope_dir.is_dir().then(|| RunScope {
             dir: scope_dir.clone(),
             datasets: all_outputs

@@ -240,7 +240,10 @@ impl ServiceSession {
     /// through the run's own catalog (its env and runtime parameters):
     /// versioned ones pinned to the versions it saved, run-scoped ones under
     /// its own folder (see [`SavedDataset`]).
-    pub fn saved_datasets(&self, record: &weft_store::RunRecord) -> Result<Vec<crate::SavedDataset>, SessionError> {
+    pub fn saved_datasets(
+        &self,
+        record: &weft_store::RunRecord,
+    ) -> Result<Vec<crate::SavedDataset>, SessionError> {
         self.core.saved_datasets(record)
     }
 

@@ -413,7 +413,8 @@
     const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    const first = Math.floor(lo / step + 1e-9) * step, last = Math.ceil(hi / step - 1e-9) * step;
+    for (let v = first; v <= last + step * 1e-9; v += step) out.push(+v.toPrecision(12));
     return out;
   }
   function plotlySvg(fig) {
@@ -452,10 +453,10 @@
         skipped.push(type);
       }
     });
-    const W = 640, H = 360, L = 64, R = 16, T = title ? 36 : 14, B = xTitle ? 52 : 36;
+    const W = 520, H = 320, L = 58, R = 14, T = title ? 34 : 14, B = xTitle ? 50 : 32;
     const svg = svgEl("svg", { class: "chart plotly", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img",
-      "aria-label": title || "chart", style: "max-width:720px" });
-    if (title) svg.append(svgEl("text", { class: "title", x: W / 2, y: 22, "text-anchor": "middle", text: title }));
+      "aria-label": title || "chart", style: "max-width:640px" });
+    if (title) svg.append(svgEl("text", { class: "title", x: W / 2, y: 21, "text-anchor": "middle", text: title }));
     if (!traces.length) {
       svg.append(svgEl("text", { x: 20, y: 60, text: skipped.length ? `trace types not drawn here: ${[...new Set(skipped)].join(", ")}` : "the figure has no data" }));
       return svg;
@@ -488,7 +489,7 @@
     for (const v of vt) {
       if (horizontal) {
         svg.append(svgEl("line", { class: "grid", x1: val(v), y1: T, x2: val(v), y2: T + ph }));
-        svg.append(svgEl("text", { x: val(v), y: T + ph + 14, "text-anchor": "middle", text: fmtVal(v) }));
+        svg.append(svgEl("text", { x: val(v), y: T + ph + 17, "text-anchor": "middle", text: fmtVal(v) }));
       } else {
         svg.append(svgEl("line", { class: "grid", x1: L, y1: val(v), x2: L + pw, y2: val(v) }));
         svg.append(svgEl("text", { x: L - 4, y: val(v) + 4, "text-anchor": "end", text: fmtVal(v) }));
@@ -501,12 +502,12 @@
         const label = c.length > 14 ? `${c.slice(0, 13)}…` : c;
         svg.append(horizontal
           ? svgEl("text", { x: L - 4, y: catPos(c) + 4, "text-anchor": "end", text: label })
-          : svgEl("text", { x: catPos(c), y: T + ph + 14, "text-anchor": "middle", text: label }));
+          : svgEl("text", { x: catPos(c), y: T + ph + 17, "text-anchor": "middle", text: label }));
       });
     } else {
       for (const x of niceTicks(x0, x1, 6)) {
         if (x < x0 || x > x1) continue;
-        svg.append(svgEl("text", { x: xPos(x), y: T + ph + 14, "text-anchor": "middle", text: fmtVal(x) }));
+        svg.append(svgEl("text", { x: xPos(x), y: T + ph + 17, "text-anchor": "middle", text: fmtVal(x) }));
       }
     }
     if (xTitle) svg.append(svgEl("text", { x: L + pw / 2, y: H - 8, "text-anchor": "middle", text: xTitle }));
