@@ -473,7 +473,11 @@ fn dataset_docs(doc: &mut Value) {
             }
         },
         "/v1/runs/{id}/datasets/{name}": {
-            "parameters": [id_param("id", "Run id"), id_param("name", "Dataset name")],
+            "parameters": [id_param("id", "Run id"), {
+                "name": "name", "in": "path", "required": true,
+                "description": "Dataset name (no `/`, `\\` or control characters)",
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f-\\u009f]+$"}
+            }],
             "get": {
                 "operationId": "getRunDataset",
                 "summary": "The bytes of a dataset as the run saved it (the version it recorded; for a non-versioned dataset the current file, `X-Weft-Pinned: false`)",
@@ -503,7 +507,7 @@ fn dataset_docs(doc: &mut Value) {
                             "application/octet-stream": bytes.clone()
                         }
                     },
-                    "400": error_response("Not a dataset name (a path)"),
+                    "400": error_response("Not a dataset name (it has `/`, `\\` or control characters)"),
                     "404": error_response("No such run, the run saved no such dataset, or the dataset has no file (memory)"),
                     "409": error_response("The run's project or catalog no longer loads"),
                     "422": error_response("The file is larger than the server serves")

@@ -355,10 +355,10 @@ async fn path_like_names_never_reach_a_file() {
     write(f.root(), "secret.txt", "not a dataset");
     for name in [
         "..%2F..%2Fsecret.txt",
-        "%2E%2E",
         "a%5Cb",
         "chart%00",
         "data%2Ftable.csv",
+        "%C2%9A",
     ] {
         let (status, v) = f
             .call("GET", &format!("/v1/runs/{run}/datasets/{name}"), None)
@@ -369,6 +369,20 @@ async fn path_like_names_never_reach_a_file() {
                 .as_str()
                 .unwrap()
                 .contains("not a dataset name"),
+            "{v}"
+        );
+    }
+    // `.` and `..` are no dataset of the run.
+    for name in ["%2E", "%2E%2E"] {
+        let (status, v) = f
+            .call("GET", &format!("/v1/runs/{run}/datasets/{name}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("saved no dataset"),
             "{v}"
         );
     }

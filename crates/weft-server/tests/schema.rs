@@ -379,7 +379,7 @@ async fn run_datasets_responses_match_the_document() {
     for (uri, want) in [
         (format!("/v1/runs/{run}/datasets/scratch"), StatusCode::NOT_FOUND),
         (format!("/v1/runs/{run}/datasets/nope"), StatusCode::NOT_FOUND),
-        (format!("/v1/runs/{run}/datasets/%2E%2E"), StatusCode::BAD_REQUEST),
+        (format!("/v1/runs/{run}/datasets/a%2Fb"), StatusCode::BAD_REQUEST),
         ("/v1/runs/nope/datasets".to_string(), StatusCode::NOT_FOUND),
         ("/v1/runs/nope/datasets/figure".to_string(), StatusCode::NOT_FOUND),
     ] {

@@ -477,6 +477,8 @@
       const xs = traces.flatMap((t) => t.xs.map(Number)).filter(Number.isFinite);
       x0 = Math.min(...xs); x1 = Math.max(...xs);
       if (x0 === x1) { x0 -= 1; x1 += 1; }
+      const pad = (x1 - x0) * 0.03;
+      x0 -= pad; x1 += pad;
     }
     const pw = W - L - R, ph = H - T - B;
     // Value → pixel along the value axis, category → band along the other.
