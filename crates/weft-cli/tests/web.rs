@@ -229,8 +229,7 @@ impl Browser {
             match self.try_call("POST", &path, body.clone()) {
                 Ok(_) => return,
                 Err((_, v))
-                    if v["value"]["error"] == "stale element reference"
-                        && Instant::now() < deadline =>
+                    if v["value"]["error"] == "stale element reference" && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -705,4 +704,160 @@ fn the_pages_follow_a_sweep_show_a_failed_node_and_draw_a_big_pipeline() {
         matches!(session["state"].as_str(), Some("closed" | "draining")),
         "{session}"
     );
+}
+
+/// A project whose pipeline saves a versioned matplotlib PNG chart, a
+/// Plotly bar chart built from rows (`plotly_args`), a Plotly scatter
+/// figure and a CSV table.
+fn chart_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "weft.toml", "[project]\nname = \"charts\"\n");
+    write(
+        root,
+        "pipelines.yml",
+        "__default__:\n  nodes:\n    - name: report\n      func: identity\n      inputs: [params:chart, params:rows, params:figure, params:rows]\n      outputs: [capacity_png, capacity_bars, trend, table]\n",
+    );
+    write(
+        root,
+        "conf/base/catalog.yml",
+        r#"
+capacity_png:
+  type: matplotlib.MatplotlibDataset
+  filepath: data/08_reporting/capacity.png
+  versioned: true
+capacity_bars:
+  type: plotly.PlotlyDataset
+  filepath: data/08_reporting/capacity_bars.json
+  versioned: true
+  plotly_args:
+    type: bar
+    fig: {x: shuttle, y: capacity}
+    layout: {title: Capacity by shuttle, xaxis_title: Shuttle, yaxis_title: Capacity}
+trend:
+  type: plotly.JSONDataset
+  filepath: data/08_reporting/trend.json
+table:
+  type: pandas.CSVDataset
+  filepath: data/table.csv
+"#,
+    );
+    write(
+        root,
+        "conf/base/parameters.yml",
+        r#"
+chart:
+  kind: bar
+  title: Passenger capacity
+  x_title: Shuttle
+  y_title: Seats
+  width: 480
+  height: 300
+  series:
+    - {name: "2026", x: [Type V5, Type F5, Type A1], y: [4.5, 3.0, 6.25]}
+rows:
+  - {shuttle: Type V5, capacity: 4.5}
+  - {shuttle: Type F5, capacity: 3.0}
+  - {shuttle: Type A1, capacity: 6.25}
+figure:
+  data:
+    - {type: scatter, mode: lines+markers, name: trend, x: [1, 2, 3, 4], y: [1.0, 4.0, 9.0, 16.0]}
+  layout: {title: {text: Trend}, xaxis: {title: {text: Week}}, yaxis: {title: {text: Orders}}}
+"#,
+    );
+    std::fs::create_dir_all(root.join("conf/local")).unwrap();
+    std::fs::write(root.join("token"), format!("{TOKEN}\n")).unwrap();
+    dir
+}
+
+#[test]
+fn the_run_page_shows_the_runs_charts_inline_and_links_its_other_files() {
+    let Some(driver) = webdriver() else { return };
+    let dir = chart_project();
+    let s = serve(dir.path());
+    let base = format!("http://{}", s.addr);
+    let (status, session) = http(&s.addr, "POST", "/v1/sessions", Some(&json!({})));
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_string();
+    let (status, v) = http(
+        &s.addr,
+        "POST",
+        &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+        Some(&json!({"runs": [{}]})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["runs"][0]["status"], "succeeded", "{v}");
+    let run = v["runs"][0]["id"].as_str().unwrap().to_string();
+
+    let b = Browser::start(&driver);
+    b.goto(&format!("{base}/"));
+    b.wait("the page script", "return document.getElementById('token-input')");
+    b.type_into("#token-input", TOKEN);
+    b.click("#token-form button");
+    b.wait("the token", "return sessionStorage.getItem('weft.token')");
+    b.goto(&format!("{base}/ui/runs/{run}"));
+    b.wait(
+        "every chart drawn",
+        "const f = [...document.querySelectorAll('figure.chart-figure')]; return f.length === 3 && f.every(x => x.dataset.drawn === 'true')",
+    );
+    // The PNG: an image the browser decoded, at the chart's size.
+    let size = b.wait(
+        "the PNG decoded",
+        "const i = document.querySelector('figure[data-dataset=capacity_png] img'); return i && i.complete && i.naturalWidth > 0 && [i.naturalWidth, i.naturalHeight]",
+    );
+    assert_eq!(size, json!([480, 300]));
+    // The Plotly bar chart from rows: three bars; the scatter: four points and a line.
+    let bars =
+        b.js("return document.querySelectorAll('figure[data-dataset=capacity_bars] svg rect.bar').length");
+    assert_eq!(bars, json!(3));
+    let points =
+        b.js("return document.querySelectorAll('figure[data-dataset=trend] svg circle.point').length");
+    assert_eq!(points, json!(4));
+    let lines =
+        b.js("return document.querySelectorAll('figure[data-dataset=trend] svg polyline.line').length");
+    assert_eq!(lines, json!(1));
+    let titles = b.js(
+        "return [...document.querySelectorAll('figure.chart-figure svg text.title')].map(t => t.textContent)",
+    );
+    assert_eq!(titles, json!(["Capacity by shuttle", "Trend"]));
+    // Taller bars for larger values: Type A1 (6.25) over Type V5 (4.5) over Type F5 (3.0).
+    let heights = b.js("return [...document.querySelectorAll('figure[data-dataset=capacity_bars] svg rect.bar')].map(r => +r.getAttribute('height'))");
+    let h: Vec<f64> = heights
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(h[2] > h[0] && h[0] > h[1], "bar heights {h:?}");
+    // The versioned charts carry the run's version; the scatter is the current file.
+    let captions = b.js("return Object.fromEntries([...document.querySelectorAll('figure.chart-figure')].map(f => [f.dataset.dataset, f.querySelector('figcaption').textContent]))");
+    assert!(
+        captions["capacity_png"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("version {run}")),
+        "{captions}"
+    );
+    assert!(
+        captions["trend"].as_str().unwrap().contains("not pinned"),
+        "{captions}"
+    );
+    // The CSV is listed with a download link that fetches it with the token.
+    let others = b.js("return [...document.querySelectorAll('[data-table=datasets] tbody tr td:first-child')].map(t => t.textContent)");
+    assert_eq!(others, json!(["table"]));
+    let csv = b.js_async(
+        "const make = URL.createObjectURL; URL.createObjectURL = (blob) => { blob.text().then(done); return make(blob); }; \
+         document.querySelector('[data-table=datasets] a.download[data-dataset=table]').click();",
+    );
+    assert_eq!(
+        csv.as_str().unwrap(),
+        std::fs::read_to_string(dir.path().join("data/table.csv")).unwrap()
+    );
+    // Nothing on the page came from anywhere but this server.
+    let foreign = b.js(&format!(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith('{base}') && !n.startsWith('blob:'))"
+    ));
+    assert_eq!(foreign, json!([]));
+    b.js("document.getElementById('datasets').scrollIntoView(); return null");
+    b.screenshot("run-charts");
 }

@@ -77,7 +77,9 @@ pub fn app(server: Arc<Server>) -> Router {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/input", post(provide_input))
-        .route("/runs/{id}/logs", get(run_logs));
+        .route("/runs/{id}/logs", get(run_logs))
+        .route("/runs/{id}/datasets", get(list_run_datasets))
+        .route("/runs/{id}/datasets/{name}", get(get_run_dataset));
     Router::new()
         .nest("/v1", v1)
         .route("/readyz", get(readyz))
@@ -679,6 +681,17 @@ async fn run_logs(State(server): State<Arc<Server>>, Path(id): Path<String>, req
     use futures_util::StreamExt;
     let body = Body::from_stream(stream::once(async move { Ok::<_, Infallible>(first) }).chain(rest));
     Ok((headers, body).into_response())
+}
+
+async fn list_run_datasets(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
+    crate::datasets::list(server, id).await
+}
+
+async fn get_run_dataset(
+    State(server): State<Arc<Server>>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult {
+    crate::datasets::fetch(server, id, name).await
 }
 
 async fn cancel_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {

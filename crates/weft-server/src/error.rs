@@ -27,6 +27,23 @@ pub enum ServerError {
         /// The id asked for.
         id: String,
     },
+    /// Something asked for does not exist, said in full (404): a dataset a
+    /// run did not save, or one without a file.
+    #[error("{message}")]
+    Missing {
+        /// What is missing, naming the run and the dataset.
+        message: String,
+    },
+    /// A dataset's file is larger than the server serves (422).
+    #[error("dataset `{dataset}` is {size} bytes; this server serves dataset files up to {limit} bytes")]
+    DatasetTooLarge {
+        /// The dataset.
+        dataset: String,
+        /// Its file's size in bytes.
+        size: u64,
+        /// The limit in bytes (`ServerConfig::dataset_limit`).
+        limit: u64,
+    },
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
@@ -101,7 +118,8 @@ impl ServerError {
         match self {
             ServerError::BadRequest { .. } => 400,
             ServerError::Unauthorized => 401,
-            ServerError::NotFound { .. } => 404,
+            ServerError::NotFound { .. } | ServerError::Missing { .. } => 404,
+            ServerError::DatasetTooLarge { .. } => 422,
             ServerError::Conflict(_) => 409,
             ServerError::Invalid { .. } | ServerError::InvalidInput { .. } | ServerError::Session(_) => 422,
             ServerError::TooMany { .. } => 429,
@@ -120,7 +138,8 @@ impl ServerError {
         match self {
             ServerError::BadRequest { .. } => "bad_request",
             ServerError::Unauthorized => "unauthorized",
-            ServerError::NotFound { .. } => "not_found",
+            ServerError::NotFound { .. } | ServerError::Missing { .. } => "not_found",
+            ServerError::DatasetTooLarge { .. } => "dataset_too_large",
             ServerError::Conflict(_) => "conflict",
             ServerError::Invalid { .. } | ServerError::Session(_) => "invalid",
             ServerError::InvalidInput { .. } => "invalid_input",

@@ -22,6 +22,7 @@
 
 mod api;
 pub mod clock;
+mod datasets;
 mod error;
 pub mod events;
 pub mod limits;

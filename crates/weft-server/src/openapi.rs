@@ -421,7 +421,110 @@ pub fn document() -> Value {
         }
     });
     pipeline_docs(&mut doc, &string_list);
+    dataset_docs(&mut doc);
     doc
+}
+
+/// The saved-datasets endpoints (charts on the web page) and their schemas.
+fn dataset_docs(doc: &mut Value) {
+    let schemas = json!({
+        "RunDataset": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "type", "version", "pinned", "content_type", "size", "available", "chart", "url"],
+            "properties": {
+                "name": {"type": "string", "description": "Catalog name"},
+                "type": {"type": "string", "description": "Dataset type (`matplotlib.MatplotlibDataset`, `plotly.JSONDataset`, `pandas.CSVDataset`...)"},
+                "version": {"type": ["string", "null"], "description": "The version the run saved (versioned datasets)"},
+                "pinned": {"type": "boolean", "description": "Whether the file is the run's own (the version it saved, or its run-scoped copy); false: the dataset's current file, which a later run may have replaced"},
+                "content_type": {"type": "string", "description": "What the file is served as"},
+                "size": {"type": ["integer", "null"], "minimum": 0, "description": "Bytes (null on object storage or when the file is gone)"},
+                "available": {"type": "boolean", "description": "Whether the file is still there"},
+                "chart": {"type": ["string", "null"], "enum": ["image", "plotly", null], "description": "`image`: a PNG/SVG chart; `plotly`: Plotly figure JSON"},
+                "url": {"type": "string", "description": "Where the bytes are"}
+            }
+        },
+        "RunDatasets": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["run_id", "datasets"],
+            "properties": {
+                "run_id": {"type": "string"},
+                "datasets": {"type": "array", "items": {"$ref": "#/components/schemas/RunDataset"}}
+            }
+        }
+    });
+    let bytes = json!({"schema": {"type": "string", "format": "binary"}});
+    let paths = json!({
+        "/v1/runs/{id}/datasets": {
+            "parameters": [id_param("id", "Run id")],
+            "get": {
+                "operationId": "listRunDatasets",
+                "summary": "The files the run saved (outputs of the nodes it ran that have one file), charts marked",
+                "responses": common(json!({
+                    "200": {
+                        "description": "The run's saved files",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunDatasets"}}},
+                        "links": {"GetRunDataset": {"operationId": "getRunDataset", "parameters": {"id": "$request.path.id", "name": "$response.body#/datasets/0/name"}}}
+                    },
+                    "404": error_response("No such run"),
+                    "409": error_response("The run's project or catalog no longer loads")
+                }))
+            }
+        },
+        "/v1/runs/{id}/datasets/{name}": {
+            "parameters": [id_param("id", "Run id"), {
+                "name": "name", "in": "path", "required": true,
+                "description": "Dataset name (no `/`, `\\` or control characters)",
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[^/\\\\\\u0000-\\u001f\\u007f-\\u009f]+$"}
+            }],
+            "get": {
+                "operationId": "getRunDataset",
+                "summary": "The bytes of a dataset as the run saved it (the version it recorded; for a non-versioned dataset the current file, `X-Weft-Pinned: false`)",
+                "responses": common(json!({
+                    "200": {
+                        "description": "The file, with its content type; `Content-Security-Policy: sandbox`",
+                        "headers": {
+                            "X-Weft-Pinned": {"description": "`true`: the run's own file; `false`: the dataset's current file", "schema": {"type": "string", "enum": ["true", "false"]}},
+                            "X-Weft-Version": {"description": "The version served (versioned datasets)", "schema": {"type": "string"}}
+                        },
+                        "content": {
+                            "image/png": bytes.clone(),
+                            "image/jpeg": bytes.clone(),
+                            "image/gif": bytes.clone(),
+                            "image/webp": bytes.clone(),
+                            "image/svg+xml": bytes.clone(),
+                            "application/json": {"schema": {}},
+                            "application/x-ndjson": bytes.clone(),
+                            "text/csv": bytes.clone(),
+                            "text/tab-separated-values": bytes.clone(),
+                            "text/plain": bytes.clone(),
+                            "application/yaml": bytes.clone(),
+                            "application/vnd.apache.parquet": bytes.clone(),
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": bytes.clone(),
+                            "application/vnd.ms-excel": bytes.clone(),
+                            "application/vnd.oasis.opendocument.spreadsheet": bytes.clone(),
+                            "application/octet-stream": bytes.clone()
+                        }
+                    },
+                    "400": error_response("Not a dataset name (it has `/`, `\\` or control characters)"),
+                    "404": error_response("No such run, the run saved no such dataset, or the dataset has no file (memory)"),
+                    "409": error_response("The run's project or catalog no longer loads"),
+                    "422": error_response("The file is larger than the server serves")
+                }))
+            }
+        }
+    });
+    for (section, add) in [("schemas", schemas), ("paths", paths)] {
+        let target = if section == "paths" {
+            &mut doc["paths"]
+        } else {
+            &mut doc["components"]["schemas"]
+        };
+        if let (Some(t), Value::Object(add)) = (target.as_object_mut(), add) {
+            t.extend(add);
+        }
+    }
 }
 
 /// The pipeline read endpoints (used by the web page) and their schemas.

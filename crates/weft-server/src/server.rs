@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub max_runs_per_request: u64,
     /// Largest request body in bytes.
     pub body_limit: usize,
+    /// Largest dataset file `GET /v1/runs/{id}/datasets/{name}` serves, in
+    /// bytes (default 64 MiB; larger ones answer 422).
+    pub dataset_limit: u64,
     /// How long shutdown waits for running runs.
     pub grace: Duration,
     /// Where the process's log layer writes run logs (`weft serve` sets
@@ -79,6 +82,7 @@ impl ServerConfig {
             max_queued_per_session: 10_000,
             max_runs_per_request: weft_config::overrides::DEFAULT_MAX_RUNS,
             body_limit: 8 << 20,
+            dataset_limit: 64 << 20,
             grace: Duration::from_secs(30),
             logs_dir: None,
             launcher: LauncherConfig::InProcess,

@@ -45,11 +45,23 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(PIPELINES, None).await
+}
+
+/// A fixture over other pipelines and, optionally, a catalog.
+async fn fixture_with(pipelines: &str, catalog: Option<&str>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     write(&root, "weft.toml", "[project]\nname = \"served\"\n");
-    write(&root, "pipelines.yml", PIPELINES);
-    write(&root, "conf/base/parameters.yml", "start: 1\ndelay: 0\n");
+    write(&root, "pipelines.yml", pipelines);
+    if let Some(c) = catalog {
+        write(&root, "conf/base/catalog.yml", c);
+    }
+    write(
+        &root,
+        "conf/base/parameters.yml",
+        "start: 1\ndelay: 0\nfigure: {data: [{type: bar, y: [1, 2]}], layout: {}}\n",
+    );
     std::fs::create_dir_all(root.join("conf/local")).unwrap();
     let store = Store::open(root.join("store.db").to_str().unwrap())
         .await
@@ -341,6 +353,38 @@ async fn every_response_of_a_walk_through_the_api_matches_the_document() {
         .await;
     f.call("DELETE", &format!("/v1/sessions/{id}"), None).await;
     f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_datasets_responses_match_the_document() {
+    let f = fixture_with(
+        "__default__:\n  nodes:\n    - {name: keep, func: identity, inputs: [params:figure, params:start], outputs: [figure, scratch]}\n",
+        Some("figure:\n  type: plotly.JSONDataset\n  filepath: data/figure.json\n  versioned: true\n"),
+    )
+    .await;
+    let id = f.session(json!({})).await;
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=30"),
+            Some(json!({"runs": [{}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let run = v["run_ids"][0].as_str().unwrap().to_string();
+    let (status, list) = f.call("GET", &format!("/v1/runs/{run}/datasets"), None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["datasets"][0]["chart"], "plotly", "{list}");
+    assert_eq!(list["datasets"].as_array().unwrap().len(), 1, "{list}");
+    for (uri, want) in [
+        (format!("/v1/runs/{run}/datasets/scratch"), StatusCode::NOT_FOUND),
+        (format!("/v1/runs/{run}/datasets/nope"), StatusCode::NOT_FOUND),
+        (format!("/v1/runs/{run}/datasets/a%2Fb"), StatusCode::BAD_REQUEST),
+        ("/v1/runs/nope/datasets".to_string(), StatusCode::NOT_FOUND),
+        ("/v1/runs/nope/datasets/figure".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(f.call("GET", &uri, None).await.0, want, "{uri}");
+    }
 }
 
 /// The documented schema of a query parameter of an operation.

@@ -236,6 +236,17 @@ impl ServiceSession {
         self.core.pipelines()
     }
 
+    /// The datasets a recorded run of this project saved, found again
+    /// through the run's own catalog (its env and runtime parameters):
+    /// versioned ones pinned to the versions it saved, run-scoped ones under
+    /// its own folder (see [`SavedDataset`]).
+    pub fn saved_datasets(
+        &self,
+        record: &weft_store::RunRecord,
+    ) -> Result<Vec<crate::SavedDataset>, SessionError> {
+        self.core.saved_datasets(record)
+    }
+
     /// How many loaded configurations the session holds (bounded).
     pub fn cached_configs(&self) -> usize {
         self.core.cached_configs()

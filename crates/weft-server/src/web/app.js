@@ -384,6 +384,221 @@
     return svg;
   }
 
+  // ---- Plotly figures and saved datasets --------------------------------
+  // A Plotly figure ({data, layout}) drawn here as SVG: bar (vertical or
+  // `orientation: "h"`, grouped), scatter (`mode` lines, markers or both)
+  // and histogram traces, with titles, axes and a legend. plotly.js is not
+  // loaded: nothing comes from the internet, the page works offline.
+  const PALETTE = ["#636efa", "#d9412a", "#00875f", "#8e44c9", "#c96a00", "#1b86a8", "#c22f63", "#5d7a1f"];
+  function plotlyArray(v) {
+    if (Array.isArray(v)) return v;
+    // Plotly 6 writes numeric arrays as {dtype, bdata: base64}.
+    if (v && typeof v === "object" && typeof v.bdata === "string") {
+      const T = { f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array, u2: Uint16Array, i1: Int8Array, u1: Uint8Array }[v.dtype];
+      if (!T) return [];
+      const bin = atob(v.bdata);
+      const buf = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+      return Array.from(new T(buf.buffer, 0, Math.floor(buf.length / T.BYTES_PER_ELEMENT)));
+    }
+    return [];
+  }
+  function plotlyText(t) {
+    if (t === null || t === undefined) return "";
+    if (typeof t === "string" || typeof t === "number") return String(t);
+    return t.text ? String(t.text) : "";
+  }
+  function niceTicks(lo, hi, n) {
+    if (!(hi > lo)) { lo -= 1; hi += 1; }
+    const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+    const out = [];
+    const first = Math.floor(lo / step + 1e-9) * step, last = Math.ceil(hi / step - 1e-9) * step;
+    for (let v = first; v <= last + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+    return out;
+  }
+  function plotlySvg(fig) {
+    const data = fig && Array.isArray(fig.data) ? fig.data : [];
+    const layout = (fig && fig.layout) || {};
+    const title = plotlyText(layout.title);
+    const xTitle = plotlyText(layout.xaxis && layout.xaxis.title);
+    const yTitle = plotlyText(layout.yaxis && layout.yaxis.title);
+    const traces = [], skipped = [];
+    data.forEach((tr, i) => {
+      const type = tr.type || "scatter";
+      const color = tr.marker && typeof tr.marker.color === "string" ? tr.marker.color : PALETTE[i % PALETTE.length];
+      const name = tr.name !== undefined && tr.name !== null ? String(tr.name) : `trace ${i}`;
+      if (type === "bar") {
+        const horiz = tr.orientation === "h";
+        const x = plotlyArray(tr.x), y = plotlyArray(tr.y);
+        const vals = (horiz ? x : y).map(Number);
+        let cats = horiz ? y : x;
+        if (!cats.length) cats = vals.map((_, j) => j);
+        traces.push({ kind: "bar", horiz, cats: cats.map(String), vals, color, name });
+      } else if (type === "histogram") {
+        const xs = plotlyArray(tr.x).map(Number).filter(Number.isFinite);
+        if (!xs.length) return;
+        const n = Math.max(1, Math.min(50, tr.nbinsx || Math.ceil(Math.sqrt(xs.length))));
+        const lo = Math.min(...xs), hi = Math.max(...xs), w = (hi - lo) / n || 1;
+        const counts = new Array(n).fill(0);
+        for (const v of xs) counts[Math.min(n - 1, Math.floor((v - lo) / w))] += 1;
+        traces.push({ kind: "bar", horiz: false, cats: counts.map((_, j) => fmtVal(+(lo + w * (j + 0.5)).toPrecision(4))), vals: counts, color, name, gapless: true });
+      } else if (type === "scatter" || type === "scattergl") {
+        const ys = plotlyArray(tr.y).map(Number);
+        let xs = plotlyArray(tr.x);
+        if (!xs.length) xs = ys.map((_, j) => j);
+        const mode = tr.mode || (ys.length < 20 ? "lines+markers" : "lines");
+        traces.push({ kind: "xy", xs, ys, lines: mode.includes("lines"), markers: mode.includes("markers"), color, name });
+      } else {
+        skipped.push(type);
+      }
+    });
+    const W = 520, H = 320, L = 58, R = 14, T = title ? 34 : 14, B = xTitle ? 50 : 32;
+    const svg = svgEl("svg", { class: "chart plotly", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img",
+      "aria-label": title || "chart", style: "max-width:640px" });
+    if (title) svg.append(svgEl("text", { class: "title", x: W / 2, y: 21, "text-anchor": "middle", text: title }));
+    if (!traces.length) {
+      svg.append(svgEl("text", { x: 20, y: 60, text: skipped.length ? `trace types not drawn here: ${[...new Set(skipped)].join(", ")}` : "the figure has no data" }));
+      return svg;
+    }
+    const horizontal = traces.every((t) => t.kind === "bar" && t.horiz);
+    // The category axis (bars, or text x values) or a numeric one.
+    const categorical = horizontal || traces.some((t) => t.kind === "bar") || traces.some((t) => t.kind === "xy" && t.xs.some((v) => typeof v === "string" && Number.isNaN(Number(v))));
+    const cats = [];
+    if (categorical) for (const t of traces) for (const c of (t.kind === "bar" ? t.cats : t.xs.map(String))) if (!cats.includes(c)) cats.push(c);
+    const values = traces.flatMap((t) => (t.kind === "bar" ? t.vals : t.ys)).filter(Number.isFinite);
+    let v0 = Math.min(...values), v1 = Math.max(...values);
+    if (traces.some((t) => t.kind === "bar")) { v0 = Math.min(0, v0); v1 = Math.max(0, v1); }
+    const vt = niceTicks(v0, v1, 5);
+    v0 = Math.min(v0, vt[0]); v1 = Math.max(v1, vt[vt.length - 1]);
+    if (v0 === v1) v1 = v0 + 1;
+    let x0 = 0, x1 = 1;
+    if (!categorical) {
+      const xs = traces.flatMap((t) => t.xs.map(Number)).filter(Number.isFinite);
+      x0 = Math.min(...xs); x1 = Math.max(...xs);
+      if (x0 === x1) { x0 -= 1; x1 += 1; }
+      const pad = (x1 - x0) * 0.03;
+      x0 -= pad; x1 += pad;
+    }
+    const pw = W - L - R, ph = H - T - B;
+    // Value → pixel along the value axis, category → band along the other.
+    const val = (v) => (horizontal ? L + ((v - v0) / (v1 - v0)) * pw : T + ph - ((v - v0) / (v1 - v0)) * ph);
+    const band = (horizontal ? ph : pw) / Math.max(1, cats.length);
+    const catPos = (c) => (horizontal ? T : L) + band * (cats.indexOf(c) + 0.5);
+    const xPos = (x) => (categorical ? catPos(String(x)) : L + ((Number(x) - x0) / (x1 - x0)) * pw);
+    svg.append(svgEl("line", { class: "axis", x1: L, y1: T + ph, x2: L + pw, y2: T + ph }));
+    svg.append(svgEl("line", { class: "axis", x1: L, y1: T, x2: L, y2: T + ph }));
+    for (const v of vt) {
+      if (horizontal) {
+        svg.append(svgEl("line", { class: "grid", x1: val(v), y1: T, x2: val(v), y2: T + ph }));
+        svg.append(svgEl("text", { x: val(v), y: T + ph + 17, "text-anchor": "middle", text: fmtVal(v) }));
+      } else {
+        svg.append(svgEl("line", { class: "grid", x1: L, y1: val(v), x2: L + pw, y2: val(v) }));
+        svg.append(svgEl("text", { x: L - 4, y: val(v) + 4, "text-anchor": "end", text: fmtVal(v) }));
+      }
+    }
+    const every = Math.max(1, Math.ceil(cats.length / (horizontal ? 16 : 12)));
+    if (categorical) {
+      cats.forEach((c, i) => {
+        if (i % every) return;
+        const label = c.length > 14 ? `${c.slice(0, 13)}…` : c;
+        svg.append(horizontal
+          ? svgEl("text", { x: L - 4, y: catPos(c) + 4, "text-anchor": "end", text: label })
+          : svgEl("text", { x: catPos(c), y: T + ph + 17, "text-anchor": "middle", text: label }));
+      });
+    } else {
+      for (const x of niceTicks(x0, x1, 6)) {
+        if (x < x0 || x > x1) continue;
+        svg.append(svgEl("text", { x: xPos(x), y: T + ph + 17, "text-anchor": "middle", text: fmtVal(x) }));
+      }
+    }
+    if (xTitle) svg.append(svgEl("text", { x: L + pw / 2, y: H - 8, "text-anchor": "middle", text: xTitle }));
+    if (yTitle) svg.append(svgEl("text", { x: 14, y: T + ph / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${T + ph / 2})`, text: yTitle }));
+    const bars = traces.filter((t) => t.kind === "bar");
+    bars.forEach((t, k) => {
+      const slot = (t.gapless ? band : band * 0.8) / bars.length;
+      t.cats.forEach((c, j) => {
+        const v = t.vals[j];
+        if (!Number.isFinite(v)) return;
+        const start = catPos(c) - (slot * bars.length) / 2 + slot * k;
+        const a = val(Math.min(0, v)), b = val(Math.max(0, v));
+        const rect = horizontal
+          ? { x: a, y: start, width: Math.max(0.5, b - a), height: slot }
+          : { x: start, y: b, width: slot, height: Math.max(0.5, a - b) };
+        svg.append(svgEl("rect", Object.assign({ class: "bar", fill: t.color, "data-trace": k }, rect), svgEl("title", { text: `${t.name}: ${c} = ${fmtVal(v)}` })));
+      });
+    });
+    traces.filter((t) => t.kind === "xy").forEach((t, k) => {
+      const pts = t.xs.map((x, j) => [xPos(x), val(t.ys[j]), x, t.ys[j]]).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
+      if (t.lines) svg.append(svgEl("polyline", { class: "line", fill: "none", stroke: t.color, "stroke-width": 2, points: pts.map((p) => `${p[0]},${p[1]}`).join(" ") }));
+      if (t.markers) for (const p of pts) svg.append(svgEl("circle", { class: "point", cx: p[0], cy: p[1], r: 4, fill: t.color, "data-trace": k }, svgEl("title", { text: `${t.name}: (${fmtVal(p[2])}, ${fmtVal(p[3])})` })));
+    });
+    if (traces.length > 1) {
+      traces.forEach((t, i) => {
+        const y = T + 6 + i * 16;
+        svg.append(svgEl("rect", { x: W - R - 110, y: y - 9, width: 10, height: 10, fill: t.color }));
+        svg.append(svgEl("text", { x: W - R - 96, y, text: t.name.length > 16 ? `${t.name.slice(0, 15)}…` : t.name }));
+      });
+    }
+    svg.dataset.bars = String(svg.querySelectorAll("rect.bar").length);
+    svg.dataset.points = String(svg.querySelectorAll("circle.point").length);
+    return svg;
+  }
+  function fmtSize(n) {
+    if (n === null || n === undefined) return "";
+    if (n < 1024) return `${n} B`;
+    if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+    return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  }
+  async function fetchDataset(d) {
+    const r = await fetch(d.url, { headers: authHeaders() });
+    if (!r.ok) {
+      let m = `HTTP ${r.status}`;
+      try { const b = await r.json(); if (b.error) m = b.error.message; } catch (_) { /* not JSON */ }
+      throw new Error(`${d.name}: ${m}`);
+    }
+    return r;
+  }
+  // A link that downloads the dataset's file with the token (a plain link
+  // could not send it).
+  function datasetLink(d) {
+    return h("a", { href: d.url, class: "download", "data-dataset": d.name, onclick: async (e) => {
+      e.preventDefault();
+      try {
+        const blob = await (await fetchDataset(d)).blob();
+        const url = URL.createObjectURL(blob);
+        const ext = (d.content_type.match(/(png|svg|json|csv|parquet|sheet|plain)/) || [""])[0];
+        const a = h("a", { href: url, download: d.name + ({ png: ".png", svg: ".svg", json: ".json", csv: ".csv", parquet: ".parquet", sheet: ".xlsx", plain: ".txt" }[ext] || "") });
+        document.body.append(a); a.click(); a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 1000);
+      } catch (err) { e.target.after(errorBox(err)); }
+    } }, "download");
+  }
+  function datasetNote(d) {
+    return [d.version ? `version ${d.version}` : null, d.pinned ? null : "current file (not pinned to this run)", fmtSize(d.size)].filter(Boolean).join(" · ");
+  }
+  // One chart: an image (PNG/SVG, as a blob: URL, so the token is sent and
+  // an SVG's scripts never run) or a Plotly figure drawn as SVG.
+  function chartFigure(d) {
+    const body = h("div", { class: "chart-body" }, h("span", { class: "muted", text: "loading…" }));
+    const fig = h("figure", { class: "chart-figure", "data-dataset": d.name, "data-chart": d.chart },
+      body, h("figcaption", {}, h("strong", { text: d.name }), ` ${d.type} · ${datasetNote(d)} · `, datasetLink(d)));
+    (async () => {
+      try {
+        const r = await fetchDataset(d);
+        if (d.chart === "image") {
+          const url = URL.createObjectURL(await r.blob());
+          const img = h("img", { src: url, alt: `chart ${d.name}`, class: "chart-image" });
+          body.replaceChildren(img);
+        } else {
+          body.replaceChildren(plotlySvg(await r.json()));
+        }
+        fig.dataset.drawn = "true";
+      } catch (e) { body.replaceChildren(errorBox(e)); fig.dataset.drawn = "error"; }
+    })();
+    return fig;
+  }
+
   // ---- pages -------------------------------------------------------------
   async function sessionsPage() {
     const stateSel = h("select", { id: "state-filter", "aria-label": "filter by state" },
@@ -631,7 +846,28 @@
     const id = main.dataset.run;
     const msg = h("div", { role: "alert" });
     const logEl = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "run log" });
-    let run, pipeline = null, logFollowing = false, stop = null;
+    const datasetsEl = h("section", { id: "datasets", "aria-live": "polite" }, h("p", { class: "muted", text: "shown when the run has finished" }));
+    let run, pipeline = null, logFollowing = false, stop = null, datasetsShown = false;
+    // The run's charts inline, and its other saved files with a download link.
+    async function loadDatasets() {
+      datasetsShown = true;
+      let list;
+      try { list = (await api(`/v1/runs/${enc(id)}/datasets`)).datasets; } catch (e) { datasetsEl.replaceChildren(errorBox(e)); return; }
+      const charts = list.filter((d) => d.chart && d.available);
+      const others = list.filter((d) => !charts.includes(d));
+      const table = dataTable("datasets", { columns: [
+        { key: "name", label: "dataset", value: (d) => d.name },
+        { key: "type", label: "type", value: (d) => d.type },
+        { key: "version", label: "version", value: (d) => d.version || (d.pinned ? "run-scoped" : "current file") },
+        { key: "size", label: "size", value: (d) => d.size, render: (d) => fmtSize(d.size) },
+        { key: "file", label: "file", value: (d) => d.content_type, render: (d) => (d.available ? datasetLink(d) : h("span", { class: "muted", text: "gone" })), sortable: false },
+      ] });
+      table.update(others.map((d) => Object.assign({ id: d.name }, d)));
+      datasetsEl.replaceChildren(
+        charts.length ? h("div", { class: "charts", id: "charts" }, charts.map(chartFigure)) : h("p", { class: "muted", text: "no charts" }),
+        h("h3", { text: "Other saved datasets" }),
+        others.length ? table.el : h("p", { class: "muted", id: "no-other-datasets", text: "none" }));
+    }
     async function load() {
       try {
         run = await api(`/v1/runs/${enc(id)}`);
@@ -642,6 +878,7 @@
       }
       render(pname);
       if (!logFollowing) loadLog();
+      if (!datasetsShown && TERMINAL_RUN.includes(run.status)) loadDatasets();
       if (TERMINAL_RUN.includes(run.status) && stop) { stop(); stop = null; }
     }
     function render(pname) {
@@ -702,6 +939,7 @@
           h("section", {}, h("h2", { text: "Versions loaded" }), kvTable("load_versions", run.load_versions)),
           h("section", {}, h("h2", { text: "Versions saved" }), kvTable("saved_versions", run.saved_versions)),
           h("section", {}, h("h2", { text: "Filters" }), kvTable("filters", flatten(run.filters || {})))),
+        h("h2", { text: "Charts and saved datasets" }), datasetsEl,
         h("h2", { text: "Log" }), logEl);
     }
     async function loadLog() {
