@@ -366,3 +366,93 @@ fn slurm_flags_are_checked() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// `scontrol show job -o ID`'s one line.
+fn job_line(job_id: &str) -> String {
+    slurm("scontrol", &["show", "job", "-o", job_id])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_sessions_resources_shape_its_jobs_and_impossible_ones_fail_only_that_session() {
+    if !slurm_cluster("a_sessions_resources_shape_its_jobs_and_impossible_ones_fail_only_that_session") {
+        return;
+    }
+    let dir = project();
+    // The server's defaults: 2 CPUs per job, no memory or time limit.
+    let s = serve(
+        dir.path(),
+        "resources",
+        &[
+            "--launcher",
+            "slurm",
+            "--slurm-cpus",
+            "2",
+            "--worker-ready-timeout-s",
+            "60",
+        ],
+    );
+    let started = Instant::now();
+    let sized = session(
+        &s.addr,
+        json!({"max_concurrency": 1, "resources": {"cpus": 1, "memory": "100MiB", "time_limit": "5"}}),
+    );
+    let too_big = session(&s.addr, json!({"max_concurrency": 1, "resources": {"cpus": 64}}));
+    let plain = session(&s.addr, json!({"max_concurrency": 1}));
+
+    // The session asking for more CPUs than the node has fails with
+    // Slurm's reason, well within the ready timeout...
+    let failed = poll("the 64-CPU session to fail", Duration::from_secs(60), || {
+        let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{too_big}"), None);
+        (v["state"] == "failed").then_some(v)
+    });
+    assert!(started.elapsed() < Duration::from_secs(30), "{failed}");
+    let reason = &failed["termination_reason"];
+    assert_eq!(reason["code"], "worker_launch_failed", "{failed}");
+    let message = reason["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("weft-{too_big}-w0")), "{message}");
+    assert!(
+        message.contains("PENDING with reason PartitionConfig"),
+        "{message}"
+    );
+    assert_eq!(failed["resources"]["cpus"], 64, "{failed}");
+
+    // ... while the other two serve runs, each on a job of its own shape.
+    for (id, start) in [(&sized, 3), (&plain, 7)] {
+        let (status, v) = http(
+            &s.addr,
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+            Some(&json!({"spec": {"runtime_params": {"start": start}}})),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["runs"][0]["status"], "succeeded", "{v}");
+        assert_eq!(v["runs"][0]["outputs"]["out"], start + 1, "{v}");
+    }
+    let job = |id: &str| {
+        let jobs = session_jobs(id);
+        let (job_id, state, _) = jobs[&format!("weft-{id}-w0")].clone();
+        assert_eq!(state, "RUNNING", "{jobs:?}");
+        job_line(&job_id)
+    };
+    let line = job(&sized);
+    assert_eq!(field(&line, "NumCPUs"), "1", "{line}");
+    assert_eq!(field(&line, "CPUs/Task"), "1", "{line}");
+    assert_eq!(field(&line, "MinMemoryNode"), "100M", "{line}");
+    assert_eq!(field(&line, "TimeLimit"), "00:05:00", "{line}");
+    let line = job(&plain);
+    assert_eq!(field(&line, "CPUs/Task"), "2", "the server's default: {line}");
+    assert_eq!(field(&line, "TimeLimit"), "UNLIMITED", "{line}");
+    let (_, v) = http(&s.addr, "GET", &format!("/v1/sessions/{sized}"), None);
+    assert_eq!(
+        v["resources"],
+        json!({"partition": null, "account": null, "time_limit": "5", "cpus": 1, "memory": 104_857_600u64, "gpus": null}),
+        "{v}"
+    );
+    // The pending 64-CPU job does not stay behind.
+    poll("the pending job to be cancelled", Duration::from_secs(15), || {
+        let jobs = session_jobs(&too_big);
+        (jobs.len() == 1 && jobs.values().all(|(_, s, _)| s == "CANCELLED")).then_some(())
+    });
+}

@@ -229,8 +229,7 @@ impl Browser {
             match self.try_call("POST", &path, body.clone()) {
                 Ok(_) => return,
                 Err((_, v))
-                    if v["value"]["error"] == "stale element reference"
-                        && Instant::now() < deadline =>
+                    if v["value"]["error"] == "stale element reference" && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(50));
                 }

@@ -29,6 +29,7 @@ mod metrics;
 mod openapi;
 pub mod process;
 pub mod ray;
+pub mod resources;
 mod server;
 pub mod slurm;
 pub mod states;
@@ -51,6 +52,7 @@ pub use process::{
     ProcessWorker, WorkerHandle, WorkerProcess, WorkerRequest,
 };
 pub use ray::{RayError, RayLauncher, RayOptions};
+pub use resources::{ResourceProblem, ResourcesRequest, SessionResources};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
 pub use slurm::{SlurmCommands, SlurmLauncher, SlurmOptions};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};

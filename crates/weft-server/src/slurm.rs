@@ -6,7 +6,8 @@
 //!
 //! - Submission: `sbatch --parsable --job-name weft-<session>-w<k>
 //!   --output FILE --chdir PROJECT [--partition P] [--account A] [--time T]
-//!   [--cpus-per-task N] [--mem NM] [EXTRA...]` with the batch script on
+//!   [--cpus-per-task N] [--mem NM] [--gpus N] [EXTRA...]` (each of the
+//!   session's `resources` in place of the launcher's default) with the batch script on
 //!   its stdin: `exec env -u WEFT_SERVER PROGRAM worker --project P
 //!   --session-id ID --listen HOST:0 [--env E] [--max-runs N]`. The
 //!   worker's bearer token goes in sbatch's own environment as
@@ -203,20 +204,25 @@ impl SlurmLauncher {
             format!("--chdir={}", request.project.display()),
             "--export=ALL".into(),
         ];
-        if let Some(p) = &o.partition {
+        // The session's resources override the launcher's defaults.
+        let r = &request.resources;
+        if let Some(p) = r.partition.as_ref().or(o.partition.as_ref()) {
             args.push(format!("--partition={p}"));
         }
-        if let Some(a) = &o.account {
+        if let Some(a) = r.account.as_ref().or(o.account.as_ref()) {
             args.push(format!("--account={a}"));
         }
-        if let Some(t) = &o.time_limit {
+        if let Some(t) = r.time_limit.as_ref().or(o.time_limit.as_ref()) {
             args.push(format!("--time={t}"));
         }
-        if let Some(n) = o.cpus {
+        if let Some(n) = r.cpus.or(o.cpus) {
             args.push(format!("--cpus-per-task={n}"));
         }
-        if let Some(bytes) = o.memory {
+        if let Some(bytes) = r.memory.or(o.memory) {
             args.push(format!("--mem={}M", bytes.div_ceil(1 << 20).max(1)));
+        }
+        if let Some(n) = r.gpus {
+            args.push(format!("--gpus={n}"));
         }
         args.extend(o.extra_args.iter().cloned());
         args
@@ -734,6 +740,7 @@ mod tests {
             max_runs: Some(3),
             token: "secret-token".into(),
             limits: crate::WorkerLimits::default(),
+            resources: crate::SessionResources::default(),
         }
     }
 
@@ -785,6 +792,25 @@ mod tests {
             ]
         );
         assert!(launcher.script(&request()).contains("--listen 0.0.0.0:0"));
+        // A session's resources replace the server's, field by field.
+        let mut session = request();
+        session.resources.partition = Some("debug".into());
+        session.resources.time_limit = Some("5".into());
+        session.resources.memory = Some(100 << 20);
+        session.resources.gpus = Some(2);
+        let args = launcher.sbatch_args(&session, "n", Path::new("o"));
+        assert_eq!(
+            &args[5..],
+            [
+                "--partition=debug",
+                "--account=team-a",
+                "--time=5",
+                "--cpus-per-task=4",
+                "--mem=100M",
+                "--gpus=2",
+                "--qos=high"
+            ]
+        );
         assert_eq!(
             launcher.output_dir(&request()),
             PathBuf::from("/srv/my project/.weft/slurm")
