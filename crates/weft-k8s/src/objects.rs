@@ -379,7 +379,7 @@ pub fn memory_quantity(bytes: u64) -> String {
         ("Mi", 1 << 20),
         ("Ki", 1 << 10),
     ] {
-        if bytes % size == 0 {
+        if bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

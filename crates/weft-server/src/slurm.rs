@@ -40,7 +40,9 @@
 //!   earlier master of the session, nobody holds their tokens.
 //!
 //! The commands are run with this process's environment (`SLURM_CONF`
-//! included), from [`SlurmCommands`] (default: found on `PATH`).
+//! included), from [`SlurmCommands`] (default: found on `PATH`). With
+//! [`SlurmOptions::rest`] the same jobs are submitted, watched, listed
+//! and cancelled through `slurmrestd` instead ([`crate::slurm_rest`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -126,7 +128,7 @@ pub struct SlurmOptions {
     pub output_dir: Option<PathBuf>,
     /// Submit, watch and cancel through `slurmrestd` instead of the
     /// commands (see [`crate::slurm_rest`]); `extra_args` cannot be used then.
-    pub rest: Option<SlurmRest>,
+    pub rest: Option<Box<SlurmRest>>,
 }
 
 impl SlurmOptions {
@@ -165,7 +167,7 @@ impl SlurmLauncher {
     /// A launcher submitting with `options`.
     pub fn new(options: SlurmOptions) -> Self {
         SlurmLauncher {
-            rest: options.rest.clone().map(RestClient::new),
+            rest: options.rest.clone().map(|r| RestClient::new(*r)),
             options,
             launches: AtomicU64::new(0),
             swept: Mutex::new(false),
@@ -910,11 +912,11 @@ mod tests {
         let mut options = SlurmOptions::new("/opt/weft/bin/weft");
         options.partition = Some("batch".into());
         options.cpus = Some(4);
-        options.rest = Some(SlurmRest {
+        options.rest = Some(Box::new(SlurmRest {
             url: "http://127.0.0.1:1".into(),
             user: "me".into(),
             token: "jwt".into(),
-        });
+        }));
         let launcher = SlurmLauncher::new(options);
         let mut session = request();
         session.resources.cpus = Some(1);

@@ -291,7 +291,7 @@ fn slurm_config(
         options.listen_host = host;
     }
     if let Some(url) = &args.slurm_rest_url {
-        options.rest = Some(slurm_rest(args, url)?);
+        options.rest = Some(Box::new(slurm_rest(args, url)?));
     }
     Ok(LauncherConfig::Slurm {
         options,
