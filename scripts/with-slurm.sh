@@ -13,6 +13,17 @@
 # for the command, and always stops the three daemons by PID and deletes
 # the folder on exit; the command's exit code is returned.
 #
+# slurmrestd too (Debian's `slurmrestd`, installed with the rest): the
+# controller also takes JWTs (AuthAltTypes=auth/jwt, a fresh HS256 key from
+# /dev/urandom, mode 0600, owned by SlurmUser), slurmrestd listens on a
+# free loopback port with rest_auth/jwt and the v0.0.38 API (it refuses to
+# run as root or SlurmUser, so `-u nobody -g nogroup` drops to nobody; no
+# slurmdbd, so no dbv0.0.38 plugin), and
+#   WEFT_SLURM_REST_URL=http://127.0.0.1:<port>
+#   WEFT_SLURM_REST_USER=<this user>   WEFT_SLURM_REST_TOKEN_FILE=<file>
+# (a token from `scontrol token`, mode 0600) are exported as well; it is
+# stopped by PID with the daemons.
+#
 # Choices: the node declares WEFT_SLURM_CPUS CPUs (default 8, more than a
 # small CI machine has: SlurmdParameters=config_overrides lets tests run
 # several one-CPU worker jobs at once) and 4096 MB; EnforcePartLimits is
@@ -35,10 +46,10 @@ have() {
     command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
 }
 
-if ! { have slurmctld && have slurmd && have sbatch && have munged; }; then
-    echo "with-slurm: installing slurm-wlm and munge with apt-get..." >&2
+if ! { have slurmctld && have slurmd && have sbatch && have munged && have slurmrestd; }; then
+    echo "with-slurm: installing slurm-wlm, slurmrestd and munge with apt-get..." >&2
     as_root apt-get update -qq >&2
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm slurmrestd munge >&2
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -107,7 +118,12 @@ wait_pid() {
     pids+=("$(cat "$file")")
 }
 
-mkdir -p "$WORK/munge" "$WORK/state" "$WORK/spool" "$WORK/log"
+mkdir -p "$WORK/munge" "$WORK/state" "$WORK/spool" "$WORK/log" "$WORK/jwt"
+chmod 0700 "$WORK/jwt"
+# The JWT key of this cluster only, readable by SlurmUser (root) alone.
+dd if=/dev/urandom of="$WORK/jwt/jwt_hs256.key" bs=32 count=1 status=none
+chmod 0600 "$WORK/jwt/jwt_hs256.key"
+"${SUDO[@]}" chown root:root "$WORK/jwt" "$WORK/jwt/jwt_hs256.key"
 chmod 0755 "$WORK/munge"
 # A key of this cluster only.
 dd if=/dev/urandom of="$WORK/munge/munge.key" bs=1024 count=1 status=none
@@ -125,6 +141,7 @@ HOST="$(hostname -s)"
 CPUS="${WEFT_SLURM_CPUS:-8}"
 CTLD_PORT="$(free_port)"
 SLURMD_PORT="$(free_port)"
+REST_PORT="$(free_port)"
 USER_NAME="$(id -un)"
 cat >"$WORK/slurm.conf" <<EOF
 ClusterName=weft-test
@@ -136,6 +153,8 @@ SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$SOCKET
+AuthAltTypes=auth/jwt
+AuthAltParameters=jwt_key=$WORK/jwt/jwt_hs256.key
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 SchedulerParameters=batch_sched_delay=0
 SchedulerType=sched/backfill
@@ -177,8 +196,33 @@ until [ "$(sinfo -h -n "$HOST" -o %T 2>/dev/null)" = "idle" ]; do
     sleep 0.05
 done
 
+# slurmrestd, as nobody (it refuses root and SlurmUser), JWT only.
+"${SUDO[@]}" env SLURM_CONF="$SLURM_CONF" SLURM_JWT=daemon \
+    slurmrestd -a rest_auth/jwt -s openapi/v0.0.38 -u nobody -g nogroup \
+    "127.0.0.1:$REST_PORT" >"$WORK/log/slurmrestd.log" 2>&1 &
+pids+=("$!")
+TOKEN_FILE="$WORK/slurmrestd.token"
+(umask 077 && scontrol token username="$USER_NAME" lifespan=86400 | sed -n 's/^SLURM_JWT=//p' >"$TOKEN_FILE")
+if [ ! -s "$TOKEN_FILE" ]; then
+    echo "with-slurm: scontrol token gave no token" >&2
+    exit 1
+fi
+deadline=$((SECONDS + 30))
+until curl -sf -o /dev/null -H "X-SLURM-USER-NAME: $USER_NAME" \
+    -H "X-SLURM-USER-TOKEN: $(cat "$TOKEN_FILE")" "http://127.0.0.1:$REST_PORT/slurm/v0.0.38/ping"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "with-slurm: slurmrestd not answering on 127.0.0.1:$REST_PORT within 30 s:" >&2
+        cat "$WORK/log/slurmrestd.log" >&2 || true
+        exit 1
+    fi
+    sleep 0.05
+done
+export WEFT_SLURM_REST_URL="http://127.0.0.1:$REST_PORT"
+export WEFT_SLURM_REST_USER="$USER_NAME"
+export WEFT_SLURM_REST_TOKEN_FILE="$TOKEN_FILE"
+
 export WEFT_TEST_SLURM=1
-echo "with-slurm: Slurm $(sinfo -V | awk '{print $2}') node $HOST idle ($CPUS CPUs), SLURM_CONF=$SLURM_CONF (as $USER_NAME)" >&2
+echo "with-slurm: Slurm $(sinfo -V | awk '{print $2}') node $HOST idle ($CPUS CPUs), SLURM_CONF=$SLURM_CONF (as $USER_NAME), slurmrestd on $WEFT_SLURM_REST_URL" >&2
 
 set +e
 "$@"

@@ -225,6 +225,20 @@ pub struct SlurmArgs {
     /// batch host, for a cluster of several machines).
     #[arg(long)]
     pub slurm_listen_host: Option<std::net::IpAddr>,
+    /// With --launcher slurm: submit, watch and cancel the worker jobs
+    /// through slurmrestd at this URL (http://HOST:PORT, REST API
+    /// v0.0.38, JWT auth) instead of sbatch, squeue and scancel.
+    #[arg(long)]
+    pub slurm_rest_url: Option<String>,
+    /// With --slurm-rest-url: the user the jobs run as (X-SLURM-USER-NAME;
+    /// default: $USER).
+    #[arg(long, requires = "slurm_rest_url")]
+    pub slurm_rest_user: Option<String>,
+    /// With --slurm-rest-url: a file holding the user's JWT (`scontrol
+    /// token`, the bare token or SLURM_JWT=TOKEN; default: the SLURM_JWT
+    /// environment variable).
+    #[arg(long, requires = "slurm_rest_url")]
+    pub slurm_rest_token_file: Option<PathBuf>,
 }
 
 /// `weft worker`.

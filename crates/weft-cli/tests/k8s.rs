@@ -462,3 +462,49 @@ fn serve_can_run_the_reconcile_pass_itself() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --launcher kubernetes"));
 }
+
+#[test]
+fn a_sessions_resources_replace_the_servers_in_its_worker_pods() {
+    let fake = FakeApi::with_kubelet(Vec::new());
+    let dir = project();
+    let port = free_port().to_string();
+    let flags = k8s_flags(&fake, &port);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = serve(dir.path(), "k8s-resources", &flags);
+    let sized = session(
+        &server.addr,
+        json!({"max_concurrency": 1, "resources": {"cpus": 2, "memory": "1GiB", "time_limit": "1:00:00", "gpus": 1}}),
+    );
+    let plain = session(&server.addr, json!({"max_concurrency": 1}));
+    for (id, start) in [(&sized, 4), (&plain, 8)] {
+        let (status, v) = http(
+            &server.addr,
+            "POST",
+            &format!("/v1/sessions/{id}/runs?wait=true&timeout_s=60"),
+            Some(&json!({"spec": {"runtime_params": {"start": start}}})),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["runs"][0]["outputs"]["out"], start + 1, "{v}");
+    }
+    let pods = fake.objects("pods");
+    let pod_of = |id: &str| {
+        pods.values()
+            .find(|p| p["metadata"]["annotations"]["weft.dev/session-id"] == id)
+            .unwrap_or_else(|| panic!("no Pod for session {id}: {pods:?}"))
+    };
+    let sized_pod = pod_of(&sized);
+    let want = json!({"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"});
+    assert_eq!(sized_pod["spec"]["containers"][0]["resources"]["requests"], want);
+    assert_eq!(sized_pod["spec"]["containers"][0]["resources"]["limits"], want);
+    assert_eq!(sized_pod["spec"]["activeDeadlineSeconds"], 3600);
+    let plain_pod = pod_of(&plain);
+    assert_eq!(
+        plain_pod["spec"]["containers"][0]["resources"]["limits"],
+        json!({"cpu": "500m", "memory": "512Mi"}),
+        "the server's flags"
+    );
+    assert!(
+        plain_pod["spec"].get("activeDeadlineSeconds").is_none(),
+        "{plain_pod}"
+    );
+}

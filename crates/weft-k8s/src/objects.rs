@@ -367,6 +367,25 @@ pub fn worker_args(template: &PodTemplate, request: &WorkerRequest) -> Vec<Strin
     args
 }
 
+/// The extended resource a session's `resources.gpus` asks for.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// Bytes as a Kubernetes quantity: `100Mi` when a whole number of a binary
+/// unit, else plain bytes.
+pub fn memory_quantity(bytes: u64) -> String {
+    for (unit, size) in [
+        ("Ti", 1u64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// A worker's Pod: `PROGRAM worker ...` listening on its Pod IP, the token
 /// in `WEFT_TOKEN` from its Secret, never restarted by the kubelet (the
 /// master replaces a worker that ends).
@@ -376,12 +395,25 @@ pub fn worker_pod(
     request: &WorkerRequest,
     owner: &OwnerReference,
 ) -> Pod {
+    // The session's resources override the template's.
+    let session = &request.resources;
     let mut quantities = BTreeMap::new();
-    if let Some(cpu) = &template.cpu {
-        quantities.insert("cpu".to_string(), Quantity(cpu.clone()));
+    if let Some(cpu) = session
+        .cpus
+        .map(|n| n.to_string())
+        .or_else(|| template.cpu.clone())
+    {
+        quantities.insert("cpu".to_string(), Quantity(cpu));
     }
-    if let Some(memory) = &template.memory {
-        quantities.insert("memory".to_string(), Quantity(memory.clone()));
+    if let Some(memory) = session
+        .memory
+        .map(memory_quantity)
+        .or_else(|| template.memory.clone())
+    {
+        quantities.insert("memory".to_string(), Quantity(memory));
+    }
+    if let Some(gpus) = session.gpus {
+        quantities.insert(GPU_RESOURCE.to_string(), Quantity(gpus.to_string()));
     }
     let resources = (!quantities.is_empty()).then(|| ResourceRequirements {
         requests: Some(quantities.clone()),
@@ -398,6 +430,11 @@ pub fn worker_pod(
         ),
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
+            // The session's time limit: past it the kubelet ends the Pod
+            // (`DeadlineExceeded`), which the master sees as a dead worker.
+            active_deadline_seconds: session
+                .time_limit_seconds()
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             service_account_name: template.service_account.clone(),
             // A worker never calls the Kubernetes API.
             automount_service_account_token: Some(false),
@@ -490,6 +527,7 @@ mod tests {
             max_runs: Some(3),
             token: "secret-token".into(),
             limits: weft_server::WorkerLimits::default(),
+            resources: weft_server::SessionResources::default(),
         }
     }
 
@@ -569,6 +607,34 @@ mod tests {
         );
         assert_eq!(c["env"][1]["valueFrom"]["secretKeyRef"]["name"], "weft-s1-abc");
         assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        assert!(pod["spec"].get("activeDeadlineSeconds").is_none());
+    }
+
+    #[test]
+    fn a_sessions_resources_override_the_template() {
+        let mut t = PodTemplate::new("weft", "img:1");
+        t.cpu = Some("500m".into());
+        t.memory = Some("1Gi".into());
+        let owner = owner_reference("s1", "uid-1");
+        let mut r = request();
+        r.resources.cpus = Some(2);
+        r.resources.time_limit = Some("1:30".into());
+        r.resources.gpus = Some(1);
+        let pod = serde_json::to_value(worker_pod(&t, "w", &r, &owner)).unwrap();
+        let res = &pod["spec"]["containers"][0]["resources"];
+        assert_eq!(res["requests"]["cpu"], "2");
+        assert_eq!(res["limits"]["cpu"], "2");
+        assert_eq!(res["limits"]["memory"], "1Gi", "the template's memory stays");
+        assert_eq!(res["limits"]["nvidia.com/gpu"], "1");
+        assert_eq!(pod["spec"]["activeDeadlineSeconds"], 90);
+        r.resources.memory = Some(100 << 20);
+        let pod = serde_json::to_value(worker_pod(&t, "w", &r, &owner)).unwrap();
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"]["requests"]["memory"],
+            "100Mi"
+        );
+        assert_eq!(memory_quantity(3 << 30), "3Gi");
+        assert_eq!(memory_quantity(1000), "1000");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use weft_k8s::{
     Cluster, ClusterAccess, K8sError, KubernetesLauncher, KubernetesOptions, PodTemplate, ReconcileOptions,
     SessionInfo, Sessions, reconcile,
 };
-use weft_server::{LaunchError, Launcher, SessionState, WorkerLimits, WorkerRequest};
+use weft_server::{LaunchError, Launcher, SessionResources, SessionState, WorkerLimits, WorkerRequest};
 
 const NS: &str = "weft-test";
 
@@ -28,6 +28,7 @@ fn request(session: &str, token: &str) -> WorkerRequest {
         max_runs: Some(5),
         token: token.into(),
         limits: WorkerLimits::default(),
+        resources: SessionResources::default(),
     }
 }
 

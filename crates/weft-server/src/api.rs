@@ -32,7 +32,9 @@ impl IntoResponse for ServerError {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut error = json!({"code": self.code(), "message": self.to_string()});
         match &self {
-            ServerError::BadRequest { path: Some(p), .. } => error["path"] = json!(p),
+            ServerError::BadRequest { path: Some(p), .. } | ServerError::InvalidField { path: p, .. } => {
+                error["path"] = json!(p)
+            }
             ServerError::Invalid { problems } => error["problems"] = json!(problems),
             ServerError::InvalidInput { node, problems } => {
                 error["node"] = json!(node);

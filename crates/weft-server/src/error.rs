@@ -54,6 +54,16 @@ pub enum ServerError {
         /// Each problem, in words.
         problems: Vec<String>,
     },
+    /// A field of the request is well-formed but unusable (422): a session's
+    /// `resources.time_limit` that is no Slurm time limit, a memory size
+    /// that does not parse.
+    #[error("{message}")]
+    InvalidField {
+        /// What is wrong, naming the field.
+        message: String,
+        /// The JSON path of the field (`resources.memory`).
+        path: String,
+    },
     /// An answer to a run waiting for input does not match the node's JSON
     /// Schema (422), every violation with the JSON Pointer of the value.
     #[error("the input does not match the schema of node `{node}`: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -121,7 +131,10 @@ impl ServerError {
             ServerError::NotFound { .. } | ServerError::Missing { .. } => 404,
             ServerError::DatasetTooLarge { .. } => 422,
             ServerError::Conflict(_) => 409,
-            ServerError::Invalid { .. } | ServerError::InvalidInput { .. } | ServerError::Session(_) => 422,
+            ServerError::Invalid { .. }
+            | ServerError::InvalidField { .. }
+            | ServerError::InvalidInput { .. }
+            | ServerError::Session(_) => 422,
             ServerError::TooMany { .. } => 429,
             ServerError::TooLarge { .. } => 413,
             ServerError::ShuttingDown => 503,
@@ -141,7 +154,9 @@ impl ServerError {
             ServerError::NotFound { .. } | ServerError::Missing { .. } => "not_found",
             ServerError::DatasetTooLarge { .. } => "dataset_too_large",
             ServerError::Conflict(_) => "conflict",
-            ServerError::Invalid { .. } | ServerError::Session(_) => "invalid",
+            ServerError::Invalid { .. } | ServerError::InvalidField { .. } | ServerError::Session(_) => {
+                "invalid"
+            }
             ServerError::InvalidInput { .. } => "invalid_input",
             ServerError::Internal(_) => "internal",
             ServerError::TooMany { .. } => "too_many_requests",

@@ -30,8 +30,10 @@ mod metrics;
 mod openapi;
 pub mod process;
 pub mod ray;
+pub mod resources;
 mod server;
 pub mod slurm;
+pub mod slurm_rest;
 pub mod states;
 pub mod tls;
 pub mod web;
@@ -52,8 +54,9 @@ pub use process::{
     ProcessWorker, WorkerHandle, WorkerProcess, WorkerRequest,
 };
 pub use ray::{RayError, RayLauncher, RayOptions};
+pub use resources::{ResourceProblem, ResourcesRequest, SessionResources};
 pub use server::{CreateSession, LiveSession, Server, ServerConfig, session_view};
-pub use slurm::{SlurmCommands, SlurmLauncher, SlurmOptions};
+pub use slurm::{SlurmCommands, SlurmLauncher, SlurmOptions, SlurmRest};
 pub use states::{IllegalTransition, SessionEvent, SessionState, transition};
 pub use worker::{BoxFuture, Health, InProcessWorker, RunProgress, Worker, WorkerError, open_served_session};
 pub use worker_app::{NDJSON, WorkerState, serve_worker, worker_app};

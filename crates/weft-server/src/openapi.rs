@@ -62,6 +62,36 @@ pub fn document() -> Value {
     });
     let session_state = json!({"type": "string", "enum": ["pending", "ready", "busy", "idle", "input_required", "draining", "closed", "expired", "aborted", "failed"]});
     let string_list = json!({"type": "array", "items": {"type": "string"}});
+    // A session's launcher resources (crate::resources): what a creation
+    // takes, and what a session shows (memory in bytes, unset fields null).
+    let slurm_name =
+        json!({"type": ["string", "null"], "minLength": 1, "maxLength": crate::resources::NAME_MAX});
+    let count = json!({"type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64});
+    let resources_request = json!({
+        "type": ["object", "null"],
+        "additionalProperties": false,
+        "description": "Launcher resources of the session's workers; each field set overrides the server's default (Slurm: all; Kubernetes: cpus, memory, gpus, time_limit; Ray: cpus, memory, gpus; process: memory)",
+        "properties": {
+            "partition": slurm_name,
+            "account": slurm_name,
+            "time_limit": {"type": ["string", "null"], "minLength": 1, "description": "Slurm time limit: MINUTES, MINUTES:SECONDS, HOURS:MINUTES:SECONDS, DAYS-HOURS[:MINUTES[:SECONDS]] or UNLIMITED"},
+            "cpus": count,
+            "memory": {"type": ["integer", "string", "null"], "minimum": 1, "maximum": 18446744073709551615u64, "minLength": 1, "description": "Bytes, or a size such as 512MiB or 2G"},
+            "gpus": count
+        }
+    });
+    let resources_view = json!({
+        "type": "object",
+        "required": ["partition", "account", "time_limit", "cpus", "memory", "gpus"],
+        "properties": {
+            "partition": {"type": ["string", "null"]},
+            "account": {"type": ["string", "null"]},
+            "time_limit": {"type": ["string", "null"]},
+            "cpus": {"type": ["integer", "null"]},
+            "memory": {"type": ["integer", "null"], "description": "Bytes"},
+            "gpus": {"type": ["integer", "null"]}
+        }
+    });
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -101,12 +131,13 @@ pub fn document() -> Value {
                         "env": {"type": ["string", "null"]},
                         "key": {"type": ["string", "null"], "minLength": 1, "maxLength": 200, "description": "Reuse a live session with this key"},
                         "idle_ttl_s": {"type": ["integer", "null"], "minimum": 0, "maximum": 18446744073709551615u64},
-                        "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64}
+                        "max_concurrency": {"type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64},
+                        "resources": resources_request
                     }
                 },
                 "Session": {
                     "type": "object",
-                    "required": ["id", "state", "phase", "runs", "created_at", "last_heartbeat_at", "idle_ttl_s", "max_concurrency"],
+                    "required": ["id", "state", "phase", "runs", "created_at", "last_heartbeat_at", "idle_ttl_s", "max_concurrency", "resources"],
                     "properties": {
                         "id": {"type": "string"},
                         "key": {"type": ["string", "null"]},
@@ -122,7 +153,8 @@ pub fn document() -> Value {
                         "idle_ttl_s": {"type": "integer"},
                         "max_concurrency": {"type": "integer"},
                         "next_action": {"type": ["string", "null"], "description": "`awaiting_input` while a run waits for input"},
-                        "pending_input": pending_input
+                        "pending_input": pending_input,
+                        "resources": resources_view
                     }
                 },
                 "Sessions": {"type": "object", "required": ["sessions"], "properties": {"sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}}},

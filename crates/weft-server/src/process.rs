@@ -39,6 +39,7 @@ use weft_session::{CloseMode, RunSpec};
 use weft_store::RunRecord;
 
 use crate::limits::WorkerLimits;
+use crate::resources::SessionResources;
 use crate::worker::{BoxFuture, Health, RunProgress, Worker, WorkerError};
 
 /// Where a server's session workers run.
@@ -178,6 +179,9 @@ pub struct WorkerRequest {
     pub token: String,
     /// Limits the worker applies to itself (`--memory-limit`, `--cpu-limit-s`).
     pub limits: WorkerLimits,
+    /// The session's launcher resources; each set field overrides the
+    /// launcher's own default (see [`crate::resources`]).
+    pub resources: SessionResources,
 }
 
 /// Why a worker could not be started.
@@ -577,6 +581,9 @@ pub struct ProcessOptions {
     /// Limits every worker applies to itself; a worker that one of them
     /// ends fails its run with the limit's name ([`WorkerError::LimitExceeded`]).
     pub limits: WorkerLimits,
+    /// The session's launcher resources, passed to the launcher with
+    /// every worker it starts.
+    pub resources: SessionResources,
 }
 
 impl ProcessOptions {
@@ -588,6 +595,7 @@ impl ProcessOptions {
             max_runs: None,
             busy_patience: Duration::from_secs(60),
             limits: WorkerLimits::default(),
+            resources: SessionResources::default(),
         }
     }
 }
@@ -740,6 +748,7 @@ impl Inner {
             max_runs: self.options.max_runs,
             token: uuid::Uuid::new_v4().simple().to_string(),
             limits: self.options.limits,
+            resources: self.options.resources.clone(),
         };
         let mut handle = self.launcher.launch(&request)?;
         let name = handle.process().describe();
@@ -1273,6 +1282,7 @@ pub(crate) fn session_worker(
     env: Option<String>,
     progress: Arc<dyn RunProgress>,
 ) -> Arc<dyn Worker> {
+    let resources = SessionResources::from_extra(&record.extra);
     match launcher {
         LauncherConfig::InProcess => Arc::new(crate::worker::InProcessWorker::new(Arc::clone(service))),
         LauncherConfig::Process {
@@ -1285,6 +1295,13 @@ pub(crate) fn session_worker(
             options.max_runs = *max_runs;
             options.ready_timeout = *ready_timeout;
             options.limits = *limits;
+            // A local child has no scheduler: the session's memory becomes
+            // the limit the worker applies to itself; the other resources
+            // mean nothing here.
+            if let Some(bytes) = resources.memory {
+                options.limits.memory_bytes = Some(bytes);
+            }
+            options.resources = resources.clone();
             Arc::new(
                 ProcessWorker::new(
                     Arc::new(LocalProcessLauncher::new(program)),
@@ -1318,6 +1335,7 @@ pub(crate) fn session_worker(
             options.max_runs = *max_runs;
             options.ready_timeout = *ready_timeout;
             options.limits = *limits;
+            options.resources = resources.clone();
             Arc::new(
                 ProcessWorker::new(
                     Arc::new(crate::ray::RayLauncher::new(ray)),
@@ -1334,6 +1352,7 @@ pub(crate) fn session_worker(
             options.max_runs = external.max_runs;
             options.ready_timeout = external.ready_timeout;
             options.limits = external.limits;
+            options.resources = resources.clone();
             Arc::new(
                 ProcessWorker::new(
                     Arc::clone(&external.launcher),
@@ -1355,6 +1374,7 @@ pub(crate) fn session_worker(
             options.max_runs = *max_runs;
             options.ready_timeout = *ready_timeout;
             options.limits = *limits;
+            options.resources = resources.clone();
             Arc::new(
                 ProcessWorker::new(
                     Arc::new(crate::slurm::SlurmLauncher::new(slurm.clone())),
@@ -1922,6 +1942,7 @@ mod tests {
             max_runs: None,
             token: "t".into(),
             limits: WorkerLimits::default(),
+            resources: SessionResources::default(),
         };
         let err = launcher.launch(&request).err().unwrap();
         assert!(matches!(err, LaunchError::Spawn { .. }), "{err}");
@@ -1947,6 +1968,7 @@ mod tests {
             max_runs: None,
             token: "t".into(),
             limits: WorkerLimits::default(),
+            resources: SessionResources::default(),
         };
         let mut handle = LocalProcessLauncher::new(&script).launch(&request).unwrap();
         let err = handle

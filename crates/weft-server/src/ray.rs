@@ -9,7 +9,8 @@
 //!   [--env E] [--max-runs N]`, `submission_id` `weft-<session>-w<k>-g<n>`
 //!   (`k`: this launcher's launch number, `n`: the generation, bumped past
 //!   ids left by an earlier master), `entrypoint_num_cpus` /
-//!   `entrypoint_memory` when set, and `runtime_env` with the worker's
+//!   `entrypoint_memory` when set (the session's `resources.cpus` /
+//!   `memory` first; `resources.gpus` as `entrypoint_num_gpus`), and `runtime_env` with the worker's
 //!   bearer token in `env_vars.WEFT_TOKEN` (never on the command line) and
 //!   `working_dir` when the project travels as a Ray working directory
 //!   (then the worker is started with `--project .`). A resubmit of the same
@@ -256,11 +257,16 @@ impl RayLauncher {
             "runtime_env": runtime_env,
             "metadata": {"weft_session": request.session_id, "weft_launch": nonce},
         });
-        if let Some(cpus) = self.options.num_cpus {
+        // The session's resources override the launcher's defaults.
+        let resources = &request.resources;
+        if let Some(cpus) = resources.cpus.map(f64::from).or(self.options.num_cpus) {
             body["entrypoint_num_cpus"] = json!(cpus);
         }
-        if let Some(memory) = self.options.memory {
+        if let Some(memory) = resources.memory.or(self.options.memory) {
             body["entrypoint_memory"] = json!(memory);
+        }
+        if let Some(gpus) = resources.gpus {
+            body["entrypoint_num_gpus"] = json!(gpus);
         }
         body
     }
@@ -538,6 +544,7 @@ mod tests {
             max_runs: Some(3),
             token: "secret-token".into(),
             limits: crate::WorkerLimits::default(),
+            resources: crate::SessionResources::default(),
         }
     }
 
@@ -568,6 +575,16 @@ mod tests {
         assert_eq!(body["runtime_env"]["working_dir"], "gs://bucket/project.zip");
         assert_eq!(body["entrypoint_num_cpus"], 0.5);
         assert_eq!(body["entrypoint_memory"], 1u64 << 30);
+        assert!(body.get("entrypoint_num_gpus").is_none());
+        // A session's resources override the launcher's.
+        let mut session = request();
+        session.resources.cpus = Some(2);
+        session.resources.memory = Some(1 << 20);
+        session.resources.gpus = Some(1);
+        let with = launcher.submission(&session, "id", "n");
+        assert_eq!(with["entrypoint_num_cpus"], 2.0);
+        assert_eq!(with["entrypoint_memory"], 1u64 << 20);
+        assert_eq!(with["entrypoint_num_gpus"], 1);
         let e = body["entrypoint"].as_str().unwrap();
         assert!(
             e.contains("--project . ") && e.contains("--listen 0.0.0.0:0"),

@@ -310,6 +310,7 @@ pub fn session_view(
         "max_concurrency": record.max_concurrency,
         "next_action": record.extra.get("next_action").cloned().unwrap_or(Value::Null),
         "pending_input": record.extra.get("pending_input").cloned().unwrap_or(Value::Null),
+        "resources": crate::resources::SessionResources::from_extra(&record.extra).view(),
     })
 }
 
@@ -327,6 +328,9 @@ pub struct CreateSession {
     pub idle_ttl_s: Option<u64>,
     /// Most runs of the session at once.
     pub max_concurrency: Option<u32>,
+    /// Launcher resources of the session's workers (each set field
+    /// overrides the server's default).
+    pub resources: Option<crate::resources::ResourcesRequest>,
 }
 
 /// The manager: the store, the live sessions and their masters.
@@ -486,6 +490,13 @@ impl Server {
                 path: Some("max_concurrency".into()),
             });
         }
+        let resources = match req.resources.clone() {
+            None => crate::resources::SessionResources::default(),
+            Some(r) => r.validate().map_err(|p| ServerError::InvalidField {
+                message: p.to_string(),
+                path: p.path,
+            })?,
+        };
         // One creation at a time in this process; the store's unique key
         // index makes reuse-or-reserve atomic across processes.
         let _guard = self.create_lock.lock().await;
@@ -516,7 +527,11 @@ impl Server {
             created_at: now,
             heartbeat_at: now,
             closed_at: None,
-            extra: json!({}),
+            extra: if resources.is_empty() {
+                json!({})
+            } else {
+                json!({ "resources": resources.view() })
+            },
         };
         // Open the project before reserving anything: a project that does not
         // load is the caller's error (422), not a failed session.
@@ -1669,6 +1684,7 @@ mod tests {
                             key: None,
                             idle_ttl_s: None,
                             max_concurrency: None,
+                            resources: None,
                         })
                         .await
                         .map(|_| ())

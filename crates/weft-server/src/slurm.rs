@@ -6,7 +6,8 @@
 //!
 //! - Submission: `sbatch --parsable --job-name weft-<session>-w<k>
 //!   --output FILE --chdir PROJECT [--partition P] [--account A] [--time T]
-//!   [--cpus-per-task N] [--mem NM] [EXTRA...]` with the batch script on
+//!   [--cpus-per-task N] [--mem NM] [--gpus N] [EXTRA...]` (each of the
+//!   session's `resources` in place of the launcher's default) with the batch script on
 //!   its stdin: `exec env -u WEFT_SERVER PROGRAM worker --project P
 //!   --session-id ID --listen HOST:0 [--env E] [--max-runs N]`. The
 //!   worker's bearer token goes in sbatch's own environment as
@@ -39,7 +40,9 @@
 //!   earlier master of the session, nobody holds their tokens.
 //!
 //! The commands are run with this process's environment (`SLURM_CONF`
-//! included), from [`SlurmCommands`] (default: found on `PATH`).
+//! included), from [`SlurmCommands`] (default: found on `PATH`). With
+//! [`SlurmOptions::rest`] the same jobs are submitted, watched, listed
+//! and cancelled through `slurmrestd` instead ([`crate::slurm_rest`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +56,8 @@ use crate::process::{
     LaunchError, Launcher, WorkerHandle, WorkerProcess, WorkerRequest, announced_address, reachable,
     shell_quote,
 };
+pub use crate::slurm_rest::SlurmRest;
+use crate::slurm_rest::{RestClient, RestJob};
 
 /// The Slurm client programs a [`SlurmLauncher`] runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +126,9 @@ pub struct SlurmOptions {
     /// Where job output files go (default `<project>/.weft/slurm`); must be
     /// a folder the compute nodes and the master share.
     pub output_dir: Option<PathBuf>,
+    /// Submit, watch and cancel through `slurmrestd` instead of the
+    /// commands (see [`crate::slurm_rest`]); `extra_args` cannot be used then.
+    pub rest: Option<Box<SlurmRest>>,
 }
 
 impl SlurmOptions {
@@ -138,6 +146,7 @@ impl SlurmOptions {
             extra_args: Vec::new(),
             listen_host: IpAddr::from([127, 0, 0, 1]),
             output_dir: None,
+            rest: None,
         }
     }
 }
@@ -146,6 +155,7 @@ impl SlurmOptions {
 #[derive(Debug)]
 pub struct SlurmLauncher {
     options: SlurmOptions,
+    rest: Option<RestClient>,
     launches: AtomicU64,
     /// Whether jobs left by an earlier master were looked for; held while
     /// looking, so no job of this launcher is submitted (and cancelled as
@@ -157,6 +167,7 @@ impl SlurmLauncher {
     /// A launcher submitting with `options`.
     pub fn new(options: SlurmOptions) -> Self {
         SlurmLauncher {
+            rest: options.rest.clone().map(|r| RestClient::new(*r)),
             options,
             launches: AtomicU64::new(0),
             swept: Mutex::new(false),
@@ -203,29 +214,115 @@ impl SlurmLauncher {
             format!("--chdir={}", request.project.display()),
             "--export=ALL".into(),
         ];
-        if let Some(p) = &o.partition {
+        // The session's resources override the launcher's defaults.
+        let r = &request.resources;
+        if let Some(p) = r.partition.as_ref().or(o.partition.as_ref()) {
             args.push(format!("--partition={p}"));
         }
-        if let Some(a) = &o.account {
+        if let Some(a) = r.account.as_ref().or(o.account.as_ref()) {
             args.push(format!("--account={a}"));
         }
-        if let Some(t) = &o.time_limit {
+        if let Some(t) = r.time_limit.as_ref().or(o.time_limit.as_ref()) {
             args.push(format!("--time={t}"));
         }
-        if let Some(n) = o.cpus {
+        if let Some(n) = r.cpus.or(o.cpus) {
             args.push(format!("--cpus-per-task={n}"));
         }
-        if let Some(bytes) = o.memory {
+        if let Some(bytes) = r.memory.or(o.memory) {
             args.push(format!("--mem={}M", bytes.div_ceil(1 << 20).max(1)));
+        }
+        if let Some(n) = r.gpus {
+            args.push(format!("--gpus={n}"));
         }
         args.extend(o.extra_args.iter().cloned());
         args
+    }
+
+    /// The `POST /slurm/v0.0.38/job/submit` body for `request` (the same
+    /// job as [`SlurmLauncher::sbatch_args`]; the environment is this
+    /// process's, as `--export=ALL` gives, without its `SLURM_*` variables,
+    /// plus the worker's `WEFT_TOKEN`).
+    pub fn rest_submission(
+        &self,
+        request: &WorkerRequest,
+        name: &str,
+        output: &Path,
+    ) -> Result<serde_json::Value, LaunchError> {
+        use serde_json::{Value, json};
+        let o = &self.options;
+        let r = &request.resources;
+        if !o.extra_args.is_empty() {
+            return Err(LaunchError::Refused(
+                "extra sbatch options cannot be given through slurmrestd".into(),
+            ));
+        }
+        if r.gpus.is_some() {
+            return Err(LaunchError::Refused(format!(
+                "the worker job {name} asks for GPUs (resources.gpus), which this launcher submits \
+                 only with sbatch, not through slurmrestd"
+            )));
+        }
+        let mut environment: serde_json::Map<String, Value> = std::env::vars()
+            .filter(|(k, _)| !k.starts_with("SLURM_") && k != "WEFT_TOKEN")
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        environment.insert("WEFT_TOKEN".into(), json!(request.token));
+        let output = output.display().to_string();
+        let mut job = json!({
+            "name": name,
+            "current_working_directory": request.project.display().to_string(),
+            "standard_output": output,
+            "standard_error": output,
+            "environment": environment,
+        });
+        if let Some(p) = r.partition.as_ref().or(o.partition.as_ref()) {
+            job["partition"] = json!(p);
+        }
+        if let Some(a) = r.account.as_ref().or(o.account.as_ref()) {
+            job["account"] = json!(a);
+        }
+        if let Some(t) = r.time_limit.as_ref().or(o.time_limit.as_ref()) {
+            let seconds = crate::resources::time_limit_seconds(t)
+                .map_err(|m| LaunchError::Refused(format!("the time limit of the worker job {name}: {m}")))?;
+            // In whole minutes (rounded up); no limit: the partition's.
+            if let Some(seconds) = seconds {
+                job["time_limit"] = json!(seconds.div_ceil(60));
+            }
+        }
+        if let Some(n) = r.cpus.or(o.cpus) {
+            job["cpus_per_task"] = json!(n);
+        }
+        if let Some(bytes) = r.memory.or(o.memory) {
+            job["memory_per_node"] = json!(bytes.div_ceil(1 << 20).max(1));
+        }
+        Ok(json!({"script": self.script(request), "job": job}))
     }
 
     /// Cancels this user's queued or running jobs of session `session_id`
     /// (named `weft-<session>-w<k>`): left by an earlier master of the
     /// session, nobody holds their tokens any more.
     fn cancel_left_behind(&self, session_id: &str) {
+        if let Some(rest) = &self.rest {
+            let jobs = match rest.jobs() {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::warn!("cannot list the Slurm jobs through slurmrestd: {e}");
+                    return;
+                }
+            };
+            let mine: String = jobs
+                .iter()
+                .filter(|j| j.user == rest.user() && !is_ended(&j.state))
+                .map(|j| format!("{}|{}\n", j.id, j.name))
+                .collect();
+            for id in left_behind(&mine, session_id) {
+                tracing::info!(job_id = %id, "cancelling a Slurm job left by an earlier master of session {session_id}");
+                if let Err(e) = rest.cancel(&id) {
+                    tracing::warn!(job_id = %id, "cannot cancel through slurmrestd: {e}");
+                }
+            }
+            return;
+        }
         let commands = &self.options.commands;
         let Some((true, stdout, _)) = run(&commands.squeue, &["-h", "--me", "-o", "%i|%j"]) else {
             return;
@@ -291,6 +388,22 @@ impl Launcher for SlurmLauncher {
         })?;
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let output = dir.join(format!("{name}-{}.out", &nonce[..12]));
+        if let Some(rest) = &self.rest {
+            let body = self.rest_submission(request, &name, &output)?;
+            let id = rest.submit(&body).map_err(|e| {
+                LaunchError::Refused(format!(
+                    "Slurm refused the worker job {name} (slurmrestd at {}): {e}",
+                    rest.url()
+                ))
+            })?;
+            tracing::debug!(job_id = %id, job_name = %name, "worker submitted to slurmrestd");
+            return Ok(WorkerHandle::new(SlurmJob::watch(
+                Api::Rest(rest.clone()),
+                id,
+                name,
+                output,
+            )));
+        }
         let sbatch = &self.options.commands.sbatch;
         let mut child = Command::new(sbatch)
             .args(self.sbatch_args(request, &name, &output))
@@ -331,7 +444,7 @@ impl Launcher for SlurmLauncher {
         };
         tracing::debug!(job_id = %id, job_name = %name, "worker submitted to Slurm");
         Ok(WorkerHandle::new(SlurmJob::watch(
-            self.options.commands.clone(),
+            Api::Commands(self.options.commands.clone()),
             id,
             name,
             output,
@@ -468,8 +581,14 @@ struct Seen {
     queued: Option<String>,
 }
 
+/// How a job is watched and cancelled: the Slurm commands, or slurmrestd.
+enum Api {
+    Commands(SlurmCommands),
+    Rest(RestClient),
+}
+
 struct Shared {
-    commands: SlurmCommands,
+    api: Api,
     id: String,
     name: String,
     output: PathBuf,
@@ -499,8 +618,11 @@ impl Shared {
     /// One look at the job's state (a Slurm command that fails for a moment
     /// changes nothing: the next poll tries again).
     fn poll(&self) {
-        let Some((ok, stdout, stderr)) =
-            run(&self.commands.squeue, &["-h", "-j", &self.id, "-o", "%T|%r|%B"])
+        let commands = match &self.api {
+            Api::Commands(commands) => commands,
+            Api::Rest(rest) => return self.poll_rest(rest),
+        };
+        let Some((ok, stdout, stderr)) = run(&commands.squeue, &["-h", "-j", &self.id, "-o", "%T|%r|%B"])
         else {
             return;
         };
@@ -539,16 +661,69 @@ impl Shared {
         }
     }
 
+    /// [`Shared::poll`] through slurmrestd: the job's answer holds its
+    /// state, pending reason, batch host and, once ended, exit code.
+    fn poll_rest(&self, rest: &RestClient) {
+        match rest.job(&self.id) {
+            Err(e) => tracing::debug!(job_id = %self.id, "slurmrestd: {e}"),
+            Ok(None) => {
+                lock(&self.seen).exit = Some(format!("Slurm job {} is no longer known to Slurm", self.id));
+            }
+            Ok(Some(RestJob {
+                state,
+                reason,
+                batch_host,
+                exit_code,
+                ..
+            })) => {
+                let mut seen = lock(&self.seen);
+                if is_ended(&state) {
+                    let code = exit_code.map(|c| c.to_string()).unwrap_or_default();
+                    seen.exit = Some(ended_message(&self.id, &state, &code, &reason));
+                    return;
+                }
+                seen.queued = Some(format!("{state} (reason {reason})"));
+                if batch_host.is_some() {
+                    seen.batch_host = batch_host;
+                }
+                if state == "PENDING" && is_hopeless(&reason) {
+                    seen.never = Some(reason);
+                }
+            }
+        }
+    }
+
+    /// Cancels the job (a failure is logged: the watcher still sees it end
+    /// or not).
+    fn cancel(&self) {
+        match &self.api {
+            Api::Rest(rest) => {
+                if let Err(e) = rest.cancel(&self.id) {
+                    tracing::warn!(job_id = %self.id, "cancelling through slurmrestd failed: {e}");
+                }
+            }
+            Api::Commands(commands) => match run(&commands.scancel, &[&self.id]) {
+                Some((true, _, _)) | None => {}
+                Some((false, _, stderr)) => {
+                    tracing::warn!(job_id = %self.id, "scancel failed: {}", stderr.trim())
+                }
+            },
+        }
+    }
+
     /// How the job ended: accounting first, else the controller's memory.
     fn final_state(&self) -> Option<String> {
+        let Api::Commands(commands) = &self.api else {
+            return None;
+        };
         if let Some((true, stdout, _)) = run(
-            &self.commands.sacct,
+            &commands.sacct,
             &["-n", "-X", "-P", "-j", &self.id, "-o", "State,ExitCode,Reason"],
         ) && let Some(message) = parse_sacct(&self.id, &stdout)
         {
             return Some(message);
         }
-        match run(&self.commands.scontrol, &["show", "job", "-o", &self.id]) {
+        match run(&commands.scontrol, &["show", "job", "-o", &self.id]) {
             Some((true, stdout, _)) => parse_scontrol(&self.id, &stdout),
             _ => None,
         }
@@ -575,9 +750,9 @@ struct SlurmJob {
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
 impl SlurmJob {
-    fn watch(commands: SlurmCommands, id: String, name: String, output: PathBuf) -> Self {
+    fn watch(api: Api, id: String, name: String, output: PathBuf) -> Self {
         let shared = Arc::new(Shared {
-            commands,
+            api,
             id,
             name,
             output,
@@ -688,13 +863,7 @@ impl WorkerProcess for SlurmJob {
     fn kill(&mut self) {
         if !self.cancel_sent && lock(&self.shared.seen).exit.is_none() {
             self.cancel_sent = true;
-            match run(&self.shared.commands.scancel, &[&self.shared.id]) {
-                Some((true, _, _)) => {}
-                Some((false, _, stderr)) => {
-                    tracing::warn!(job_id = %self.shared.id, "scancel failed: {}", stderr.trim())
-                }
-                None => {}
-            }
+            self.shared.cancel();
             // Slurm signals the worker, which exits at once when idle; wait
             // a little for the job to be recorded ended.
             let until = Instant::now() + Duration::from_secs(2);
@@ -734,7 +903,60 @@ mod tests {
             max_runs: Some(3),
             token: "secret-token".into(),
             limits: crate::WorkerLimits::default(),
+            resources: crate::SessionResources::default(),
         }
+    }
+
+    #[test]
+    fn the_rest_submission_is_the_same_job_with_the_token_in_its_environment() {
+        let mut options = SlurmOptions::new("/opt/weft/bin/weft");
+        options.partition = Some("batch".into());
+        options.cpus = Some(4);
+        options.rest = Some(Box::new(SlurmRest {
+            url: "http://127.0.0.1:1".into(),
+            user: "me".into(),
+            token: "jwt".into(),
+        }));
+        let launcher = SlurmLauncher::new(options);
+        let mut session = request();
+        session.resources.cpus = Some(1);
+        session.resources.memory = Some(100 << 20);
+        session.resources.time_limit = Some("1:30".into());
+        let body = launcher
+            .rest_submission(&session, "weft-s1-w0", Path::new("/srv/out/w0.out"))
+            .unwrap();
+        assert_eq!(body["script"], launcher.script(&session));
+        let job = &body["job"];
+        assert_eq!(job["name"], "weft-s1-w0");
+        assert_eq!(job["current_working_directory"], "/srv/my project");
+        assert_eq!(job["standard_output"], "/srv/out/w0.out");
+        assert_eq!(job["partition"], "batch");
+        assert_eq!(job["cpus_per_task"], 1);
+        assert_eq!(job["memory_per_node"], 100);
+        assert_eq!(job["time_limit"], 2, "90 s, in whole minutes");
+        assert_eq!(job["environment"]["WEFT_TOKEN"], "secret-token");
+        assert!(!body["script"].as_str().unwrap().contains("secret-token"));
+        assert!(
+            job["environment"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| !k.starts_with("SLURM_")),
+            "{job}"
+        );
+        // What it cannot carry is refused, not dropped.
+        session.resources.gpus = Some(1);
+        let err = launcher
+            .rest_submission(&session, "n", Path::new("o"))
+            .unwrap_err();
+        assert!(err.to_string().contains("resources.gpus"), "{err}");
+        let mut options = SlurmOptions::new("weft");
+        options.extra_args = vec!["--qos=high".into()];
+        options.rest = launcher.options.rest.clone();
+        let err = SlurmLauncher::new(options)
+            .rest_submission(&request(), "n", Path::new("o"))
+            .unwrap_err();
+        assert!(err.to_string().contains("extra sbatch options"), "{err}");
     }
 
     #[test]
@@ -785,6 +1007,25 @@ mod tests {
             ]
         );
         assert!(launcher.script(&request()).contains("--listen 0.0.0.0:0"));
+        // A session's resources replace the server's, field by field.
+        let mut session = request();
+        session.resources.partition = Some("debug".into());
+        session.resources.time_limit = Some("5".into());
+        session.resources.memory = Some(100 << 20);
+        session.resources.gpus = Some(2);
+        let args = launcher.sbatch_args(&session, "n", Path::new("o"));
+        assert_eq!(
+            &args[5..],
+            [
+                "--partition=debug",
+                "--account=team-a",
+                "--time=5",
+                "--cpus-per-task=4",
+                "--mem=100M",
+                "--gpus=2",
+                "--qos=high"
+            ]
+        );
         assert_eq!(
             launcher.output_dir(&request()),
             PathBuf::from("/srv/my project/.weft/slurm")

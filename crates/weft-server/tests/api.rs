@@ -1086,3 +1086,129 @@ async fn a_long_run_records_its_progress_while_it_runs() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["node_timings"].as_array().unwrap().len(), 2, "{run}");
 }
+
+/// A session's launcher resources: checked at creation (the bad field's
+/// path in the error), shown by the session, stored with it and read back
+/// by a new server on the same store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_resources_round_trip_are_checked_and_survive_a_restart() {
+    let f = fixture().await;
+    let resources = json!({
+        "partition": "debug", "account": "team-a", "time_limit": "5",
+        "cpus": 1, "memory": "100MiB", "gpus": 2,
+    });
+    let (status, v) = f
+        .call("POST", "/v1/sessions", Some(json!({"resources": resources})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let shown = json!({
+        "partition": "debug", "account": "team-a", "time_limit": "5",
+        "cpus": 1, "memory": 104_857_600u64, "gpus": 2,
+    });
+    assert_eq!(v["resources"], shown, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (status, v) = f.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["resources"], shown, "{v}");
+    // Memory in bytes; a session without resources shows every field null.
+    let (status, v) = f
+        .call(
+            "POST",
+            "/v1/sessions",
+            Some(json!({"resources": {"memory": 4096}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(v["resources"]["memory"], 4096, "{v}");
+    assert_eq!(v["resources"]["cpus"], Value::Null, "{v}");
+    let (_, v) = f.call("POST", "/v1/sessions", Some(json!({}))).await;
+    assert_eq!(
+        v["resources"],
+        json!({"partition": null, "account": null, "time_limit": null, "cpus": null, "memory": null, "gpus": null}),
+        "{v}"
+    );
+
+    // Bad resources: 400 (wrong shape) or 422 (well-formed but unusable),
+    // naming the field's path; no session is created.
+    let (_, before) = f.call("GET", "/v1/sessions", None).await;
+    let before = before["sessions"].as_array().unwrap().len();
+    for (body, want, path) in [
+        (json!({"cpu": 1}), StatusCode::BAD_REQUEST, "resources.cpu"),
+        (json!({"cpus": "many"}), StatusCode::BAD_REQUEST, "resources.cpus"),
+        (
+            json!({"memory": [1]}),
+            StatusCode::BAD_REQUEST,
+            "resources.memory",
+        ),
+        (
+            json!({"cpus": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.cpus",
+        ),
+        (
+            json!({"memory": "lots"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.memory",
+        ),
+        (
+            json!({"memory": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.memory",
+        ),
+        (
+            json!({"time_limit": "soon"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.time_limit",
+        ),
+        (
+            json!({"partition": "a b"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.partition",
+        ),
+        (
+            json!({"account": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.account",
+        ),
+        (
+            json!({"gpus": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "resources.gpus",
+        ),
+    ] {
+        let (status, v) = f
+            .call("POST", "/v1/sessions", Some(json!({"resources": body.clone()})))
+            .await;
+        assert_eq!(status, want, "{body}: {v}");
+        assert_eq!(v["error"]["path"], path, "{body}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(path), "{body}: {message}");
+    }
+    let (_, after) = f.call("GET", "/v1/sessions", None).await;
+    assert_eq!(after["sessions"].as_array().unwrap().len(), before);
+
+    // A new server on the same store shows (and launches with) the same resources.
+    f.server.shutdown().await;
+    let root = f._dir.path().to_path_buf();
+    let store = Store::open(root.join("store.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let server = Server::new(
+        ServerConfig::new(&root),
+        store,
+        Arc::new(ManualClock::new(jiff::Timestamp::now())),
+    );
+    server.recover().await.unwrap();
+    let router = app(Arc::clone(&server));
+    let again = Fixture {
+        _dir: tempfile::tempdir().unwrap(),
+        server,
+        clock: Arc::new(ManualClock::new(jiff::Timestamp::now())),
+        router,
+    };
+    let (status, v) = again.call("GET", &format!("/v1/sessions/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["resources"], shown, "{v}");
+    assert!(again.server.live(&id).is_some(), "the session was adopted");
+    drop(f);
+}

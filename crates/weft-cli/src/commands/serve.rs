@@ -158,7 +158,8 @@ pub(super) fn launcher_config(args: &LauncherArgs) -> anyhow::Result<LauncherCon
         || !slurm.slurm_sbatch_arg.is_empty()
         || slurm.slurm_bin_dir.is_some()
         || slurm.slurm_output_dir.is_some()
-        || slurm.slurm_listen_host.is_some();
+        || slurm.slurm_listen_host.is_some()
+        || slurm.slurm_rest_url.is_some();
     if slurm_flags && args.launcher != LauncherArg::Slurm {
         return Err(UsageError::new("the --slurm-* flags need --launcher slurm").into());
     }
@@ -289,11 +290,62 @@ fn slurm_config(
     if let Some(host) = args.slurm_listen_host {
         options.listen_host = host;
     }
+    if let Some(url) = &args.slurm_rest_url {
+        options.rest = Some(Box::new(slurm_rest(args, url)?));
+    }
     Ok(LauncherConfig::Slurm {
         options,
         max_runs,
         ready_timeout,
         limits,
+    })
+}
+
+/// `--slurm-rest-url` and its user and token (read here, at the edge).
+fn slurm_rest(args: &SlurmArgs, url: &str) -> anyhow::Result<weft_server::SlurmRest> {
+    if !url.starts_with("http://") || url.len() <= "http://".len() {
+        return Err(UsageError::new(format!("--slurm-rest-url {url:?}: expected http://HOST:PORT")).into());
+    }
+    if !args.slurm_sbatch_arg.is_empty() {
+        return Err(UsageError::new("--slurm-sbatch-arg cannot be used with --slurm-rest-url").into());
+    }
+    let user = match &args.slurm_rest_user {
+        Some(u) => u.clone(),
+        None => std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| UsageError::new("--slurm-rest-url needs --slurm-rest-user (USER is not set)"))?,
+    };
+    let token = match &args.slurm_rest_token_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| UsageError::new(format!("--slurm-rest-token-file {}: {e}", file.display())))?;
+            let line = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default();
+            let token = line.strip_prefix("SLURM_JWT=").unwrap_or(line).to_string();
+            if token.is_empty() {
+                return Err(UsageError::new(format!(
+                    "--slurm-rest-token-file {}: the file holds no token",
+                    file.display()
+                ))
+                .into());
+            }
+            token
+        }
+        None => std::env::var("SLURM_JWT")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                UsageError::new("--slurm-rest-url needs a token: --slurm-rest-token-file FILE or SLURM_JWT")
+            })?,
+    };
+    Ok(weft_server::SlurmRest {
+        url: url.to_string(),
+        user,
+        token,
     })
 }
 
