@@ -1685,7 +1685,6 @@ mod tests {
                             idle_ttl_s: None,
                             max_concurrency: None,
                             resources: None,
-                            resources: None,
                         })
                         .await
                         .map(|_| ())
