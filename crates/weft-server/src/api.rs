@@ -561,14 +561,7 @@ pub fn run_view(r: &RunRecord) -> Value {
 }
 
 async fn get_run(State(server): State<Arc<Server>>, Path(id): Path<String>) -> ApiResult {
-    let r = server
-        .store()
-        .get_run(&id)
-        .await?
-        .ok_or_else(|| ServerError::NotFound {
-            what: "run",
-            id: id.clone(),
-        })?;
+    let r = server.stored_run(&id).await?;
     Ok(axum::Json(run_view(&r)).into_response())
 }
 
@@ -955,14 +948,7 @@ async fn pipeline_svg(
     };
     let states = match q.run.as_deref() {
         Some(run_id) => {
-            let run = server
-                .store()
-                .get_run(run_id)
-                .await?
-                .ok_or_else(|| ServerError::NotFound {
-                    what: "run",
-                    id: run_id.to_string(),
-                })?;
+            let run = server.stored_run(run_id).await?;
             node_states(&run, p)
         }
         None => Default::default(),

@@ -87,14 +87,7 @@ fn check_name(name: &str) -> Result<(), ServerError> {
 /// session's when it is live, else opened again from the project folder
 /// the store recorded for it.
 async fn saved(server: &Arc<Server>, run_id: &str) -> Result<(RunRecord, Vec<SavedDataset>), ServerError> {
-    let record = server
-        .store()
-        .get_run(run_id)
-        .await?
-        .ok_or_else(|| ServerError::NotFound {
-            what: "run",
-            id: run_id.to_string(),
-        })?;
+    let record = server.stored_run(run_id).await?;
     let service: Arc<ServiceSession> = match server.live(&record.session_id) {
         Some(s) => Arc::clone(s.service()),
         None => {

@@ -458,6 +458,18 @@ pub fn document() -> Value {
 }
 
 /// The saved-datasets endpoints (charts on the web page) and their schemas.
+/// Adds `schemas` to the document's component schemas and `paths` to its
+/// paths.
+fn extend(doc: &mut Value, schemas: Value, paths: Value) {
+    let add = |target: &mut Value, add: Value| {
+        if let (Some(t), Value::Object(add)) = (target.as_object_mut(), add) {
+            t.extend(add);
+        }
+    };
+    add(&mut doc["components"]["schemas"], schemas);
+    add(&mut doc["paths"], paths);
+}
+
 fn dataset_docs(doc: &mut Value) {
     let schemas = json!({
         "RunDataset": {
@@ -547,16 +559,7 @@ fn dataset_docs(doc: &mut Value) {
             }
         }
     });
-    for (section, add) in [("schemas", schemas), ("paths", paths)] {
-        let target = if section == "paths" {
-            &mut doc["paths"]
-        } else {
-            &mut doc["components"]["schemas"]
-        };
-        if let (Some(t), Value::Object(add)) = (target.as_object_mut(), add) {
-            t.extend(add);
-        }
-    }
+    extend(doc, schemas, paths);
 }
 
 /// The pipeline read endpoints (used by the web page) and their schemas.
@@ -653,14 +656,5 @@ fn pipeline_docs(doc: &mut Value, string_list: &Value) {
                 }
             }
     });
-    for (section, add) in [("schemas", schemas), ("paths", paths)] {
-        let target = if section == "paths" {
-            &mut doc["paths"]
-        } else {
-            &mut doc["components"]["schemas"]
-        };
-        if let (Some(t), Value::Object(add)) = (target.as_object_mut(), add) {
-            t.extend(add);
-        }
-    }
+    extend(doc, schemas, paths);
 }

@@ -436,6 +436,14 @@ impl Server {
         self.accepting.load(Ordering::SeqCst)
     }
 
+    /// A run's stored record; an unknown id is [`ServerError::NotFound`].
+    pub async fn stored_run(&self, run_id: &str) -> Result<RunRecord, ServerError> {
+        self.store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| not_found("run", run_id))
+    }
+
     /// A live session by id.
     pub fn live(&self, id: &str) -> Option<Arc<LiveSession>> {
         self.sessions
@@ -874,11 +882,7 @@ impl Server {
         node: Option<&str>,
         answer: Value,
     ) -> Result<RunRecord, ServerError> {
-        let record = self
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| not_found("run", run_id))?;
+        let record = self.stored_run(run_id).await?;
         let pending = match (&record.status, &record.pending_input) {
             (RunStatus::InputRequired, Some(p)) => p.clone(),
             (status, _) => {
@@ -1047,11 +1051,7 @@ impl Server {
     /// Cancels a run: a queued one without running it, a running one
     /// between nodes. Returns the run's record after the request.
     pub async fn cancel_run(&self, run_id: &str) -> Result<RunRecord, ServerError> {
-        let record = self
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| not_found("run", run_id))?;
+        let record = self.stored_run(run_id).await?;
         match record.status {
             RunStatus::Queued => {
                 if self.store.cancel_queued(run_id).await? {

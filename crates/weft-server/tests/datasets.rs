@@ -105,6 +105,17 @@ impl Fixture {
         self.dir.path()
     }
 
+    /// `GET /v1/runs/{run}/datasets/{name}` with the token.
+    async fn dataset(&self, run: &str, name: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+        self.raw(
+            "GET",
+            &format!("/v1/runs/{run}/datasets/{name}"),
+            None,
+            Some(TOKEN),
+        )
+        .await
+    }
+
     async fn raw(
         &self,
         method: &str,
@@ -211,14 +222,7 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
     assert_eq!(table["content_type"], "text/csv; charset=utf-8");
 
     // The PNG's bytes are the file's.
-    let (status, headers, bytes) = f
-        .raw(
-            "GET",
-            &format!("/v1/runs/{run}/datasets/chart"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, headers, bytes) = f.dataset(&run, "chart").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "image/png");
     assert_eq!(bytes, on_disk);
@@ -234,14 +238,7 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
     );
 
     // The Plotly figure is JSON, marked as the current file.
-    let (status, headers, bytes) = f
-        .raw(
-            "GET",
-            &format!("/v1/runs/{run}/datasets/figure"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, headers, bytes) = f.dataset(&run, "figure").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["x-weft-pinned"], "false");
@@ -250,14 +247,7 @@ async fn a_run_lists_its_files_and_serves_each_one_as_it_saved_it() {
     assert_eq!(fig["data"][0]["type"], "bar", "{fig}");
     assert_eq!(fig["data"][0]["y"], json!([1, 3, 2]), "{fig}");
 
-    let (status, headers, bytes) = f
-        .raw(
-            "GET",
-            &format!("/v1/runs/{run}/datasets/table"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, headers, bytes) = f.dataset(&run, "table").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(bytes, std::fs::read(f.root().join("data/table.csv")).unwrap());
@@ -281,14 +271,7 @@ async fn each_run_gets_its_own_version_back() {
     for (run, size) in [(&a, (200, 120)), (&b, (500, 300))] {
         let list = f.datasets(run).await;
         assert_eq!(by_name(&list, "chart")["version"], run.as_str());
-        let (status, headers, bytes) = f
-            .raw(
-                "GET",
-                &format!("/v1/runs/{run}/datasets/chart"),
-                None,
-                Some(TOKEN),
-            )
-            .await;
+        let (status, headers, bytes) = f.dataset(run, "chart").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["x-weft-version"], run.as_str());
         assert_eq!(png_size(&bytes), size, "run {run} gets its own chart");
@@ -427,14 +410,7 @@ async fn files_over_the_limit_are_refused_with_their_size() {
     let m = v["error"]["message"].as_str().unwrap();
     assert!(m.contains("`chart`") && m.contains("up to 100 bytes"), "{m}");
     // A small file is still served.
-    let (status, _, _) = f
-        .raw(
-            "GET",
-            &format!("/v1/runs/{run}/datasets/table"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
+    let (status, _, _) = f.dataset(&run, "table").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -460,28 +436,14 @@ async fn run_scoped_files_are_the_runs_own_and_an_svg_is_sandboxed() {
         let list = f.datasets(run).await;
         let table = by_name(&list, "table");
         assert_eq!(table["pinned"], true, "{table}");
-        let (status, headers, bytes) = f
-            .raw(
-                "GET",
-                &format!("/v1/runs/{run}/datasets/table"),
-                None,
-                Some(TOKEN),
-            )
-            .await;
+        let (status, headers, bytes) = f.dataset(run, "table").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["x-weft-pinned"], "true");
         let text = String::from_utf8(bytes).unwrap();
         assert_eq!(text.lines().count(), 1 + rows, "run {run}'s own table: {text}");
         let chart = by_name(&list, "chart");
         assert_eq!(chart["content_type"], "image/svg+xml");
-        let (status, headers, bytes) = f
-            .raw(
-                "GET",
-                &format!("/v1/runs/{run}/datasets/chart"),
-                None,
-                Some(TOKEN),
-            )
-            .await;
+        let (status, headers, bytes) = f.dataset(run, "chart").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["content-type"], "image/svg+xml");
         assert!(
