@@ -581,6 +581,20 @@ struct Seen {
     queued: Option<String>,
 }
 
+impl Seen {
+    /// The job is queued or running in `state` (with `reason`), on
+    /// `batch_host` once it has one.
+    fn live(&mut self, state: &str, reason: String, batch_host: Option<String>) {
+        self.queued = Some(format!("{state} (reason {reason})"));
+        if batch_host.is_some() {
+            self.batch_host = batch_host;
+        }
+        if state == "PENDING" && is_hopeless(&reason) {
+            self.never = Some(reason);
+        }
+    }
+}
+
 /// How a job is watched and cancelled: the Slurm commands, or slurmrestd.
 enum Api {
     Commands(SlurmCommands),
@@ -637,14 +651,7 @@ impl Shared {
         };
         match line {
             Some(line) if !is_ended(&line.state) => {
-                let mut seen = lock(&self.seen);
-                seen.queued = Some(format!("{} (reason {})", line.state, line.reason));
-                if line.batch_host.is_some() {
-                    seen.batch_host = line.batch_host;
-                }
-                if line.state == "PENDING" && is_hopeless(&line.reason) {
-                    seen.never = Some(line.reason);
-                }
+                lock(&self.seen).live(&line.state, line.reason, line.batch_host);
             }
             Some(line) => {
                 let exit = self
@@ -682,13 +689,7 @@ impl Shared {
                     seen.exit = Some(ended_message(&self.id, &state, &code, &reason));
                     return;
                 }
-                seen.queued = Some(format!("{state} (reason {reason})"));
-                if batch_host.is_some() {
-                    seen.batch_host = batch_host;
-                }
-                if state == "PENDING" && is_hopeless(&reason) {
-                    seen.never = Some(reason);
-                }
+                seen.live(&state, reason, batch_host);
             }
         }
     }
