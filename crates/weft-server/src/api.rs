@@ -145,6 +145,38 @@ async fn openapi() -> Response {
 }
 
 /// Parses a JSON body, naming the path of a bad field.
+/// A `T` read only from a JSON object. serde's derived structs also take
+/// an array of their fields in order (`"resources": [null, null]`), which
+/// the API's schemas do not allow; inside the object, field errors keep
+/// their paths (`resources.cpus`).
+pub(crate) struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Object<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// `deserialize_with` for an optional field that must be an object or null
+/// (see [`Object`]).
+pub(crate) fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<Object<T>>::deserialize(d).map(|o| o.map(|Object(t)| t))
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServerError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return serde_json::from_slice(b"{}").map_err(|_| ServerError::bad("the request needs a JSON body"));
@@ -322,7 +354,8 @@ async fn delete_session(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubmitRuns {
-    runs: Option<Vec<RunConfig>>,
+    runs: Option<Vec<Object<RunConfig>>>,
+    #[serde(default, deserialize_with = "object_or_null")]
     spec: Option<RunConfig>,
     #[serde(default)]
     sweep: Vec<String>,
@@ -358,7 +391,7 @@ fn expand(server: &Server, req: SubmitRuns) -> Result<Vec<RunConfig>, ServerErro
                     retry_after_s: 0,
                 });
             }
-            Ok(runs)
+            Ok(runs.into_iter().map(|Object(run)| run).collect())
         }
         (None, Some(spec)) => {
             if req.sweep.is_empty() {

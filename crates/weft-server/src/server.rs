@@ -330,6 +330,7 @@ pub struct CreateSession {
     pub max_concurrency: Option<u32>,
     /// Launcher resources of the session's workers (each set field
     /// overrides the server's default).
+    #[serde(default, deserialize_with = "crate::api::object_or_null")]
     pub resources: Option<crate::resources::ResourcesRequest>,
 }
 

@@ -1133,6 +1133,9 @@ async fn session_resources_round_trip_are_checked_and_survive_a_restart() {
     let (_, before) = f.call("GET", "/v1/sessions", None).await;
     let before = before["sessions"].as_array().unwrap().len();
     for (body, want, path) in [
+        // Regression (Schemathesis NetzhW): an array of the fields in order
+        // was taken as the object.
+        (json!([null, null]), StatusCode::BAD_REQUEST, "resources"),
         (json!({"cpu": 1}), StatusCode::BAD_REQUEST, "resources.cpu"),
         (json!({"cpus": "many"}), StatusCode::BAD_REQUEST, "resources.cpus"),
         (
@@ -1211,4 +1214,32 @@ async fn session_resources_round_trip_are_checked_and_survive_a_restart() {
     assert_eq!(v["resources"], shown, "{v}");
     assert!(again.server.live(&id).is_some(), "the session was adopted");
     drop(f);
+}
+
+/// Regression: serde's derived structs take an array of their fields in
+/// order, so `"spec": [null]` or `"runs": [[null]]` were run specs.
+#[tokio::test]
+async fn run_specs_must_be_objects() {
+    let f = fixture().await;
+    let (status, v) = f.call("POST", "/v1/sessions", Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    for (body, path) in [
+        (json!({"spec": [null]}), "spec"),
+        (json!({"runs": [[null]]}), "runs[0]"),
+    ] {
+        let (status, v) = f
+            .call("POST", &format!("/v1/sessions/{id}/runs"), Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"]["path"], path, "{body}: {v}");
+    }
+    let (status, v) = f
+        .call(
+            "POST",
+            &format!("/v1/sessions/{id}/runs"),
+            Some(json!({"runs": [{}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "an object still is a spec: {v}");
 }
